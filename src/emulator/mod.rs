@@ -1,0 +1,1 @@
+//! Gemini-compatible emulator (in progress).

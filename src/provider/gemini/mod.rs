@@ -1,0 +1,1 @@
+//! Gemini provider (in progress).

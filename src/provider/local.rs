@@ -1,0 +1,1 @@
+//! Local proof renderer (in progress).
