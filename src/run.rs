@@ -1,1 +1,769 @@
-//! TODO
+//! Orchestration: load → expand → sync the queue → budget check → dispatch
+//! (realtime or batch) → manifest. Stages talk only through the queue.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::assets;
+use crate::campaign::{Campaign, RunMode};
+use crate::cost::PriceTable;
+use crate::error::{Error, ExitCode, Result};
+use crate::expand::{self, JobSpec};
+use crate::manifest;
+use crate::model::BillingMode;
+use crate::provider::retry::{RetryBudget, RetryPolicy};
+use crate::provider::{ErrorClass, Generated, Provider, ProviderError, Reason};
+use crate::queue::{AttemptRecord, Claimed, JobId, JobState, Planned, Queue, RunId, now_ms};
+
+pub mod batch;
+
+/// Deterministic crash points for the kill tests: `ADLOC_CRASH_AT=name` or
+/// `name:N` aborts the process (no cleanup, like `kill -9`) the N-th time
+/// (default first) execution passes the named point. Off unless set.
+pub(crate) fn crash_point(name: &str) {
+    static HITS: std::sync::Mutex<Option<HashMap<String, u64>>> = std::sync::Mutex::new(None);
+    let Ok(spec) = std::env::var("ADLOC_CRASH_AT") else {
+        return;
+    };
+    let (target, nth) = match spec.split_once(':') {
+        Some((t, n)) => (t.to_string(), n.parse::<u64>().unwrap_or(1)),
+        None => (spec.clone(), 1),
+    };
+    if target != name {
+        return;
+    }
+    let Ok(mut guard) = HITS.lock() else { return };
+    let hits = guard.get_or_insert_with(HashMap::new);
+    let n = hits.entry(target).or_insert(0);
+    *n += 1;
+    if *n == nth {
+        eprintln!("crash point {name} reached; aborting");
+        std::process::abort();
+    }
+}
+
+/// Which provider to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderChoice {
+    /// The local proof renderer.
+    Local,
+    /// Google Gemini.
+    Gemini,
+}
+
+impl ProviderChoice {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderChoice::Local => "local",
+            ProviderChoice::Gemini => "gemini",
+        }
+    }
+}
+
+/// Options for one `adloc run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Campaign folder.
+    pub campaign_dir: PathBuf,
+    /// Provider; `None` picks gemini when a key is set, else local.
+    pub provider: Option<ProviderChoice>,
+    /// Mode override.
+    pub mode: Option<RunMode>,
+    /// Output root.
+    pub out: PathBuf,
+    /// State file.
+    pub state: PathBuf,
+    /// Realtime calls in flight at most.
+    pub concurrency: usize,
+    /// Spend cap for this run in USD.
+    pub max_spend: Option<f64>,
+    /// Batch: submit and return without waiting.
+    pub no_wait: bool,
+    /// Auto mode: finish in realtime once this instant (minus the margin) is reached.
+    pub deadline: Option<jiff::Timestamp>,
+    /// Safety margin before the deadline.
+    pub deadline_margin: Duration,
+    /// How long a claim is held without a heartbeat.
+    pub lease: Duration,
+    /// How long Ctrl-C waits for in-flight calls.
+    pub drain_timeout: Duration,
+    /// Draw a progress bar (terminal) instead of log lines.
+    pub progress_bar: bool,
+}
+
+impl RunOptions {
+    /// Defaults for a campaign folder.
+    pub fn new(campaign_dir: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            campaign_dir: campaign_dir.into(),
+            provider: None,
+            mode: None,
+            out: PathBuf::from("out"),
+            state: PathBuf::from(".adloc/state.db"),
+            concurrency: 8,
+            max_spend: None,
+            no_wait: false,
+            deadline: None,
+            deadline_margin: Duration::from_secs(30 * 60),
+            lease: Duration::from_secs(120),
+            drain_timeout: Duration::from_secs(30),
+            progress_bar: false,
+        }
+    }
+}
+
+/// Why dispatching stopped before every job was finished.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// A run-terminal provider error (auth, model, daily quota, credit).
+    Provider(Reason, String),
+    /// The retry budget is spent.
+    RetryBudget(u64, u64),
+    /// The spend cap was reached.
+    SpendCap(f64),
+    /// Ctrl-C / SIGTERM.
+    Interrupted,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Provider(r, d) => write!(f, "{r}: {d}"),
+            StopReason::RetryBudget(first, retries) => write!(
+                f,
+                "retry budget spent ({retries} retries for {first} first attempts); the provider looks unhealthy, stopping instead of retrying harder"
+            ),
+            StopReason::SpendCap(usd) => write!(f, "spend cap reached (${usd:.4} spent this run)"),
+            StopReason::Interrupted => write!(f, "interrupted"),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Campaign name.
+    pub campaign: String,
+    /// Provider used.
+    pub provider: String,
+    /// Mode used.
+    pub mode: String,
+    /// What the sync found.
+    pub planned: crate::queue::SyncReport,
+    /// Final counts from the manifest.
+    pub totals: manifest::Totals,
+    /// USD spent by this run.
+    pub spent_usd: f64,
+    /// Why it stopped early, if it did.
+    pub stopped: Option<StopReason>,
+    /// Batches submitted and left running (`--no-wait`).
+    pub batches_left: Vec<String>,
+    /// Where the manifest was written.
+    pub manifest_path: PathBuf,
+    /// The exit code the CLI should use.
+    pub exit: ExitCode,
+}
+
+/// Shared context for the dispatchers.
+pub(crate) struct Ctx {
+    pub queue: Queue,
+    pub run: RunId,
+    pub campaign: String,
+    pub campaign_out: PathBuf,
+    pub provider: Arc<dyn Provider>,
+    pub specs: HashMap<JobId, Arc<JobSpec>>,
+    pub prices: PriceTable,
+    pub policy: RetryPolicy,
+    pub budget: RetryBudget,
+    pub spend_cap: Option<f64>,
+    pub spent_micros: AtomicU64,
+    pub cancel: CancellationToken,
+    pub progress: Progress,
+    pub lease: Duration,
+}
+
+impl Ctx {
+    pub(crate) fn spent(&self) -> f64 {
+        self.spent_micros.load(Ordering::Relaxed) as f64 / 1e6
+    }
+    fn add_spend(&self, usd: f64) {
+        self.spent_micros
+            .fetch_add((usd * 1e6).round() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Progress reporting: a bar on a terminal, log lines otherwise.
+pub(crate) struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Progress {
+    fn new(total: u64, bar: bool) -> Self {
+        let bar = bar.then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}",
+            ) {
+                b.set_style(style);
+            }
+            b
+        });
+        Progress {
+            bar,
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(total),
+        }
+    }
+
+    pub(crate) fn finished_one(&self, what: &str, key: &str) {
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = self.total.load(Ordering::Relaxed);
+        match &self.bar {
+            Some(b) => {
+                b.inc(1);
+                b.set_message(format!("{what} {key}"));
+            }
+            None => tracing::info!(job = key, outcome = what, progress = format!("{n}/{total}"), "job finished"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Build the provider for a choice.
+pub fn make_provider(choice: ProviderChoice, campaign: &Campaign) -> Result<Arc<dyn Provider>> {
+    match choice {
+        ProviderChoice::Local => Ok(Arc::new(crate::provider::local::LocalProvider::new())),
+        ProviderChoice::Gemini => crate::provider::gemini::provider_for(campaign),
+    }
+}
+
+/// Default provider: gemini when `GEMINI_API_KEY` or `GOOGLE_API_KEY` is set.
+pub fn default_provider() -> ProviderChoice {
+    let set = |k: &str| std::env::var(k).map(|v| !v.trim().is_empty()).unwrap_or(false);
+    if set("GEMINI_API_KEY") || set("GOOGLE_API_KEY") {
+        ProviderChoice::Gemini
+    } else {
+        ProviderChoice::Local
+    }
+}
+
+/// Load and expand a campaign: every input error surfaces here, before
+/// anything is written.
+pub fn load_and_expand(dir: &Path) -> Result<(Campaign, Vec<JobSpec>)> {
+    let campaign = Campaign::load(dir)?;
+    let specs = expand::expand(&campaign).map_err(Error::Input)?;
+    Ok((campaign, specs))
+}
+
+/// Estimated USD for the specs flagged in `generate`.
+pub fn estimate(campaign: &Campaign, specs: &[JobSpec], generate: &[bool], mode: BillingMode) -> f64 {
+    let prices = PriceTable::new(campaign.pricing.clone());
+    let total: f64 = specs
+        .iter()
+        .zip(generate)
+        .filter(|(_, g)| **g)
+        .map(|(s, _)| prices.per_image(&s.request.model, s.request.image_size, mode))
+        .sum();
+    crate::cost::round_micro(total)
+}
+
+/// Run a campaign to completion (or to a stop).
+pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSummary> {
+    let (campaign, specs) = load_and_expand(&opts.campaign_dir)?;
+    let choice = opts.provider.unwrap_or_else(|| {
+        let c = default_provider();
+        if c == ProviderChoice::Local {
+            eprintln!(
+                "notice: no GEMINI_API_KEY or GOOGLE_API_KEY set; using the local proof renderer (no network, no cost)"
+            );
+        }
+        c
+    });
+    let provider = make_provider(choice, &campaign)?;
+    let mut mode = opts.mode.unwrap_or(campaign.mode);
+    if provider.batch().is_none() && mode != RunMode::Realtime {
+        tracing::info!(provider = provider.name(), "provider has no batch API; rendering in realtime");
+        mode = RunMode::Realtime;
+    }
+    let billing = |m: RunMode| match m {
+        RunMode::Realtime => BillingMode::Realtime,
+        RunMode::Batch | RunMode::Auto => BillingMode::Batch,
+    };
+
+    // Everything below writes state; the input is known good.
+    let queue = Queue::open(&opts.state).await?;
+    let planned = queue.preview(&campaign.name, &specs).await?;
+    check_budget(&campaign, &specs, &planned, choice, billing(mode), &opts)?;
+    let (planned, ids) = queue.sync(&campaign.name, &specs).await?;
+
+    let campaign_out = opts.out.join(&campaign.name);
+    std::fs::create_dir_all(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
+    let swept = assets::sweep_temporaries(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
+    if swept > 0 {
+        tracing::info!(files = swept, "removed temporary files left by an interrupted run");
+    }
+    let recovered = queue.recover_orphans(&campaign.name).await?;
+    if recovered > 0 {
+        tracing::info!(jobs = recovered, "took back jobs from a runner that stopped");
+    }
+
+    let run_id = queue
+        .start_run(&campaign.name, provider.name(), mode.as_str())
+        .await?;
+    let specs_by_id: HashMap<JobId, Arc<JobSpec>> = ids
+        .into_iter()
+        .zip(specs)
+        .map(|(id, s)| (id, Arc::new(s)))
+        .collect();
+    let progress = Progress::new(planned.report.to_generate as u64, opts.progress_bar);
+    let ctx = Arc::new(Ctx {
+        queue: queue.clone(),
+        run: run_id,
+        campaign: campaign.name.clone(),
+        campaign_out: campaign_out.clone(),
+        provider: provider.clone(),
+        specs: specs_by_id,
+        prices: PriceTable::new(campaign.pricing.clone()),
+        policy: RetryPolicy::new(campaign.retry),
+        budget: RetryBudget::new(&campaign.retry),
+        spend_cap: spend_cap(&campaign, &opts, choice),
+        spent_micros: AtomicU64::new(0),
+        cancel: cancel.clone(),
+        progress,
+        lease: opts.lease,
+    });
+
+    let heartbeat = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if let Err(e) = ctx.queue.heartbeat(ctx.run, ctx.lease).await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+            }
+        })
+    };
+
+    let concurrency = match choice {
+        // Rendering is CPU-bound: more tasks than cores only adds memory.
+        ProviderChoice::Local => opts
+            .concurrency
+            .min(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        ProviderChoice::Gemini => opts.concurrency,
+    }
+    .max(1);
+
+    let mut batches_left = Vec::new();
+    let outcome = match mode {
+        RunMode::Realtime => dispatch_realtime(&ctx, concurrency, opts.drain_timeout).await,
+        RunMode::Batch | RunMode::Auto => {
+            batch::dispatch(&ctx, &campaign, mode, &opts, concurrency, &mut batches_left).await
+        }
+    };
+    heartbeat.abort();
+    ctx.progress.finish();
+    let stopped = outcome?;
+
+    let jobs = queue.jobs(&campaign.name).await?;
+    let m = manifest::build(&campaign.name, &jobs);
+    let manifest_path = manifest::write(&campaign_out, &m)?;
+    let exit = if stopped.is_some() {
+        ExitCode::RunRefused
+    } else if m.totals.failed + m.totals.blocked > 0 {
+        ExitCode::PartialFailure
+    } else if m.totals.pending > 0 && !opts.no_wait {
+        ExitCode::RunRefused
+    } else {
+        ExitCode::Success
+    };
+    queue
+        .finish_run(
+            run_id,
+            match &stopped {
+                Some(s) => match s {
+                    StopReason::Interrupted => "interrupted",
+                    _ => "stopped",
+                },
+                None => "finished",
+            },
+        )
+        .await?;
+    queue.close().await;
+    Ok(RunSummary {
+        campaign: campaign.name.clone(),
+        provider: provider.name().to_string(),
+        mode: mode.as_str().to_string(),
+        planned: planned.report,
+        totals: m.totals,
+        spent_usd: ctx.spent(),
+        stopped,
+        batches_left,
+        manifest_path,
+        exit,
+    })
+}
+
+fn spend_cap(campaign: &Campaign, opts: &RunOptions, choice: ProviderChoice) -> Option<f64> {
+    if choice == ProviderChoice::Local {
+        return None;
+    }
+    match (campaign.budget_usd, opts.max_spend) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn check_budget(
+    campaign: &Campaign,
+    specs: &[JobSpec],
+    planned: &Planned,
+    choice: ProviderChoice,
+    mode: BillingMode,
+    opts: &RunOptions,
+) -> Result<()> {
+    if choice == ProviderChoice::Local {
+        return Ok(());
+    }
+    let estimate = estimate(campaign, specs, &planned.generate, mode);
+    let limits = [
+        (campaign.budget_usd, "budget.max_usd in campaign.toml"),
+        (opts.max_spend, "--max-spend"),
+    ];
+    for (limit, source) in limits {
+        if let Some(budget) = limit
+            && estimate > budget
+        {
+            return Err(Error::OverBudget {
+                estimate,
+                budget,
+                source_of_budget: source.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What happened to one job in one attempt.
+pub(crate) enum JobOutcome {
+    Done,
+    Retry,
+    Terminal,
+    Stop(StopReason),
+}
+
+/// Realtime dispatch: claim, call, store, record — `concurrency` at a time.
+async fn dispatch_realtime(ctx: &Arc<Ctx>, concurrency: usize, drain: Duration) -> Result<Option<StopReason>> {
+    let limiter = rate_limiter(ctx);
+    let mut set: JoinSet<Result<JobOutcome>> = JoinSet::new();
+    let mut stop: Option<StopReason> = None;
+    loop {
+        if stop.is_none() && ctx.cancel.is_cancelled() {
+            stop = Some(StopReason::Interrupted);
+        }
+        if stop.is_some() {
+            break;
+        }
+        let free = concurrency.saturating_sub(set.len());
+        if free > 0 {
+            for job in ctx.queue.claim(ctx.run, &ctx.campaign, free, ctx.lease).await? {
+                let ctx = ctx.clone();
+                let limiter = limiter.clone();
+                set.spawn(async move {
+                    if let Some(l) = &limiter {
+                        l.until_ready().await;
+                    }
+                    crash_point("realtime-after-claim");
+                    realtime_one(&ctx, job).await
+                });
+            }
+        }
+        if set.is_empty() {
+            match ctx.queue.next_pending(&ctx.campaign).await? {
+                None => break,
+                Some(not_before) => {
+                    let wait = not_before.map_or(50, |t| (t - now_ms()).clamp(10, 1000)) as u64;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                        _ = ctx.cancel.cancelled() => {}
+                    }
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            Some(res) = set.join_next() => {
+                if let Some(s) = handle_join(res)? {
+                    stop.get_or_insert(s);
+                }
+            }
+            _ = ctx.cancel.cancelled() => {}
+        }
+    }
+    // Let calls already in flight finish (their images are paid for), within a bound.
+    let deadline = tokio::time::Instant::now() + drain;
+    while !set.is_empty() {
+        tokio::select! {
+            Some(res) = set.join_next() => {
+                if let Some(s) = handle_join(res)? {
+                    stop.get_or_insert(s);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(jobs = set.len(), "in-flight calls did not finish in time; they return to pending");
+                set.abort_all();
+                break;
+            }
+        }
+    }
+    // Whatever we still hold (aborted calls) goes back to pending now rather than at lease expiry.
+    ctx.queue.finish_run(ctx.run, "draining").await?;
+    ctx.queue.recover_orphans(&ctx.campaign).await?;
+    Ok(stop)
+}
+
+fn handle_join(res: std::result::Result<Result<JobOutcome>, tokio::task::JoinError>) -> Result<Option<StopReason>> {
+    match res {
+        Ok(Ok(JobOutcome::Stop(s))) => Ok(Some(s)),
+        Ok(Ok(_)) => Ok(None),
+        Ok(Err(e)) => Err(e),
+        Err(e) if e.is_cancelled() => Ok(None),
+        Err(e) => Err(Error::Internal(format!("worker task failed: {e}"))),
+    }
+}
+
+type Limiter = governor::DefaultDirectRateLimiter;
+
+fn rate_limiter(ctx: &Ctx) -> Option<Arc<Limiter>> {
+    if ctx.provider.name() == "local" {
+        return None;
+    }
+    let spec = ctx.specs.values().next()?;
+    let rpm = ctx.rpm_override().unwrap_or(spec.request.model.family().default_rpm());
+    let per_min = std::num::NonZeroU32::new(rpm)?;
+    // Burst of a tenth of a minute's quota: smooth, but no idle start.
+    let burst = std::num::NonZeroU32::new((rpm / 10).max(1))?;
+    Some(Arc::new(governor::RateLimiter::direct(
+        governor::Quota::per_minute(per_min).allow_burst(burst),
+    )))
+}
+
+impl Ctx {
+    fn rpm_override(&self) -> Option<u32> {
+        std::env::var("ADLOC_RPM").ok().and_then(|v| v.parse().ok())
+    }
+}
+
+/// One realtime attempt for a claimed job.
+async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<JobOutcome> {
+    let Some(spec) = ctx.specs.get(&job.id).cloned() else {
+        // Claimed a job this process did not expand (another runner's newer
+        // campaign). Hand it back untouched.
+        ctx.queue
+            .transition(job.id, Some(ctx.run), JobState::Pending, None, None, None, true)
+            .await?;
+        return Ok(JobOutcome::Retry);
+    };
+    if job.attempts == 1 {
+        ctx.budget.first_attempt();
+    }
+    let started = now_ms();
+    let result = ctx.provider.generate(&spec.request).await;
+    crash_point("realtime-after-call");
+    let info = JobInfo {
+        key: &spec.key,
+        model: &spec.request.model,
+        size: spec.request.image_size,
+    };
+    settle(ctx, job.id, job.attempts, &info, result, BillingMode::Realtime, started).await
+}
+
+/// What `settle` needs to know about a job.
+pub(crate) struct JobInfo<'a> {
+    pub key: &'a crate::expand::JobKey,
+    pub model: &'a crate::model::ModelId,
+    pub size: crate::model::ImageSize,
+}
+
+/// Record the result of one generation (realtime or one batch line): store
+/// the asset and mark the job done, or classify and reschedule the failure.
+pub(crate) async fn settle(
+    ctx: &Ctx,
+    job: JobId,
+    attempts: u32,
+    spec: &JobInfo<'_>,
+    result: std::result::Result<Generated, ProviderError>,
+    mode: BillingMode,
+    started: i64,
+) -> Result<JobOutcome> {
+    let key = spec.key.to_string();
+    let stored = match result {
+        Ok(generated) => {
+            let out = ctx.campaign_out.clone();
+            let k = spec.key.clone();
+            let bytes = generated.bytes;
+            let mime = generated.mime_type.clone();
+            let res = tokio::task::spawn_blocking(move || assets::store_master(&out, &k, &bytes, &mime))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            crash_point("after-asset-rename");
+            match res {
+                Ok(asset) => Ok((asset, generated.usage)),
+                Err(assets::AssetError::Io { path, source }) => return Err(Error::io(path, source)),
+                Err(e) => Err(ProviderError::retryable(
+                    Reason::UndecodableImage,
+                    e.to_string(),
+                    None,
+                )),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let attempt = |outcome: &'static str, e: Option<&ProviderError>, cost: f64| AttemptRecord {
+        mode: mode.as_str().to_string(),
+        started_at: started,
+        outcome,
+        reason: e.map(|e| e.reason.code().to_string()),
+        http_status: e.and_then(|e| e.http_status),
+        detail: e.map(|e| e.detail.clone()),
+        cost_usd: cost,
+    };
+    match stored {
+        Ok((asset, usage)) => {
+            let cost = if ctx.provider.name() == "local" {
+                0.0
+            } else {
+                match &usage {
+                    Some(u) => ctx.prices.from_usage(spec.model, spec.size, mode, u),
+                    None => ctx.prices.per_image(spec.model, spec.size, mode),
+                }
+            };
+            let usage_json = usage.and_then(|u| serde_json::to_string(&u).ok());
+            crash_point("before-job-update");
+            let ok = ctx
+                .queue
+                .complete(
+                    job,
+                    Some(ctx.run),
+                    ctx.provider.name(),
+                    &asset,
+                    cost,
+                    usage_json,
+                    &attempt("ok", None, cost),
+                )
+                .await?;
+            ctx.add_spend(cost);
+            if !ok {
+                tracing::warn!(job = key, "job changed while its image was generated; result kept on disk, not recorded");
+            }
+            ctx.progress.finished_one("done", &key);
+            if let Some(cap) = ctx.spend_cap
+                && ctx.spent() >= cap
+            {
+                return Ok(JobOutcome::Stop(StopReason::SpendCap(ctx.spent())));
+            }
+            Ok(JobOutcome::Done)
+        }
+        Err(e) => {
+            tracing::debug!(job = key, reason = e.reason.code(), detail = %e.detail, "attempt failed");
+            match e.class {
+                ErrorClass::Retryable { retry_after } => {
+                    if attempts >= ctx.policy.max_attempts() {
+                        let detail = format!("gave up after {attempts} attempts; last error: {}", e.detail);
+                        ctx.queue
+                            .transition(
+                                job,
+                                Some(ctx.run),
+                                JobState::Failed,
+                                None,
+                                Some((e.reason.code(), &detail, None)),
+                                Some(&attempt("job_terminal", Some(&e), 0.0)),
+                                false,
+                            )
+                            .await?;
+                        ctx.progress.finished_one("failed", &key);
+                        return Ok(JobOutcome::Terminal);
+                    }
+                    if !ctx.budget.try_retry() {
+                        let (first, retries) = ctx.budget.counts();
+                        ctx.queue
+                            .transition(
+                                job,
+                                Some(ctx.run),
+                                JobState::Pending,
+                                None,
+                                Some((e.reason.code(), &e.detail, None)),
+                                Some(&attempt("retry", Some(&e), 0.0)),
+                                false,
+                            )
+                            .await?;
+                        return Ok(JobOutcome::Stop(StopReason::RetryBudget(first, retries)));
+                    }
+                    let delay = ctx.policy.delay(attempts, retry_after, fastrand::f64());
+                    tracing::info!(job = key, reason = e.reason.code(), retry_in_ms = delay.as_millis() as u64, "will retry");
+                    ctx.queue
+                        .transition(
+                            job,
+                            Some(ctx.run),
+                            JobState::Pending,
+                            Some(now_ms() + delay.as_millis() as i64),
+                            Some((e.reason.code(), &e.detail, None)),
+                            Some(&attempt("retry", Some(&e), 0.0)),
+                            false,
+                        )
+                        .await?;
+                    Ok(JobOutcome::Retry)
+                }
+                ErrorClass::JobTerminal => {
+                    let to = match e.reason {
+                        Reason::BlockedPrompt | Reason::BlockedImage => JobState::Blocked,
+                        _ => JobState::Failed,
+                    };
+                    ctx.queue
+                        .transition(
+                            job,
+                            Some(ctx.run),
+                            to,
+                            None,
+                            Some((e.reason.code(), &e.detail, e.block_reason.as_deref())),
+                            Some(&attempt("job_terminal", Some(&e), 0.0)),
+                            false,
+                        )
+                        .await?;
+                    ctx.progress.finished_one(to.as_str(), &key);
+                    Ok(JobOutcome::Terminal)
+                }
+                ErrorClass::RunTerminal => {
+                    // Not the job's fault: it stays pending, and this call
+                    // does not count against its attempts.
+                    ctx.queue
+                        .transition(
+                            job,
+                            Some(ctx.run),
+                            JobState::Pending,
+                            None,
+                            None,
+                            Some(&attempt("run_terminal", Some(&e), 0.0)),
+                            true,
+                        )
+                        .await?;
+                    Ok(JobOutcome::Stop(StopReason::Provider(e.reason, e.detail)))
+                }
+            }
+        }
+    }
+}

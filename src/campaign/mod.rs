@@ -1,1 +1,182 @@
-//! TODO
+//! Campaign input: `campaign.toml`, the rows CSV and the templates, loaded
+//! and validated as a whole. Every problem names its file, line and column
+//! where there is one; loading reads files and never writes anything.
+
+mod config;
+mod rows;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, InputErrors, InputProblem};
+use crate::locale::Locale;
+use crate::model::{ImageSize, ModelId};
+
+pub use config::{PricingOverride, RetrySettings, RunMode};
+pub use rows::{ColumnKind, Row, RowId, Rows};
+
+/// One creative variant: a template plus its image settings.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// Variant name (`hero`), used in output paths.
+    pub name: String,
+    /// The template file that was found for it.
+    pub template_path: PathBuf,
+    /// The template text.
+    pub template_source: String,
+    /// `imageConfig.aspectRatio`.
+    pub aspect_ratio: String,
+    /// `imageConfig.imageSize`.
+    pub image_size: ImageSize,
+    /// Google Search grounding.
+    pub grounding: bool,
+}
+
+/// A loaded, validated campaign.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// The campaign folder.
+    pub dir: PathBuf,
+    /// `[a-z0-9-]+`, used in output paths and state.
+    pub name: String,
+    /// Locales, canonical, in the order given.
+    pub locales: Vec<Locale>,
+    /// The language of the base (unsuffixed) copy columns.
+    pub base_locale: Locale,
+    /// Model every job uses.
+    pub model: ModelId,
+    /// How jobs are bought.
+    pub mode: RunMode,
+    /// Optional API base URL (proxies, gateways).
+    pub base_url: Option<String>,
+    /// Variants in the order given.
+    pub variants: Vec<Variant>,
+    /// The copy rows.
+    pub rows: Rows,
+    /// `budget.max_usd`.
+    pub budget_usd: Option<f64>,
+    /// Price overrides.
+    pub pricing: Vec<PricingOverride>,
+    /// Retry and pacing settings.
+    pub retry: RetrySettings,
+    /// Requests per minute for the model (client-side pacing).
+    pub rpm: Option<u32>,
+    /// Jobs per batch.
+    pub batch_size: Option<usize>,
+    /// In `auto` mode, fewer pending jobs than this go realtime.
+    pub auto_realtime_below: Option<usize>,
+}
+
+/// Is `name` a safe campaign name (`[a-z0-9-]+`)?
+pub fn valid_campaign_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl Campaign {
+    /// Load and validate the campaign in `dir`. Collects every problem it
+    /// can find before returning, so one run shows them all.
+    pub fn load(dir: &Path) -> Result<Campaign, Error> {
+        let config_path = dir.join("campaign.toml");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| {
+            Error::Input(InputErrors(vec![InputProblem::file(
+                &config_path,
+                format!("cannot read campaign file: {e}"),
+            )]))
+        })?;
+        let mut errors = InputErrors::default();
+        let cfg = match config::parse(&config_path, &text, &mut errors) {
+            Some(c) => c,
+            None => return Err(Error::Input(errors)),
+        };
+
+        let rows_path = dir.join(&cfg.rows);
+        let rows = rows::load(&rows_path, &mut errors);
+
+        let mut variants = Vec::new();
+        for v in &cfg.variants {
+            match find_template(dir, &v.template) {
+                Some(path) => match std::fs::read_to_string(&path) {
+                    Ok(source) => variants.push(Variant {
+                        name: v.name.clone(),
+                        template_path: path,
+                        template_source: source,
+                        aspect_ratio: v.aspect_ratio.clone(),
+                        image_size: v.image_size,
+                        grounding: v.grounding,
+                    }),
+                    Err(e) => errors.push(InputProblem::file(
+                        &path,
+                        format!("cannot read template: {e}"),
+                    )),
+                },
+                None => errors.push(InputProblem::at(
+                    &config_path,
+                    v.template_line,
+                    Some(v.template_col),
+                    format!(
+                        "template `{}` for variant `{}` not found in {} or the top-level templates/ folder",
+                        v.template,
+                        v.name,
+                        dir.join("templates").display()
+                    ),
+                )),
+            }
+        }
+
+        if let Some(rows) = &rows {
+            rows.check_locale_columns(&rows_path, &mut errors);
+        }
+
+        // Template syntax is checked here too, so a broken template is an
+        // input error before anything is written.
+        crate::prompt::check_syntax(&variants, &mut errors);
+
+        errors.clone().into_result()?;
+        let rows = rows.ok_or_else(|| Error::Internal("rows missing without an error".into()))?;
+        Ok(Campaign {
+            dir: dir.to_path_buf(),
+            name: cfg.name,
+            locales: cfg.locales,
+            base_locale: cfg.base_locale,
+            model: cfg.model,
+            mode: cfg.mode,
+            base_url: cfg.base_url,
+            variants,
+            rows,
+            budget_usd: cfg.budget_usd,
+            pricing: cfg.pricing,
+            retry: cfg.retry,
+            rpm: cfg.rpm,
+            batch_size: cfg.batch_size,
+            auto_realtime_below: cfg.auto_realtime_below,
+        })
+    }
+}
+
+/// Template lookup: the campaign's own `templates/` overrides the project's
+/// top-level `templates/` (the folder that holds `campaigns/`), then the
+/// working directory's `templates/`.
+fn find_template(dir: &Path, file: &str) -> Option<PathBuf> {
+    let mut candidates = vec![dir.join("templates").join(file)];
+    if let Some(project) = dir.parent().and_then(Path::parent) {
+        candidates.push(project.join("templates").join(file));
+    }
+    candidates.push(PathBuf::from("templates").join(file));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// 1-based line and column of a byte offset in `text`.
+pub(crate) fn line_col(text: &str, offset: usize) -> (u64, u64) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() as u64 + 1;
+    (line, col)
+}

@@ -1,1 +1,871 @@
-//! TODO
+//! The SQLite store: runs, jobs, attempts and batches. The only state shared
+//! between stages, and between processes working on the same state file.
+//!
+//! Rules this module keeps:
+//! - every job state change is one transaction, written as
+//!   `UPDATE … WHERE state IN (legal from-states)` (see [`JobState::from_states`]);
+//! - claims are one `UPDATE … RETURNING` statement, so two runners never get
+//!   the same job; multi-statement writes start with `BEGIN IMMEDIATE`;
+//! - `synchronous = FULL`: a commit survives power loss, not only a process
+//!   kill. Under WAL, NORMAL could lose the last commits on power loss, and the
+//!   last commit may be "batch X is being created": losing it could pay twice.
+
+mod batches;
+mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+
+pub use batches::{BatchJob, BatchRow};
+pub use state::JobState;
+
+use crate::error::{Error, Result};
+use crate::expand::{JobKey, JobSpec};
+
+/// A run's id in the `runs` table.
+pub type RunId = i64;
+/// A job's row id.
+pub type JobId = i64;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The store.
+#[derive(Clone)]
+pub struct Queue {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+/// What a sync of the expanded jobs against the store found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Identities never seen before.
+    pub new: usize,
+    /// Identities whose request changed (old job superseded).
+    pub changed: usize,
+    /// Identities whose request is the same as stored.
+    pub unchanged: usize,
+    /// Live jobs whose identity left the campaign.
+    pub retired: usize,
+    /// Jobs that will be sent to a provider (pending after the sync).
+    pub to_generate: usize,
+    /// Of the unchanged ones, how many are already done.
+    pub already_done: usize,
+    /// Of the unchanged ones, how many sit in a remote batch already.
+    pub in_batch: usize,
+}
+
+/// A sync report plus, per spec, whether it will be sent to a provider.
+#[derive(Debug, Clone, Default)]
+pub struct Planned {
+    /// The counts.
+    pub report: SyncReport,
+    /// Per spec (same order): true when the job still needs an image.
+    pub generate: Vec<bool>,
+}
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Row id.
+    pub id: JobId,
+    /// Identity.
+    pub key: JobKey,
+    /// Attempts including this one.
+    pub attempts: u32,
+    /// The request hash the job was queued with.
+    pub request_hash: String,
+}
+
+/// An asset that was written, to be recorded with its job.
+#[derive(Debug, Clone)]
+pub struct AssetRecord {
+    /// Path relative to the campaign's output folder.
+    pub path: String,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// File size.
+    pub bytes: u64,
+    /// Decoded width.
+    pub width: u32,
+    /// Decoded height.
+    pub height: u32,
+    /// MIME type of the file.
+    pub mime_type: String,
+}
+
+/// One call's outcome, for the attempts ledger.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// `realtime` or `batch`.
+    pub mode: String,
+    /// When the call started.
+    pub started_at: i64,
+    /// `ok`, `retry`, `job_terminal`, `run_terminal`.
+    pub outcome: &'static str,
+    /// Reason code for failures.
+    pub reason: Option<String>,
+    /// HTTP status if any.
+    pub http_status: Option<u16>,
+    /// Detail text.
+    pub detail: Option<String>,
+    /// What this call cost.
+    pub cost_usd: f64,
+}
+
+/// A job as the manifest and status see it.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// Row id.
+    pub id: JobId,
+    /// Identity.
+    pub key: JobKey,
+    /// State.
+    pub state: JobState,
+    /// Resolved locale.
+    pub resolved_locale: String,
+    /// Per-column resolution (JSON object text).
+    pub resolution: String,
+    /// Request hash.
+    pub request_hash: String,
+    /// Model id.
+    pub model: String,
+    /// Aspect ratio.
+    pub aspect_ratio: String,
+    /// Size tier.
+    pub image_size: String,
+    /// Prompt text.
+    pub prompt: String,
+    /// Calls made.
+    pub attempts: u32,
+    /// Provider that made the asset.
+    pub provider: Option<String>,
+    /// Billing mode of the asset.
+    pub mode: Option<String>,
+    /// The asset, when done (or retired with an asset).
+    pub asset: Option<AssetRecord>,
+    /// Cost of the asset.
+    pub cost_usd: Option<f64>,
+    /// Failure code.
+    pub error_code: Option<String>,
+    /// Failure detail.
+    pub error_detail: Option<String>,
+    /// Provider block reason.
+    pub block_reason: Option<String>,
+    /// When the job reached its terminal state (ms).
+    pub finished_at: Option<i64>,
+    /// Remote batch id, if any.
+    pub batch_id: Option<i64>,
+}
+
+/// Counts for `adloc status`.
+#[derive(Debug, Clone, Default)]
+pub struct StatusCounts {
+    /// Jobs per state.
+    pub by_state: BTreeMap<String, u64>,
+    /// Batches not finished yet: (display name, remote name, state).
+    pub open_batches: Vec<(String, Option<String>, String)>,
+    /// Spend so far in USD (all attempts).
+    pub spent_usd: f64,
+}
+
+fn db_err(path: &Path) -> impl Fn(sqlx::Error) -> Error + '_ {
+    move |source| Error::Db {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Queue {
+    /// Open (creating if needed) the state file and run migrations.
+    pub async fn open(path: &Path) -> Result<Queue> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts)
+            .await
+            .map_err(db_err(path))?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Queue {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Open an existing state file without creating anything; `None` when absent.
+    pub async fn open_existing(path: &Path) -> Result<Option<Queue>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        Queue::open(path).await.map(Some)
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self) -> impl Fn(sqlx::Error) -> Error + '_ {
+        db_err(&self.path)
+    }
+
+    /// Record the start of a run by this process.
+    pub async fn start_run(&self, campaign: &str, provider: &str, mode: &str) -> Result<RunId> {
+        let now = now_ms();
+        let host = hostname();
+        let row = sqlx::query(
+            "INSERT INTO runs (campaign, provider, mode, pid, host, started_at, heartbeat_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(campaign)
+        .bind(provider)
+        .bind(mode)
+        .bind(std::process::id() as i64)
+        .bind(host)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(row.get(0))
+    }
+
+    /// Keep this run's leases alive.
+    pub async fn heartbeat(&self, run: RunId, lease: Duration) -> Result<()> {
+        let now = now_ms();
+        sqlx::query("UPDATE runs SET heartbeat_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        sqlx::query("UPDATE jobs SET lease_expires_at = ? WHERE lease_run = ? AND state = 'in_flight'")
+            .bind(now + lease.as_millis() as i64)
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Mark a run finished.
+    pub async fn finish_run(&self, run: RunId, outcome: &str) -> Result<()> {
+        sqlx::query("UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(outcome)
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Return the in-flight jobs of dead runners to pending. A runner is dead
+    /// when its lease expired, or when it ran on this host and its process is
+    /// gone (so a rerun after `kill -9` resumes at once instead of waiting
+    /// for the lease to run out). Returns how many jobs came back.
+    pub async fn recover_orphans(&self, campaign: &str) -> Result<u64> {
+        let host = hostname();
+        let me = std::process::id() as i64;
+        let open: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT id, pid, host FROM runs WHERE finished_at IS NULL AND campaign = ?",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        for (id, pid, h) in open {
+            if h == host && pid != me && !process_alive(pid) {
+                self.finish_run(id, "died").await?;
+            }
+        }
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE jobs SET state = 'pending', lease_run = NULL, lease_expires_at = NULL, updated_at = ?1
+             WHERE campaign = ?2 AND state = 'in_flight' AND state IN {from}
+               AND (lease_expires_at < ?1
+                    OR lease_run IN (SELECT id FROM runs WHERE finished_at IS NOT NULL))",
+            from = JobState::from_states_sql(JobState::Pending)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(campaign)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(res.rows_affected())
+    }
+
+    /// Compare the expanded jobs with the store without writing anything.
+    pub async fn preview(&self, campaign: &str, specs: &[JobSpec]) -> Result<Planned> {
+        let live = self.live_jobs(campaign).await?;
+        let (report, plan) = compare(&live, specs);
+        Ok(Planned {
+            report,
+            generate: plan.generate,
+        })
+    }
+
+    async fn live_jobs(&self, campaign: &str) -> Result<HashMap<(String, String, String), LiveJob>> {
+        let rows = sqlx::query(
+            "SELECT id, row_id, locale, variant, request_hash, state FROM jobs
+             WHERE campaign = ? AND state NOT IN ('superseded', 'retired')",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let mut live = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let state: String = r.get(5);
+            live.insert(
+                (r.get(1), r.get(2), r.get(3)),
+                LiveJob {
+                    id: r.get(0),
+                    hash: r.get(4),
+                    state: JobState::from_str(&state).map_err(Error::Internal)?,
+                },
+            );
+        }
+        Ok(live)
+    }
+
+    /// Bring the store in line with the expanded jobs, in one transaction:
+    /// new identities are inserted pending; a changed request supersedes the
+    /// old job and queues a new one; identities no longer expanded are retired.
+    /// Returns the report and the live job id of every spec, in spec order.
+    pub async fn sync(&self, campaign: &str, specs: &[JobSpec]) -> Result<(Planned, Vec<JobId>)> {
+        let live = self.live_jobs(campaign).await?;
+        let (report, plan) = compare(&live, specs);
+        let now = now_ms();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err())?;
+        let supersede = format!(
+            "UPDATE jobs SET state = 'superseded', updated_at = ? WHERE id = ? AND state IN {}",
+            JobState::from_states_sql(JobState::Superseded)
+        );
+        let retire = format!(
+            "UPDATE jobs SET state = 'retired', updated_at = ? WHERE id = ? AND state IN {}",
+            JobState::from_states_sql(JobState::Retired)
+        );
+        for id in &plan.superseded {
+            sqlx::query(AssertSqlSafe(supersede.clone()))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+        }
+        for id in &plan.retired {
+            sqlx::query(AssertSqlSafe(retire.clone()))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+        }
+        let mut ids = Vec::with_capacity(specs.len());
+        for (spec, existing) in specs.iter().zip(&plan.ids) {
+            if let Some(id) = existing {
+                ids.push(*id);
+                continue;
+            }
+            let resolution = serde_json::to_string(&spec.resolution)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let row = sqlx::query(
+                "INSERT INTO jobs (campaign, row_id, locale, variant, resolved_locale, resolution,
+                    request_hash, model, aspect_ratio, image_size, prompt, state, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
+            )
+            .bind(&spec.key.campaign)
+            .bind(&spec.key.row_id)
+            .bind(&spec.key.locale)
+            .bind(&spec.key.variant)
+            .bind(&spec.resolved_locale)
+            .bind(resolution)
+            .bind(&spec.request_hash)
+            .bind(spec.request.model.as_str())
+            .bind(&spec.request.aspect_ratio)
+            .bind(spec.request.image_size.as_str())
+            .bind(&spec.request.prompt)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(self.err())?;
+            ids.push(row.get::<i64, _>(0));
+        }
+        tx.commit().await.map_err(self.err())?;
+        Ok((
+            Planned {
+                report,
+                generate: plan.generate,
+            },
+            ids,
+        ))
+    }
+
+    /// Claim up to `limit` pending jobs of `campaign` whose `not_before` has
+    /// passed, among `eligible` ids, for `run`, in one statement.
+    pub async fn claim(&self, run: RunId, campaign: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE jobs SET state = 'in_flight', lease_run = ?1, lease_expires_at = ?2,
+                    attempts = attempts + 1, updated_at = ?3
+             WHERE id IN (SELECT id FROM jobs
+                          WHERE campaign = ?4 AND state = 'pending'
+                            AND (not_before IS NULL OR not_before <= ?3)
+                          ORDER BY not_before IS NOT NULL, not_before, id LIMIT ?5)
+               AND state IN {from}
+             RETURNING id, campaign, row_id, locale, variant, attempts, request_hash",
+            from = JobState::from_states_sql(JobState::InFlight)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(run)
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .bind(campaign)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Claimed {
+                id: r.get(0),
+                key: JobKey {
+                    campaign: r.get(1),
+                    row_id: r.get(2),
+                    locale: r.get(3),
+                    variant: r.get(4),
+                },
+                attempts: r.get::<i64, _>(5) as u32,
+                request_hash: r.get(6),
+            })
+            .collect())
+    }
+
+    /// The earliest `not_before` among pending jobs (to sleep until), and
+    /// whether any pending job exists at all.
+    pub async fn next_pending(&self, campaign: &str) -> Result<Option<Option<i64>>> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), MIN(not_before) FROM jobs WHERE campaign = ? AND state = 'pending'",
+        )
+        .bind(campaign)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let n: i64 = row.get(0);
+        Ok((n > 0).then(|| row.get::<Option<i64>, _>(1)))
+    }
+
+    async fn record_attempt(
+        tx: &mut sqlx::SqliteConnection,
+        job: JobId,
+        run: Option<RunId>,
+        a: &AttemptRecord,
+    ) -> std::result::Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO attempts (job_id, run_id, mode, started_at, finished_at, outcome, reason,
+                                   http_status, detail, cost_usd)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job)
+        .bind(run)
+        .bind(&a.mode)
+        .bind(a.started_at)
+        .bind(now_ms())
+        .bind(a.outcome)
+        .bind(&a.reason)
+        .bind(a.http_status.map(i64::from))
+        .bind(&a.detail)
+        .bind(a.cost_usd)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Mark a job done with its asset, in one transaction with its attempt.
+    /// Returns false when the job was no longer ours to finish (superseded,
+    /// or reclaimed after our lease expired).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn complete(
+        &self,
+        job: JobId,
+        run: Option<RunId>,
+        provider: &str,
+        asset: &AssetRecord,
+        cost_usd: f64,
+        usage_json: Option<String>,
+        attempt: &AttemptRecord,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err())?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'done', provider = ?, mode = ?, asset_path = ?, sha256 = ?,
+                    bytes = ?, width = ?, height = ?, mime_type = ?, cost_usd = ?, usage_json = ?,
+                    error_code = NULL, error_detail = NULL, block_reason = NULL,
+                    lease_run = NULL, lease_expires_at = NULL, not_before = NULL,
+                    updated_at = ?, finished_at = ?
+             WHERE id = ? AND state IN {}",
+            JobState::from_states_sql(JobState::Done)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(provider)
+            .bind(&attempt.mode)
+            .bind(&asset.path)
+            .bind(&asset.sha256)
+            .bind(asset.bytes as i64)
+            .bind(asset.width as i64)
+            .bind(asset.height as i64)
+            .bind(&asset.mime_type)
+            .bind(cost_usd)
+            .bind(usage_json)
+            .bind(now)
+            .bind(now)
+            .bind(job)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        Queue::record_attempt(&mut tx, job, run, attempt)
+            .await
+            .map_err(self.err())?;
+        tx.commit().await.map_err(self.err())?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Move a job to `to` (pending with an optional `not_before`, or a
+    /// terminal failure state), recording the attempt in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transition(
+        &self,
+        job: JobId,
+        run: Option<RunId>,
+        to: JobState,
+        not_before: Option<i64>,
+        error: Option<(&str, &str, Option<&str>)>,
+        attempt: Option<&AttemptRecord>,
+        refund_attempt: bool,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err())?;
+        let (code, detail, block) = error.map_or((None, None, None), |(c, d, b)| (Some(c), Some(d), b));
+        let sql = format!(
+            "UPDATE jobs SET state = ?, not_before = ?, lease_run = NULL, lease_expires_at = NULL,
+                    error_code = COALESCE(?, error_code), error_detail = COALESCE(?, error_detail),
+                    block_reason = ?, attempts = attempts - ?, batch_id = CASE WHEN ? THEN NULL ELSE batch_id END,
+                    updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+             WHERE id = ? AND state IN {}",
+            JobState::from_states_sql(to)
+        );
+        let terminal = to.is_terminal();
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(to.as_str())
+            .bind(not_before)
+            .bind(code)
+            .bind(detail)
+            .bind(block)
+            .bind(i64::from(refund_attempt))
+            .bind(to == JobState::Pending)
+            .bind(now)
+            .bind(terminal)
+            .bind(now)
+            .bind(job)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        if let Some(a) = attempt {
+            Queue::record_attempt(&mut tx, job, run, a)
+                .await
+                .map_err(self.err())?;
+        }
+        tx.commit().await.map_err(self.err())?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Requeue terminal jobs on request (`adloc retry`). Returns how many.
+    pub async fn requeue(&self, campaign: &str, failed: bool, blocked: bool) -> Result<u64> {
+        let mut states = Vec::new();
+        if failed {
+            states.push("'failed'");
+        }
+        if blocked {
+            states.push("'blocked'");
+        }
+        if states.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "UPDATE jobs SET state = 'pending', attempts = 0, not_before = NULL, error_code = NULL,
+                    error_detail = NULL, block_reason = NULL, finished_at = NULL, updated_at = ?
+             WHERE campaign = ? AND state IN ({}) AND state IN {}",
+            states.join(", "),
+            JobState::from_states_sql(JobState::Pending)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(now_ms())
+            .bind(campaign)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(res.rows_affected())
+    }
+
+    /// Every job of the campaign except superseded history.
+    pub async fn jobs(&self, campaign: &str) -> Result<Vec<JobRow>> {
+        let rows = sqlx::query(
+            "SELECT id, campaign, row_id, locale, variant, state, resolved_locale, resolution,
+                    request_hash, model, aspect_ratio, image_size, prompt, attempts, provider, mode,
+                    asset_path, sha256, bytes, width, height, mime_type, cost_usd, error_code,
+                    error_detail, block_reason, finished_at, batch_id
+             FROM jobs WHERE campaign = ? AND state != 'superseded'
+             ORDER BY row_id, locale, variant, id",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        rows.into_iter()
+            .map(|r| {
+                let state: String = r.get(5);
+                let asset = r.get::<Option<String>, _>(16).map(|path| AssetRecord {
+                    path,
+                    sha256: r.get::<Option<String>, _>(17).unwrap_or_default(),
+                    bytes: r.get::<Option<i64>, _>(18).unwrap_or(0) as u64,
+                    width: r.get::<Option<i64>, _>(19).unwrap_or(0) as u32,
+                    height: r.get::<Option<i64>, _>(20).unwrap_or(0) as u32,
+                    mime_type: r.get::<Option<String>, _>(21).unwrap_or_default(),
+                });
+                Ok(JobRow {
+                    id: r.get(0),
+                    key: JobKey {
+                        campaign: r.get(1),
+                        row_id: r.get(2),
+                        locale: r.get(3),
+                        variant: r.get(4),
+                    },
+                    state: JobState::from_str(&state).map_err(Error::Internal)?,
+                    resolved_locale: r.get(6),
+                    resolution: r.get(7),
+                    request_hash: r.get(8),
+                    model: r.get(9),
+                    aspect_ratio: r.get(10),
+                    image_size: r.get(11),
+                    prompt: r.get(12),
+                    attempts: r.get::<i64, _>(13) as u32,
+                    provider: r.get(14),
+                    mode: r.get(15),
+                    asset,
+                    cost_usd: r.get(22),
+                    error_code: r.get(23),
+                    error_detail: r.get(24),
+                    block_reason: r.get(25),
+                    finished_at: r.get(26),
+                    batch_id: r.get(27),
+                })
+            })
+            .collect()
+    }
+
+    /// Total spend recorded in attempts for a campaign.
+    pub async fn spent_usd(&self, campaign: &str) -> Result<f64> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(a.cost_usd), 0.0) FROM attempts a JOIN jobs j ON j.id = a.job_id
+             WHERE j.campaign = ?",
+        )
+        .bind(campaign)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(row.get(0))
+    }
+
+    /// Counts for `adloc status`; all campaigns when `campaign` is `None`.
+    pub async fn status(&self, campaign: Option<&str>) -> Result<StatusCounts> {
+        let mut out = StatusCounts::default();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM jobs WHERE (?1 IS NULL OR campaign = ?1) GROUP BY state",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        for (s, n) in rows {
+            out.by_state.insert(s, n as u64);
+        }
+        out.open_batches = sqlx::query_as(
+            "SELECT display_name, remote_name, state FROM batches
+             WHERE (?1 IS NULL OR campaign = ?1) AND state IN ('submitting', 'submitted', 'succeeded')
+             ORDER BY id",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let spent: (f64,) = sqlx::query_as(
+            "SELECT COALESCE(SUM(a.cost_usd), 0.0) FROM attempts a JOIN jobs j ON j.id = a.job_id
+             WHERE (?1 IS NULL OR j.campaign = ?1)",
+        )
+        .bind(campaign)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        out.spent_usd = spent.0;
+        Ok(out)
+    }
+
+    /// Campaign names known to the store.
+    pub async fn campaigns(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT campaign FROM jobs ORDER BY campaign")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// The pool, for the batch store functions in this module's siblings.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Close the pool (flushes WAL on the last connection).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+struct LiveJob {
+    id: JobId,
+    hash: String,
+    state: JobState,
+}
+
+struct SyncPlan {
+    /// Per spec: the existing live id to keep, or None to insert.
+    ids: Vec<Option<JobId>>,
+    generate: Vec<bool>,
+    superseded: Vec<JobId>,
+    retired: Vec<JobId>,
+}
+
+fn compare(live: &HashMap<(String, String, String), LiveJob>, specs: &[JobSpec]) -> (SyncReport, SyncPlan) {
+    let mut report = SyncReport::default();
+    let mut plan = SyncPlan {
+        ids: Vec::with_capacity(specs.len()),
+        generate: Vec::with_capacity(specs.len()),
+        superseded: Vec::new(),
+        retired: Vec::new(),
+    };
+    let mut seen: std::collections::HashSet<JobId> = std::collections::HashSet::with_capacity(specs.len());
+    for spec in specs {
+        let k = (
+            spec.key.row_id.clone(),
+            spec.key.locale.clone(),
+            spec.key.variant.clone(),
+        );
+        match live.get(&k) {
+            None => {
+                report.new += 1;
+                report.to_generate += 1;
+                plan.ids.push(None);
+                plan.generate.push(true);
+            }
+            Some(j) if j.hash == spec.request_hash => {
+                report.unchanged += 1;
+                seen.insert(j.id);
+                let generate = match j.state {
+                    JobState::Done => {
+                        report.already_done += 1;
+                        false
+                    }
+                    JobState::BatchSubmitting | JobState::BatchSubmitted => {
+                        report.in_batch += 1;
+                        false
+                    }
+                    JobState::Blocked | JobState::Failed => false,
+                    _ => {
+                        report.to_generate += 1;
+                        true
+                    }
+                };
+                plan.ids.push(Some(j.id));
+                plan.generate.push(generate);
+            }
+            Some(j) => {
+                report.changed += 1;
+                report.to_generate += 1;
+                seen.insert(j.id);
+                plan.superseded.push(j.id);
+                plan.ids.push(None);
+                plan.generate.push(true);
+            }
+        }
+    }
+    for j in live.values() {
+        if !seen.contains(&j.id) {
+            report.retired += 1;
+            plan.retired.push(j.id);
+        }
+    }
+    plan.retired.sort_unstable();
+    (report, plan)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Is process `pid` alive on this host? Linux: `/proc/<pid>` exists and is
+/// not a zombie. Elsewhere we cannot tell cheaply and say yes, so only the
+/// lease expiry frees its jobs.
+fn process_alive(pid: i64) -> bool {
+    let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+    if !Path::new("/proc/self/stat").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(stat) {
+        Ok(s) => {
+            // Field 3, after the parenthesised command name, is the state.
+            let state = s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            state != Some("Z") && state != Some("X")
+        }
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,411 @@
+//! `campaign.toml`: the raw serde shape, then validation into typed values
+//! with the line and column of every bad value.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{line_col, valid_campaign_name};
+use crate::error::{InputErrors, InputProblem};
+use crate::locale::Locale;
+use crate::model::{ImageSize, ModelId};
+
+/// How a run buys its images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Realtime calls only.
+    Realtime,
+    /// Batch API for everything.
+    Batch,
+    /// Batch for the bulk, realtime for small remainders and deadlines.
+    Auto,
+}
+
+impl FromStr for RunMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "realtime" => Ok(RunMode::Realtime),
+            "batch" => Ok(RunMode::Batch),
+            "auto" => Ok(RunMode::Auto),
+            other => Err(format!(
+                "unknown mode `{other}` (expected realtime, batch or auto)"
+            )),
+        }
+    }
+}
+
+impl RunMode {
+    /// Stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Realtime => "realtime",
+            RunMode::Batch => "batch",
+            RunMode::Auto => "auto",
+        }
+    }
+}
+
+/// Retry behaviour, configurable per campaign under `[retry]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetrySettings {
+    /// Attempts per job before it fails (first attempt included).
+    pub max_attempts: u32,
+    /// Smallest backoff.
+    pub base_delay_ms: u64,
+    /// Largest backoff.
+    pub max_delay_ms: u64,
+    /// Retries allowed as a fraction of first attempts, once past `budget_floor`.
+    pub budget_ratio: f64,
+    /// Retries always allowed before the ratio applies.
+    pub budget_floor: u32,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            max_attempts: 5,
+            base_delay_ms: 500,
+            max_delay_ms: 60_000,
+            budget_ratio: 0.2,
+            budget_floor: 10,
+        }
+    }
+}
+
+/// A price override from `[pricing]`: USD per image for a model and size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PricingOverride {
+    /// Model id.
+    pub model: String,
+    /// Size tier.
+    pub image_size: ImageSize,
+    /// USD per realtime image.
+    pub realtime: Option<f64>,
+    /// USD per batch image.
+    pub batch: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Spanned<String>,
+    rows: Spanned<String>,
+    locales: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    base_locale: Option<Spanned<String>>,
+    model: Spanned<String>,
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
+    #[serde(default)]
+    base_url: Option<Spanned<String>>,
+    variants: Spanned<Vec<RawVariant>>,
+    #[serde(default)]
+    budget: Option<RawBudget>,
+    #[serde(default)]
+    pricing: BTreeMap<String, BTreeMap<String, RawPrice>>,
+    #[serde(default)]
+    retry: Option<RawRetry>,
+    #[serde(default)]
+    rate_limit: Option<RawRateLimit>,
+    #[serde(default)]
+    batch: Option<RawBatch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariant {
+    name: Spanned<String>,
+    template: Spanned<String>,
+    aspect_ratio: Spanned<String>,
+    #[serde(default)]
+    image_size: Option<Spanned<String>>,
+    #[serde(default)]
+    grounding: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    max_usd: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    realtime: Option<f64>,
+    batch: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    max_attempts: Option<u32>,
+    base_delay_ms: Option<u64>,
+    max_delay_ms: Option<u64>,
+    budget_ratio: Option<f64>,
+    budget_floor: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    rpm: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch {
+    max_requests: Option<usize>,
+    auto_realtime_below: Option<usize>,
+}
+
+/// A variant after validation, before its template is located.
+pub(super) struct VariantConfig {
+    pub name: String,
+    pub template: String,
+    pub template_line: u64,
+    pub template_col: u64,
+    pub aspect_ratio: String,
+    pub image_size: ImageSize,
+    pub grounding: bool,
+}
+
+/// The validated configuration.
+pub(super) struct Config {
+    pub name: String,
+    pub rows: String,
+    pub locales: Vec<Locale>,
+    pub base_locale: Locale,
+    pub model: ModelId,
+    pub mode: RunMode,
+    pub base_url: Option<String>,
+    pub variants: Vec<VariantConfig>,
+    pub budget_usd: Option<f64>,
+    pub pricing: Vec<PricingOverride>,
+    pub retry: RetrySettings,
+    pub rpm: Option<u32>,
+    pub batch_size: Option<usize>,
+    pub auto_realtime_below: Option<usize>,
+}
+
+/// Parse and validate; `None` when the file cannot be used at all.
+pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option<Config> {
+    let at = |span: std::ops::Range<usize>, msg: String| {
+        let (l, c) = line_col(text, span.start);
+        InputProblem::at(path, l, Some(c), msg)
+    };
+    let raw: Raw = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = e.message().to_string();
+            errors.push(match e.span() {
+                Some(span) => at(span, msg),
+                None => InputProblem::file(path, msg),
+            });
+            return None;
+        }
+    };
+
+    let name = raw.name.get_ref().clone();
+    if !valid_campaign_name(&name) {
+        errors.push(at(
+            raw.name.span(),
+            format!("campaign name `{name}` must match [a-z0-9-]+ (it is used in output paths)"),
+        ));
+    }
+
+    let model = match raw.model.get_ref().parse::<ModelId>() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            errors.push(at(raw.model.span(), e.to_string()));
+            None
+        }
+    };
+
+    let mode = match &raw.mode {
+        None => RunMode::Auto,
+        Some(m) => match m.get_ref().parse() {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(at(m.span(), e));
+                RunMode::Auto
+            }
+        },
+    };
+
+    let mut locales: Vec<Locale> = Vec::new();
+    if raw.locales.get_ref().is_empty() {
+        errors.push(at(raw.locales.span(), "`locales` must list at least one locale".into()));
+    }
+    for l in raw.locales.get_ref() {
+        match Locale::parse(l.get_ref()) {
+            Ok(loc) => {
+                if locales.contains(&loc) {
+                    errors.push(at(l.span(), format!("locale `{loc}` is listed twice")));
+                } else {
+                    locales.push(loc);
+                }
+            }
+            Err(e) => errors.push(at(l.span(), e.to_string())),
+        }
+    }
+    let base_locale = match &raw.base_locale {
+        None => Locale::parse("en-US").ok()?,
+        Some(b) => match Locale::parse(b.get_ref()) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(at(b.span(), e.to_string()));
+                Locale::parse("en-US").ok()?
+            }
+        },
+    };
+
+    let base_url = raw.base_url.as_ref().and_then(|u| {
+        let s = u.get_ref().trim_end_matches('/').to_string();
+        if s.starts_with("http://") || s.starts_with("https://") {
+            Some(s)
+        } else {
+            errors.push(at(u.span(), format!("base_url `{s}` must start with http:// or https://")));
+            None
+        }
+    });
+
+    let mut variants: Vec<VariantConfig> = Vec::new();
+    if raw.variants.get_ref().is_empty() {
+        errors.push(at(raw.variants.span(), "at least one [[variants]] entry is required".into()));
+    }
+    for v in raw.variants.into_inner() {
+        let vname = v.name.get_ref().clone();
+        if !valid_campaign_name(&vname) {
+            errors.push(at(
+                v.name.span(),
+                format!("variant name `{vname}` must match [a-z0-9-]+ (it is used in output paths)"),
+            ));
+        }
+        if variants.iter().any(|o| o.name == vname) {
+            errors.push(at(v.name.span(), format!("variant `{vname}` is defined twice")));
+        }
+        let ratio = v.aspect_ratio.get_ref().clone();
+        let size = match &v.image_size {
+            None => ImageSize::K1,
+            Some(s) => match s.get_ref().parse::<ImageSize>() {
+                Ok(sz) => sz,
+                Err(e) => {
+                    errors.push(at(s.span(), e));
+                    ImageSize::K1
+                }
+            },
+        };
+        if let Some(m) = &model {
+            let fam = m.family();
+            if !fam.aspect_ratios().contains(&ratio.as_str()) {
+                errors.push(at(
+                    v.aspect_ratio.span(),
+                    format!(
+                        "aspect ratio `{ratio}` is not supported by {m} (supported: {})",
+                        fam.aspect_ratios().join(", ")
+                    ),
+                ));
+            }
+            if !fam.image_sizes().contains(&size) {
+                let span = v
+                    .image_size
+                    .as_ref()
+                    .map_or(v.aspect_ratio.span(), |s| s.span());
+                errors.push(at(
+                    span,
+                    format!(
+                        "image size `{size}` is not supported by {m} (supported: {})",
+                        fam.image_sizes()
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            if v.grounding && !fam.supports_grounding() {
+                errors.push(at(
+                    v.name.span(),
+                    format!("variant `{vname}` sets grounding = true, but {m} does not support Google Search grounding"),
+                ));
+            }
+        }
+        let (tl, tc) = line_col(text, v.template.span().start);
+        variants.push(VariantConfig {
+            name: vname,
+            template: v.template.get_ref().clone(),
+            template_line: tl,
+            template_col: tc,
+            aspect_ratio: ratio,
+            image_size: size,
+            grounding: v.grounding,
+        });
+    }
+
+    let budget_usd = raw.budget.and_then(|b| b.max_usd).and_then(|m| {
+        let v = *m.get_ref();
+        if v.is_finite() && v >= 0.0 {
+            Some(v)
+        } else {
+            errors.push(at(m.span(), format!("budget.max_usd must be a non-negative number, got {v}")));
+            None
+        }
+    });
+
+    let mut pricing = Vec::new();
+    for (model_id, sizes) in raw.pricing {
+        if model_id.parse::<ModelId>().is_err() {
+            errors.push(InputProblem::file(
+                path,
+                format!("[pricing] names unknown model `{model_id}`"),
+            ));
+            continue;
+        }
+        for (size, price) in sizes {
+            match size.parse::<ImageSize>() {
+                Ok(image_size) => pricing.push(PricingOverride {
+                    model: model_id.clone(),
+                    image_size,
+                    realtime: price.realtime,
+                    batch: price.batch,
+                }),
+                Err(e) => errors.push(InputProblem::file(path, format!("[pricing.\"{model_id}\"]: {e}"))),
+            }
+        }
+    }
+
+    let mut retry = RetrySettings::default();
+    if let Some(r) = raw.retry {
+        retry.max_attempts = r.max_attempts.unwrap_or(retry.max_attempts).max(1);
+        retry.base_delay_ms = r.base_delay_ms.unwrap_or(retry.base_delay_ms);
+        retry.max_delay_ms = r.max_delay_ms.unwrap_or(retry.max_delay_ms);
+        retry.budget_ratio = r.budget_ratio.unwrap_or(retry.budget_ratio);
+        retry.budget_floor = r.budget_floor.unwrap_or(retry.budget_floor);
+    }
+
+    let (batch_size, auto_realtime_below) = raw
+        .batch
+        .map_or((None, None), |b| (b.max_requests, b.auto_realtime_below));
+
+    Some(Config {
+        name,
+        rows: raw.rows.into_inner(),
+        locales,
+        base_locale,
+        model: model?,
+        mode,
+        base_url,
+        variants,
+        budget_usd,
+        pricing,
+        retry,
+        rpm: raw.rate_limit.and_then(|r| r.rpm),
+        batch_size,
+        auto_realtime_below,
+    })
+}

@@ -1,0 +1,254 @@
+//! Batch bookkeeping. The order of writes is the guard against paying twice:
+//! a batch row (state `submitting`) and its jobs are recorded in one
+//! transaction *before* the remote create call; the remote name is stored
+//! after it. On resume a `submitting` batch is looked up remotely by its
+//! deterministic display name before anything is created again.
+
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{JobId, JobState, Queue, now_ms};
+use crate::error::Result;
+use crate::expand::JobKey;
+
+/// A batch row.
+#[derive(Debug, Clone)]
+pub struct BatchRow {
+    /// Local id.
+    pub id: i64,
+    /// Deterministic display name.
+    pub display_name: String,
+    /// `batches/…` once created.
+    pub remote_name: Option<String>,
+    /// Local state.
+    pub state: String,
+    /// Model id.
+    pub model: String,
+    /// Requests in it.
+    pub request_count: i64,
+    /// Polls so far.
+    pub polls: i64,
+}
+
+/// A job inside a batch.
+#[derive(Debug, Clone)]
+pub struct BatchJob {
+    /// Row id.
+    pub id: JobId,
+    /// Identity.
+    pub key: JobKey,
+    /// Attempts so far (the batch assignment counts as one).
+    pub attempts: u32,
+    /// Request hash.
+    pub request_hash: String,
+    /// Model.
+    pub model: String,
+    /// Size tier.
+    pub image_size: String,
+    /// Job state.
+    pub state: JobState,
+}
+
+impl Queue {
+    /// Assign up to `limit` pending jobs (among `eligible`) to a new batch in
+    /// one `BEGIN IMMEDIATE` transaction. The display name is derived from
+    /// the campaign and the chunk's content (job ids, request hashes and
+    /// attempt numbers), so a resubmission after a failed batch gets a new name
+    /// and a resumed one keeps its own. `None` when nothing is pending.
+    pub async fn assign_batch(
+        &self,
+        campaign: &str,
+        model: &str,
+        eligible: &std::collections::HashSet<JobId>,
+        limit: usize,
+    ) -> Result<Option<(BatchRow, Vec<BatchJob>)>> {
+        let now = now_ms();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(self.err())?;
+        let rows = sqlx::query(
+            "SELECT id, request_hash, attempts FROM jobs
+             WHERE campaign = ? AND model = ? AND state = 'pending' AND (not_before IS NULL OR not_before <= ?)
+             ORDER BY id",
+        )
+        .bind(campaign)
+        .bind(model)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.err())?;
+        let chosen: Vec<(i64, String, i64)> = rows
+            .into_iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1), r.get::<i64, _>(2)))
+            .filter(|(id, _, _)| eligible.contains(id))
+            .take(limit)
+            .collect();
+        if chosen.is_empty() {
+            return Ok(None);
+        }
+        let mut h = Sha256::new();
+        for (id, hash, attempts) in &chosen {
+            h.update(format!("{id}:{hash}:{attempts}\n"));
+        }
+        let digest = hex::encode(h.finalize());
+        let display_name = format!("adloc-{campaign}-{}", &digest[..16]);
+        let batch_id: i64 = sqlx::query(
+            "INSERT INTO batches (campaign, model, display_name, state, request_count, created_at)
+             VALUES (?, ?, ?, 'submitting', ?, ?) RETURNING id",
+        )
+        .bind(campaign)
+        .bind(model)
+        .bind(&display_name)
+        .bind(chosen.len() as i64)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(self.err())?
+        .get(0);
+        let sql = format!(
+            "UPDATE jobs SET state = 'batch_submitting', batch_id = ?, attempts = attempts + 1,
+                    not_before = NULL, updated_at = ? WHERE id = ? AND state IN {}",
+            JobState::from_states_sql(JobState::BatchSubmitting)
+        );
+        for (id, _, _) in &chosen {
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(batch_id)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+        }
+        tx.commit().await.map_err(self.err())?;
+        let row = BatchRow {
+            id: batch_id,
+            display_name,
+            remote_name: None,
+            state: "submitting".into(),
+            model: model.to_string(),
+            request_count: chosen.len() as i64,
+            polls: 0,
+        };
+        let jobs = self.batch_jobs(batch_id).await?;
+        Ok(Some((row, jobs)))
+    }
+
+    /// The remote create succeeded: store its name, move the jobs on.
+    pub async fn batch_submitted(&self, batch: i64, remote_name: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(self.err())?;
+        sqlx::query("UPDATE batches SET state = 'submitted', remote_name = ?, submitted_at = ? WHERE id = ?")
+            .bind(remote_name)
+            .bind(now)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'batch_submitted', updated_at = ? WHERE batch_id = ? AND state IN {}",
+            JobState::from_states_sql(JobState::BatchSubmitted)
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        tx.commit().await.map_err(self.err())?;
+        Ok(())
+    }
+
+    /// End a batch locally (`abandoned` when it was never created remotely,
+    /// `failed`/`expired`/`cancelled`/`ingested` otherwise) and return every
+    /// job of it that has no result yet to pending. When the batch never ran
+    /// (`refund`), the assignment does not count as an attempt.
+    pub async fn close_batch(&self, batch: i64, state: &str, detail: Option<&str>, refund: bool) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(self.err())?;
+        sqlx::query("UPDATE batches SET state = ?, detail = COALESCE(?, detail), finished_at = ? WHERE id = ?")
+            .bind(state)
+            .bind(detail)
+            .bind(now)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'pending', batch_id = NULL, attempts = attempts - ?, updated_at = ?
+             WHERE batch_id = ? AND state IN ('batch_submitting', 'batch_submitted') AND state IN {}",
+            JobState::from_states_sql(JobState::Pending)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(i64::from(refund))
+            .bind(now)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        tx.commit().await.map_err(self.err())?;
+        Ok(res.rows_affected())
+    }
+
+    /// Count a poll.
+    pub async fn batch_polled(&self, batch: i64) -> Result<()> {
+        sqlx::query("UPDATE batches SET polls = polls + 1 WHERE id = ?")
+            .bind(batch)
+            .execute(self.pool())
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Batches of the campaign still open (submitting or submitted).
+    pub async fn open_batches(&self, campaign: &str) -> Result<Vec<BatchRow>> {
+        let rows = sqlx::query(
+            "SELECT id, display_name, remote_name, state, model, request_count, polls FROM batches
+             WHERE campaign = ? AND state IN ('submitting', 'submitted') ORDER BY id",
+        )
+        .bind(campaign)
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.err())?;
+        Ok(rows
+            .into_iter()
+            .map(|r| BatchRow {
+                id: r.get(0),
+                display_name: r.get(1),
+                remote_name: r.get(2),
+                state: r.get(3),
+                model: r.get(4),
+                request_count: r.get(5),
+                polls: r.get(6),
+            })
+            .collect())
+    }
+
+    /// Jobs assigned to a batch.
+    pub async fn batch_jobs(&self, batch: i64) -> Result<Vec<BatchJob>> {
+        let rows = sqlx::query(
+            "SELECT id, campaign, row_id, locale, variant, attempts, request_hash, model, image_size, state
+             FROM jobs WHERE batch_id = ? ORDER BY id",
+        )
+        .bind(batch)
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.err())?;
+        rows.into_iter()
+            .map(|r| {
+                let state: String = r.get(9);
+                Ok(BatchJob {
+                    id: r.get(0),
+                    key: JobKey {
+                        campaign: r.get(1),
+                        row_id: r.get(2),
+                        locale: r.get(3),
+                        variant: r.get(4),
+                    },
+                    attempts: r.get::<i64, _>(5) as u32,
+                    request_hash: r.get(6),
+                    model: r.get(7),
+                    image_size: r.get(8),
+                    state: state.parse().map_err(crate::error::Error::Internal)?,
+                })
+            })
+            .collect()
+    }
+}

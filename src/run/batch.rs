@@ -1,0 +1,416 @@
+//! Batch dispatch: chunk pending jobs into remote batches, poll them, stream
+//! their results into assets, and fall back to realtime for small
+//! remainders and at a deadline.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::{Ctx, JobInfo, JobOutcome, RunOptions, StopReason, dispatch_realtime, settle};
+use crate::campaign::{Campaign, RunMode};
+use crate::error::{Error, Result};
+use crate::model::{BillingMode, ImageSize, ModelId};
+use crate::provider::{BatchApi, BatchChunk, BatchItem, BatchState, ErrorClass, RemoteBatch};
+use crate::queue::{BatchRow, JobId, now_ms};
+
+/// Default requests per batch: each image comes back as 1–3 MB of base64,
+/// so 200 keeps a results file well under a gigabyte.
+const DEFAULT_BATCH_SIZE: usize = 200;
+/// In auto mode, fewer pending jobs than this go realtime.
+const DEFAULT_AUTO_REALTIME_BELOW: usize = 20;
+
+fn poll_delays() -> (Duration, Duration) {
+    // Tests and rehearsals against the emulator want fast polls; the real
+    // service finishes in minutes to hours, so the default starts at 10 s.
+    let ms = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    (
+        Duration::from_millis(ms("ADLOC_BATCH_POLL_MS", 10_000)),
+        Duration::from_millis(ms("ADLOC_BATCH_POLL_MAX_MS", 300_000)),
+    )
+}
+
+fn key_for(id: JobId, key: &crate::expand::JobKey) -> String {
+    format!("{id}|{key}")
+}
+
+fn id_from_key(key: &str) -> Option<JobId> {
+    key.split('|').next()?.parse().ok()
+}
+
+/// Dispatch in batch or auto mode.
+pub(crate) async fn dispatch(
+    ctx: &Arc<Ctx>,
+    campaign: &Campaign,
+    mode: RunMode,
+    opts: &RunOptions,
+    concurrency: usize,
+    left_running: &mut Vec<String>,
+) -> Result<Option<StopReason>> {
+    let api = ctx
+        .provider
+        .batch()
+        .ok_or_else(|| Error::Internal("provider has no batch API".into()))?;
+    let batch_size = campaign.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1);
+    let realtime_below = campaign
+        .auto_realtime_below
+        .unwrap_or(DEFAULT_AUTO_REALTIME_BELOW);
+    let eligible: HashSet<JobId> = ctx.specs.keys().copied().collect();
+    let deadline = opts.deadline.map(|d| {
+        d.as_millisecond() - opts.deadline_margin.as_millis() as i64
+    });
+
+    // 1. Resume: a batch recorded as `submitting` may or may not exist remotely.
+    for b in ctx.queue.open_batches(&ctx.campaign).await? {
+        if b.state == "submitting" {
+            resume_submitting(ctx, api, &b).await?;
+        }
+    }
+
+    let (initial, max) = poll_delays();
+    loop {
+        if ctx.cancel.is_cancelled() {
+            return Ok(Some(StopReason::Interrupted));
+        }
+        let past_deadline = deadline.is_some_and(|d| now_ms() >= d);
+        if past_deadline {
+            return finish_in_realtime(ctx, api, concurrency, opts).await;
+        }
+
+        // 2. Submit what is pending (auto: small remainders go realtime).
+        let pending = count_pending(ctx, &eligible).await?;
+        let open = ctx.queue.open_batches(&ctx.campaign).await?;
+        if pending > 0 && mode == RunMode::Auto && pending < realtime_below && open.is_empty() {
+            tracing::info!(jobs = pending, "auto mode: small remainder goes realtime");
+            return dispatch_realtime(ctx, concurrency, opts.drain_timeout).await;
+        }
+        if pending > 0
+            && let Some(stop) = submit_pending(ctx, api, &eligible, batch_size).await?
+        {
+            return Ok(Some(stop));
+        }
+
+        let open = ctx.queue.open_batches(&ctx.campaign).await?;
+        if open.is_empty() {
+            if count_pending(ctx, &eligible).await? == 0 {
+                return Ok(None);
+            }
+            // Retryable item failures wait for their not_before.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        if opts.no_wait {
+            left_running.extend(open.iter().map(|b| {
+                b.remote_name.clone().unwrap_or_else(|| b.display_name.clone())
+            }));
+            return Ok(None);
+        }
+
+        // 3. Poll every open batch once; ingest those that finished.
+        let mut any_finished = false;
+        for b in &open {
+            let Some(remote) = &b.remote_name else { continue };
+            let rb = RemoteBatch {
+                name: remote.clone(),
+                display_name: b.display_name.clone(),
+            };
+            ctx.queue.batch_polled(b.id).await?;
+            let state = match api.poll(&rb).await {
+                Ok(s) => s,
+                Err(e) if e.class == ErrorClass::RunTerminal => {
+                    return Ok(Some(StopReason::Provider(e.reason, e.detail)));
+                }
+                Err(e) => {
+                    tracing::warn!(batch = %remote, error = %e, "poll failed; will poll again");
+                    continue;
+                }
+            };
+            match state {
+                BatchState::Running | BatchState::SucceededNoOutput => {}
+                BatchState::Succeeded => {
+                    any_finished = true;
+                    if let Some(stop) = ingest(ctx, api, b, &rb).await? {
+                        return Ok(Some(stop));
+                    }
+                }
+                BatchState::Failed(msg) => {
+                    any_finished = true;
+                    let n = ctx.queue.close_batch(b.id, "failed", Some(&msg), false).await?;
+                    tracing::warn!(batch = %remote, jobs = n, error = %msg, "batch FAILED; its jobs will be resubmitted");
+                }
+                BatchState::Expired => {
+                    any_finished = true;
+                    let n = ctx.queue.close_batch(b.id, "expired", None, false).await?;
+                    tracing::warn!(batch = %remote, jobs = n, "batch EXPIRED; its jobs will be resubmitted");
+                }
+                BatchState::Cancelled => {
+                    any_finished = true;
+                    let n = ctx.queue.close_batch(b.id, "cancelled", None, false).await?;
+                    tracing::warn!(batch = %remote, jobs = n, "batch was cancelled; its jobs return to pending");
+                }
+            }
+        }
+        if !any_finished {
+            let wait = poll_wait(&open, initial, max);
+            let wait = match deadline {
+                Some(d) => wait.min(Duration::from_millis((d - now_ms()).max(0) as u64)),
+                None => wait,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ctx.cancel.cancelled() => {}
+            }
+        }
+    }
+}
+
+/// Poll backoff: doubles with every poll of the least-polled open batch, capped.
+fn poll_wait(open: &[BatchRow], initial: Duration, max: Duration) -> Duration {
+    let polls = open.iter().map(|b| b.polls).min().unwrap_or(0).clamp(0, 16) as u32;
+    initial.saturating_mul(2u32.saturating_pow(polls)).min(max)
+}
+
+async fn count_pending(ctx: &Ctx, eligible: &HashSet<JobId>) -> Result<usize> {
+    let jobs = ctx.queue.jobs(&ctx.campaign).await?;
+    Ok(jobs
+        .iter()
+        .filter(|j| j.state == crate::queue::JobState::Pending && eligible.contains(&j.id))
+        .count())
+}
+
+/// Look a `submitting` batch up by display name: if it exists remotely,
+/// record its name; if not, its jobs go back to pending.
+async fn resume_submitting(ctx: &Ctx, api: &dyn BatchApi, b: &BatchRow) -> Result<()> {
+    match api.find(&b.display_name).await {
+        Ok(Some(remote)) => {
+            tracing::info!(batch = %remote.name, display_name = %b.display_name, "found a batch created before a crash; not creating it again");
+            ctx.queue.batch_submitted(b.id, &remote.name).await
+        }
+        Ok(None) => {
+            let n = ctx.queue.close_batch(b.id, "abandoned", Some("not found remotely on resume"), true).await?;
+            tracing::info!(display_name = %b.display_name, jobs = n, "batch was never created remotely; its jobs return to pending");
+            Ok(())
+        }
+        Err(e) => Err(Error::RunTerminal(format!(
+            "cannot tell whether batch {} exists remotely ({e}); not resubmitting to avoid paying twice — rerun later",
+            b.display_name
+        ))),
+    }
+}
+
+/// Chunk pending jobs into batches and create them remotely.
+async fn submit_pending(
+    ctx: &Ctx,
+    api: &dyn BatchApi,
+    eligible: &HashSet<JobId>,
+    batch_size: usize,
+) -> Result<Option<StopReason>> {
+    let model = match ctx.specs.values().next() {
+        Some(s) => s.request.model.clone(),
+        None => return Ok(None),
+    };
+    let cap = model.family().default_batch_enqueued_tokens();
+    loop {
+        if ctx.cancel.is_cancelled() {
+            return Ok(Some(StopReason::Interrupted));
+        }
+        // Respect the enqueued-token cap across open batches.
+        let open = ctx.queue.open_batches(&ctx.campaign).await?;
+        let per_request = model.family().image_tokens(ImageSize::K4) + 300;
+        let enqueued: u64 = open.iter().map(|b| b.request_count as u64 * per_request).sum();
+        let room = (cap.saturating_sub(enqueued) / per_request) as usize;
+        let limit = batch_size.min(room.max(if open.is_empty() { 1 } else { 0 }));
+        if limit == 0 {
+            return Ok(None);
+        }
+        let Some((row, jobs)) = ctx
+            .queue
+            .assign_batch(&ctx.campaign, model.as_str(), eligible, limit)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut items = Vec::with_capacity(jobs.len());
+        for j in &jobs {
+            let spec = ctx
+                .specs
+                .get(&j.id)
+                .ok_or_else(|| Error::Internal(format!("job {} has no expanded request", j.id)))?;
+            items.push(BatchItem {
+                key: key_for(j.id, &j.key),
+                request: spec.request.clone(),
+            });
+        }
+        let chunk = BatchChunk {
+            display_name: row.display_name.clone(),
+            model: model.clone(),
+            items,
+        };
+        crate::run::crash_point("batch-before-create");
+        match api.submit(&chunk).await {
+            Ok(remote) => {
+                crate::run::crash_point("batch-after-create");
+                ctx.queue.batch_submitted(row.id, &remote.name).await?;
+                tracing::info!(batch = %remote.name, display_name = %row.display_name, requests = jobs.len(), "batch created");
+            }
+            Err(e) => match e.class {
+                ErrorClass::RunTerminal => {
+                    ctx.queue.close_batch(row.id, "abandoned", Some(&e.detail), true).await?;
+                    return Ok(Some(StopReason::Provider(e.reason, e.detail)));
+                }
+                ErrorClass::JobTerminal => {
+                    // The service refused the batch as a whole: not one item's fault.
+                    ctx.queue.close_batch(row.id, "abandoned", Some(&e.detail), true).await?;
+                    return Ok(Some(StopReason::Provider(e.reason, e.detail)));
+                }
+                ErrorClass::Retryable { retry_after } => {
+                    // The create may or may not have happened: ask before retrying.
+                    let wait = ctx.policy.delay(1, retry_after, fastrand::f64());
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "batch create failed; checking whether it exists before trying again");
+                    tokio::time::sleep(wait).await;
+                    if !ctx.budget.try_retry() {
+                        let (f, r) = ctx.budget.counts();
+                        resume_submitting(ctx, api, &row).await?;
+                        return Ok(Some(StopReason::RetryBudget(f, r)));
+                    }
+                    resume_submitting(ctx, api, &row).await?;
+                }
+            },
+        }
+    }
+}
+
+/// Stream a finished batch's results into assets and job states.
+async fn ingest(ctx: &Ctx, api: &dyn BatchApi, b: &BatchRow, rb: &RemoteBatch) -> Result<Option<StopReason>> {
+    let jobs = ctx.queue.batch_jobs(b.id).await?;
+    let by_id: std::collections::HashMap<JobId, &crate::queue::BatchJob> =
+        jobs.iter().map(|j| (j.id, j)).collect();
+    let started = now_ms();
+    let mut stream = match api.results(rb).await {
+        Ok(s) => s,
+        Err(e) if e.class == ErrorClass::RunTerminal => {
+            return Ok(Some(StopReason::Provider(e.reason, e.detail)));
+        }
+        Err(e) => {
+            tracing::warn!(batch = %rb.name, error = %e, "results not downloadable yet; will try again");
+            return Ok(None);
+        }
+    };
+    let mut stop = None;
+    let mut seen = 0usize;
+    while let Some(item) = stream.next().await {
+        let outcome = match item {
+            Ok(o) => o,
+            Err(e) => {
+                // A truncated download: what was ingested is kept; the rest
+                // is read again on the next poll (the download is idempotent).
+                tracing::warn!(batch = %rb.name, error = %e, ingested = seen, "results download broke off; will resume");
+                return Ok(None);
+            }
+        };
+        let Some(job) = id_from_key(&outcome.key).and_then(|id| by_id.get(&id)) else {
+            tracing::warn!(batch = %rb.name, key = %outcome.key, "result for an unknown key ignored");
+            continue;
+        };
+        if job.state != crate::queue::JobState::BatchSubmitted {
+            continue; // already ingested (a resumed download), or superseded
+        }
+        seen += 1;
+        let model: ModelId = job
+            .model
+            .parse()
+            .map_err(|e: crate::model::UnknownModel| Error::Internal(e.to_string()))?;
+        let size: ImageSize = job.image_size.parse().map_err(Error::Internal)?;
+        let info = JobInfo {
+            key: &job.key,
+            model: &model,
+            size,
+        };
+        crate::run::crash_point("batch-ingest-item");
+        if let JobOutcome::Stop(s) =
+            settle(ctx, job.id, job.attempts, &info, outcome.result, BillingMode::Batch, started).await?
+        {
+            stop.get_or_insert(s);
+        }
+    }
+    drop(stream);
+    let missing = ctx.queue.close_batch(b.id, "ingested", None, false).await?;
+    if missing > 0 {
+        tracing::warn!(batch = %rb.name, jobs = missing, "results had no line for some jobs; they return to pending");
+    }
+    Ok(stop)
+}
+
+/// The deadline has come: cancel open batches and finish their jobs in realtime.
+async fn finish_in_realtime(
+    ctx: &Arc<Ctx>,
+    api: &dyn BatchApi,
+    concurrency: usize,
+    opts: &RunOptions,
+) -> Result<Option<StopReason>> {
+    for b in ctx.queue.open_batches(&ctx.campaign).await? {
+        match &b.remote_name {
+            Some(name) => {
+                let rb = RemoteBatch {
+                    name: name.clone(),
+                    display_name: b.display_name.clone(),
+                };
+                if let Err(e) = api.cancel(&rb).await {
+                    tracing::warn!(batch = %name, error = %e, "cancel failed");
+                }
+                // Whatever finished before the cancel is still worth taking.
+                if let Ok(BatchState::Succeeded) = api.poll(&rb).await {
+                    ingest(ctx, api, &b, &rb).await?;
+                    continue;
+                }
+                ctx.queue.close_batch(b.id, "cancelled", Some("deadline"), false).await?;
+            }
+            None => resume_submitting(ctx, api, &b).await?,
+        }
+    }
+    tracing::info!("deadline reached: finishing the remaining jobs in realtime");
+    dispatch_realtime(ctx, concurrency, opts.drain_timeout).await
+}
+
+/// Cancel every open batch of a campaign (`adloc cancel`) and return their
+/// jobs to pending. Returns the batches cancelled.
+pub async fn cancel_all(queue: &crate::queue::Queue, api: &dyn BatchApi, campaign: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for b in queue.open_batches(campaign).await? {
+        match &b.remote_name {
+            Some(name) => {
+                let rb = RemoteBatch {
+                    name: name.clone(),
+                    display_name: b.display_name.clone(),
+                };
+                api.cancel(&rb)
+                    .await
+                    .map_err(|e| Error::RunTerminal(format!("cancel {name}: {e}")))?;
+                queue.close_batch(b.id, "cancelled", Some("adloc cancel"), false).await?;
+                names.push(name.clone());
+            }
+            None => {
+                match api.find(&b.display_name).await {
+                    Ok(Some(rb)) => {
+                        api.cancel(&rb)
+                            .await
+                            .map_err(|e| Error::RunTerminal(format!("cancel {}: {e}", rb.name)))?;
+                        queue.close_batch(b.id, "cancelled", Some("adloc cancel"), false).await?;
+                        names.push(rb.name);
+                    }
+                    Ok(None) => {
+                        queue.close_batch(b.id, "abandoned", Some("adloc cancel"), true).await?;
+                    }
+                    Err(e) => return Err(Error::RunTerminal(format!("look up {}: {e}", b.display_name))),
+                }
+            }
+        }
+    }
+    Ok(names)
+}
