@@ -328,7 +328,7 @@ enum Source {
 }
 
 /// `POST /{ver}/models/{model}:batchGenerateContent` (auth already checked).
-pub(crate) async fn create(s: &Arc<Shared>, model: &str, body: Body) -> Response {
+pub(crate) async fn create(s: &Arc<Shared>, ver: &str, model: &str, body: Body) -> Response {
     let faults = s.faults();
     let http = faults.batch_create_http();
     let index = {
@@ -338,7 +338,7 @@ pub(crate) async fn create(s: &Arc<Shared>, model: &str, body: Body) -> Response
         i
     };
     super::apply_latency(s, &http, index, b"batch-create").await;
-    match create_inner(s, model, body, &faults, &http, index).await {
+    match create_inner(s, ver, model, body, &faults, &http, index).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -346,6 +346,7 @@ pub(crate) async fn create(s: &Arc<Shared>, model: &str, body: Body) -> Response
 
 async fn create_inner(
     s: &Arc<Shared>,
+    ver: &str,
     model: &str,
     body: Body,
     faults: &super::Faults,
@@ -354,7 +355,7 @@ async fn create_inner(
 ) -> Result<Response, ApiError> {
     let model_id: ModelId = model.parse().map_err(|_| {
         ApiError::not_found(format!(
-            "models/{model} is not found for API version v1beta, or is not supported for \
+            "models/{model} is not found for API version {ver}, or is not supported for \
              batchGenerateContent. Call ListModels to see the list of available models and \
              their supported methods."
         ))

@@ -311,6 +311,23 @@ truncate_download_first = 0
     }
 
     #[test]
+    fn fault_file_errors_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faults.toml");
+        std::fs::write(&path, "latency_ms = 1\n[batch]\npolls = 3\n").unwrap();
+        let err = Faults::from_toml_file(&path).unwrap_err();
+        assert!(err.starts_with(&format!("{}:3:", path.display())), "{err}");
+        std::fs::write(&path, "[batch]\npolls_until_done = 3\n").unwrap();
+        assert_eq!(
+            Faults::from_toml_file(&path)
+                .unwrap()
+                .batch
+                .polls_until_done,
+            3
+        );
+    }
+
+    #[test]
     fn first_n_counters_apply_in_sequence() {
         let f = Faults {
             first_429: 2,

@@ -556,7 +556,7 @@ async fn api_route(
     s.check_auth(headers, query)?;
     match (method, rest) {
         (&Method::POST, ["models", model_verb]) => match model_verb.split_once(':') {
-            Some((model, "batchGenerateContent")) => Ok(batch::create(s, model, body).await),
+            Some((model, "batchGenerateContent")) => Ok(batch::create(s, ver, model, body).await),
             _ => Err(ApiError::not_found(format!(
                 "Method not found: models/{model_verb}."
             ))),
@@ -665,7 +665,7 @@ fn reset_response(full: Vec<u8>) -> Response {
 
 async fn generate_content(
     s: &Arc<Shared>,
-    _ver: &str,
+    ver: &str,
     model: &str,
     headers: &HeaderMap,
     query: &Query,
@@ -681,7 +681,7 @@ async fn generate_content(
     let faults = s.faults();
     let http = faults.realtime_http();
     apply_latency(s, &http, index, b"realtime").await;
-    match generate_inner(s, model, headers, query, body, &faults, &http, index).await {
+    match generate_inner(s, ver, model, headers, query, body, &faults, &http, index).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
@@ -690,6 +690,7 @@ async fn generate_content(
 #[allow(clippy::too_many_arguments)]
 async fn generate_inner(
     s: &Arc<Shared>,
+    ver: &str,
     model: &str,
     headers: &HeaderMap,
     query: &Query,
@@ -701,7 +702,7 @@ async fn generate_inner(
     s.check_auth(headers, query)?;
     let model_id: crate::model::ModelId = model.parse().map_err(|_| {
         ApiError::not_found(format!(
-            "models/{model} is not found for API version v1beta, or is not supported for \
+            "models/{model} is not found for API version {ver}, or is not supported for \
              generateContent. Call ListModels to see the list of available models and their \
              supported methods."
         ))
