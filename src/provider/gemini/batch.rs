@@ -240,8 +240,8 @@ impl GeminiProvider {
                 serde_json::to_writer(&mut w, &line).map_err(|e| io_err(e.into()))?;
                 w.write_all(b"\n").map_err(io_err)?;
             }
+            // No fsync: the file is read back by this process and deleted.
             let file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
-            file.sync_all().map_err(io_err)?;
             let size = file.metadata().map_err(io_err)?.len();
             Ok((tmp, size))
         })
@@ -473,5 +473,155 @@ impl BatchApi for GeminiProvider {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use futures_util::StreamExt as _;
+
+    use super::*;
+    use crate::provider::gemini::response::tests::png_bytes;
+
+    fn ok_line(key: &str) -> String {
+        format!(
+            r#"{{"response":{{"candidates":[{{"content":{{"role":"model","parts":[{{"inlineData":{{"mimeType":"image/png","data":"{}"}}}}]}},"finishReason":"STOP","index":0}}],"usageMetadata":{{"promptTokenCount":7,"candidatesTokenCount":1290,"candidatesTokensDetails":[{{"modality":"IMAGE","tokenCount":1290}}]}},"modelVersion":"gemini-2.5-flash-image","responseId":"r","futureField":{{"a":1}}}},"key":"{key}","alsoUnknown":[1,2]}}"#,
+            STANDARD.encode(png_bytes())
+        )
+    }
+
+    #[test]
+    fn success_line_with_key_last_and_unknown_fields() {
+        let o = parse_results_line(ok_line("fox-1").as_bytes()).unwrap();
+        assert_eq!(o.key, "fox-1");
+        let g = o.result.unwrap();
+        assert_eq!(g.bytes, png_bytes());
+        assert_eq!(g.usage.unwrap().image_tokens, 1290);
+    }
+
+    #[test]
+    fn error_line_uses_grpc_codes() {
+        let o = parse_results_line(
+            br#"{"key":"fox-2","error":{"code":3,"message":"Request contains an invalid argument."}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.key, "fox-2");
+        let e = o.result.unwrap_err();
+        assert_eq!(
+            (e.class, e.reason),
+            (ErrorClass::JobTerminal, Reason::InvalidArgument)
+        );
+        assert!(e.detail.contains("invalid argument"));
+        let o = parse_results_line(
+            br#"{"error":{"code":8,"message":"Resource exhausted","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3s"}]},"key":"k"}"#,
+        )
+        .unwrap();
+        let e = o.result.unwrap_err();
+        assert_eq!(e.reason, Reason::RateLimited);
+        assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(3)));
+        let o =
+            parse_results_line(br#"{"key":"k","error":{"code":13,"message":"internal"}}"#).unwrap();
+        assert!(o.result.unwrap_err().is_retryable());
+    }
+
+    #[test]
+    fn blocked_line_and_unattributable_lines() {
+        let o = parse_results_line(
+            br#"{"key":"b","response":{"candidates":[{"content":{},"finishReason":"IMAGE_SAFETY","finishMessage":"filtered"}]}}"#,
+        )
+        .unwrap();
+        let e = o.result.unwrap_err();
+        assert_eq!(e.reason, Reason::BlockedImage);
+        assert_eq!(e.block_reason.as_deref(), Some("IMAGE_SAFETY"));
+        // Inline-style metadata.key is accepted.
+        let o =
+            parse_results_line(br#"{"metadata":{"key":"m"},"error":{"code":14,"message":"x"}}"#)
+                .unwrap();
+        assert_eq!(o.key, "m");
+        assert!(parse_results_line(br#"{"response":{}}"#).is_err());
+        assert_eq!(
+            parse_results_line(b"not json").unwrap_err().reason,
+            Reason::BadResponse
+        );
+    }
+
+    #[tokio::test]
+    async fn reader_stream_handles_blank_lines_and_truncation() {
+        let full = ok_line("a");
+        let mut data = format!(
+            "{full}\r\n\n{}\n",
+            r#"{"key":"b","error":{"code":3,"message":"bad"}}"#
+        );
+        // A last line cut mid-way (a truncated download).
+        data.push_str(&full[..full.len() / 2]);
+        let reader =
+            tokio::io::BufReader::with_capacity(64, std::io::Cursor::new(data.into_bytes()));
+        let items: Vec<_> = stream_results_from_reader(reader).collect().await;
+        assert_eq!(items.len(), 3);
+        assert!(items[0].as_ref().unwrap().result.is_ok());
+        assert_eq!(items[1].as_ref().unwrap().key, "b");
+        let e = items[2].as_ref().unwrap_err();
+        assert_eq!(e.reason, Reason::Connection);
+        assert!(e.is_retryable());
+
+        // A final line without newline that parses is fine.
+        let reader = tokio::io::BufReader::new(std::io::Cursor::new(ok_line("z").into_bytes()));
+        let items: Vec<_> = stream_results_from_reader(reader).collect().await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().unwrap().key, "z");
+    }
+
+    fn op(json: &str) -> Operation {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn states_in_both_spellings_and_places() {
+        assert_eq!(
+            batch_state(&op(r#"{"metadata":{"state":"BATCH_STATE_RUNNING"}}"#)),
+            BatchState::Running
+        );
+        assert_eq!(
+            batch_state(&op(r#"{"metadata":{"state":"JOB_STATE_PENDING"}}"#)),
+            BatchState::Running
+        );
+        assert_eq!(
+            batch_state(&op(
+                r#"{"metadata":{"state":"BATCH_STATE_SUCCEEDED"},"done":true}"#
+            )),
+            BatchState::SucceededNoOutput
+        );
+        assert_eq!(
+            batch_state(&op(
+                r#"{"metadata":{"state":"JOB_STATE_SUCCEEDED","output":{"responsesFile":"files/batch-1"}}}"#
+            )),
+            BatchState::Succeeded
+        );
+        assert_eq!(
+            batch_state(&op(
+                r#"{"state":"BATCH_STATE_SUCCEEDED","response":{"inlinedResponses":{"inlinedResponses":[]}}}"#
+            )),
+            BatchState::Succeeded
+        );
+        assert_eq!(
+            batch_state(&op(
+                r#"{"metadata":{"state":"BATCH_STATE_FAILED"},"done":true,"error":{"code":13,"message":"boom"}}"#
+            )),
+            BatchState::Failed("code 13: boom".into())
+        );
+        assert_eq!(
+            batch_state(&op(r#"{"metadata":{"state":"JOB_STATE_EXPIRED"}}"#)),
+            BatchState::Expired
+        );
+        assert_eq!(
+            batch_state(&op(r#"{"metadata":{"state":"BATCH_STATE_CANCELLED"}}"#)),
+            BatchState::Cancelled
+        );
+        assert_eq!(
+            batch_state(&op(r#"{"name":"batches/x"}"#)),
+            BatchState::Running
+        );
     }
 }

@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 
 use super::wire::{ErrorEnvelope, RpcStatus};
-use crate::provider::{ProviderError, Reason};
+use crate::provider::{ErrorClass, ProviderError, Reason};
 
 /// Longest detail kept from a server message or body.
 const MAX_DETAIL: usize = 2000;
@@ -53,7 +53,14 @@ pub fn classify_item_error(rpc: &RpcStatus) -> ProviderError {
         .code
         .filter(|c| (100..600).contains(c))
         .and_then(|c| u16::try_from(c).ok());
-    classify_parts(http, rpc, None, Site::Resource)
+    let mut e = classify_parts(http, rpc, None, Site::Resource);
+    // The batch was created with this key, so an auth-, precondition- or
+    // model-style error on one item concerns that item (a file it names,
+    // say), not the run. A per-day quota still stops the run.
+    if e.class == ErrorClass::RunTerminal && e.reason != Reason::DailyQuotaExhausted {
+        e.class = ErrorClass::JobTerminal;
+    }
+    e
 }
 
 /// Classify a transport failure (connect, timeout, reset, truncated body).
@@ -430,7 +437,6 @@ fn truncate(mut s: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::ErrorClass;
 
     fn http(status: u16, body: &str) -> ProviderError {
         classify_http(status, &HeaderMap::new(), body.as_bytes(), Site::Model)
@@ -627,7 +633,21 @@ mod tests {
             assert!(classify_item_error(&item(c)).is_retryable(), "{c}");
         }
         assert_eq!(classify_item_error(&item(4)).reason, Reason::Timeout);
-        assert_eq!(classify_item_error(&item(7)).class, ErrorClass::RunTerminal);
+        assert_eq!(classify_item_error(&item(7)).class, ErrorClass::JobTerminal);
+        let daily = RpcStatus {
+            code: Some(8),
+            message: Some("quota".into()),
+            status: None,
+            details: vec![
+                serde_json::json!({"@type":"type.googleapis.com/google.rpc.QuotaFailure",
+                "violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel"}]}),
+            ],
+        };
+        let e = classify_item_error(&daily);
+        assert_eq!(
+            (e.class, e.reason),
+            (ErrorClass::RunTerminal, Reason::DailyQuotaExhausted)
+        );
         // An HTTP-style code still works.
         assert_eq!(classify_item_error(&item(429)).reason, Reason::RateLimited);
         assert_eq!(e.http_status, None);

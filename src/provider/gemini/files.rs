@@ -135,6 +135,8 @@ impl GeminiProvider {
         loop {
             let session = match self.start_upload(size, display_name, mime_type).await {
                 Ok(s) => s,
+                // A refusal to even open a session will not change on retry.
+                Err(e) if !e.is_retryable() => return Err(e),
                 Err(e) => {
                     self.note_failure(&mut failures, e).await?;
                     continue;

@@ -22,3 +22,6 @@ pub mod wire;
 pub use batch::{parse_results_line, stream_results_from_reader};
 pub use client::GeminiProvider;
 pub use config::{GeminiConfig, PollPolicy};
+
+#[cfg(test)]
+mod http_tests;
