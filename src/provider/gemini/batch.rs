@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use async_trait::async_trait;
 use futures_util::stream;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 
 use super::classify::{Site, classify_io, classify_item_error, classify_json_error};
@@ -462,6 +462,9 @@ impl BatchApi for GeminiProvider {
         let rb = self
             .authed(self.http.post(url))
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            // hyper omits Content-Length on an empty body; Google's front
+            // end wants it on a POST (the SDK sends `Content-Length: 0`).
+            .header(CONTENT_LENGTH, HeaderValue::from_static("0"))
             .body(Vec::new());
         match self.send_for_body(rb, Site::Resource).await {
             Ok(_) => Ok(()),
@@ -622,6 +625,85 @@ mod tests {
         assert_eq!(
             batch_state(&op(r#"{"name":"batches/x"}"#)),
             BatchState::Running
+        );
+    }
+}
+
+#[cfg(test)]
+mod memory_probe {
+    use std::io::Write as _;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use futures_util::StreamExt as _;
+
+    use super::stream_results_from_reader;
+
+    fn vm_hwm_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Streams a ~300 MB results file and checks the peak RSS stays flat.
+    /// Slow-ish; run with `cargo test --lib memory_probe -- --ignored`.
+    #[tokio::test]
+    #[ignore]
+    async fn peak_memory_does_not_grow_with_file_size() {
+        let mut rng = 0x1234_5678u32;
+        let img = image::RgbImage::from_fn(1024, 1024, |_, _| {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            image::Rgb([rng as u8, (rng >> 8) as u8, (rng >> 16) as u8])
+        });
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let b64 = STANDARD.encode(png.into_inner());
+        drop(img);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.jsonl");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let lines = 75;
+        for i in 0..lines {
+            writeln!(
+                f,
+                r#"{{"response":{{"candidates":[{{"content":{{"parts":[{{"inlineData":{{"mimeType":"image/png","data":"{b64}"}}}}]}},"finishReason":"STOP"}}]}},"key":"k{i}"}}"#
+            )
+            .unwrap();
+        }
+        f.flush().unwrap();
+        drop(f);
+        drop(b64);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let before = vm_hwm_kib();
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
+        let mut stream = stream_results_from_reader(reader);
+        let mut ok = 0;
+        while let Some(item) = stream.next().await {
+            let outcome = item.unwrap();
+            assert!(outcome.result.is_ok());
+            ok += 1;
+        }
+        let after = vm_hwm_kib();
+        eprintln!(
+            "file {} MiB, {ok} lines, VmHWM before {} MiB, after {} MiB",
+            size >> 20,
+            before >> 10,
+            after >> 10
+        );
+        assert_eq!(ok, lines);
+        assert!(
+            after < before + 100 * 1024,
+            "peak grew by {} MiB",
+            (after - before) >> 10
         );
     }
 }

@@ -3,14 +3,14 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{RequestBuilder, StatusCode};
 use secrecy::ExposeSecret;
 
 use super::classify::{Site, classify_http, classify_json_error, classify_transport};
 use super::config::GeminiConfig;
 use super::response;
-use super::wire::{GenerateContentResponse, build_request};
+use super::wire::{ErrorEnvelope, GenerateContentResponse, build_request};
 use crate::provider::{BatchApi, Generated, ImageRequest, Provider, ProviderError, Reason};
 
 /// The API key header; the key never goes into a URL.
@@ -166,6 +166,13 @@ impl GeminiProvider {
         let body = self.post_json(url, body, Site::Model).await?;
         let parsed: GenerateContentResponse<'_> = serde_json::from_slice(body.as_ref())
             .map_err(|e| classify_json_error(&e, "generateContent response"))?;
+        if parsed.candidates.is_empty() && parsed.prompt_feedback.is_none() {
+            // Some relays wrap an error envelope in a 200: classify it as
+            // the status it names rather than as an empty answer.
+            if let Some(err) = embedded_error(body.as_ref()) {
+                return Err(err);
+            }
+        }
         let per_image = req.model.family().image_tokens(req.image_size);
         response::interpret(parsed, Some(per_image))
     }
@@ -186,4 +193,15 @@ impl Provider for GeminiProvider {
     fn batch(&self) -> Option<&dyn BatchApi> {
         Some(self)
     }
+}
+
+/// An `{"error": {code, …}}` envelope inside a 200 body, classified by the
+/// HTTP status its `code` names.
+fn embedded_error(body: &[u8]) -> Option<ProviderError> {
+    let env: ErrorEnvelope = serde_json::from_slice(body).ok()?;
+    let code = env.error?.code?;
+    let status = u16::try_from(code)
+        .ok()
+        .filter(|c| (400..600).contains(c))?;
+    Some(classify_http(status, &HeaderMap::new(), body, Site::Model))
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Response, StatusCode};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, BufReader};
 use tokio_util::io::StreamReader;
@@ -266,6 +266,8 @@ impl GeminiProvider {
                 if last { "upload, finalize" } else { "upload" },
             )
             .header(UPLOAD_OFFSET, offset.to_string())
+            // Explicit, so an empty finalize chunk still says 0.
+            .header(CONTENT_LENGTH, len.to_string())
             .body(data);
         let resp = rb.send().await.map_err(|e| classify_transport(&e))?;
         let resp = ok_or_classify(resp).await?;
@@ -294,6 +296,7 @@ impl GeminiProvider {
             .post(session)
             .timeout(self.config.request_timeout)
             .header(UPLOAD_COMMAND, "query")
+            .header(CONTENT_LENGTH, HeaderValue::from_static("0"))
             .body(Vec::new());
         let resp = rb.send().await.map_err(|e| classify_transport(&e))?;
         let resp = ok_or_classify(resp).await?;

@@ -122,6 +122,8 @@ async fn realtime_sends_key_in_header_and_classifies_answers() {
         ),
         // A body cut short.
         2 => json(200, r#"{"candidates":[{"content":"#),
+        // An error envelope wrapped in a 200 by some relay.
+        3 => json(200, r#"{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}"#),
         _ => json(200, "<html>proxy</html>"),
     })
     .await;
@@ -141,6 +143,8 @@ async fn realtime_sends_key_in_header_and_classifies_answers() {
 
     let e = p.generate(&req).await.unwrap_err();
     assert_eq!(e.reason, Reason::Connection);
+    let e = p.generate(&req).await.unwrap_err();
+    assert_eq!(e.reason, Reason::ServerError);
     let e = p.generate(&req).await.unwrap_err();
     assert_eq!(e.reason, Reason::BadResponse);
     assert!(e.is_retryable());
@@ -222,6 +226,10 @@ async fn submit_uploads_resumably_then_creates_the_batch() {
             ("/upload/v1beta/files", c) if c.starts_with("upload") => {
                 assert!(s.query.contains("upload_id=s1"));
                 assert!(s.headers.get("x-goog-api-key").is_none());
+                assert_eq!(
+                    s.headers["content-length"].to_str().unwrap(),
+                    s.body.len().to_string()
+                );
                 let off: usize = s.headers["x-goog-upload-offset"].to_str().unwrap().parse().unwrap();
                 assert_eq!(off, u.received.len(), "resume offset");
                 // Break the second chunk once, after keeping half of it.
@@ -377,6 +385,7 @@ async fn find_poll_results_and_cancel() {
         }
         ("POST", "/v1beta/batches/good:cancel") => {
             assert!(s.body.is_empty());
+            assert_eq!(s.headers["content-length"], "0");
             json(200, "{}")
         }
         ("POST", "/v1beta/batches/done:cancel") => json(
