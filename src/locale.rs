@@ -54,9 +54,7 @@ pub enum LocaleError {
     #[error("locale tag is empty; expected a BCP-47 tag such as `de-DE` or `pt-BR`")]
     Empty,
     /// The tag is not syntactically valid BCP-47.
-    #[error(
-        "`{input}` is not a well-formed BCP-47 locale tag ({reason}); expected something like `de-DE`, `pt-BR` or `zh-Hant-TW`"
-    )]
+    #[error("`{input}` is not a well-formed BCP-47 locale tag: {reason}")]
     IllFormed {
         /// The tag as given.
         input: String,
@@ -128,7 +126,9 @@ impl Locale {
                     "`{}` is not a language subtag; expected a 2-3 letter ISO 639 code such as `en`",
                     normalized.split('-').next().unwrap_or_default()
                 ),
-                other => other.to_string(),
+                other => format!(
+                    "{other}; expected something like `de-DE`, `pt-BR` or `zh-Hant-TW`"
+                ),
             };
             LocaleError::IllFormed {
                 input: s.to_string(),
