@@ -547,6 +547,8 @@ pub(crate) struct ShapedGlyph {
     pub id: u16,
     pub first_char: char,
     pub x: f32,
+    /// Family name of the face that drew it.
+    pub family: String,
 }
 
 /// `text` shaped on one line, in visual order, for tests that check shaping
@@ -573,10 +575,17 @@ pub(crate) fn shape_line(text: &str, locale: &str) -> Vec<ShapedGlyph> {
                 .get(g.start..)
                 .and_then(|s| s.chars().next())
                 .unwrap_or('\0');
+            let family = fs
+                .db()
+                .face(g.font_id)
+                .and_then(|face| face.families.first())
+                .map(|(name, _)| name.clone())
+                .unwrap_or_default();
             out.push(ShapedGlyph {
                 id: g.glyph_id,
                 first_char,
                 x: g.x,
+                family,
             });
         }
     }

@@ -80,6 +80,61 @@ fn locale_picks_the_regional_cjk_face() {
 }
 
 #[test]
+fn han_characters_are_drawn_with_the_face_of_the_locale() {
+    // Han unification: 直 and 骨 have regional shapes. The face must follow
+    // the locale, not whichever CJK face happens to come first.
+    for (locale, family) in [
+        ("ja-JP", fonts::CJK_JP),
+        ("ko-KR", fonts::CJK_KR),
+        ("zh-Hans-CN", fonts::CJK_SC),
+        ("zh-Hant-TW", fonts::CJK_TC),
+        ("zh-HK", fonts::CJK_HK),
+    ] {
+        let glyphs = shape_line("直骨", locale);
+        assert!(
+            glyphs.iter().all(|g| g.family == family),
+            "{locale}: {:?}",
+            glyphs.iter().map(|g| &g.family).collect::<Vec<_>>()
+        );
+    }
+    // Fallback picks the right script face in other locales.
+    let families = |text: &str, locale: &str| -> Vec<String> {
+        // The direction mark added to an opposite-direction paragraph is
+        // drawn (invisibly) by whichever face has it; skip it.
+        shape_line(text, locale)
+            .into_iter()
+            .filter(|g| !is_invisible_format(g.first_char))
+            .map(|g| g.family)
+            .collect()
+    };
+    assert!(
+        families("مرحبا", "en-US")
+            .iter()
+            .all(|f| f == fonts::ARABIC)
+    );
+    assert!(families("Acme", "ar-SA").iter().all(|f| f == fonts::SANS));
+    assert!(families("한국", "en-US").iter().all(|f| f == fonts::CJK_KR));
+    assert!(families("かな", "en-US").iter().all(|f| f == fonts::CJK_JP));
+    assert!(families("שלום", "en-US").iter().all(|f| f == fonts::HEBREW));
+}
+
+#[test]
+fn direction_marks_draw_no_ink() {
+    let mut img = blank(200, 100);
+    let bx = TextBox {
+        x: 0,
+        y: 0,
+        width: 200,
+        height: 100,
+    };
+    for locale in ["en-US", "ar-SA"] {
+        let fitted =
+            draw_text(&mut img, bx, "\u{200F}\u{200E}", locale, &style(40.0, 40.0)).expect("fits");
+        assert_eq!(fitted.ink_bbox, None, "{locale}");
+    }
+}
+
+#[test]
 fn rtl_locales_are_detected_by_language_and_script() {
     for tag in [
         "ar",
