@@ -555,3 +555,32 @@ fn translucent_colour_blends_over_the_background() {
         "{stem:?}"
     );
 }
+
+/// Writes every sample locale onto one sheet for a human to look at:
+/// `cargo test --lib text::tests::write_sample_sheet -- --ignored`.
+#[test]
+#[ignore = "writes a file for manual review"]
+fn write_sample_sheet_for_review() {
+    let row_h = 70;
+    let mut img = RgbaImage::from_pixel(
+        1000,
+        row_h * SAMPLES.len() as u32,
+        Rgba([250, 250, 245, 255]),
+    );
+    for (i, (locale, text)) in SAMPLES.iter().enumerate() {
+        let st = TextStyle {
+            color: [20, 20, 30, 255],
+            ..style(34.0, 8.0)
+        };
+        let bx = TextBox {
+            x: 20,
+            y: i as u32 * row_h + 8,
+            width: 960,
+            height: row_h - 12,
+        };
+        draw_text(&mut img, bx, text, locale, &st).expect("fits");
+    }
+    let path = std::env::temp_dir().join("adloc-text-samples.png");
+    img.save(&path).expect("write");
+    println!("{}", path.display());
+}
