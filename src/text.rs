@@ -1,1 +1,0 @@
-//! Text typesetting (in progress).
