@@ -15,7 +15,16 @@ use std::time::Instant;
 use adloc::queue::Queue;
 
 const LOCALES: [&str; 10] = [
-    "en-US", "de-DE", "fr-FR", "es-MX", "pt-BR", "ja-JP", "ko-KR", "zh-Hans-CN", "ar-SA", "it-IT",
+    "en-US",
+    "de-DE",
+    "fr-FR",
+    "es-MX",
+    "pt-BR",
+    "ja-JP",
+    "ko-KR",
+    "zh-Hans-CN",
+    "ar-SA",
+    "it-IT",
 ];
 const VARIANTS: [(&str, &str); 5] = [
     ("hero", "16:9"),
@@ -58,7 +67,10 @@ fn write_campaign(dir: &std::path::Path, rows: usize) {
     }
     csv.push('\n');
     for r in 0..rows {
-        let _ = write!(csv, "row-{r:05},\"A product shot number {r}, studio light\",Headline {r},Buy now");
+        let _ = write!(
+            csv,
+            "row-{r:05},\"A product shot number {r}, studio light\",Headline {r},Buy now"
+        );
         for l in &LOCALES[1..] {
             let _ = write!(csv, ",Headline {r} in {l},CTA {l}");
         }

@@ -43,7 +43,13 @@ impl PriceTable {
     /// Actual USD for a generation from its token usage. When the campaign
     /// overrides the per-image price, the override is what the user pays for
     /// the image tokens; input and text tokens are priced from the table.
-    pub fn from_usage(&self, model: &ModelId, size: ImageSize, mode: BillingMode, usage: &Usage) -> f64 {
+    pub fn from_usage(
+        &self,
+        model: &ModelId,
+        size: ImageSize,
+        mode: BillingMode,
+        usage: &Usage,
+    ) -> f64 {
         let rates = model.family().token_rates();
         let factor = match mode {
             BillingMode::Realtime => 1.0,
@@ -99,7 +105,13 @@ mod tests {
             thought_tokens: 0,
         };
         let t = PriceTable::default();
-        assert_eq!(t.from_usage(&m, ImageSize::K1, BillingMode::Realtime, &u), 0.0387);
-        assert_eq!(t.from_usage(&m, ImageSize::K1, BillingMode::Batch, &u), 0.01935);
+        assert_eq!(
+            t.from_usage(&m, ImageSize::K1, BillingMode::Realtime, &u),
+            0.0387
+        );
+        assert_eq!(
+            t.from_usage(&m, ImageSize::K1, BillingMode::Batch, &u),
+            0.01935
+        );
     }
 }

@@ -232,7 +232,12 @@ impl Progress {
                 b.inc(1);
                 b.set_message(format!("{what} {key}"));
             }
-            None => tracing::info!(job = key, outcome = what, progress = format!("{n}/{total}"), "job finished"),
+            None => tracing::info!(
+                job = key,
+                outcome = what,
+                progress = format!("{n}/{total}"),
+                "job finished"
+            ),
         }
     }
 
@@ -253,7 +258,11 @@ pub fn make_provider(choice: ProviderChoice, campaign: &Campaign) -> Result<Arc<
 
 /// Default provider: gemini when `GEMINI_API_KEY` or `GOOGLE_API_KEY` is set.
 pub fn default_provider() -> ProviderChoice {
-    let set = |k: &str| std::env::var(k).map(|v| !v.trim().is_empty()).unwrap_or(false);
+    let set = |k: &str| {
+        std::env::var(k)
+            .map(|v| !v.trim().is_empty())
+            .unwrap_or(false)
+    };
     if set("GEMINI_API_KEY") || set("GOOGLE_API_KEY") {
         ProviderChoice::Gemini
     } else {
@@ -270,7 +279,12 @@ pub fn load_and_expand(dir: &Path) -> Result<(Campaign, Vec<JobSpec>)> {
 }
 
 /// Estimated USD for the specs flagged in `generate`.
-pub fn estimate(campaign: &Campaign, specs: &[JobSpec], generate: &[bool], mode: BillingMode) -> f64 {
+pub fn estimate(
+    campaign: &Campaign,
+    specs: &[JobSpec],
+    generate: &[bool],
+    mode: BillingMode,
+) -> f64 {
     let prices = PriceTable::new(campaign.pricing.clone());
     let total: f64 = specs
         .iter()
@@ -296,7 +310,10 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     let provider = make_provider(choice, &campaign)?;
     let mut mode = opts.mode.unwrap_or(campaign.mode);
     if provider.batch().is_none() && mode != RunMode::Realtime {
-        tracing::info!(provider = provider.name(), "provider has no batch API; rendering in realtime");
+        tracing::info!(
+            provider = provider.name(),
+            "provider has no batch API; rendering in realtime"
+        );
         mode = RunMode::Realtime;
     }
     let billing = |m: RunMode| match m {
@@ -312,13 +329,20 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
 
     let campaign_out = opts.out.join(&campaign.name);
     std::fs::create_dir_all(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
-    let swept = assets::sweep_temporaries(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
+    let swept =
+        assets::sweep_temporaries(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
     if swept > 0 {
-        tracing::info!(files = swept, "removed temporary files left by an interrupted run");
+        tracing::info!(
+            files = swept,
+            "removed temporary files left by an interrupted run"
+        );
     }
     let recovered = queue.recover_orphans(&campaign.name).await?;
     if recovered > 0 {
-        tracing::info!(jobs = recovered, "took back jobs from a runner that stopped");
+        tracing::info!(
+            jobs = recovered,
+            "took back jobs from a runner that stopped"
+        );
     }
 
     let run_id = queue
@@ -467,7 +491,11 @@ pub(crate) enum JobOutcome {
 }
 
 /// Realtime dispatch: claim, call, store, record — `concurrency` at a time.
-async fn dispatch_realtime(ctx: &Arc<Ctx>, concurrency: usize, drain: Duration) -> Result<Option<StopReason>> {
+async fn dispatch_realtime(
+    ctx: &Arc<Ctx>,
+    concurrency: usize,
+    drain: Duration,
+) -> Result<Option<StopReason>> {
     let limiter = rate_limiter(ctx);
     let mut set: JoinSet<Result<JobOutcome>> = JoinSet::new();
     let mut stop: Option<StopReason> = None;
@@ -480,7 +508,11 @@ async fn dispatch_realtime(ctx: &Arc<Ctx>, concurrency: usize, drain: Duration) 
         }
         let free = concurrency.saturating_sub(set.len());
         if free > 0 {
-            for job in ctx.queue.claim(ctx.run, &ctx.campaign, free, ctx.lease).await? {
+            for job in ctx
+                .queue
+                .claim(ctx.run, &ctx.campaign, free, ctx.lease)
+                .await?
+            {
                 let ctx = ctx.clone();
                 let limiter = limiter.clone();
                 set.spawn(async move {
@@ -536,7 +568,9 @@ async fn dispatch_realtime(ctx: &Arc<Ctx>, concurrency: usize, drain: Duration) 
     Ok(stop)
 }
 
-fn handle_join(res: std::result::Result<Result<JobOutcome>, tokio::task::JoinError>) -> Result<Option<StopReason>> {
+fn handle_join(
+    res: std::result::Result<Result<JobOutcome>, tokio::task::JoinError>,
+) -> Result<Option<StopReason>> {
     match res {
         Ok(Ok(JobOutcome::Stop(s))) => Ok(Some(s)),
         Ok(Ok(_)) => Ok(None),
@@ -553,7 +587,9 @@ fn rate_limiter(ctx: &Ctx) -> Option<Arc<Limiter>> {
         return None;
     }
     let spec = ctx.specs.values().next()?;
-    let rpm = ctx.rpm_override().unwrap_or(spec.request.model.family().default_rpm());
+    let rpm = ctx
+        .rpm_override()
+        .unwrap_or(spec.request.model.family().default_rpm());
     let per_min = std::num::NonZeroU32::new(rpm)?;
     // Burst of a tenth of a minute's quota: smooth, but no idle start.
     let burst = std::num::NonZeroU32::new((rpm / 10).max(1))?;
@@ -574,7 +610,15 @@ async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<JobOutcome> {
         // Claimed a job this process did not expand (another runner's newer
         // campaign). Hand it back untouched.
         ctx.queue
-            .transition(job.id, Some(ctx.run), JobState::Pending, None, None, None, true)
+            .transition(
+                job.id,
+                Some(ctx.run),
+                JobState::Pending,
+                None,
+                None,
+                None,
+                true,
+            )
             .await?;
         return Ok(JobOutcome::Retry);
     };
@@ -589,7 +633,16 @@ async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<JobOutcome> {
         model: &spec.request.model,
         size: spec.request.image_size,
     };
-    settle(ctx, job.id, job.attempts, &info, result, BillingMode::Realtime, started).await
+    settle(
+        ctx,
+        job.id,
+        job.attempts,
+        &info,
+        result,
+        BillingMode::Realtime,
+        started,
+    )
+    .await
 }
 
 /// What `settle` needs to know about a job.
@@ -617,13 +670,16 @@ pub(crate) async fn settle(
             let k = spec.key.clone();
             let bytes = generated.bytes;
             let mime = generated.mime_type.clone();
-            let res = tokio::task::spawn_blocking(move || assets::store_master(&out, &k, &bytes, &mime))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            let res =
+                tokio::task::spawn_blocking(move || assets::store_master(&out, &k, &bytes, &mime))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?;
             crash_point("after-asset-rename");
             match res {
                 Ok(asset) => Ok((asset, generated.usage)),
-                Err(assets::AssetError::Io { path, source }) => return Err(Error::io(path, source)),
+                Err(assets::AssetError::Io { path, source }) => {
+                    return Err(Error::io(path, source));
+                }
                 Err(e) => Err(ProviderError::retryable(
                     Reason::UndecodableImage,
                     e.to_string(),
@@ -668,7 +724,10 @@ pub(crate) async fn settle(
                 .await?;
             ctx.add_spend(cost);
             if !ok {
-                tracing::warn!(job = key, "job changed while its image was generated; result kept on disk, not recorded");
+                tracing::warn!(
+                    job = key,
+                    "job changed while its image was generated; result kept on disk, not recorded"
+                );
             }
             ctx.progress.finished_one("done", &key);
             if let Some(cap) = ctx.spend_cap
@@ -683,7 +742,10 @@ pub(crate) async fn settle(
             match e.class {
                 ErrorClass::Retryable { retry_after } => {
                     if attempts >= ctx.policy.max_attempts() {
-                        let detail = format!("gave up after {attempts} attempts; last error: {}", e.detail);
+                        let detail = format!(
+                            "gave up after {attempts} attempts; last error: {}",
+                            e.detail
+                        );
                         ctx.queue
                             .transition(
                                 job,
@@ -714,7 +776,12 @@ pub(crate) async fn settle(
                         return Ok(JobOutcome::Stop(StopReason::RetryBudget(first, retries)));
                     }
                     let delay = ctx.policy.delay(attempts, retry_after, fastrand::f64());
-                    tracing::info!(job = key, reason = e.reason.code(), retry_in_ms = delay.as_millis() as u64, "will retry");
+                    tracing::info!(
+                        job = key,
+                        reason = e.reason.code(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "will retry"
+                    );
                     ctx.queue
                         .transition(
                             job,

@@ -239,7 +239,10 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
 
     let mut locales: Vec<Locale> = Vec::new();
     if raw.locales.get_ref().is_empty() {
-        errors.push(at(raw.locales.span(), "`locales` must list at least one locale".into()));
+        errors.push(at(
+            raw.locales.span(),
+            "`locales` must list at least one locale".into(),
+        ));
     }
     for l in raw.locales.get_ref() {
         match Locale::parse(l.get_ref()) {
@@ -269,25 +272,36 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         if s.starts_with("http://") || s.starts_with("https://") {
             Some(s)
         } else {
-            errors.push(at(u.span(), format!("base_url `{s}` must start with http:// or https://")));
+            errors.push(at(
+                u.span(),
+                format!("base_url `{s}` must start with http:// or https://"),
+            ));
             None
         }
     });
 
     let mut variants: Vec<VariantConfig> = Vec::new();
     if raw.variants.get_ref().is_empty() {
-        errors.push(at(raw.variants.span(), "at least one [[variants]] entry is required".into()));
+        errors.push(at(
+            raw.variants.span(),
+            "at least one [[variants]] entry is required".into(),
+        ));
     }
     for v in raw.variants.into_inner() {
         let vname = v.name.get_ref().clone();
         if !valid_campaign_name(&vname) {
             errors.push(at(
                 v.name.span(),
-                format!("variant name `{vname}` must match [a-z0-9-]+ (it is used in output paths)"),
+                format!(
+                    "variant name `{vname}` must match [a-z0-9-]+ (it is used in output paths)"
+                ),
             ));
         }
         if variants.iter().any(|o| o.name == vname) {
-            errors.push(at(v.name.span(), format!("variant `{vname}` is defined twice")));
+            errors.push(at(
+                v.name.span(),
+                format!("variant `{vname}` is defined twice"),
+            ));
         }
         let ratio = v.aspect_ratio.get_ref().clone();
         let size = match &v.image_size {
@@ -352,7 +366,10 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         if v.is_finite() && v >= 0.0 {
             Some(v)
         } else {
-            errors.push(at(m.span(), format!("budget.max_usd must be a non-negative number, got {v}")));
+            errors.push(at(
+                m.span(),
+                format!("budget.max_usd must be a non-negative number, got {v}"),
+            ));
             None
         }
     });
@@ -374,7 +391,10 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
                     realtime: price.realtime,
                     batch: price.batch,
                 }),
-                Err(e) => errors.push(InputProblem::file(path, format!("[pricing.\"{model_id}\"]: {e}"))),
+                Err(e) => errors.push(InputProblem::file(
+                    path,
+                    format!("[pricing.\"{model_id}\"]: {e}"),
+                )),
             }
         }
     }

@@ -177,6 +177,9 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (u64, u64) {
         .iter()
         .rposition(|&b| b == b'\n')
         .map_or(0, |p| p + 1);
-    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() as u64 + 1;
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count() as u64
+        + 1;
     (line, col)
 }

@@ -157,10 +157,12 @@ impl Rows {
                     })
             });
             let resolved = from_override.or_else(|| {
-                base_cell.filter(|v| !v.trim().is_empty()).map(|v| Resolved {
-                    value: v.to_string(),
-                    from_locale: None,
-                })
+                base_cell
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| Resolved {
+                        value: v.to_string(),
+                        from_locale: None,
+                    })
             });
             if let Some(r) = resolved {
                 out.insert(base.to_string(), r);
@@ -182,7 +184,10 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            errors.push(InputProblem::file(path, format!("cannot read rows file: {e}")));
+            errors.push(InputProblem::file(
+                path,
+                format!("cannot read rows file: {e}"),
+            ));
             return None;
         }
     };
@@ -228,7 +233,12 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
     for (i, h) in headers.iter().enumerate() {
         let col = Some(i as u64 + 1);
         if h.is_empty() {
-            errors.push(InputProblem::at(path, 1, col, format!("column {} has an empty header", i + 1)));
+            errors.push(InputProblem::at(
+                path,
+                1,
+                col,
+                format!("column {} has an empty header", i + 1),
+            ));
             header_errors = true;
             kinds.push(ColumnKind::Base(String::new()));
             continue;
@@ -261,13 +271,23 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
             ColumnKind::Override { base, locale } => format!("{base}.{locale}"),
         };
         if !seen.insert(canonical.clone()) {
-            errors.push(InputProblem::at(path, 1, col, format!("column `{canonical}` appears twice")));
+            errors.push(InputProblem::at(
+                path,
+                1,
+                col,
+                format!("column `{canonical}` appears twice"),
+            ));
             header_errors = true;
         }
         kinds.push(kind);
     }
     let Some(id_idx) = kinds.iter().position(|k| *k == ColumnKind::Id) else {
-        errors.push(InputProblem::at(path, 1, None, "the header has no `id` column"));
+        errors.push(InputProblem::at(
+            path,
+            1,
+            None,
+            "the header has no `id` column",
+        ));
         return None;
     };
 

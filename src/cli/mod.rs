@@ -185,7 +185,11 @@ pub fn parse_deadline(s: &str) -> Result<jiff::Timestamp, Error> {
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return Ok(t);
     }
-    let bad = || Error::Usage(format!("--deadline `{s}`: expected RFC 3339 (2026-11-28T06:00:00Z) or local HH:MM"));
+    let bad = || {
+        Error::Usage(format!(
+            "--deadline `{s}`: expected RFC 3339 (2026-11-28T06:00:00Z) or local HH:MM"
+        ))
+    };
     let (h, m) = s.split_once(':').ok_or_else(bad)?;
     let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
     let now = jiff::ZonedDateTime::now();
@@ -195,7 +199,9 @@ pub fn parse_deadline(s: &str) -> Result<jiff::Timestamp, Error> {
         .to_zoned_datetime(now.time_zone().clone())
         .map_err(|_| bad())?;
     let t = if today.timestamp() <= now.timestamp() {
-        today.checked_add(jiff::Span::new().days(1)).map_err(|_| bad())?
+        today
+            .checked_add(jiff::Span::new().days(1))
+            .map_err(|_| bad())?
     } else {
         today
     };
@@ -296,7 +302,9 @@ async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCode, Error> {
     if let Some(m) = a.max_spend
         && !(m.is_finite() && m >= 0.0)
     {
-        return Err(Error::Usage(format!("--max-spend must be a non-negative number, got {m}")));
+        return Err(Error::Usage(format!(
+            "--max-spend must be a non-negative number, got {m}"
+        )));
     }
     opts.max_spend = a.max_spend;
     opts.no_wait = a.no_wait;
@@ -309,7 +317,9 @@ async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCode, Error> {
         let cancel = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupt: stopping dispatch, finishing calls in flight, writing the manifest");
+                eprintln!(
+                    "interrupt: stopping dispatch, finishing calls in flight, writing the manifest"
+                );
                 cancel.cancel();
             }
         });
@@ -318,7 +328,9 @@ async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCode, Error> {
     {
         let cancel = cancel.clone();
         tokio::spawn(async move {
-            if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
                 s.recv().await;
                 cancel.cancel();
             }
@@ -348,16 +360,21 @@ async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCode, Error> {
     if let Some(stop) = &s.stopped {
         eprintln!("stopped: {stop}");
         if let run::StopReason::Provider(crate::provider::Reason::DailyQuotaExhausted, _) = stop {
-            eprintln!("the per-day quota is used up: retrying today is pointless; jobs stay pending for tomorrow's run");
+            eprintln!(
+                "the per-day quota is used up: retrying today is pointless; jobs stay pending for tomorrow's run"
+            );
         }
     }
     Ok(s.exit)
 }
 
 async fn open_state(path: &Path) -> Result<Queue, Error> {
-    Queue::open_existing(path)
-        .await?
-        .ok_or_else(|| Error::Usage(format!("no state file at {} (run a campaign first)", path.display())))
+    Queue::open_existing(path).await?.ok_or_else(|| {
+        Error::Usage(format!(
+            "no state file at {} (run a campaign first)",
+            path.display()
+        ))
+    })
 }
 
 async fn status(a: StatusArgs) -> Result<ExitCode, Error> {
@@ -371,7 +388,11 @@ async fn status(a: StatusArgs) -> Result<ExitCode, Error> {
         let states: Vec<String> = s.by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!("{c}: {}", states.join(", "));
         for (display, remote, state) in &s.open_batches {
-            println!("  batch {} ({}) {state}", remote.as_deref().unwrap_or("-"), display);
+            println!(
+                "  batch {} ({}) {state}",
+                remote.as_deref().unwrap_or("-"),
+                display
+            );
         }
         println!("  spent so far: ${:.4}", s.spent_usd);
     }
@@ -389,13 +410,18 @@ async fn cancel(a: CancelArgs) -> Result<ExitCode, Error> {
     for n in &names {
         println!("cancelled {n}");
     }
-    println!("{} batch(es) cancelled; their jobs are pending again", names.len());
+    println!(
+        "{} batch(es) cancelled; their jobs are pending again",
+        names.len()
+    );
     Ok(ExitCode::Success)
 }
 
 async fn retry(a: RetryArgs) -> Result<ExitCode, Error> {
     if !a.failed && !a.blocked {
-        return Err(Error::Usage("say which jobs to requeue: --failed, --blocked, or both".into()));
+        return Err(Error::Usage(
+            "say which jobs to requeue: --failed, --blocked, or both".into(),
+        ));
     }
     let q = open_state(&a.state).await?;
     let n = q.requeue(&a.campaign, a.failed, a.blocked).await?;

@@ -208,7 +208,11 @@ pub struct ProviderError {
 
 impl ProviderError {
     /// A retryable error.
-    pub fn retryable(reason: Reason, detail: impl Into<String>, retry_after: Option<Duration>) -> Self {
+    pub fn retryable(
+        reason: Reason,
+        detail: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
         ProviderError {
             class: ErrorClass::Retryable { retry_after },
             reason,
@@ -336,7 +340,10 @@ pub trait BatchApi: Send + Sync {
     /// Current state of a batch.
     async fn poll(&self, batch: &RemoteBatch) -> Result<BatchState, ProviderError>;
     /// Stream the results of a finished batch.
-    async fn results<'a>(&'a self, batch: &'a RemoteBatch) -> Result<OutcomeStream<'a>, ProviderError>;
+    async fn results<'a>(
+        &'a self,
+        batch: &'a RemoteBatch,
+    ) -> Result<OutcomeStream<'a>, ProviderError>;
     /// Cancel a running batch.
     async fn cancel(&self, batch: &RemoteBatch) -> Result<(), ProviderError>;
 }

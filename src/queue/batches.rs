@@ -63,7 +63,11 @@ impl Queue {
         limit: usize,
     ) -> Result<Option<(BatchRow, Vec<BatchJob>)>> {
         let now = now_ms();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(self.err())?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err())?;
         let rows = sqlx::query(
             "SELECT id, request_hash, attempts FROM jobs
              WHERE campaign = ? AND model = ? AND state = 'pending' AND (not_before IS NULL OR not_before <= ?)
@@ -77,7 +81,13 @@ impl Queue {
         .map_err(self.err())?;
         let chosen: Vec<(i64, String, i64)> = rows
             .into_iter()
-            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1), r.get::<i64, _>(2)))
+            .map(|r| {
+                (
+                    r.get::<i64, _>(0),
+                    r.get::<String, _>(1),
+                    r.get::<i64, _>(2),
+                )
+            })
             .filter(|(id, _, _)| eligible.contains(id))
             .take(limit)
             .collect();
@@ -134,7 +144,11 @@ impl Queue {
     /// The remote create succeeded: store its name, move the jobs on.
     pub async fn batch_submitted(&self, batch: i64, remote_name: &str) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(self.err())?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err())?;
         sqlx::query("UPDATE batches SET state = 'submitted', remote_name = ?, submitted_at = ? WHERE id = ?")
             .bind(remote_name)
             .bind(now)
@@ -160,9 +174,19 @@ impl Queue {
     /// `failed`/`expired`/`cancelled`/`ingested` otherwise) and return every
     /// job of it that has no result yet to pending. When the batch never ran
     /// (`refund`), the assignment does not count as an attempt.
-    pub async fn close_batch(&self, batch: i64, state: &str, detail: Option<&str>, refund: bool) -> Result<u64> {
+    pub async fn close_batch(
+        &self,
+        batch: i64,
+        state: &str,
+        detail: Option<&str>,
+        refund: bool,
+    ) -> Result<u64> {
         let now = now_ms();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(self.err())?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err())?;
         sqlx::query("UPDATE batches SET state = ?, detail = COALESCE(?, detail), finished_at = ? WHERE id = ?")
             .bind(state)
             .bind(detail)

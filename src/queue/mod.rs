@@ -257,12 +257,14 @@ impl Queue {
             .execute(&self.pool)
             .await
             .map_err(self.err())?;
-        sqlx::query("UPDATE jobs SET lease_expires_at = ? WHERE lease_run = ? AND state = 'in_flight'")
-            .bind(now + lease.as_millis() as i64)
-            .bind(run)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err())?;
+        sqlx::query(
+            "UPDATE jobs SET lease_expires_at = ? WHERE lease_run = ? AND state = 'in_flight'",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(run)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
         Ok(())
     }
 
@@ -324,7 +326,10 @@ impl Queue {
         })
     }
 
-    async fn live_jobs(&self, campaign: &str) -> Result<HashMap<(String, String, String), LiveJob>> {
+    async fn live_jobs(
+        &self,
+        campaign: &str,
+    ) -> Result<HashMap<(String, String, String), LiveJob>> {
         let rows = sqlx::query(
             "SELECT id, row_id, locale, variant, request_hash, state FROM jobs
              WHERE campaign = ? AND state NOT IN ('superseded', 'retired')",
@@ -428,7 +433,13 @@ impl Queue {
 
     /// Claim up to `limit` pending jobs of `campaign` whose `not_before` has
     /// passed, among `eligible` ids, for `run`, in one statement.
-    pub async fn claim(&self, run: RunId, campaign: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>> {
+    pub async fn claim(
+        &self,
+        run: RunId,
+        campaign: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -581,7 +592,8 @@ impl Queue {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(self.err())?;
-        let (code, detail, block) = error.map_or((None, None, None), |(c, d, b)| (Some(c), Some(d), b));
+        let (code, detail, block) =
+            error.map_or((None, None, None), |(c, d, b)| (Some(c), Some(d), b));
         let sql = format!(
             "UPDATE jobs SET state = ?, not_before = ?, lease_run = NULL, lease_expires_at = NULL,
                     error_code = COALESCE(?, error_code), error_detail = COALESCE(?, error_detail),
@@ -748,10 +760,11 @@ impl Queue {
 
     /// Campaign names known to the store.
     pub async fn campaigns(&self) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT campaign FROM jobs ORDER BY campaign")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(self.err())?;
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT campaign FROM jobs ORDER BY campaign")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err())?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
@@ -780,7 +793,10 @@ struct SyncPlan {
     retired: Vec<JobId>,
 }
 
-fn compare(live: &HashMap<(String, String, String), LiveJob>, specs: &[JobSpec]) -> (SyncReport, SyncPlan) {
+fn compare(
+    live: &HashMap<(String, String, String), LiveJob>,
+    specs: &[JobSpec],
+) -> (SyncReport, SyncPlan) {
     let mut report = SyncReport::default();
     let mut plan = SyncPlan {
         ids: Vec::with_capacity(specs.len()),
@@ -788,7 +804,8 @@ fn compare(live: &HashMap<(String, String, String), LiveJob>, specs: &[JobSpec])
         superseded: Vec::new(),
         retired: Vec::new(),
     };
-    let mut seen: std::collections::HashSet<JobId> = std::collections::HashSet::with_capacity(specs.len());
+    let mut seen: std::collections::HashSet<JobId> =
+        std::collections::HashSet::with_capacity(specs.len());
     for spec in specs {
         let k = (
             spec.key.row_id.clone(),
@@ -863,7 +880,9 @@ fn process_alive(pid: i64) -> bool {
     match std::fs::read_to_string(stat) {
         Ok(s) => {
             // Field 3, after the parenthesised command name, is the state.
-            let state = s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            let state = s
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
             state != Some("Z") && state != Some("X")
         }
         Err(_) => false,

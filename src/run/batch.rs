@@ -62,9 +62,9 @@ pub(crate) async fn dispatch(
         .auto_realtime_below
         .unwrap_or(DEFAULT_AUTO_REALTIME_BELOW);
     let eligible: HashSet<JobId> = ctx.specs.keys().copied().collect();
-    let deadline = opts.deadline.map(|d| {
-        d.as_millisecond() - opts.deadline_margin.as_millis() as i64
-    });
+    let deadline = opts
+        .deadline
+        .map(|d| d.as_millisecond() - opts.deadline_margin.as_millis() as i64);
 
     // 1. Resume: a batch recorded as `submitting` may or may not exist remotely.
     for b in ctx.queue.open_batches(&ctx.campaign).await? {
@@ -107,7 +107,9 @@ pub(crate) async fn dispatch(
         }
         if opts.no_wait {
             left_running.extend(open.iter().map(|b| {
-                b.remote_name.clone().unwrap_or_else(|| b.display_name.clone())
+                b.remote_name
+                    .clone()
+                    .unwrap_or_else(|| b.display_name.clone())
             }));
             return Ok(None);
         }
@@ -115,7 +117,9 @@ pub(crate) async fn dispatch(
         // 3. Poll every open batch once; ingest those that finished.
         let mut any_finished = false;
         for b in &open {
-            let Some(remote) = &b.remote_name else { continue };
+            let Some(remote) = &b.remote_name else {
+                continue;
+            };
             let rb = RemoteBatch {
                 name: remote.clone(),
                 display_name: b.display_name.clone(),
@@ -141,7 +145,10 @@ pub(crate) async fn dispatch(
                 }
                 BatchState::Failed(msg) => {
                     any_finished = true;
-                    let n = ctx.queue.close_batch(b.id, "failed", Some(&msg), false).await?;
+                    let n = ctx
+                        .queue
+                        .close_batch(b.id, "failed", Some(&msg), false)
+                        .await?;
                     tracing::warn!(batch = %remote, jobs = n, error = %msg, "batch FAILED; its jobs will be resubmitted");
                 }
                 BatchState::Expired => {
@@ -151,7 +158,10 @@ pub(crate) async fn dispatch(
                 }
                 BatchState::Cancelled => {
                     any_finished = true;
-                    let n = ctx.queue.close_batch(b.id, "cancelled", None, false).await?;
+                    let n = ctx
+                        .queue
+                        .close_batch(b.id, "cancelled", None, false)
+                        .await?;
                     tracing::warn!(batch = %remote, jobs = n, "batch was cancelled; its jobs return to pending");
                 }
             }
@@ -193,7 +203,15 @@ async fn resume_submitting(ctx: &Ctx, api: &dyn BatchApi, b: &BatchRow) -> Resul
             ctx.queue.batch_submitted(b.id, &remote.name).await
         }
         Ok(None) => {
-            let n = ctx.queue.close_batch(b.id, "abandoned", Some("not found remotely on resume"), true).await?;
+            let n = ctx
+                .queue
+                .close_batch(
+                    b.id,
+                    "abandoned",
+                    Some("not found remotely on resume"),
+                    true,
+                )
+                .await?;
             tracing::info!(display_name = %b.display_name, jobs = n, "batch was never created remotely; its jobs return to pending");
             Ok(())
         }
@@ -223,7 +241,10 @@ async fn submit_pending(
         // Respect the enqueued-token cap across open batches.
         let open = ctx.queue.open_batches(&ctx.campaign).await?;
         let per_request = model.family().image_tokens(ImageSize::K4) + 300;
-        let enqueued: u64 = open.iter().map(|b| b.request_count as u64 * per_request).sum();
+        let enqueued: u64 = open
+            .iter()
+            .map(|b| b.request_count as u64 * per_request)
+            .sum();
         let room = (cap.saturating_sub(enqueued) / per_request) as usize;
         let limit = batch_size.min(room.max(if open.is_empty() { 1 } else { 0 }));
         if limit == 0 {
@@ -261,12 +282,16 @@ async fn submit_pending(
             }
             Err(e) => match e.class {
                 ErrorClass::RunTerminal => {
-                    ctx.queue.close_batch(row.id, "abandoned", Some(&e.detail), true).await?;
+                    ctx.queue
+                        .close_batch(row.id, "abandoned", Some(&e.detail), true)
+                        .await?;
                     return Ok(Some(StopReason::Provider(e.reason, e.detail)));
                 }
                 ErrorClass::JobTerminal => {
                     // The service refused the batch as a whole: not one item's fault.
-                    ctx.queue.close_batch(row.id, "abandoned", Some(&e.detail), true).await?;
+                    ctx.queue
+                        .close_batch(row.id, "abandoned", Some(&e.detail), true)
+                        .await?;
                     return Ok(Some(StopReason::Provider(e.reason, e.detail)));
                 }
                 ErrorClass::Retryable { retry_after } => {
@@ -287,7 +312,12 @@ async fn submit_pending(
 }
 
 /// Stream a finished batch's results into assets and job states.
-async fn ingest(ctx: &Ctx, api: &dyn BatchApi, b: &BatchRow, rb: &RemoteBatch) -> Result<Option<StopReason>> {
+async fn ingest(
+    ctx: &Ctx,
+    api: &dyn BatchApi,
+    b: &BatchRow,
+    rb: &RemoteBatch,
+) -> Result<Option<StopReason>> {
     let jobs = ctx.queue.batch_jobs(b.id).await?;
     let by_id: std::collections::HashMap<JobId, &crate::queue::BatchJob> =
         jobs.iter().map(|j| (j.id, j)).collect();
@@ -333,8 +363,16 @@ async fn ingest(ctx: &Ctx, api: &dyn BatchApi, b: &BatchRow, rb: &RemoteBatch) -
             size,
         };
         crate::run::crash_point("batch-ingest-item");
-        if let JobOutcome::Stop(s) =
-            settle(ctx, job.id, job.attempts, &info, outcome.result, BillingMode::Batch, started).await?
+        if let JobOutcome::Stop(s) = settle(
+            ctx,
+            job.id,
+            job.attempts,
+            &info,
+            outcome.result,
+            BillingMode::Batch,
+            started,
+        )
+        .await?
         {
             stop.get_or_insert(s);
         }
@@ -369,7 +407,9 @@ async fn finish_in_realtime(
                     ingest(ctx, api, &b, &rb).await?;
                     continue;
                 }
-                ctx.queue.close_batch(b.id, "cancelled", Some("deadline"), false).await?;
+                ctx.queue
+                    .close_batch(b.id, "cancelled", Some("deadline"), false)
+                    .await?;
             }
             None => resume_submitting(ctx, api, &b).await?,
         }
@@ -380,7 +420,11 @@ async fn finish_in_realtime(
 
 /// Cancel every open batch of a campaign (`adloc cancel`) and return their
 /// jobs to pending. Returns the batches cancelled.
-pub async fn cancel_all(queue: &crate::queue::Queue, api: &dyn BatchApi, campaign: &str) -> Result<Vec<String>> {
+pub async fn cancel_all(
+    queue: &crate::queue::Queue,
+    api: &dyn BatchApi,
+    campaign: &str,
+) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for b in queue.open_batches(campaign).await? {
         match &b.remote_name {
@@ -392,24 +436,33 @@ pub async fn cancel_all(queue: &crate::queue::Queue, api: &dyn BatchApi, campaig
                 api.cancel(&rb)
                     .await
                     .map_err(|e| Error::RunTerminal(format!("cancel {name}: {e}")))?;
-                queue.close_batch(b.id, "cancelled", Some("adloc cancel"), false).await?;
+                queue
+                    .close_batch(b.id, "cancelled", Some("adloc cancel"), false)
+                    .await?;
                 names.push(name.clone());
             }
-            None => {
-                match api.find(&b.display_name).await {
-                    Ok(Some(rb)) => {
-                        api.cancel(&rb)
-                            .await
-                            .map_err(|e| Error::RunTerminal(format!("cancel {}: {e}", rb.name)))?;
-                        queue.close_batch(b.id, "cancelled", Some("adloc cancel"), false).await?;
-                        names.push(rb.name);
-                    }
-                    Ok(None) => {
-                        queue.close_batch(b.id, "abandoned", Some("adloc cancel"), true).await?;
-                    }
-                    Err(e) => return Err(Error::RunTerminal(format!("look up {}: {e}", b.display_name))),
+            None => match api.find(&b.display_name).await {
+                Ok(Some(rb)) => {
+                    api.cancel(&rb)
+                        .await
+                        .map_err(|e| Error::RunTerminal(format!("cancel {}: {e}", rb.name)))?;
+                    queue
+                        .close_batch(b.id, "cancelled", Some("adloc cancel"), false)
+                        .await?;
+                    names.push(rb.name);
                 }
-            }
+                Ok(None) => {
+                    queue
+                        .close_batch(b.id, "abandoned", Some("adloc cancel"), true)
+                        .await?;
+                }
+                Err(e) => {
+                    return Err(Error::RunTerminal(format!(
+                        "look up {}: {e}",
+                        b.display_name
+                    )));
+                }
+            },
         }
     }
     Ok(names)

@@ -14,7 +14,10 @@ fn mtimes(ws: &Workspace) -> BTreeMap<String, SystemTime> {
         .iter()
         .map(|a| {
             let p = a["path"].as_str().unwrap().to_string();
-            let t = std::fs::metadata(ws.out().join(&p)).unwrap().modified().unwrap();
+            let t = std::fs::metadata(ws.out().join(&p))
+                .unwrap()
+                .modified()
+                .unwrap();
             (p, t)
         })
         .collect()
@@ -25,7 +28,11 @@ fn example_run_writes_every_asset_and_a_schema_valid_manifest_that_matches_the_f
     let ws = Workspace::new();
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
-    assert!(stderr(&o).contains("using the local proof renderer"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("using the local proof renderer"),
+        "{}",
+        stderr(&o)
+    );
     let m = ws.manifest();
     assert_manifest_valid(&m);
     assert_eq!(m["totals"]["done"], 90);
@@ -33,7 +40,11 @@ fn example_run_writes_every_asset_and_a_schema_valid_manifest_that_matches_the_f
     // Every identity appears exactly once, at the documented path.
     let mut seen = std::collections::HashSet::new();
     for a in m["assets"].as_array().unwrap() {
-        let key = (a["row_id"].clone(), a["locale"].clone(), a["variant"].clone());
+        let key = (
+            a["row_id"].clone(),
+            a["locale"].clone(),
+            a["variant"].clone(),
+        );
         assert!(seen.insert(key), "duplicate manifest entry {a}");
         let expected = format!(
             "{}/{}/{}.",
@@ -41,14 +52,34 @@ fn example_run_writes_every_asset_and_a_schema_valid_manifest_that_matches_the_f
             a["variant"].as_str().unwrap(),
             a["row_id"].as_str().unwrap()
         );
-        assert!(a["path"].as_str().unwrap().starts_with(&expected), "{}", a["path"]);
+        assert!(
+            a["path"].as_str().unwrap().starts_with(&expected),
+            "{}",
+            a["path"]
+        );
         assert_eq!(a["provider"], "local");
     }
     // Dimensions are those gemini-3.1-flash-image returns at 1K.
-    let hero = m["assets"].as_array().unwrap().iter().find(|a| a["variant"] == "hero").unwrap();
-    assert_eq!((hero["width"].as_u64(), hero["height"].as_u64()), (Some(1376), Some(768)));
-    let story = m["assets"].as_array().unwrap().iter().find(|a| a["variant"] == "story").unwrap();
-    assert_eq!((story["width"].as_u64(), story["height"].as_u64()), (Some(768), Some(1376)));
+    let hero = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["variant"] == "hero")
+        .unwrap();
+    assert_eq!(
+        (hero["width"].as_u64(), hero["height"].as_u64()),
+        (Some(1376), Some(768))
+    );
+    let story = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["variant"] == "story")
+        .unwrap();
+    assert_eq!(
+        (story["width"].as_u64(), story["height"].as_u64()),
+        (Some(768), Some(1376))
+    );
     assert!(temporaries(ws.path()).is_empty());
 }
 
@@ -66,7 +97,11 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
 
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0);
-    assert!(stdout(&o).contains("0 new, 0 changed, 90 unchanged"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("0 new, 0 changed, 90 unchanged"),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(mtimes(&ws), before, "an unchanged rerun rewrote files");
     let attempts_after: u64 = ws.manifest()["assets"]
         .as_array()
@@ -74,18 +109,32 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
         .iter()
         .map(|a| a["attempts"].as_u64().unwrap())
         .sum();
-    assert_eq!(attempts_before, attempts_after, "an unchanged rerun called the provider");
+    assert_eq!(
+        attempts_before, attempts_after,
+        "an unchanged rerun called the provider"
+    );
 
     // One German headline changes: exactly that row's three de-DE jobs.
-    ws.edit("rows.csv", "Die Neuheiten sind da", "Die neue Kollektion ist da");
+    ws.edit(
+        "rows.csv",
+        "Die Neuheiten sind da",
+        "Die neue Kollektion ist da",
+    );
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0);
-    assert!(stdout(&o).contains("0 new, 3 changed, 87 unchanged"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("0 new, 3 changed, 87 unchanged"),
+        "{}",
+        stdout(&o)
+    );
     let after = mtimes(&ws);
     let changed: Vec<&String> = after.keys().filter(|k| after[*k] != before[*k]).collect();
     assert_eq!(changed.len(), 3, "changed files: {changed:?}");
     for p in &changed {
-        assert!(p.starts_with("de-DE/") && p.contains("/new-arrivals."), "unexpected change {p}");
+        assert!(
+            p.starts_with("de-DE/") && p.contains("/new-arrivals."),
+            "unexpected change {p}"
+        );
     }
     let m = ws.manifest();
     assert_manifest_matches_files(&ws.out(), &m);
@@ -102,7 +151,10 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
             .unwrap()
             .iter()
             .filter(|a| a["row_id"] == "new-arrivals" && a["locale"] == "de-DE")
-            .all(|a| a["prompt"].as_str().unwrap().contains("Die neue Kollektion ist da"))
+            .all(|a| a["prompt"]
+                .as_str()
+                .unwrap()
+                .contains("Die neue Kollektion ist da"))
     );
 }
 
@@ -134,15 +186,27 @@ fn assert_rejected(ws: &Workspace, file_hint: &str, line_hint: Option<&str>, mes
         let o = ws.adloc(&[cmd, "campaigns/example"]);
         let err = stderr(&o);
         assert_eq!(code(&o), 2, "{cmd}: expected exit 2, stderr: {err}");
-        assert!(err.contains(file_hint), "{cmd}: no file {file_hint:?} in: {err}");
+        assert!(
+            err.contains(file_hint),
+            "{cmd}: no file {file_hint:?} in: {err}"
+        );
         if let Some(l) = line_hint {
             assert!(err.contains(l), "{cmd}: no location {l:?} in: {err}");
         }
-        assert!(err.contains(message_hint), "{cmd}: no {message_hint:?} in: {err}");
+        assert!(
+            err.contains(message_hint),
+            "{cmd}: no {message_hint:?} in: {err}"
+        );
     }
     assert!(!ws.state().exists(), "a state database was written");
-    assert!(!ws.path().join(".adloc").exists(), "a state folder was written");
-    assert!(!ws.path().join("out").exists(), "an output folder was written");
+    assert!(
+        !ws.path().join(".adloc").exists(),
+        "a state folder was written"
+    );
+    assert!(
+        !ws.path().join("out").exists(),
+        "an output folder was written"
+    );
 }
 
 #[test]
@@ -156,7 +220,12 @@ fn invalid_toml_is_rejected_with_its_line_and_column() {
 fn ragged_csv_row_is_rejected_with_its_line() {
     let ws = Workspace::new();
     ws.edit("rows.csv", "\nloyalty,", "\nloyalty,extra,");
-    assert_rejected(&ws, "rows.csv", Some("rows.csv:6"), "fields but the header has");
+    assert_rejected(
+        &ws,
+        "rows.csv",
+        Some("rows.csv:6"),
+        "fields but the header has",
+    );
 }
 
 #[test]
@@ -172,7 +241,10 @@ fn unterminated_quote_in_csv_is_rejected() {
 #[test]
 fn duplicate_empty_and_unsafe_row_ids_are_each_rejected() {
     for (bad, hint) in [
-        ("spring-sale", "duplicate row id `spring-sale` (first used on line 2)"),
+        (
+            "spring-sale",
+            "duplicate row id `spring-sale` (first used on line 2)",
+        ),
         ("", "row id is empty"),
         ("../x", "contains `/`"),
         ("a/b", "contains `/`"),
@@ -217,28 +289,67 @@ fn malformed_locale_tag_is_rejected_at_its_position() {
 #[test]
 fn unknown_model_is_rejected_and_names_the_known_ones() {
     let ws = Workspace::new();
-    ws.edit("campaign.toml", "gemini-3.1-flash-image", "gemini-9-ultra-image");
-    assert_rejected(&ws, "campaign.toml:8:", None, "unknown model `gemini-9-ultra-image`");
+    ws.edit(
+        "campaign.toml",
+        "gemini-3.1-flash-image",
+        "gemini-9-ultra-image",
+    );
+    assert_rejected(
+        &ws,
+        "campaign.toml:8:",
+        None,
+        "unknown model `gemini-9-ultra-image`",
+    );
 }
 
 #[test]
 fn aspect_ratio_and_size_the_model_does_not_support_are_rejected() {
     let ws = Workspace::new();
-    ws.edit("campaign.toml", "aspect_ratio = \"9:16\"", "aspect_ratio = \"7:3\"");
-    assert_rejected(&ws, "campaign.toml:26:", None, "aspect ratio `7:3` is not supported");
+    ws.edit(
+        "campaign.toml",
+        "aspect_ratio = \"9:16\"",
+        "aspect_ratio = \"7:3\"",
+    );
+    assert_rejected(
+        &ws,
+        "campaign.toml:26:",
+        None,
+        "aspect ratio `7:3` is not supported",
+    );
     let ws = Workspace::new();
-    ws.edit("campaign.toml", "gemini-3.1-flash-image", "gemini-2.5-flash-image");
-    ws.edit("campaign.toml", "image_size = \"1K\"", "image_size = \"2K\"");
-    assert_rejected(&ws, "campaign.toml:15:", None, "image size `2K` is not supported by gemini-2.5-flash-image");
+    ws.edit(
+        "campaign.toml",
+        "gemini-3.1-flash-image",
+        "gemini-2.5-flash-image",
+    );
+    ws.edit(
+        "campaign.toml",
+        "image_size = \"1K\"",
+        "image_size = \"2K\"",
+    );
+    assert_rejected(
+        &ws,
+        "campaign.toml:15:",
+        None,
+        "image size `2K` is not supported by gemini-2.5-flash-image",
+    );
     let ws = Workspace::new();
-    ws.edit("campaign.toml", "image_size = \"1K\"", "image_size = \"2k\"");
+    ws.edit(
+        "campaign.toml",
+        "image_size = \"1K\"",
+        "image_size = \"2k\"",
+    );
     assert_rejected(&ws, "campaign.toml:15:", None, "uppercase");
 }
 
 #[test]
 fn missing_template_is_rejected() {
     let ws = Workspace::new();
-    ws.edit("campaign.toml", "template = \"square.hbs\"", "template = \"nope.hbs\"");
+    ws.edit(
+        "campaign.toml",
+        "template = \"square.hbs\"",
+        "template = \"nope.hbs\"",
+    );
     assert_rejected(&ws, "campaign.toml:19:", None, "template `nope.hbs`");
 }
 
@@ -278,8 +389,18 @@ fn a_missing_template_value_names_row_locale_variant_template_and_line() {
 fn budget_below_the_estimate_refuses_with_exit_4_and_sends_nothing() {
     let ws = Workspace::new();
     let o = ws.adloc_env(
-        &["run", "campaigns/example", "--provider", "gemini", "--max-spend", "0.5"],
-        &[("GEMINI_API_KEY", "test-key"), ("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9")],
+        &[
+            "run",
+            "campaigns/example",
+            "--provider",
+            "gemini",
+            "--max-spend",
+            "0.5",
+        ],
+        &[
+            ("GEMINI_API_KEY", "test-key"),
+            ("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9"),
+        ],
     );
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert!(stderr(&o).contains("exceeds the budget"), "{}", stderr(&o));
@@ -296,9 +417,15 @@ fn plan_reports_new_changed_unchanged_and_both_estimates() {
     assert!(out.contains("images to pay for: 90"), "{out}");
     // 90 × $0.067 realtime, half in batch.
     assert!(out.contains("$6.0300 realtime, $3.0150 batch"), "{out}");
-    assert!(!ws.path().join(".adloc").exists(), "plan must not create state");
+    assert!(
+        !ws.path().join(".adloc").exists(),
+        "plan must not create state"
+    );
     assert_eq!(code(&ws.adloc(&["run", "campaigns/example"])), 0);
     let out = stdout(&ws.adloc(&["plan", "campaigns/example"]));
-    assert!(out.contains("new 0, changed 0, unchanged 90 (90 done)"), "{out}");
+    assert!(
+        out.contains("new 0, changed 0, unchanged 90 (90 done)"),
+        "{out}"
+    );
     assert!(out.contains("images to pay for: 0"), "{out}");
 }

@@ -35,7 +35,10 @@ fn copy_dir(from: &Path, to: &Path) {
 impl Workspace {
     pub fn new() -> Workspace {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(&repo().join("campaigns/example"), &dir.path().join("campaigns/example"));
+        copy_dir(
+            &repo().join("campaigns/example"),
+            &dir.path().join("campaigns/example"),
+        );
         copy_dir(&repo().join("templates"), &dir.path().join("templates"));
         Workspace { dir }
     }
@@ -114,7 +117,12 @@ pub fn assert_manifest_matches_files(manifest_dir: &Path, manifest: &serde_json:
     for a in assets {
         let path = manifest_dir.join(a["path"].as_str().unwrap());
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(hex::encode(Sha256::digest(&bytes)), a["sha256"], "{}", path.display());
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            a["sha256"],
+            "{}",
+            path.display()
+        );
         assert_eq!(bytes.len() as u64, a["bytes"].as_u64().unwrap());
         let img = image::load_from_memory(&bytes).unwrap();
         assert_eq!(img.width() as u64, a["width"].as_u64().unwrap());
@@ -134,7 +142,10 @@ pub fn assert_manifest_valid(manifest: &serde_json::Value) {
         .iter_errors(manifest)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
-    assert!(errors.is_empty(), "manifest violates its schema: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "manifest violates its schema: {errors:#?}"
+    );
 }
 
 /// Files under `dir` whose names contain the temporary-file marker.
@@ -142,7 +153,9 @@ pub fn temporaries(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
