@@ -48,7 +48,13 @@ fn main() {
     let t = Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_adloc"))
         .current_dir(tmp.path())
-        .args(["run", "campaigns/rt", "--provider", "gemini", "--concurrency"])
+        .args([
+            "run",
+            "campaigns/rt",
+            "--provider",
+            "gemini",
+            "--concurrency",
+        ])
         .arg(concurrency.to_string())
         .env("GEMINI_API_KEY", "bench-key")
         .env("GOOGLE_GEMINI_BASE_URL", emu.base_url())
@@ -56,12 +62,19 @@ fn main() {
         .output()
         .unwrap();
     let secs = t.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stats = emu.stats();
     assert_eq!(stats.billed_images as usize, jobs);
     let rate = jobs as f64 / secs;
     let ideal = concurrency as f64 / latency;
     println!("realtime: {jobs} jobs, concurrency {concurrency}, {latency} s latency");
-    println!("  wall {secs:.2} s, {rate:.1} jobs/s; ideal {ideal:.1} jobs/s; ratio {:.3} (target >= 0.9)", rate / ideal);
+    println!(
+        "  wall {secs:.2} s, {rate:.1} jobs/s; ideal {ideal:.1} jobs/s; ratio {:.3} (target >= 0.9)",
+        rate / ideal
+    );
     rt.block_on(emu.shutdown());
 }

@@ -590,9 +590,7 @@ fn rate_limiter(ctx: &Ctx) -> Option<Arc<Limiter>> {
         return None;
     }
     let spec = ctx.specs.values().next()?;
-    let rpm = ctx
-        .rpm
-        .unwrap_or(spec.request.model.family().default_rpm());
+    let rpm = ctx.rpm.unwrap_or(spec.request.model.family().default_rpm());
     let per_min = std::num::NonZeroU32::new(rpm)?;
     // Burst of a tenth of a minute's quota: smooth, but no idle start.
     let burst = std::num::NonZeroU32::new((rpm / 10).max(1))?;

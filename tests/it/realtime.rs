@@ -5,7 +5,8 @@ use adloc::emulator::Faults;
 
 use crate::common::*;
 
-const FAST: &str = "\n[rate_limit]\nrpm = 60000\n\n[retry]\nbase_delay_ms = 20\nmax_delay_ms = 200\n";
+const FAST: &str =
+    "\n[rate_limit]\nrpm = 60000\n\n[retry]\nbase_delay_ms = 20\nmax_delay_ms = 200\n";
 
 #[test]
 fn example_in_realtime_with_15_percent_injected_faults_completes_with_every_asset_paid_once() {
@@ -26,8 +27,14 @@ fn example_in_realtime_with_15_percent_injected_faults_completes_with_every_asse
     assert_manifest_valid(&m);
     assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 90);
     let stats = emu.stats();
-    assert!(stats.faults_injected > 0, "no faults were injected: {stats:?}");
-    assert!(stats.generate_calls > 90, "faults should have caused retries: {stats:?}");
+    assert!(
+        stats.faults_injected > 0,
+        "no faults were injected: {stats:?}"
+    );
+    assert!(
+        stats.generate_calls > 90,
+        "faults should have caused retries: {stats:?}"
+    );
     // A failed call is not billed, so every image was bought exactly once.
     assert_eq!(stats.billed_images, 90, "{stats:?}");
     assert!(stats.prompts_billed.values().all(|n| *n == 1));
@@ -50,7 +57,11 @@ fn example_in_realtime_with_15_percent_injected_faults_completes_with_every_asse
     let calls = emu.stats().generate_calls;
     let o = ws.adloc_gemini(&emu, &["run", "campaigns/example", "--mode", "realtime"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(emu.stats().generate_calls, calls, "an unchanged rerun called the provider");
+    assert_eq!(
+        emu.stats().generate_calls,
+        calls,
+        "an unchanged rerun called the provider"
+    );
 }
 
 #[test]
@@ -82,8 +93,20 @@ fn each_outcome_class_ends_in_the_right_state_after_the_right_number_of_attempts
             .clone()
     };
     let expect = [
-        ("prompt-block", "blocked", "blocked_prompt", Some("PROHIBITED_CONTENT"), 1),
-        ("image-safety", "blocked", "blocked_image", Some("IMAGE_SAFETY"), 1),
+        (
+            "prompt-block",
+            "blocked",
+            "blocked_prompt",
+            Some("PROHIBITED_CONTENT"),
+            1,
+        ),
+        (
+            "image-safety",
+            "blocked",
+            "blocked_image",
+            Some("IMAGE_SAFETY"),
+            1,
+        ),
         ("text-only", "failed", "no_image", None, 1),
         ("no-image", "failed", "no_image", Some("NO_IMAGE"), 1),
         ("bad-image", "failed", "undecodable_image", None, 3),
@@ -108,11 +131,42 @@ fn each_outcome_class_ends_in_the_right_state_after_the_right_number_of_attempts
 #[test]
 fn transient_server_errors_are_retried_until_done() {
     for (faults, what) in [
-        (Faults { first_503: 2, ..Faults::default() }, "503"),
-        (Faults { first_500: 2, ..Faults::default() }, "500"),
-        (Faults { first_504: 2, ..Faults::default() }, "504"),
-        (Faults { first_reset: 2, ..Faults::default() }, "reset"),
-        (Faults { first_429: 2, retry_delay_s: 0.01, ..Faults::default() }, "429"),
+        (
+            Faults {
+                first_503: 2,
+                ..Faults::default()
+            },
+            "503",
+        ),
+        (
+            Faults {
+                first_500: 2,
+                ..Faults::default()
+            },
+            "500",
+        ),
+        (
+            Faults {
+                first_504: 2,
+                ..Faults::default()
+            },
+            "504",
+        ),
+        (
+            Faults {
+                first_reset: 2,
+                ..Faults::default()
+            },
+            "reset",
+        ),
+        (
+            Faults {
+                first_429: 2,
+                retry_delay_s: 0.01,
+                ..Faults::default()
+            },
+            "429",
+        ),
     ] {
         let emu = Emu::start(faults);
         let ws = Workspace::new();
@@ -134,8 +188,18 @@ fn a_bad_key_stops_the_run_with_exit_4_and_leaves_every_job_pending() {
     ws.append_toml(FAST);
     let wrong = "AIzaWRONG-key-that-must-never-leak-93b1";
     let o = ws.adloc_env(
-        &["run", "campaigns/example", "--provider", "gemini", "--mode", "realtime"],
-        &[("GEMINI_API_KEY", wrong), ("GOOGLE_GEMINI_BASE_URL", &emu.base_url())],
+        &[
+            "run",
+            "campaigns/example",
+            "--provider",
+            "gemini",
+            "--mode",
+            "realtime",
+        ],
+        &[
+            ("GEMINI_API_KEY", wrong),
+            ("GOOGLE_GEMINI_BASE_URL", &emu.base_url()),
+        ],
     );
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert!(stderr(&o).contains("unauthenticated"), "{}", stderr(&o));
@@ -173,18 +237,33 @@ fn the_api_key_appears_in_no_output_log_database_or_manifest() {
         ..Faults::default()
     });
     let ws = Workspace::new();
-    ws.small_campaign(&[("a", "one"), ("b", "two"), ("c", "EMULATE_INVALID_ARGUMENT")]);
+    ws.small_campaign(&[
+        ("a", "one"),
+        ("b", "two"),
+        ("c", "EMULATE_INVALID_ARGUMENT"),
+    ]);
     ws.append_toml("\n[retry]\nbase_delay_ms = 10\nmax_delay_ms = 50\nbudget_floor = 50\n");
     let env = emu.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut env_json = env.clone();
     env_json.push(("ADLOC_LOG", "debug"));
     let o = ws.adloc_env(
-        &["--log-format", "json", "run", "campaigns/example", "--provider", "gemini"],
+        &[
+            "--log-format",
+            "json",
+            "run",
+            "campaigns/example",
+            "--provider",
+            "gemini",
+        ],
         &env_json,
     );
     assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(stderr(&o).contains("\"level\""), "json logs expected: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("\"level\""),
+        "json logs expected: {}",
+        stderr(&o)
+    );
     assert_key_absent(&ws, &o, KEY);
     let o = ws.adloc_env(&["status", "example"], &env);
     assert_key_absent(&ws, &o, KEY);
@@ -204,12 +283,16 @@ fn the_server_retry_delay_is_honored_before_the_next_attempt() {
     ws.append_toml("\n[retry]\nbase_delay_ms = 10\nmax_delay_ms = 20\n");
     let o = ws.adloc_gemini(&emu, &["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let rows = ws.sql_rows("SELECT started_at, finished_at, outcome, reason FROM attempts ORDER BY id");
+    let rows =
+        ws.sql_rows("SELECT started_at, finished_at, outcome, reason FROM attempts ORDER BY id");
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[0][2], "retry");
     assert_eq!(rows[0][3], "rate_limited");
     let gap = rows[1][0].parse::<i64>().unwrap() - rows[0][1].parse::<i64>().unwrap();
-    assert!(gap >= 1200, "second attempt {gap} ms after the 429, RetryInfo said 1.2 s");
+    assert!(
+        gap >= 1200,
+        "second attempt {gap} ms after the 429, RetryInfo said 1.2 s"
+    );
 }
 
 #[test]
@@ -220,7 +303,17 @@ fn a_per_day_quota_stops_the_run_and_says_retrying_today_is_pointless() {
     });
     let ws = Workspace::new();
     ws.append_toml(FAST);
-    let o = ws.adloc_gemini(&emu, &["run", "campaigns/example", "--mode", "realtime", "--concurrency", "1"]);
+    let o = ws.adloc_gemini(
+        &emu,
+        &[
+            "run",
+            "campaigns/example",
+            "--mode",
+            "realtime",
+            "--concurrency",
+            "1",
+        ],
+    );
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("daily_quota_exhausted"), "{err}");
@@ -240,7 +333,17 @@ fn an_outage_spends_the_retry_budget_and_stops_instead_of_storming() {
     });
     let ws = Workspace::new();
     ws.append_toml("\n[rate_limit]\nrpm = 60000\n\n[retry]\nbase_delay_ms = 5\nmax_delay_ms = 10\nbudget_floor = 10\nbudget_ratio = 0.2\n");
-    let o = ws.adloc_gemini(&emu, &["run", "campaigns/example", "--mode", "realtime", "--concurrency", "4"]);
+    let o = ws.adloc_gemini(
+        &emu,
+        &[
+            "run",
+            "campaigns/example",
+            "--mode",
+            "realtime",
+            "--concurrency",
+            "4",
+        ],
+    );
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert!(stderr(&o).contains("retry budget spent"), "{}", stderr(&o));
     let calls = emu.stats().generate_calls;

@@ -213,7 +213,10 @@ impl Emu {
 
     /// Environment for the binary: key and base URL.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![("GEMINI_API_KEY", KEY.to_string()), ("GOOGLE_GEMINI_BASE_URL", self.base_url())]
+        vec![
+            ("GEMINI_API_KEY", KEY.to_string()),
+            ("GOOGLE_GEMINI_BASE_URL", self.base_url()),
+        ]
     }
 }
 
