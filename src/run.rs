@@ -529,7 +529,19 @@ async fn dispatch_realtime(
         }
         if set.is_empty() {
             match ctx.queue.next_pending(&ctx.campaign).await? {
-                None => break,
+                None => {
+                    // Another runner holds the rest: wait for it (and take
+                    // its jobs back if it dies) instead of ending early.
+                    if ctx.queue.held_elsewhere(&ctx.campaign, ctx.run).await? == 0 {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = ctx.cancel.cancelled() => {}
+                    }
+                    ctx.queue.recover_orphans(&ctx.campaign).await?;
+                    continue;
+                }
                 Some(not_before) => {
                     let wait = not_before.map_or(50, |t| (t - now_ms()).clamp(10, 1000)) as u64;
                     tokio::select! {

@@ -357,6 +357,12 @@ async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCode, Error> {
     for b in &s.batches_left {
         println!("  batch submitted: {b}");
     }
+    if s.stopped.is_none() && s.exit == ExitCode::RunRefused {
+        eprintln!(
+            "{} job(s) are still pending; run again to finish them",
+            t.pending
+        );
+    }
     if let Some(stop) = &s.stopped {
         eprintln!("stopped: {stop}");
         if let run::StopReason::Provider(crate::provider::Reason::DailyQuotaExhausted, _) = stop {

@@ -4,5 +4,6 @@
 
 mod batch;
 mod common;
+mod crash;
 mod foundation;
 mod realtime;

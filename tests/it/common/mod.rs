@@ -287,7 +287,7 @@ impl Workspace {
     pub fn sql_rows(&self, sql: &str) -> Vec<Vec<String>> {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            use sqlx::{Column, Row};
+            use sqlx::Row;
             let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.state().display()))
                 .await
                 .unwrap();
