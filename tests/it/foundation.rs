@@ -422,10 +422,83 @@ fn plan_reports_new_changed_unchanged_and_both_estimates() {
         "plan must not create state"
     );
     assert_eq!(code(&ws.adloc(&["run", "campaigns/example"])), 0);
-    let out = stdout(&ws.adloc(&["plan", "campaigns/example"]));
+    let o = ws.adloc(&["plan", "campaigns/example"]);
+    let out = stdout(&o);
     assert!(
         out.contains("new 0, changed 0, unchanged 90 (90 done)"),
-        "{out}"
+        "{out} / {}",
+        stderr(&o)
     );
     assert!(out.contains("images to pay for: 0"), "{out}");
+}
+
+#[test]
+fn changing_a_template_regenerates_only_that_variants_jobs() {
+    let ws = Workspace::new();
+    assert_eq!(code(&ws.adloc(&["run", "campaigns/example"])), 0);
+    let before = mtimes(&ws);
+    std::fs::create_dir_all(ws.campaign().join("templates")).unwrap();
+    let story = std::fs::read_to_string(ws.path().join("templates/story.hbs")).unwrap();
+    std::fs::write(
+        ws.campaign().join("templates/story.hbs"),
+        story.replace("A vertical 9:16", "A tall 9:16"),
+    )
+    .unwrap();
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("0 new, 30 changed, 60 unchanged"),
+        "{}",
+        stdout(&o)
+    );
+    let after = mtimes(&ws);
+    for (p, t) in &after {
+        assert_eq!(p.contains("/story/"), *t != before[p], "{p}");
+    }
+}
+
+#[test]
+fn adding_a_locale_generates_only_the_new_locales_jobs() {
+    let ws = Workspace::new();
+    assert_eq!(code(&ws.adloc(&["run", "campaigns/example"])), 0);
+    ws.edit("campaign.toml", "\"ar-SA\"]", "\"ar-SA\", \"de-AT\"]");
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("15 new, 0 changed, 90 unchanged"),
+        "{}",
+        stdout(&o)
+    );
+    let m = ws.manifest();
+    let at: Vec<_> = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["locale"] == "de-AT")
+        .collect();
+    assert_eq!(at.len(), 15);
+    // de-AT has no copy of its own and its CLDR parent is `de`, not `de-DE`,
+    // so it falls back to the base (en-US) column — and plan says so.
+    for a in at {
+        assert_eq!(a["resolved_locale"], "en-US", "{a}");
+    }
+    let plan = stdout(&ws.adloc(&["plan", "campaigns/example"]));
+    assert!(
+        plan.contains("column `headline` for de-AT falls back to en-US"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn retry_requeues_failed_jobs_on_request_only() {
+    let ws = Workspace::new();
+    // A template the local renderer cannot fit fails those jobs terminally.
+    let o = ws.adloc(&["retry", "example", "--failed"]);
+    assert_eq!(code(&o), 2, "no state yet is a usage error: {}", stderr(&o));
+    assert_eq!(code(&ws.adloc(&["run", "campaigns/example"])), 0);
+    let o = ws.adloc(&["retry", "example"]);
+    assert_eq!(code(&o), 2, "which jobs must be said: {}", stderr(&o));
+    let o = ws.adloc(&["retry", "example", "--failed", "--blocked"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("0 job(s) requeued"), "{}", stdout(&o));
 }
