@@ -55,7 +55,7 @@ pub fn aspect_check(width: u32, height: u32, requested: &str) -> (f64, bool) {
     let actual = f64::from(width) / f64::from(height);
     let ok = crate::model::parse_ratio(requested).is_some_and(|(w, h)| {
         let want = f64::from(w) / f64::from(h);
-        (actual / want - 1.0).abs() <= ASPECT_TOLERANCE
+        (actual / want - 1.0).abs() <= ASPECT_TOLERANCE + 1e-9
     });
     ((actual * 10_000.0).round() / 10_000.0, ok)
 }
