@@ -603,7 +603,7 @@ pub struct ReconcileReport {
     pub produced: usize,
     /// Renditions already up to date.
     pub kept: usize,
-    /// Renditions whose settings left the campaign (rows and files removed).
+    /// Renditions no longer declared whose files were deleted.
     pub removed: usize,
     /// Jobs whose master could not be read or decoded (see the log).
     pub failed: usize,
@@ -730,6 +730,8 @@ pub async fn reconcile(
             .bind(&s.settings_hash)
             .execute(queue.pool())
             .await?;
+        // A file another current setting writes to (same size and format,
+        // new quality or focal point) was just replaced, not removed.
         if !wanted_paths.contains(&s.path) {
             let p = campaign_out.join(&s.path);
             match std::fs::remove_file(&p) {
@@ -737,8 +739,8 @@ pub async fn reconcile(
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(p, e)),
             }
+            report.removed += 1;
         }
-        report.removed += 1;
     }
     if report.produced + report.removed + report.failed > 0 {
         tracing::info!(
