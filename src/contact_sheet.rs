@@ -90,7 +90,12 @@ impl Layout {
 }
 
 /// The cells of one locale's sheet, in campaign order (rows, then variants).
-pub fn cells_for_locale(campaign: &Campaign, jobs: &[JobRow], locale: &str, out: &Path) -> Vec<Cell> {
+pub fn cells_for_locale(
+    campaign: &Campaign,
+    jobs: &[JobRow],
+    locale: &str,
+    out: &Path,
+) -> Vec<Cell> {
     let mut cells = Vec::new();
     for row in &campaign.rows.rows {
         for v in &campaign.variants {
@@ -175,17 +180,25 @@ pub fn render_sheet(title: &str, cells: &[Cell], layout: Layout) -> RgbaImage {
         let y = TITLE_H + MARGIN + (i / layout.columns) * layout.cell_h();
         let mut detail = cell.detail.clone();
         let mut warn = cell.warn;
-        let thumb = cell.image.as_ref().and_then(|p| {
-            match thumbnail(p, layout.thumb, &mut resizer) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    detail = e;
-                    warn = true;
-                    None
-                }
-            }
-        });
-        fill(&mut img, x, y, layout.thumb, layout.thumb, if thumb.is_some() { CELL } else { MISSING });
+        let thumb =
+            cell.image
+                .as_ref()
+                .and_then(|p| match thumbnail(p, layout.thumb, &mut resizer) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        detail = e;
+                        warn = true;
+                        None
+                    }
+                });
+        fill(
+            &mut img,
+            x,
+            y,
+            layout.thumb,
+            layout.thumb,
+            if thumb.is_some() { CELL } else { MISSING },
+        );
         if let Some(t) = thumb {
             let ox = x + (layout.thumb - t.width()) / 2;
             let oy = y + (layout.thumb - t.height()) / 2;
@@ -237,7 +250,11 @@ fn fill(img: &mut RgbaImage, x: u32, y: u32, w: u32, h: u32, c: Rgba<u8>) {
     }
 }
 
-fn thumbnail(path: &Path, side: u32, resizer: &mut Resizer) -> std::result::Result<RgbaImage, String> {
+fn thumbnail(
+    path: &Path,
+    side: u32,
+    resizer: &mut Resizer,
+) -> std::result::Result<RgbaImage, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {}", e.kind()))?;
     let img = image::load_from_memory(&bytes).map_err(|_| "does not decode".to_string())?;
     let src = DynamicImage::ImageRgba8(img.to_rgba8());
@@ -256,7 +273,11 @@ fn thumbnail(path: &Path, side: u32, resizer: &mut Resizer) -> std::result::Resu
 /// Write one sheet per locale under `<campaign_out>/contact-sheets/`,
 /// atomically, and return their paths. Each locale is drawn on a blocking
 /// thread.
-pub async fn write_all(campaign: &Campaign, jobs: &[JobRow], campaign_out: &Path) -> Result<Vec<PathBuf>> {
+pub async fn write_all(
+    campaign: &Campaign,
+    jobs: &[JobRow],
+    campaign_out: &Path,
+) -> Result<Vec<PathBuf>> {
     let dir = campaign_out.join("contact-sheets");
     let mut set = tokio::task::JoinSet::new();
     for (i, locale) in campaign.locales.iter().enumerate() {
@@ -278,7 +299,12 @@ pub async fn write_all(campaign: &Campaign, jobs: &[JobRow], campaign_out: &Path
                 image::codecs::png::CompressionType::Fast,
                 image::codecs::png::FilterType::Adaptive,
             )
-            .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgba8)
+            .write_image(
+                img.as_raw(),
+                img.width(),
+                img.height(),
+                image::ExtendedColorType::Rgba8,
+            )
             .map_err(|e| Error::Internal(format!("contact sheet encoding: {e}")))?;
             assets::write_atomic(&path, &buf.into_inner()).map_err(|e| match e {
                 assets::AssetError::Io { path, source } => Error::io(path, source),

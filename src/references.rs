@@ -260,7 +260,10 @@ pub(crate) fn load(input: LoadInput<'_>, errors: &mut InputErrors) -> References
     if let Some((model, max)) = max
         && campaign_distinct > max
     {
-        let (l, c) = raw.files.first().map_or(at(table_span.clone()), |f| at(f.span()));
+        let (l, c) = raw
+            .files
+            .first()
+            .map_or(at(table_span.clone()), |f| at(f.span()));
         errors.push(InputProblem::at(
             input.config_path,
             l,
@@ -314,13 +317,16 @@ pub(crate) fn load(input: LoadInput<'_>, errors: &mut InputErrors) -> References
                 let Some(cell) = resolved.get(*name) else {
                     continue;
                 };
-                let idx = rows.kinds.iter().position(|k| match (k, &cell.from_locale) {
-                    (ColumnKind::Base(b), None) => b == name,
-                    (ColumnKind::Override { base, locale }, Some(from)) => {
-                        base == name && locale == from
-                    }
-                    _ => false,
-                });
+                let idx = rows
+                    .kinds
+                    .iter()
+                    .position(|k| match (k, &cell.from_locale) {
+                        (ColumnKind::Base(b), None) => b == name,
+                        (ColumnKind::Override { base, locale }, Some(from)) => {
+                            base == name && locale == from
+                        }
+                        _ => false,
+                    });
                 let site = Site {
                     file: rows.path.clone(),
                     line: row.line,
@@ -368,7 +374,8 @@ pub(crate) fn load(input: LoadInput<'_>, errors: &mut InputErrors) -> References
 /// Read, check and (if needed) downscale one file. The error text says what
 /// is wrong with the file; the caller adds where it was named.
 pub fn load_one(path: &Path, limits: Limits) -> Result<LoadedReference, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{} is not a file", path.display()));
     }
@@ -387,7 +394,10 @@ pub fn load_one(path: &Path, limits: Limits) -> Result<LoadedReference, String> 
             path.display()
         )
     })?;
-    if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP) {
+    if !matches!(
+        format,
+        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP
+    ) {
         return Err(format!(
             "{} is {format:?}; reference images must be PNG, JPEG or WebP",
             path.display()
@@ -421,17 +431,28 @@ pub fn load_one(path: &Path, limits: Limits) -> Result<LoadedReference, String> 
             sent_size: (w, h),
         });
     }
-    let (bytes, mime, sent) = downscale(&img, format, limits.max_side)
+    let small = downscale(&img, format, limits.max_side)
         .map_err(|e| format!("{} could not be downscaled: {e}", path.display()))?;
     Ok(LoadedReference {
         path: path.to_path_buf(),
         image: ReferenceImage {
-            mime_type: mime,
-            bytes: Arc::new(bytes),
+            mime_type: small.mime_type,
+            bytes: Arc::new(small.bytes),
         },
         original_size: (w, h),
-        sent_size: sent,
+        sent_size: small.size,
     })
+}
+
+/// A downscaled, re-encoded reference.
+#[derive(Debug, Clone)]
+pub struct Downscaled {
+    /// Encoded bytes.
+    pub bytes: Vec<u8>,
+    /// Their MIME type.
+    pub mime_type: String,
+    /// Pixel size.
+    pub size: (u32, u32),
 }
 
 /// Scale `img` so its longer side is `max_side` and re-encode it: JPEG
@@ -440,7 +461,7 @@ pub fn downscale(
     img: &DynamicImage,
     source: ImageFormat,
     max_side: u32,
-) -> Result<(Vec<u8>, String, (u32, u32)), String> {
+) -> Result<Downscaled, String> {
     let (w, h) = (img.width(), img.height());
     let scale = f64::from(max_side) / f64::from(w.max(h));
     let nw = ((f64::from(w) * scale).round() as u32).clamp(1, max_side);
@@ -480,11 +501,20 @@ pub fn downscale(
     } else {
         (
             "image/png",
-            image::codecs::png::PngEncoder::new(&mut buf).write_image(dst.as_bytes(), nw, nh, color),
+            image::codecs::png::PngEncoder::new(&mut buf).write_image(
+                dst.as_bytes(),
+                nw,
+                nh,
+                color,
+            ),
         )
     };
     res.map_err(|e| e.to_string())?;
-    Ok((buf.into_inner(), mime.to_string(), (nw, nh)))
+    Ok(Downscaled {
+        bytes: buf.into_inner(),
+        mime_type: mime.to_string(),
+        size: (nw, nh),
+    })
 }
 
 #[cfg(test)]
@@ -522,7 +552,10 @@ mod tests {
         let b = load_one(&p, limits).unwrap();
         assert_eq!(a.sent_size, (300, 100));
         assert_eq!(a.original_size, (900, 300));
-        assert_eq!(a.image.bytes, b.image.bytes, "downscale is not deterministic");
+        assert_eq!(
+            a.image.bytes, b.image.bytes,
+            "downscale is not deterministic"
+        );
         let decoded = image::load_from_memory(&a.image.bytes).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (300, 100));
     }
@@ -543,7 +576,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.image.mime_type, "image/jpeg");
-        assert_eq!(image::guess_format(&r.image.bytes).unwrap(), ImageFormat::Jpeg);
+        assert_eq!(
+            image::guess_format(&r.image.bytes).unwrap(),
+            ImageFormat::Jpeg
+        );
     }
 
     #[test]

@@ -324,7 +324,10 @@ pub(crate) fn parse_specs(
                 }
             }
         };
-        let fit_name = r.fit.as_ref().map_or("cover".to_string(), |f| f.get_ref().clone());
+        let fit_name = r
+            .fit
+            .as_ref()
+            .map_or("cover".to_string(), |f| f.get_ref().clone());
         let fit = match fit_name.as_str() {
             "cover" => {
                 if let Some(p) = &r.pad {
@@ -420,11 +423,9 @@ pub(crate) fn parse_specs(
 
 /// Parse `"1200x628"` (an `×` also works).
 pub fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
-    let bad = || format!("rendition size `{s}` must look like \"1200x628\" (width x height in pixels)");
-    let (w, h) = s
-        .trim()
-        .split_once(['x', 'X', '×'])
-        .ok_or_else(bad)?;
+    let bad =
+        || format!("rendition size `{s}` must look like \"1200x628\" (width x height in pixels)");
+    let (w, h) = s.trim().split_once(['x', 'X', '×']).ok_or_else(bad)?;
     let w: u32 = w.trim().parse().map_err(|_| bad())?;
     let h: u32 = h.trim().parse().map_err(|_| bad())?;
     if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
@@ -573,22 +574,28 @@ pub fn render(
     })
 }
 
-fn encode(img: &DynamicImage, spec: &RenditionSpec) -> std::result::Result<Vec<u8>, RenditionError> {
+fn encode(
+    img: &DynamicImage,
+    spec: &RenditionSpec,
+) -> std::result::Result<Vec<u8>, RenditionError> {
     let mut buf = Cursor::new(Vec::new());
     let (w, h) = (img.width(), img.height());
     let color = img.color().into();
-    let res = match spec.format {
-        OutputFormat::Png => image::codecs::png::PngEncoder::new_with_quality(
-            &mut buf,
-            image::codecs::png::CompressionType::Default,
-            image::codecs::png::FilterType::Adaptive,
-        )
-        .write_image(img.as_bytes(), w, h, color),
-        OutputFormat::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, spec.quality)
+    let res =
+        match spec.format {
+            OutputFormat::Png => image::codecs::png::PngEncoder::new_with_quality(
+                &mut buf,
+                image::codecs::png::CompressionType::Default,
+                image::codecs::png::FilterType::Adaptive,
+            )
             .write_image(img.as_bytes(), w, h, color),
-        OutputFormat::Webp => image::codecs::webp::WebPEncoder::new_lossless(&mut buf)
-            .write_image(img.as_bytes(), w, h, color),
-    };
+            OutputFormat::Jpeg => {
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, spec.quality)
+                    .write_image(img.as_bytes(), w, h, color)
+            }
+            OutputFormat::Webp => image::codecs::webp::WebPEncoder::new_lossless(&mut buf)
+                .write_image(img.as_bytes(), w, h, color),
+        };
     res.map_err(|e| RenditionError::Encode(e.to_string()))?;
     Ok(buf.into_inner())
 }
@@ -758,7 +765,20 @@ fn is_live(state: JobState) -> bool {
     !matches!(state, JobState::Retired | JobState::Superseded)
 }
 
-type Produced = (Vec<(String, RenditionSpec, String, RenditionEntry)>, Option<String>);
+/// One rendition written to disk, to be recorded.
+struct Written {
+    settings_hash: String,
+    master_sha256: String,
+    entry: RenditionEntry,
+}
+
+/// What one job's blocking task did: the renditions it wrote, and why it
+/// stopped early if it did (an unreadable or changed master).
+struct JobOutput {
+    job_id: JobId,
+    written: Vec<Written>,
+    failure: Option<String>,
+}
 
 /// Produce the renditions of `todos`, one blocking task per job (its master
 /// is decoded once), as many at a time as there are cores, recording each
@@ -772,7 +792,7 @@ async fn produce_all(
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     let out = Arc::new(campaign_out.to_path_buf());
     let mut pending = todos.into_iter();
-    let mut set: tokio::task::JoinSet<std::result::Result<(JobId, Produced), AssetError>> =
+    let mut set: tokio::task::JoinSet<std::result::Result<JobOutput, AssetError>> =
         tokio::task::JoinSet::new();
     loop {
         while set.len() < parallel {
@@ -783,7 +803,11 @@ async fn produce_all(
         let Some(joined) = set.join_next().await else {
             break;
         };
-        let (job_id, (done, failure)) = match joined {
+        let JobOutput {
+            job_id,
+            written,
+            failure,
+        } = match joined {
             Ok(Ok(v)) => v,
             Ok(Err(AssetError::Io { path, source })) => return Err(Error::io(path, source)),
             Ok(Err(e)) => return Err(Error::Internal(e.to_string())),
@@ -793,7 +817,12 @@ async fn produce_all(
             tracing::warn!(job = job_id, error = %msg, "renditions not produced");
             report.failed += 1;
         }
-        for (hash, _spec, master_sha, entry) in done {
+        for Written {
+            settings_hash,
+            master_sha256,
+            entry,
+        } in written
+        {
             sqlx::query(
                 "INSERT INTO renditions (job_id, settings_hash, master_sha256, path, sha256, bytes,
                     width, height, mime_type, fit, upscaled, created_at)
@@ -805,8 +834,8 @@ async fn produce_all(
                     upscaled = excluded.upscaled, created_at = excluded.created_at",
             )
             .bind(job_id)
-            .bind(&hash)
-            .bind(&master_sha)
+            .bind(&settings_hash)
+            .bind(&master_sha256)
             .bind(&entry.path)
             .bind(&entry.sha256)
             .bind(entry.bytes as i64)
@@ -825,68 +854,69 @@ async fn produce_all(
 }
 
 /// Decode one master and write its renditions. A master that cannot be read
-/// or decoded is reported (second element) rather than failing the run;
-/// write errors fail it.
-fn produce_job(out: &Path, todo: Todo) -> std::result::Result<(JobId, Produced), AssetError> {
+/// or decoded, or that changed on disk since it was recorded, is reported in
+/// [`JobOutput::failure`] rather than failing the run; write errors fail it.
+fn produce_job(out: &Path, todo: Todo) -> std::result::Result<JobOutput, AssetError> {
+    let mut output = JobOutput {
+        job_id: todo.job_id,
+        written: Vec::new(),
+        failure: None,
+    };
     let master_file = out.join(&todo.master_path);
     let master = match std::fs::read(&master_file) {
+        Err(e) => Err(format!("cannot read {}: {e}", master_file.display())),
         Ok(b) => {
             let sha = hex::encode(Sha256::digest(&b));
-            if sha != todo.master_sha256 {
-                return Ok((
-                    todo.job_id,
-                    (
-                        Vec::new(),
-                        Some(format!(
-                            "{} changed on disk since it was recorded (sha256 {sha}); not deriving renditions from it",
-                            master_file.display()
-                        )),
-                    ),
-                ));
-            }
-            match decode_master(&b) {
-                Ok(img) => img,
-                Err(e) => {
-                    let err = RenditionError::Master {
+            if sha == todo.master_sha256 {
+                decode_master(&b).map_err(|e| {
+                    RenditionError::Master {
                         path: master_file.clone(),
                         detail: e.to_string(),
-                    };
-                    return Ok((todo.job_id, (Vec::new(), Some(err.to_string()))));
-                }
+                    }
+                    .to_string()
+                })
+            } else {
+                Err(format!(
+                    "{} changed on disk since it was recorded (sha256 {sha}); not deriving renditions from it",
+                    master_file.display()
+                ))
             }
         }
-        Err(e) => {
-            return Ok((
-                todo.job_id,
-                (
-                    Vec::new(),
-                    Some(format!("cannot read {}: {e}", master_file.display())),
-                ),
-            ));
+    };
+    let master = match master {
+        Ok(m) => m,
+        Err(msg) => {
+            output.failure = Some(msg);
+            return Ok(output);
         }
     };
     let mut resizer = Resizer::new();
-    let mut done = Vec::new();
-    for (hash, spec) in todo.specs {
+    for (settings_hash, spec) in todo.specs {
         let rendered = match render(&master, &spec, &mut resizer) {
             Ok(r) => r,
-            Err(e) => return Ok((todo.job_id, (done, Some(e.to_string())))),
+            Err(e) => {
+                output.failure = Some(e.to_string());
+                return Ok(output);
+            }
         };
         let rel = spec.rel_path(&todo.key);
         assets::write_atomic(&out.join(&rel), &rendered.bytes)?;
-        let entry = RenditionEntry {
-            path: rel,
-            sha256: hex::encode(Sha256::digest(&rendered.bytes)),
-            bytes: rendered.bytes.len() as u64,
-            width: spec.width,
-            height: spec.height,
-            mime_type: assets::mime_of(spec.format.image_format()).to_string(),
-            fit: spec.fit.as_str().to_string(),
-            upscaled: rendered.upscaled,
-        };
-        done.push((hash, spec, todo.master_sha256.clone(), entry));
+        output.written.push(Written {
+            settings_hash,
+            master_sha256: todo.master_sha256.clone(),
+            entry: RenditionEntry {
+                path: rel,
+                sha256: hex::encode(Sha256::digest(&rendered.bytes)),
+                bytes: rendered.bytes.len() as u64,
+                width: spec.width,
+                height: spec.height,
+                mime_type: assets::mime_of(spec.format.image_format()).to_string(),
+                fit: spec.fit.as_str().to_string(),
+                upscaled: rendered.upscaled,
+            },
+        });
     }
-    Ok((todo.job_id, (done, None)))
+    Ok(output)
 }
 
 /// Every stored rendition of the campaign's jobs, by job, ordered by path,

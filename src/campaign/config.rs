@@ -356,8 +356,7 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
                 ));
             }
         }
-        let renditions =
-            crate::renditions::parse_specs(path, text, &vname, v.renditions, errors);
+        let renditions = crate::renditions::parse_specs(path, text, &vname, v.renditions, errors);
         let (tl, tc) = line_col(text, v.template.span().start);
         variants.push(VariantConfig {
             name: vname,

@@ -36,31 +36,41 @@ fn close(a: [u8; 4], b: [u8; 4]) -> bool {
 #[test]
 fn cover_crop_centres_on_the_focal_point_and_stays_inside_the_master() {
     // A 100x100 crop of a 400x100 master around x = 0.75: columns 250..350.
-    assert_eq!(cover_crop(400, 100, 100, 100, (0.75, 0.5)), (250.0, 0.0, 100.0, 100.0));
+    assert_eq!(
+        cover_crop(400, 100, 100, 100, (0.75, 0.5)),
+        (250.0, 0.0, 100.0, 100.0)
+    );
     // Focal at the far right edge: pushed back inside.
-    assert_eq!(cover_crop(400, 100, 100, 100, (1.0, 0.5)), (300.0, 0.0, 100.0, 100.0));
+    assert_eq!(
+        cover_crop(400, 100, 100, 100, (1.0, 0.5)),
+        (300.0, 0.0, 100.0, 100.0)
+    );
     // Default centre.
-    assert_eq!(cover_crop(400, 100, 100, 100, (0.5, 0.5)), (150.0, 0.0, 100.0, 100.0));
+    assert_eq!(
+        cover_crop(400, 100, 100, 100, (0.5, 0.5)),
+        (150.0, 0.0, 100.0, 100.0)
+    );
 }
 
 #[test]
 fn cover_rendition_keeps_the_focal_subject_in_the_centre() {
     let m = master();
     let mut r = Resizer::new();
-    let s = spec(
-        50,
-        50,
-        OutputFormat::Png,
-        Fit::Cover {
-            focal: (0.75, 0.5),
-        },
-    );
+    let s = spec(50, 50, OutputFormat::Png, Fit::Cover { focal: (0.75, 0.5) });
     let out = render(&m, &s, &mut r).unwrap();
     let img = decode(&out.bytes);
     assert_eq!((img.width(), img.height()), (50, 50));
     // The green square (the focal subject) is in the middle, blue around it.
-    assert!(close(img.get_pixel(25, 25).0, [0, 255, 0, 255]), "{:?}", img.get_pixel(25, 25));
-    assert!(close(img.get_pixel(2, 2).0, [0, 0, 255, 255]), "{:?}", img.get_pixel(2, 2));
+    assert!(
+        close(img.get_pixel(25, 25).0, [0, 255, 0, 255]),
+        "{:?}",
+        img.get_pixel(25, 25)
+    );
+    assert!(
+        close(img.get_pixel(2, 2).0, [0, 0, 255, 255]),
+        "{:?}",
+        img.get_pixel(2, 2)
+    );
     // With the focal point on the left, the same crop is all red.
     let left = render(
         &m,
@@ -119,13 +129,21 @@ fn every_format_encodes_at_the_exact_size_and_is_deterministic() {
         assert_eq!(image::guess_format(&a.bytes).unwrap(), mime);
         let img = decode(&a.bytes);
         assert_eq!((img.width(), img.height()), (300, 250));
-        assert!(a.upscaled, "300x250 from a 100-pixel-high master is an upscale");
+        assert!(
+            a.upscaled,
+            "300x250 from a 100-pixel-high master is an upscale"
+        );
     }
 }
 
 #[test]
 fn settings_hash_changes_with_every_output_setting_and_ignores_quality_for_png() {
-    let base = spec(1200, 628, OutputFormat::Jpeg, Fit::Cover { focal: (0.5, 0.5) });
+    let base = spec(
+        1200,
+        628,
+        OutputFormat::Jpeg,
+        Fit::Cover { focal: (0.5, 0.5) },
+    );
     let h = base.settings_hash();
     let mut q = base.clone();
     q.quality = 70;
@@ -198,7 +216,13 @@ focal = [0.5, 0.4]
     assert_eq!(specs.len(), 3);
     assert_eq!(
         specs[0],
-        spec(1200, 628, OutputFormat::Jpeg, Fit::Cover { focal: (0.5, 0.5) }).with_quality(85)
+        spec(
+            1200,
+            628,
+            OutputFormat::Jpeg,
+            Fit::Cover { focal: (0.5, 0.5) }
+        )
+        .with_quality(85)
     );
     assert_eq!(specs[1].fit, Fit::Contain { pad: [0, 0, 0, 0] });
     assert_eq!(specs[1].format, OutputFormat::Webp);

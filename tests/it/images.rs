@@ -45,7 +45,11 @@ fn add_product_shot_column(ws: &Workspace, values: &[&str]) {
     let rows = std::fs::read_to_string(&p).unwrap();
     let mut out = String::new();
     for (i, line) in rows.lines().enumerate() {
-        let cell = if i == 0 { "product_shot" } else { values[i - 1] };
+        let cell = if i == 0 {
+            "product_shot"
+        } else {
+            values[i - 1]
+        };
         out.push_str(&format!("{line},{cell}\n"));
     }
     std::fs::write(p, out).unwrap();
@@ -240,14 +244,14 @@ fn changing_rendition_settings_rewrites_renditions_without_calling_the_provider(
             .iter()
             .map(|r| r["path"].as_str().unwrap())
             .collect();
-        assert!(paths.iter().any(|p| p.ends_with("@320x50.png")), "{paths:?}");
-        assert!(!paths.iter().any(|p| p.contains("@300x250")), "{paths:?}");
-        let old = ws.out().join(
-            a["path"]
-                .as_str()
-                .unwrap()
-                .replace(".jpg", "@300x250.png"),
+        assert!(
+            paths.iter().any(|p| p.ends_with("@320x50.png")),
+            "{paths:?}"
         );
+        assert!(!paths.iter().any(|p| p.contains("@300x250")), "{paths:?}");
+        let old = ws
+            .out()
+            .join(a["path"].as_str().unwrap().replace(".jpg", "@300x250.png"));
         assert!(!old.exists(), "{} was not deleted", old.display());
     }
     assert_manifest_valid(&ws.manifest());
@@ -264,7 +268,11 @@ fn changing_rendition_settings_rewrites_renditions_without_calling_the_provider(
     let gone = ws.out().join(jpg_after["path"].as_str().unwrap());
     std::fs::remove_file(&gone).unwrap();
     let o = ws.adloc(&["run", "campaigns/example"]);
-    assert!(stdout(&o).contains("renditions: 1 written"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("renditions: 1 written"),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(sha256_file(&gone), jpg_after["sha256"]);
     assert_eq!(total_attempts(&ws), attempts);
 }
@@ -280,7 +288,12 @@ fn replacing_a_reference_image_regenerates_exactly_the_jobs_that_use_it() {
     );
     add_product_shot_column(&ws, &["assets/shoe.png", "", "assets/bag.jpg"]);
     write_png(&ws.campaign().join("assets/logo.png"), 64, 64, [0, 0, 0]);
-    write_png(&ws.campaign().join("assets/shoe.png"), 300, 200, [200, 0, 0]);
+    write_png(
+        &ws.campaign().join("assets/shoe.png"),
+        300,
+        200,
+        [200, 0, 0],
+    );
     std::fs::create_dir_all(ws.campaign().join("assets")).unwrap();
     image::RgbImage::from_pixel(80, 80, image::Rgb([0, 90, 0]))
         .save_with_format(
@@ -293,7 +306,12 @@ fn replacing_a_reference_image_regenerates_exactly_the_jobs_that_use_it() {
     let before = master_mtimes(&ws);
 
     // Same pixels size, new content: only the row that names shoe.png changes.
-    write_png(&ws.campaign().join("assets/shoe.png"), 300, 200, [0, 0, 200]);
+    write_png(
+        &ws.campaign().join("assets/shoe.png"),
+        300,
+        200,
+        [0, 0, 200],
+    );
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
     assert!(
@@ -311,7 +329,12 @@ fn replacing_a_reference_image_regenerates_exactly_the_jobs_that_use_it() {
     assert_manifest_valid(&m);
 
     // The campaign-wide logo is in every request.
-    write_png(&ws.campaign().join("assets/logo.png"), 64, 64, [255, 255, 255]);
+    write_png(
+        &ws.campaign().join("assets/logo.png"),
+        64,
+        64,
+        [255, 255, 255],
+    );
     let o = ws.adloc(&["plan", "campaigns/example"]);
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
     assert!(
@@ -378,7 +401,10 @@ fn a_corrupt_or_missing_reference_in_a_csv_cell_is_reported_at_its_line_and_colu
         "",
         "[references]\ncolumns = [\"product_shot\"]\n",
     );
-    add_product_shot_column(&ws, &["assets/ok.png", "assets/broken.png", "assets/nope.png"]);
+    add_product_shot_column(
+        &ws,
+        &["assets/ok.png", "assets/broken.png", "assets/nope.png"],
+    );
     write_png(&ws.campaign().join("assets/ok.png"), 8, 8, [1, 2, 3]);
     std::fs::write(
         ws.campaign().join("assets/broken.png"),
