@@ -253,6 +253,7 @@ pub(crate) fn load(input: LoadInput<'_>, errors: &mut InputErrors) -> References
     let max = input.model.map(|m| (m, m.family().max_reference_images()));
     let campaign_distinct = {
         let mut v: Vec<&Path> = out.campaign.iter().map(|r| r.path.as_path()).collect();
+        v.sort();
         v.dedup();
         v.len()
     };
