@@ -750,7 +750,7 @@ pub async fn reconcile(
         }
     }
     if report.produced + report.removed + report.failed > 0 {
-        tracing::info!(
+        tracing::debug!(
             produced = report.produced,
             kept = report.kept,
             removed = report.removed,
