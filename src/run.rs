@@ -194,6 +194,8 @@ pub(crate) struct Ctx {
     pub cancel: CancellationToken,
     pub progress: Progress,
     pub lease: Duration,
+    /// Requests per minute for the model (campaign `[rate_limit] rpm`).
+    pub rpm: Option<u32>,
 }
 
 impl Ctx {
@@ -376,6 +378,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         cancel: cancel.clone(),
         progress,
         lease: opts.lease,
+        rpm: campaign.rpm,
     });
 
     let heartbeat = {
@@ -547,7 +550,19 @@ async fn dispatch_realtime(
         }
         if set.is_empty() {
             match ctx.queue.next_pending(&ctx.campaign).await? {
-                None => break,
+                None => {
+                    // Another runner holds the rest: wait for it (and take
+                    // its jobs back if it dies) instead of ending early.
+                    if ctx.queue.held_elsewhere(&ctx.campaign, ctx.run).await? == 0 {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = ctx.cancel.cancelled() => {}
+                    }
+                    ctx.queue.recover_orphans(&ctx.campaign).await?;
+                    continue;
+                }
                 Some(not_before) => {
                     let wait = not_before.map_or(50, |t| (t - now_ms()).clamp(10, 1000)) as u64;
                     tokio::select! {
@@ -608,21 +623,13 @@ fn rate_limiter(ctx: &Ctx) -> Option<Arc<Limiter>> {
         return None;
     }
     let spec = ctx.specs.values().next()?;
-    let rpm = ctx
-        .rpm_override()
-        .unwrap_or(spec.request.model.family().default_rpm());
+    let rpm = ctx.rpm.unwrap_or(spec.request.model.family().default_rpm());
     let per_min = std::num::NonZeroU32::new(rpm)?;
     // Burst of a tenth of a minute's quota: smooth, but no idle start.
     let burst = std::num::NonZeroU32::new((rpm / 10).max(1))?;
     Some(Arc::new(governor::RateLimiter::direct(
         governor::Quota::per_minute(per_min).allow_burst(burst),
     )))
-}
-
-impl Ctx {
-    fn rpm_override(&self) -> Option<u32> {
-        std::env::var("ADLOC_RPM").ok().and_then(|v| v.parse().ok())
-    }
 }
 
 /// One realtime attempt for a claimed job.

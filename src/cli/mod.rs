@@ -371,6 +371,12 @@ async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCode, Error> {
     for p in &s.contact_sheets {
         println!("  contact sheet: {}", p.display());
     }
+    if s.stopped.is_none() && s.exit == ExitCode::RunRefused {
+        eprintln!(
+            "{} job(s) are still pending; run again to finish them",
+            t.pending
+        );
+    }
     if let Some(stop) = &s.stopped {
         eprintln!("stopped: {stop}");
         if let run::StopReason::Provider(crate::provider::Reason::DailyQuotaExhausted, _) = stop {

@@ -28,6 +28,8 @@ pub struct BatchRow {
     pub request_count: i64,
     /// Polls so far.
     pub polls: i64,
+    /// True when the run that assigned it has ended (so it may be resumed).
+    pub owner_gone: bool,
 }
 
 /// A job inside a batch.
@@ -57,6 +59,7 @@ impl Queue {
     /// and a resumed one keeps its own. `None` when nothing is pending.
     pub async fn assign_batch(
         &self,
+        run: super::RunId,
         campaign: &str,
         model: &str,
         eligible: &std::collections::HashSet<JobId>,
@@ -100,19 +103,34 @@ impl Queue {
         }
         let digest = hex::encode(h.finalize());
         let display_name = format!("adloc-{campaign}-{}", &digest[..16]);
+        // A batch abandoned before it ever existed remotely may come back with
+        // the same content, hence the same name: reuse its row. Any other
+        // clash means the name was used for a real batch, and we stop.
         let batch_id: i64 = sqlx::query(
-            "INSERT INTO batches (campaign, model, display_name, state, request_count, created_at)
-             VALUES (?, ?, ?, 'submitting', ?, ?) RETURNING id",
+            "INSERT INTO batches (campaign, model, display_name, state, request_count, created_at, owner_run)
+             VALUES (?, ?, ?, 'submitting', ?, ?, ?)
+             ON CONFLICT (display_name) DO UPDATE SET state = 'submitting', remote_name = NULL,
+                 owner_run = excluded.owner_run,
+                 detail = NULL, finished_at = NULL, request_count = excluded.request_count,
+                 created_at = excluded.created_at, polls = 0
+             WHERE batches.state = 'abandoned'
+             RETURNING id",
         )
         .bind(campaign)
         .bind(model)
         .bind(&display_name)
         .bind(chosen.len() as i64)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .bind(run)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(self.err())?
-        .get(0);
+        .map(|r| r.get(0))
+        .ok_or_else(|| {
+            crate::error::Error::Internal(format!(
+                "batch name {display_name} is already taken by a batch that was created remotely"
+            ))
+        })?;
         let sql = format!(
             "UPDATE jobs SET state = 'batch_submitting', batch_id = ?, attempts = attempts + 1,
                     not_before = NULL, updated_at = ? WHERE id = ? AND state IN {}",
@@ -136,6 +154,7 @@ impl Queue {
             model: model.to_string(),
             request_count: chosen.len() as i64,
             polls: 0,
+            owner_gone: false,
         };
         let jobs = self.batch_jobs(batch_id).await?;
         Ok(Some((row, jobs)))
@@ -224,8 +243,10 @@ impl Queue {
     /// Batches of the campaign still open (submitting or submitted).
     pub async fn open_batches(&self, campaign: &str) -> Result<Vec<BatchRow>> {
         let rows = sqlx::query(
-            "SELECT id, display_name, remote_name, state, model, request_count, polls FROM batches
-             WHERE campaign = ? AND state IN ('submitting', 'submitted') ORDER BY id",
+            "SELECT b.id, b.display_name, b.remote_name, b.state, b.model, b.request_count, b.polls,
+                    (r.id IS NULL OR r.finished_at IS NOT NULL)
+             FROM batches b LEFT JOIN runs r ON r.id = b.owner_run
+             WHERE b.campaign = ? AND b.state IN ('submitting', 'submitted') ORDER BY b.id",
         )
         .bind(campaign)
         .fetch_all(self.pool())
@@ -241,6 +262,7 @@ impl Queue {
                 model: r.get(4),
                 request_count: r.get(5),
                 polls: r.get(6),
+                owner_gone: r.get::<i64, _>(7) != 0,
             })
             .collect())
     }

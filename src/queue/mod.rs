@@ -197,6 +197,17 @@ impl Queue {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        // Two runners starting at once on a new state file would both try to
+        // apply the migrations; an exclusive lock beside the database makes
+        // the second wait and then find them applied.
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(60))
@@ -204,6 +215,7 @@ impl Queue {
             .await
             .map_err(db_err(path))?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        drop(lock);
         Ok(Queue {
             pool,
             path: path.to_path_buf(),
@@ -330,12 +342,21 @@ impl Queue {
         &self,
         campaign: &str,
     ) -> Result<HashMap<(String, String, String), LiveJob>> {
+        let mut conn = self.pool.acquire().await.map_err(self.err())?;
+        self.live_jobs_in(&mut conn, campaign).await
+    }
+
+    async fn live_jobs_in(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        campaign: &str,
+    ) -> Result<HashMap<(String, String, String), LiveJob>> {
         let rows = sqlx::query(
             "SELECT id, row_id, locale, variant, request_hash, state FROM jobs
              WHERE campaign = ? AND state NOT IN ('superseded', 'retired')",
         )
         .bind(campaign)
-        .fetch_all(&self.pool)
+        .fetch_all(conn)
         .await
         .map_err(self.err())?;
         let mut live = HashMap::with_capacity(rows.len());
@@ -358,14 +379,16 @@ impl Queue {
     /// old job and queues a new one; identities no longer expanded are retired.
     /// Returns the report and the live job id of every spec, in spec order.
     pub async fn sync(&self, campaign: &str, specs: &[JobSpec]) -> Result<(Planned, Vec<JobId>)> {
-        let live = self.live_jobs(campaign).await?;
-        let (report, plan) = compare(&live, specs);
-        let now = now_ms();
+        // Read and write under one write lock, so two runners syncing the
+        // same campaign at once see each other's inserts.
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(self.err())?;
+        let live = self.live_jobs_in(&mut tx, campaign).await?;
+        let (report, plan) = compare(&live, specs);
+        let now = now_ms();
         let supersede = format!(
             "UPDATE jobs SET state = 'superseded', updated_at = ? WHERE id = ? AND state IN {}",
             JobState::from_states_sql(JobState::Superseded)
@@ -398,10 +421,10 @@ impl Queue {
             }
             let resolution = serde_json::to_string(&spec.resolution)
                 .map_err(|e| Error::Internal(e.to_string()))?;
-            let row = sqlx::query(
+            let done = sqlx::query(
                 "INSERT INTO jobs (campaign, row_id, locale, variant, resolved_locale, resolution,
                     request_hash, model, aspect_ratio, image_size, prompt, state, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             )
             .bind(&spec.key.campaign)
             .bind(&spec.key.row_id)
@@ -416,10 +439,10 @@ impl Queue {
             .bind(&spec.request.prompt)
             .bind(now)
             .bind(now)
-            .fetch_one(&mut *tx)
+            .execute(&mut *tx)
             .await
             .map_err(self.err())?;
-            ids.push(row.get::<i64, _>(0));
+            ids.push(done.last_insert_rowid());
         }
         tx.commit().await.map_err(self.err())?;
         Ok((
@@ -492,6 +515,21 @@ impl Queue {
         .map_err(self.err())?;
         let n: i64 = row.get(0);
         Ok((n > 0).then(|| row.get::<Option<i64>, _>(1)))
+    }
+
+    /// Jobs of the campaign held by other runners (in flight or in a batch
+    /// being created), which this runner should wait for rather than finish.
+    pub async fn held_elsewhere(&self, campaign: &str, run: RunId) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM jobs WHERE campaign = ? AND
+               ((state = 'in_flight' AND lease_run IS NOT ?) OR state = 'batch_submitting')",
+        )
+        .bind(campaign)
+        .bind(run)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(row.get::<i64, _>(0) as u64)
     }
 
     async fn record_attempt(

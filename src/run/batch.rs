@@ -66,9 +66,11 @@ pub(crate) async fn dispatch(
         .deadline
         .map(|d| d.as_millisecond() - opts.deadline_margin.as_millis() as i64);
 
-    // 1. Resume: a batch recorded as `submitting` may or may not exist remotely.
+    // 1. Resume: a batch recorded as `submitting` by a runner that has
+    // since died may or may not exist remotely. (A live owner is still
+    // creating it: leave it alone.)
     for b in ctx.queue.open_batches(&ctx.campaign).await? {
-        if b.state == "submitting" {
+        if b.state == "submitting" && b.owner_gone {
             resume_submitting(ctx, api, &b).await?;
         }
     }
@@ -252,7 +254,7 @@ async fn submit_pending(
         }
         let Some((row, jobs)) = ctx
             .queue
-            .assign_batch(&ctx.campaign, model.as_str(), eligible, limit)
+            .assign_batch(ctx.run, &ctx.campaign, model.as_str(), eligible, limit)
             .await?
         else {
             return Ok(None);
