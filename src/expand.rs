@@ -150,7 +150,7 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
                     prompt,
                     aspect_ratio: variant.aspect_ratio.clone(),
                     image_size: variant.image_size,
-                    references: Vec::new(),
+                    references: campaign.references.for_job(row.id.as_str(), locale.tag()),
                     grounding: variant.grounding,
                     proof: ProofText {
                         locale: locale.tag().to_string(),

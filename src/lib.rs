@@ -12,6 +12,7 @@
 pub mod assets;
 pub mod campaign;
 pub mod cli;
+pub mod contact_sheet;
 pub mod cost;
 pub mod emulator;
 pub mod error;
@@ -23,6 +24,8 @@ pub mod prompt;
 pub mod prompt_helpers;
 pub mod provider;
 pub mod queue;
+pub mod references;
+pub mod renditions;
 pub mod run;
 pub mod text;
 

@@ -2,14 +2,15 @@
 //! other programs. Its JSON Schema is `schema/manifest.schema.json`; bump
 //! [`SCHEMA_VERSION`] on any incompatible change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::assets::write_atomic;
 use crate::error::{Error, Result};
-use crate::queue::{JobRow, JobState};
+use crate::queue::{JobId, JobRow, JobState};
+use crate::renditions::RenditionEntry;
 
 /// The manifest schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -75,6 +76,11 @@ pub struct AssetEntry {
     pub width: u32,
     /// Decoded height.
     pub height: u32,
+    /// `width / height` of the decoded master, rounded to 4 decimals.
+    pub aspect_ratio_actual: f64,
+    /// False when the master's real aspect ratio is more than
+    /// [`crate::renditions::ASPECT_TOLERANCE`] away from `aspect_ratio`.
+    pub aspect_ratio_ok: bool,
     /// MIME type.
     pub mime_type: String,
     /// Provider (`local`, `gemini`).
@@ -97,6 +103,9 @@ pub struct AssetEntry {
     pub attempts: u32,
     /// RFC 3339 time the asset was recorded.
     pub created_at: String,
+    /// Exact-size renditions derived from this master.
+    #[serde(default)]
+    pub renditions: Vec<RenditionEntry>,
 }
 
 /// One failed or blocked job.
@@ -129,8 +138,10 @@ fn rfc3339(ms: Option<i64>) -> String {
         .to_string()
 }
 
-fn asset_entry(j: &JobRow) -> Option<AssetEntry> {
+fn asset_entry(j: &JobRow, renditions: &HashMap<JobId, Vec<RenditionEntry>>) -> Option<AssetEntry> {
     let a = j.asset.as_ref()?;
+    let (aspect_ratio_actual, aspect_ratio_ok) =
+        crate::renditions::aspect_check(a.width, a.height, &j.aspect_ratio);
     Some(AssetEntry {
         row_id: j.key.row_id.clone(),
         locale: j.key.locale.clone(),
@@ -142,6 +153,8 @@ fn asset_entry(j: &JobRow) -> Option<AssetEntry> {
         bytes: a.bytes,
         width: a.width,
         height: a.height,
+        aspect_ratio_actual,
+        aspect_ratio_ok,
         mime_type: a.mime_type.clone(),
         provider: j.provider.clone().unwrap_or_default(),
         model: j.model.clone(),
@@ -153,11 +166,22 @@ fn asset_entry(j: &JobRow) -> Option<AssetEntry> {
         cost_usd: j.cost_usd.unwrap_or(0.0),
         attempts: j.attempts,
         created_at: rfc3339(j.finished_at),
+        renditions: crate::renditions::entries_for(renditions, j),
     })
 }
 
-/// Build the manifest from the campaign's jobs.
+/// Build the manifest from the campaign's jobs (without renditions).
 pub fn build(campaign: &str, jobs: &[JobRow]) -> Manifest {
+    build_with_renditions(campaign, jobs, &HashMap::new())
+}
+
+/// Build the manifest from the campaign's jobs and their stored renditions
+/// (see [`crate::renditions::manifest_entries`]).
+pub fn build_with_renditions(
+    campaign: &str,
+    jobs: &[JobRow],
+    renditions: &HashMap<JobId, Vec<RenditionEntry>>,
+) -> Manifest {
     let mut m = Manifest {
         schema_version: SCHEMA_VERSION,
         campaign: campaign.to_string(),
@@ -171,13 +195,13 @@ pub fn build(campaign: &str, jobs: &[JobRow]) -> Manifest {
         match j.state {
             JobState::Superseded => continue,
             JobState::Retired => {
-                if let Some(a) = asset_entry(j) {
+                if let Some(a) = asset_entry(j, renditions) {
                     m.retired.push(a);
                 }
                 continue;
             }
             JobState::Done => {
-                if let Some(a) = asset_entry(j) {
+                if let Some(a) = asset_entry(j, renditions) {
                     m.totals.cost_usd += a.cost_usd;
                     m.assets.push(a);
                 }

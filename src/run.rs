@@ -96,6 +96,8 @@ pub struct RunOptions {
     pub drain_timeout: Duration,
     /// Draw a progress bar (terminal) instead of log lines.
     pub progress_bar: bool,
+    /// Write one contact sheet per locale (`<out>/<campaign>/contact-sheets/`).
+    pub contact_sheet: bool,
 }
 
 impl RunOptions {
@@ -115,6 +117,7 @@ impl RunOptions {
             lease: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(30),
             progress_bar: false,
+            contact_sheet: false,
         }
     }
 }
@@ -169,6 +172,10 @@ pub struct RunSummary {
     pub manifest_path: PathBuf,
     /// The exit code the CLI should use.
     pub exit: ExitCode,
+    /// What the rendition reconcile did.
+    pub renditions: crate::renditions::ReconcileReport,
+    /// Contact sheets written (`--contact-sheet`).
+    pub contact_sheets: Vec<PathBuf>,
 }
 
 /// Shared context for the dispatchers.
@@ -406,9 +413,21 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     ctx.progress.finish();
     let stopped = outcome?;
 
+    // Renditions are derived locally from the masters; no provider call.
+    let renditions = if cancel.is_cancelled() {
+        crate::renditions::ReconcileReport::default()
+    } else {
+        crate::renditions::reconcile(&queue, &campaign, &campaign_out).await?
+    };
     let jobs = queue.jobs(&campaign.name).await?;
-    let m = manifest::build(&campaign.name, &jobs);
+    let rendition_entries = crate::renditions::manifest_entries(&queue, &campaign.name).await?;
+    let m = manifest::build_with_renditions(&campaign.name, &jobs, &rendition_entries);
     let manifest_path = manifest::write(&campaign_out, &m)?;
+    let contact_sheets = if opts.contact_sheet {
+        crate::contact_sheet::write_all(&campaign, &jobs, &campaign_out).await?
+    } else {
+        Vec::new()
+    };
     let exit = if stopped.is_some() {
         ExitCode::RunRefused
     } else if m.totals.failed + m.totals.blocked > 0 {
@@ -442,6 +461,8 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         batches_left,
         manifest_path,
         exit,
+        renditions,
+        contact_sheets,
     })
 }
 

@@ -113,6 +113,8 @@ struct Raw {
     rate_limit: Option<RawRateLimit>,
     #[serde(default)]
     batch: Option<RawBatch>,
+    #[serde(default)]
+    references: Option<Spanned<crate::references::RawReferences>>,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +127,8 @@ struct RawVariant {
     image_size: Option<Spanned<String>>,
     #[serde(default)]
     grounding: bool,
+    #[serde(default)]
+    renditions: Vec<Spanned<crate::renditions::RawRendition>>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +176,7 @@ pub(super) struct VariantConfig {
     pub aspect_ratio: String,
     pub image_size: ImageSize,
     pub grounding: bool,
+    pub renditions: Vec<crate::renditions::RenditionSpec>,
 }
 
 /// The validated configuration.
@@ -190,6 +195,8 @@ pub(super) struct Config {
     pub rpm: Option<u32>,
     pub batch_size: Option<usize>,
     pub auto_realtime_below: Option<usize>,
+    /// `[references]`, checked by `crate::references::load` once the rows are read.
+    pub references: Option<Spanned<crate::references::RawReferences>>,
 }
 
 /// Parse and validate; `None` when the file cannot be used at all.
@@ -349,6 +356,7 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
                 ));
             }
         }
+        let renditions = crate::renditions::parse_specs(path, text, &vname, v.renditions, errors);
         let (tl, tc) = line_col(text, v.template.span().start);
         variants.push(VariantConfig {
             name: vname,
@@ -358,6 +366,7 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             aspect_ratio: ratio,
             image_size: size,
             grounding: v.grounding,
+            renditions,
         });
     }
 
@@ -427,5 +436,6 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         rpm: raw.rate_limit.and_then(|r| r.rpm),
         batch_size,
         auto_realtime_below,
+        references: raw.references,
     })
 }

@@ -29,6 +29,8 @@ pub struct Variant {
     pub image_size: ImageSize,
     /// Google Search grounding.
     pub grounding: bool,
+    /// Exact-size renditions made from each master (`[[variants.renditions]]`).
+    pub renditions: Vec<crate::renditions::RenditionSpec>,
 }
 
 /// A loaded, validated campaign.
@@ -64,6 +66,8 @@ pub struct Campaign {
     pub batch_size: Option<usize>,
     /// In `auto` mode, fewer pending jobs than this go realtime.
     pub auto_realtime_below: Option<usize>,
+    /// Reference images (`[references]`), checked and loaded.
+    pub references: crate::references::References,
 }
 
 /// Is `name` a safe campaign name (`[a-z0-9-]+`)?
@@ -106,6 +110,7 @@ impl Campaign {
                         aspect_ratio: v.aspect_ratio.clone(),
                         image_size: v.image_size,
                         grounding: v.grounding,
+                        renditions: v.renditions.clone(),
                     }),
                     Err(e) => errors.push(InputProblem::file(
                         &path,
@@ -129,6 +134,18 @@ impl Campaign {
         if let Some(rows) = &rows {
             rows.check_locale_columns(&rows_path, &mut errors);
         }
+        let references = crate::references::load(
+            crate::references::LoadInput {
+                dir,
+                config_path: &config_path,
+                config_text: &text,
+                raw: cfg.references,
+                rows: rows.as_ref(),
+                locales: &cfg.locales,
+                model: Some(&cfg.model),
+            },
+            &mut errors,
+        );
 
         // Template syntax is checked here too, so a broken template is an
         // input error before anything is written.
@@ -152,6 +169,7 @@ impl Campaign {
             rpm: cfg.rpm,
             batch_size: cfg.batch_size,
             auto_realtime_below: cfg.auto_realtime_below,
+            references,
         })
     }
 }

@@ -113,6 +113,9 @@ pub struct RunArgs {
     /// Safety margin before the deadline, in minutes.
     #[arg(long, default_value_t = 30)]
     pub deadline_margin_min: u64,
+    /// Also write one contact sheet per locale (OUT/<campaign>/contact-sheets/<locale>.png).
+    #[arg(long)]
+    pub contact_sheet: bool,
 }
 
 /// `adloc status`.
@@ -311,6 +314,7 @@ async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCode, Error> {
     opts.deadline = a.deadline.as_deref().map(parse_deadline).transpose()?;
     opts.deadline_margin = std::time::Duration::from_secs(a.deadline_margin_min * 60);
     opts.progress_bar = log_format == LogFormat::Text && std::io::stderr().is_terminal();
+    opts.contact_sheet = a.contact_sheet;
 
     let cancel = CancellationToken::new();
     {
@@ -356,6 +360,16 @@ async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCode, Error> {
     );
     for b in &s.batches_left {
         println!("  batch submitted: {b}");
+    }
+    let r = &s.renditions;
+    if r.produced + r.kept + r.removed + r.failed > 0 {
+        println!(
+            "  renditions: {} written, {} up to date, {} removed, {} masters unusable",
+            r.produced, r.kept, r.removed, r.failed
+        );
+    }
+    for p in &s.contact_sheets {
+        println!("  contact sheet: {}", p.display());
     }
     if s.stopped.is_none() && s.exit == ExitCode::RunRefused {
         eprintln!(

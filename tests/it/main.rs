@@ -6,4 +6,5 @@ mod batch;
 mod common;
 mod crash;
 mod foundation;
+mod images;
 mod realtime;
