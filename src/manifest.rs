@@ -31,6 +31,9 @@ pub struct Manifest {
     pub failures: Vec<FailureEntry>,
     /// Assets whose row, locale or variant left the campaign (kept on disk).
     pub retired: Vec<AssetEntry>,
+    /// Copy-free art of overlay variants (not deliverables; see [`crate::overlay`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub art: Vec<AssetEntry>,
 }
 
 /// Totals.
@@ -97,6 +100,9 @@ pub struct AssetEntry {
     pub attempts: u32,
     /// RFC 3339 time the asset was recorded.
     pub created_at: String,
+    /// For overlay-text assets: the art and how the copy was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<crate::overlay::store::OverlayInfo>,
 }
 
 /// One failed or blocked job.
@@ -153,6 +159,7 @@ fn asset_entry(j: &JobRow) -> Option<AssetEntry> {
         cost_usd: j.cost_usd.unwrap_or(0.0),
         attempts: j.attempts,
         created_at: rfc3339(j.finished_at),
+        overlay: None,
     })
 }
 
@@ -166,6 +173,7 @@ pub fn build(campaign: &str, jobs: &[JobRow]) -> Manifest {
         assets: Vec::new(),
         failures: Vec::new(),
         retired: Vec::new(),
+        art: Vec::new(),
     };
     for j in jobs {
         match j.state {

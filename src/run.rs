@@ -404,7 +404,8 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     let stopped = outcome?;
 
     let jobs = queue.jobs(&campaign.name).await?;
-    let m = manifest::build(&campaign.name, &jobs);
+    crate::overlay::compose_all(&queue, &campaign, &campaign_out, &jobs).await?;
+    let m = crate::overlay::build_manifest(&queue, &campaign, &jobs).await?;
     let manifest_path = manifest::write(&campaign_out, &m)?;
     let exit = if stopped.is_some() {
         ExitCode::RunRefused

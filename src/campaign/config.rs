@@ -125,6 +125,12 @@ struct RawVariant {
     image_size: Option<Spanned<String>>,
     #[serde(default)]
     grounding: bool,
+    /// `model` (default) or `overlay`; see [`crate::overlay`].
+    #[serde(default)]
+    text: Option<Spanned<String>>,
+    /// Overlay text boxes.
+    #[serde(default)]
+    text_boxes: Vec<Spanned<crate::overlay::RawTextBox>>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +178,7 @@ pub(super) struct VariantConfig {
     pub aspect_ratio: String,
     pub image_size: ImageSize,
     pub grounding: bool,
+    pub text: crate::overlay::TextMode,
 }
 
 /// The validated configuration.
@@ -350,6 +357,15 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             }
         }
         let (tl, tc) = line_col(text, v.template.span().start);
+        let text_mode = crate::overlay::parse_text_mode(
+            path,
+            text,
+            &vname,
+            v.name.span(),
+            v.text.as_ref(),
+            v.text_boxes,
+            errors,
+        );
         variants.push(VariantConfig {
             name: vname,
             template: v.template.get_ref().clone(),
@@ -358,6 +374,7 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             aspect_ratio: ratio,
             image_size: size,
             grounding: v.grounding,
+            text: text_mode,
         });
     }
 

@@ -29,6 +29,8 @@ pub struct Variant {
     pub image_size: ImageSize,
     /// Google Search grounding.
     pub grounding: bool,
+    /// Who puts the copy on the image: the model, or adloc (overlay).
+    pub text: crate::overlay::TextMode,
 }
 
 /// A loaded, validated campaign.
@@ -106,6 +108,7 @@ impl Campaign {
                         aspect_ratio: v.aspect_ratio.clone(),
                         image_size: v.image_size,
                         grounding: v.grounding,
+                        text: v.text.clone(),
                     }),
                     Err(e) => errors.push(InputProblem::file(
                         &path,
@@ -128,6 +131,7 @@ impl Campaign {
 
         if let Some(rows) = &rows {
             rows.check_locale_columns(&rows_path, &mut errors);
+            crate::overlay::check_columns(&variants, rows, &config_path, &mut errors);
         }
 
         // Template syntax is checked here too, so a broken template is an
