@@ -288,7 +288,11 @@ fn a_utf8_bom_is_accepted() {
     std::fs::write(&p, bytes).unwrap();
     let o = ws.adloc(&["plan", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("= 120 assets from 95 generations"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("= 120 assets from 95 generations"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
