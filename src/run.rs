@@ -187,6 +187,8 @@ pub(crate) struct Ctx {
     pub cancel: CancellationToken,
     pub progress: Progress,
     pub lease: Duration,
+    /// Requests per minute for the model (campaign `[rate_limit] rpm`).
+    pub rpm: Option<u32>,
 }
 
 impl Ctx {
@@ -369,6 +371,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         cancel: cancel.clone(),
         progress,
         lease: opts.lease,
+        rpm: campaign.rpm,
     });
 
     let heartbeat = {
@@ -588,21 +591,13 @@ fn rate_limiter(ctx: &Ctx) -> Option<Arc<Limiter>> {
         return None;
     }
     let spec = ctx.specs.values().next()?;
-    let rpm = ctx
-        .rpm_override()
-        .unwrap_or(spec.request.model.family().default_rpm());
+    let rpm = ctx.rpm.unwrap_or(spec.request.model.family().default_rpm());
     let per_min = std::num::NonZeroU32::new(rpm)?;
     // Burst of a tenth of a minute's quota: smooth, but no idle start.
     let burst = std::num::NonZeroU32::new((rpm / 10).max(1))?;
     Some(Arc::new(governor::RateLimiter::direct(
         governor::Quota::per_minute(per_min).allow_burst(burst),
     )))
-}
-
-impl Ctx {
-    fn rpm_override(&self) -> Option<u32> {
-        std::env::var("ADLOC_RPM").ok().and_then(|v| v.parse().ok())
-    }
 }
 
 /// One realtime attempt for a claimed job.

@@ -100,19 +100,32 @@ impl Queue {
         }
         let digest = hex::encode(h.finalize());
         let display_name = format!("adloc-{campaign}-{}", &digest[..16]);
+        // A batch abandoned before it ever existed remotely may come back with
+        // the same content, hence the same name: reuse its row. Any other
+        // clash means the name was used for a real batch, and we stop.
         let batch_id: i64 = sqlx::query(
             "INSERT INTO batches (campaign, model, display_name, state, request_count, created_at)
-             VALUES (?, ?, ?, 'submitting', ?, ?) RETURNING id",
+             VALUES (?, ?, ?, 'submitting', ?, ?)
+             ON CONFLICT (display_name) DO UPDATE SET state = 'submitting', remote_name = NULL,
+                 detail = NULL, finished_at = NULL, request_count = excluded.request_count,
+                 created_at = excluded.created_at, polls = 0
+             WHERE batches.state = 'abandoned'
+             RETURNING id",
         )
         .bind(campaign)
         .bind(model)
         .bind(&display_name)
         .bind(chosen.len() as i64)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(self.err())?
-        .get(0);
+        .map(|r| r.get(0))
+        .ok_or_else(|| {
+            crate::error::Error::Internal(format!(
+                "batch name {display_name} is already taken by a batch that was created remotely"
+            ))
+        })?;
         let sql = format!(
             "UPDATE jobs SET state = 'batch_submitting', batch_id = ?, attempts = attempts + 1,
                     not_before = NULL, updated_at = ? WHERE id = ? AND state IN {}",

@@ -398,10 +398,10 @@ impl Queue {
             }
             let resolution = serde_json::to_string(&spec.resolution)
                 .map_err(|e| Error::Internal(e.to_string()))?;
-            let row = sqlx::query(
+            let done = sqlx::query(
                 "INSERT INTO jobs (campaign, row_id, locale, variant, resolved_locale, resolution,
                     request_hash, model, aspect_ratio, image_size, prompt, state, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             )
             .bind(&spec.key.campaign)
             .bind(&spec.key.row_id)
@@ -416,10 +416,10 @@ impl Queue {
             .bind(&spec.request.prompt)
             .bind(now)
             .bind(now)
-            .fetch_one(&mut *tx)
+            .execute(&mut *tx)
             .await
             .map_err(self.err())?;
-            ids.push(row.get::<i64, _>(0));
+            ids.push(done.last_insert_rowid());
         }
         tx.commit().await.map_err(self.err())?;
         Ok((

@@ -2,6 +2,8 @@
 //! files, a real SQLite state file and (for Gemini) the in-crate emulator
 //! over loopback HTTP. One test binary, so the suite links once.
 
+mod batch;
 mod common;
 mod foundation;
 mod localization;
+mod realtime;

@@ -166,3 +166,151 @@ pub fn temporaries(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The in-crate Gemini emulator on a loopback port, served by its own
+/// runtime for the life of the test.
+pub struct Emu {
+    pub handle: Option<adloc::emulator::EmulatorHandle>,
+    pub rt: tokio::runtime::Runtime,
+}
+
+pub const KEY: &str = "test-key-7f3a9c2e51";
+
+impl Emu {
+    pub fn start(faults: adloc::emulator::Faults) -> Emu {
+        Emu::start_with(faults, Some(KEY), 42)
+    }
+
+    pub fn start_with(faults: adloc::emulator::Faults, key: Option<&str>, seed: u64) -> Emu {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = adloc::emulator::EmulatorConfig {
+            seed,
+            api_key: key.map(str::to_string),
+            faults,
+        };
+        let handle = rt.block_on(adloc::emulator::spawn(config, 0)).unwrap();
+        Emu {
+            handle: Some(handle),
+            rt,
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        self.handle.as_ref().unwrap().base_url()
+    }
+
+    pub fn stats(&self) -> adloc::emulator::EmulatorStats {
+        self.handle.as_ref().unwrap().stats()
+    }
+
+    pub fn set_faults(&self, f: adloc::emulator::Faults) {
+        self.handle.as_ref().unwrap().set_faults(f);
+    }
+
+    /// Environment for the binary: key and base URL.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("GEMINI_API_KEY", KEY.to_string()),
+            ("GOOGLE_GEMINI_BASE_URL", self.base_url()),
+        ]
+    }
+}
+
+impl Drop for Emu {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.rt.block_on(h.shutdown());
+        }
+    }
+}
+
+impl Workspace {
+    /// Run against the emulator with the Gemini provider.
+    pub fn adloc_gemini(&self, emu: &Emu, args: &[&str]) -> Output {
+        let env = emu.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut all = args.to_vec();
+        all.extend(["--provider", "gemini"]);
+        self.adloc_env(&all, &env)
+    }
+
+    /// Append settings to campaign.toml (fast retries, no client pacing).
+    pub fn append_toml(&self, text: &str) {
+        let p = self.campaign().join("campaign.toml");
+        let mut t = std::fs::read_to_string(&p).unwrap();
+        t.push_str(text);
+        std::fs::write(p, t).unwrap();
+    }
+
+    /// Replace rows.csv with a one-locale, one-variant campaign whose rows
+    /// carry the given scenes (trigger words reach the prompt through them).
+    pub fn small_campaign(&self, scenes: &[(&str, &str)]) {
+        let mut csv = String::from("id,scene,headline\n");
+        for (id, scene) in scenes {
+            csv.push_str(&format!("{id},{scene},Hello\n"));
+        }
+        std::fs::write(self.campaign().join("rows.csv"), csv).unwrap();
+        std::fs::write(
+            self.campaign().join("campaign.toml"),
+            "name = \"example\"\nrows = \"rows.csv\"\nlocales = [\"en-US\"]\nmodel = \"gemini-3.1-flash-image\"\nmode = \"realtime\"\n\n[[variants]]\nname = \"hero\"\ntemplate = \"hero.hbs\"\naspect_ratio = \"16:9\"\n\n[rate_limit]\nrpm = 60000\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(self.campaign().join("templates")).unwrap();
+        std::fs::write(
+            self.campaign().join("templates/hero.hbs"),
+            "A hero banner. Scene: {{row.scene}}. Headline: \"{{row.headline}}\"",
+        )
+        .unwrap();
+    }
+
+    /// Everything the run left on disk and printed, for secret scanning.
+    pub fn all_bytes(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push((e.path(), std::fs::read(e.path()).unwrap_or_default()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Query the state database.
+    pub fn sql_rows(&self, sql: &str) -> Vec<Vec<String>> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            use sqlx::{Column, Row};
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.state().display()))
+                .await
+                .unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            let out = rows
+                .iter()
+                .map(|r| {
+                    (0..r.columns().len())
+                        .map(|i| {
+                            r.try_get::<i64, _>(i)
+                                .map(|v| v.to_string())
+                                .or_else(|_| r.try_get::<String, _>(i))
+                                .or_else(|_| r.try_get::<f64, _>(i).map(|v| v.to_string()))
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .collect();
+            pool.close().await;
+            out
+        })
+    }
+}

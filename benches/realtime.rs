@@ -1,0 +1,80 @@
+//! Realtime throughput: 2,000 jobs against the emulator with 300 ms of
+//! latency per call at `--concurrency 32`, through the real binary and the
+//! real HTTP client. The ideal is 32 / 0.3 s ≈ 106.7 jobs/s.
+//!
+//! Run: `cargo bench --bench realtime` (`ADLOC_BENCH_JOBS` for a smaller run).
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+fn main() {
+    let jobs: usize = std::env::var("ADLOC_BENCH_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let concurrency = 32usize;
+    let latency = 0.3f64;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let faults = adloc::emulator::Faults {
+        latency_ms: (latency * 1000.0) as u64,
+        ..Default::default()
+    };
+    let emu = rt
+        .block_on(adloc::emulator::spawn(
+            adloc::emulator::EmulatorConfig {
+                seed: 7,
+                api_key: Some("bench-key".into()),
+                faults,
+            },
+            0,
+        ))
+        .unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("campaigns/rt");
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("campaign.toml"),
+        "name = \"rt\"\nrows = \"rows.csv\"\nlocales = [\"en-US\"]\nmodel = \"gemini-3.1-flash-image\"\nmode = \"realtime\"\n\n[[variants]]\nname = \"hero\"\ntemplate = \"hero.hbs\"\naspect_ratio = \"16:9\"\n\n[rate_limit]\nrpm = 1000000\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("templates/hero.hbs"), "Hero ad: {{row.headline}}").unwrap();
+    let mut csv = String::from("id,headline\n");
+    for i in 0..jobs {
+        let _ = writeln!(csv, "r{i:05},Headline number {i}");
+    }
+    std::fs::write(dir.join("rows.csv"), csv).unwrap();
+
+    let t = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_adloc"))
+        .current_dir(tmp.path())
+        .args([
+            "run",
+            "campaigns/rt",
+            "--provider",
+            "gemini",
+            "--concurrency",
+        ])
+        .arg(concurrency.to_string())
+        .env("GEMINI_API_KEY", "bench-key")
+        .env("GOOGLE_GEMINI_BASE_URL", emu.base_url())
+        .env("ADLOC_LOG", "warn")
+        .output()
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = emu.stats();
+    assert_eq!(stats.billed_images as usize, jobs);
+    let rate = jobs as f64 / secs;
+    let ideal = concurrency as f64 / latency;
+    println!("realtime: {jobs} jobs, concurrency {concurrency}, {latency} s latency");
+    println!(
+        "  wall {secs:.2} s, {rate:.1} jobs/s; ideal {ideal:.1} jobs/s; ratio {:.3} (target >= 0.9)",
+        rate / ideal
+    );
+    rt.block_on(emu.shutdown());
+}
