@@ -97,8 +97,12 @@ pub fn check(bytes: &[u8], declared_mime: &str) -> Result<Checked, AssetError> {
 }
 
 /// Relative path of a job's master asset: `<locale>/<variant>/<row-id>.<ext>`
-/// (relative to `<out>/<campaign>/`, where the manifest lives).
+/// (relative to `<out>/<campaign>/`, where the manifest lives). Copy-free
+/// art of overlay variants goes to `_art/<variant>/<row-id>.<ext>`.
 pub fn master_rel_path(key: &JobKey, format: ImageFormat) -> String {
+    if key.locale == crate::overlay::ART_LOCALE {
+        return format!("_art/{}/{}.{}", key.variant, key.row_id, ext_of(format));
+    }
     format!(
         "{}/{}/{}.{}",
         key.locale,

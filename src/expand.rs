@@ -114,7 +114,12 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
                 .iter()
                 .filter_map(|c| resolved.get(c).map(|r| r.value.clone()))
                 .collect();
-            for variant in &campaign.variants {
+            // Overlay variants get one locale-free art job per row below.
+            for variant in campaign
+                .variants
+                .iter()
+                .filter(|v| v.text.boxes().is_none())
+            {
                 let context = json!({
                     "row": row_values,
                     "locale": info,
@@ -176,6 +181,7 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
             }
         }
     }
+    crate::overlay::expand_art(campaign, &prompts, &mut specs, &mut errors);
     if errors.is_empty() {
         Ok(specs)
     } else {

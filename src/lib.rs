@@ -20,6 +20,7 @@ pub mod expand;
 pub mod locale;
 pub mod manifest;
 pub mod model;
+pub mod overlay;
 pub mod prompt;
 pub mod prompt_helpers;
 pub mod provider;

@@ -32,6 +32,9 @@ pub struct Manifest {
     pub failures: Vec<FailureEntry>,
     /// Assets whose row, locale or variant left the campaign (kept on disk).
     pub retired: Vec<AssetEntry>,
+    /// Copy-free art of overlay variants (not deliverables; see [`crate::overlay`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub art: Vec<AssetEntry>,
 }
 
 /// Totals.
@@ -106,6 +109,9 @@ pub struct AssetEntry {
     /// Exact-size renditions derived from this master.
     #[serde(default)]
     pub renditions: Vec<RenditionEntry>,
+    /// For overlay-text assets: the art and how the copy was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<crate::overlay::store::OverlayInfo>,
 }
 
 /// One failed or blocked job.
@@ -167,6 +173,7 @@ fn asset_entry(j: &JobRow, renditions: &HashMap<JobId, Vec<RenditionEntry>>) -> 
         attempts: j.attempts,
         created_at: rfc3339(j.finished_at),
         renditions: crate::renditions::entries_for(renditions, j),
+        overlay: None,
     })
 }
 
@@ -190,6 +197,7 @@ pub fn build_with_renditions(
         assets: Vec::new(),
         failures: Vec::new(),
         retired: Vec::new(),
+        art: Vec::new(),
     };
     for j in jobs {
         match j.state {

@@ -421,7 +421,8 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     };
     let jobs = queue.jobs(&campaign.name).await?;
     let rendition_entries = crate::renditions::manifest_entries(&queue, &campaign.name).await?;
-    let m = manifest::build_with_renditions(&campaign.name, &jobs, &rendition_entries);
+    crate::overlay::compose_all(&queue, &campaign, &campaign_out, &jobs).await?;
+    let m = crate::overlay::build_manifest(&queue, &campaign, &jobs, &rendition_entries).await?;
     let manifest_path = manifest::write(&campaign_out, &m)?;
     let contact_sheets = if opts.contact_sheet {
         crate::contact_sheet::write_all(&campaign, &jobs, &campaign_out).await?

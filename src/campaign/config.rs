@@ -129,6 +129,12 @@ struct RawVariant {
     grounding: bool,
     #[serde(default)]
     renditions: Vec<Spanned<crate::renditions::RawRendition>>,
+    /// `model` (default) or `overlay`; see [`crate::overlay`].
+    #[serde(default)]
+    text: Option<Spanned<String>>,
+    /// Overlay text boxes.
+    #[serde(default)]
+    text_boxes: Vec<Spanned<crate::overlay::RawTextBox>>,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +183,7 @@ pub(super) struct VariantConfig {
     pub image_size: ImageSize,
     pub grounding: bool,
     pub renditions: Vec<crate::renditions::RenditionSpec>,
+    pub text: crate::overlay::TextMode,
 }
 
 /// The validated configuration.
@@ -358,6 +365,15 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         }
         let renditions = crate::renditions::parse_specs(path, text, &vname, v.renditions, errors);
         let (tl, tc) = line_col(text, v.template.span().start);
+        let text_mode = crate::overlay::parse_text_mode(
+            path,
+            text,
+            &vname,
+            v.name.span(),
+            v.text.as_ref(),
+            v.text_boxes,
+            errors,
+        );
         variants.push(VariantConfig {
             name: vname,
             template: v.template.get_ref().clone(),
@@ -367,6 +383,7 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             image_size: size,
             grounding: v.grounding,
             renditions,
+            text: text_mode,
         });
     }
 

@@ -31,6 +31,8 @@ pub struct Variant {
     pub grounding: bool,
     /// Exact-size renditions made from each master (`[[variants.renditions]]`).
     pub renditions: Vec<crate::renditions::RenditionSpec>,
+    /// Who puts the copy on the image: the model, or adloc (overlay).
+    pub text: crate::overlay::TextMode,
 }
 
 /// A loaded, validated campaign.
@@ -111,6 +113,7 @@ impl Campaign {
                         image_size: v.image_size,
                         grounding: v.grounding,
                         renditions: v.renditions.clone(),
+                        text: v.text.clone(),
                     }),
                     Err(e) => errors.push(InputProblem::file(
                         &path,
@@ -133,6 +136,7 @@ impl Campaign {
 
         if let Some(rows) = &rows {
             rows.check_locale_columns(&rows_path, &mut errors);
+            crate::overlay::check_columns(&variants, rows, &config_path, &mut errors);
         }
         let references = crate::references::load(
             crate::references::LoadInput {

@@ -254,8 +254,9 @@ async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
     let r = &planned.report;
     let rt = run::estimate(&campaign, &specs, &planned.generate, BillingMode::Realtime);
     let bt = run::estimate(&campaign, &specs, &planned.generate, BillingMode::Batch);
+    let assets = campaign.rows.rows.len() * campaign.locales.len() * campaign.variants.len();
     println!(
-        "campaign {}: {} rows × {} locales × {} variants = {} jobs ({})",
+        "campaign {}: {} rows × {} locales × {} variants = {assets} assets from {} generations ({})",
         campaign.name,
         campaign.rows.rows.len(),
         campaign.locales.len(),
@@ -275,15 +276,10 @@ async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
     if let Some(b) = campaign.budget_usd {
         println!("  budget: ${b:.2}");
     }
-    for spec in &specs {
-        for (col, from) in &spec.resolution {
-            if from != &spec.key.locale {
-                println!(
-                    "  warning: row {} column `{col}` for {} falls back to {from}",
-                    spec.key.row_id, spec.key.locale
-                );
-            }
-        }
+    // Overlay savings, every copy fallback (once per row × locale × column)
+    // and the overlay fit check.
+    for line in crate::overlay::plan::report(&campaign, &specs) {
+        println!("{line}");
     }
     Ok(ExitCode::Success)
 }

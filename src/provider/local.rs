@@ -269,7 +269,10 @@ fn render(spec: &ProofSpec) -> Result<Vec<u8>, ProviderError> {
         width: w.saturating_sub(2 * margin).max(1),
         height: footer_top.saturating_sub(margin + margin / 2).max(1),
     };
-    draw_copy(&mut img, spec, &pal, area, rtl, margin)?;
+    // No copy lines: copy-free art for an overlay variant.
+    if !spec.lines.is_empty() {
+        draw_copy(&mut img, spec, &pal, area, rtl, margin)?;
+    }
     draw_footer(&mut img, spec, &pal, margin, footer_top, band)?;
     encode(img, spec.jpeg)
 }

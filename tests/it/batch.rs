@@ -35,10 +35,11 @@ fn run_batch(
 fn assert_all_done_once(ws: &Workspace, emu: &Emu, mode: &str) {
     let m = ws.manifest();
     assert_manifest_valid(&m);
-    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 90);
+    // 90 model-text assets + 30 overlay banners typeset on 5 art images.
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 120);
     let stats = emu.stats();
     assert_eq!(
-        stats.billed_images, 90,
+        stats.billed_images, 95,
         "paid for an image twice: {stats:?}"
     );
     assert!(stats.prompts_billed.values().all(|n| *n == 1), "{stats:?}");
@@ -61,7 +62,9 @@ fn example_in_batch_mode_buys_every_image_once_at_half_price() {
     assert_eq!(stats.realtime_billed_images, 0);
     for a in ws.manifest()["assets"].as_array().unwrap() {
         // Half of realtime: 1120 image tokens at $30/M, plus input/thinking.
-        let cost = a["cost_usd"].as_f64().unwrap();
+        // An overlay banner carries a sixth of its art's cost (six locales).
+        let share = if a["overlay"].is_null() { 1.0 } else { 6.0 };
+        let cost = a["cost_usd"].as_f64().unwrap() * share;
         assert!((0.0336..0.0375).contains(&cost), "batch cost {cost}");
     }
     let o = run_batch(&ws, &emu, &[], &[]);
@@ -206,9 +209,10 @@ fn no_wait_submits_and_exits_then_a_later_run_ingests_without_resubmitting() {
         "{}",
         stdout(&o)
     );
-    assert_eq!(ws.manifest()["totals"]["pending"], 90);
+    // 90 model-text jobs + 30 banners waiting for their 5 art jobs.
+    assert_eq!(ws.manifest()["totals"]["pending"], 120);
     let o = ws.adloc(&["status", "example"]);
-    assert!(stdout(&o).contains("batch_submitted 90"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("batch_submitted 95"), "{}", stdout(&o));
     let o = run_batch(&ws, &emu, &[], &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(emu.stats().batches_created, 1);
@@ -234,7 +238,7 @@ fn cancel_cancels_remote_batches_and_returns_their_jobs_to_pending() {
         stdout(&o)
     );
     let o = ws.adloc(&["status", "example"]);
-    assert!(stdout(&o).contains("pending 90"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("pending 95"), "{}", stdout(&o));
     assert_eq!(emu.stats().billed_images, 0);
 }
 

@@ -35,8 +35,18 @@ fn example_run_writes_every_asset_and_a_schema_valid_manifest_that_matches_the_f
     );
     let m = ws.manifest();
     assert_manifest_valid(&m);
-    assert_eq!(m["totals"]["done"], 90);
-    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 5 * 6 * 3);
+    // 5 rows × 6 locales × 3 model-text variants, plus the overlay variant
+    // `banner`: 5 copy-free art images typeset into 6 locales each.
+    assert_eq!(m["totals"]["done"], 120);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 5 * 6 * 4);
+    let art = m["art"].as_array().unwrap();
+    assert_eq!(art.len(), 5);
+    for a in art {
+        assert_eq!(a["locale"], "und");
+        let path = a["path"].as_str().unwrap();
+        assert!(path.starts_with("_art/banner/"), "{path}");
+        assert!(ws.out().join(path).exists(), "{path}");
+    }
     // Every identity appears exactly once, at the documented path.
     let mut seen = std::collections::HashSet::new();
     for a in m["assets"].as_array().unwrap() {
@@ -98,7 +108,7 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0);
     assert!(
-        stdout(&o).contains("0 new, 0 changed, 90 unchanged"),
+        stdout(&o).contains("0 new, 0 changed, 95 unchanged"),
         "{}",
         stdout(&o)
     );
@@ -114,7 +124,8 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
         "an unchanged rerun called the provider"
     );
 
-    // One German headline changes: exactly that row's three de-DE jobs.
+    // One German headline changes: exactly that row's three de-DE model
+    // jobs are paid for again, and its de-DE banner is typeset again.
     ws.edit(
         "rows.csv",
         "Die Neuheiten sind da",
@@ -123,13 +134,13 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0);
     assert!(
-        stdout(&o).contains("0 new, 3 changed, 87 unchanged"),
+        stdout(&o).contains("0 new, 3 changed, 92 unchanged"),
         "{}",
         stdout(&o)
     );
     let after = mtimes(&ws);
     let changed: Vec<&String> = after.keys().filter(|k| after[*k] != before[*k]).collect();
-    assert_eq!(changed.len(), 3, "changed files: {changed:?}");
+    assert_eq!(changed.len(), 4, "changed files: {changed:?}");
     for p in &changed {
         assert!(
             p.starts_with("de-DE/") && p.contains("/new-arrivals."),
@@ -144,13 +155,14 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
         .iter()
         .filter(|a| a["row_id"] == "new-arrivals" && a["locale"] == "de-DE")
         .count();
-    assert_eq!(new_arrivals_de, 3);
+    assert_eq!(new_arrivals_de, 4);
     assert!(
         m["assets"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|a| a["row_id"] == "new-arrivals" && a["locale"] == "de-DE")
+            .filter(|a| a["overlay"].is_null())
             .all(|a| a["prompt"]
                 .as_str()
                 .unwrap()
@@ -167,12 +179,12 @@ fn removing_a_row_retires_its_assets_instead_of_deleting_them() {
     std::fs::write(ws.campaign().join("rows.csv"), kept.join("\n") + "\n").unwrap();
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("18 retired"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("19 retired"), "{}", stdout(&o));
     let m = ws.manifest();
     assert_manifest_valid(&m);
-    assert_eq!(m["assets"].as_array().unwrap().len(), 72);
+    assert_eq!(m["assets"].as_array().unwrap().len(), 96);
     let retired = m["retired"].as_array().unwrap();
-    assert_eq!(retired.len(), 18);
+    assert_eq!(retired.len(), 24);
     for r in retired {
         assert_eq!(r["row_id"], "loyalty");
         assert!(ws.out().join(r["path"].as_str().unwrap()).exists());
@@ -276,7 +288,11 @@ fn a_utf8_bom_is_accepted() {
     std::fs::write(&p, bytes).unwrap();
     let o = ws.adloc(&["plan", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("= 90 jobs"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("= 120 assets from 95 generations"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -413,10 +429,10 @@ fn plan_reports_new_changed_unchanged_and_both_estimates() {
     let o = ws.adloc(&["plan", "campaigns/example"]);
     assert_eq!(code(&o), 0);
     let out = stdout(&o);
-    assert!(out.contains("new 90, changed 0, unchanged 0"), "{out}");
-    assert!(out.contains("images to pay for: 90"), "{out}");
-    // 90 × $0.067 realtime, half in batch.
-    assert!(out.contains("$6.0300 realtime, $3.0150 batch"), "{out}");
+    assert!(out.contains("new 95, changed 0, unchanged 0"), "{out}");
+    assert!(out.contains("images to pay for: 95"), "{out}");
+    // (90 + 5 art) × $0.067 realtime, half in batch.
+    assert!(out.contains("$6.3650 realtime, $3.1825 batch"), "{out}");
     assert!(
         !ws.path().join(".adloc").exists(),
         "plan must not create state"
@@ -425,7 +441,7 @@ fn plan_reports_new_changed_unchanged_and_both_estimates() {
     let o = ws.adloc(&["plan", "campaigns/example"]);
     let out = stdout(&o);
     assert!(
-        out.contains("new 0, changed 0, unchanged 90 (90 done)"),
+        out.contains("new 0, changed 0, unchanged 95 (95 done)"),
         "{out} / {}",
         stderr(&o)
     );

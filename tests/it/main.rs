@@ -7,4 +7,5 @@ mod common;
 mod crash;
 mod foundation;
 mod images;
+mod localization;
 mod realtime;

@@ -25,18 +25,19 @@ fn example_in_realtime_with_15_percent_injected_faults_completes_with_every_asse
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
     let m = ws.manifest();
     assert_manifest_valid(&m);
-    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 90);
+    // 90 model-text assets + 30 overlay banners typeset on 5 art images.
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 120);
     let stats = emu.stats();
     assert!(
         stats.faults_injected > 0,
         "no faults were injected: {stats:?}"
     );
     assert!(
-        stats.generate_calls > 90,
+        stats.generate_calls > 95,
         "faults should have caused retries: {stats:?}"
     );
     // A failed call is not billed, so every image was bought exactly once.
-    assert_eq!(stats.billed_images, 90, "{stats:?}");
+    assert_eq!(stats.billed_images, 95, "{stats:?}");
     assert!(stats.prompts_billed.values().all(|n| *n == 1));
     let retried = m["assets"]
         .as_array()
@@ -50,7 +51,9 @@ fn example_in_realtime_with_15_percent_injected_faults_completes_with_every_asse
         assert_eq!(a["mode"], "realtime");
         assert_eq!(a["mime_type"], "image/jpeg");
         // 1120 image tokens at $60/M, plus input and thinking tokens.
-        let cost = a["cost_usd"].as_f64().unwrap();
+        // An overlay banner carries a sixth of its art's cost (six locales).
+        let share = if a["overlay"].is_null() { 1.0 } else { 6.0 };
+        let cost = a["cost_usd"].as_f64().unwrap() * share;
         assert!((0.0672..0.075).contains(&cost), "cost {cost}");
     }
     // A rerun makes zero provider calls.
@@ -204,10 +207,11 @@ fn a_bad_key_stops_the_run_with_exit_4_and_leaves_every_job_pending() {
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert!(stderr(&o).contains("unauthenticated"), "{}", stderr(&o));
     let m = ws.manifest();
-    assert_eq!(m["totals"]["pending"], 90, "{}", m["totals"]);
+    // 90 model-text jobs + 30 banners waiting for their 5 art jobs.
+    assert_eq!(m["totals"]["pending"], 120, "{}", m["totals"]);
     assert_eq!(m["totals"]["failed"], 0);
     assert_eq!(emu.stats().billed_images, 0);
-    // The run stopped at once instead of trying all 90 jobs.
+    // The run stopped at once instead of trying all 95 jobs.
     assert!(emu.stats().generate_calls <= 8, "{:?}", emu.stats());
     assert_key_absent(&ws, &o, wrong);
     // And a missing key entirely is the same run-level refusal.
@@ -321,7 +325,8 @@ fn a_per_day_quota_stops_the_run_and_says_retrying_today_is_pointless() {
     assert!(err.contains("pointless"), "{err}");
     let m = ws.manifest();
     assert_eq!(m["totals"]["done"], 3);
-    assert_eq!(m["totals"]["pending"], 87);
+    // 120 assets (90 model text + 30 overlay banners) minus the 3 done.
+    assert_eq!(m["totals"]["pending"], 117);
     assert_eq!(m["totals"]["failed"], 0);
 }
 
@@ -347,8 +352,8 @@ fn an_outage_spends_the_retry_budget_and_stops_instead_of_storming() {
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert!(stderr(&o).contains("retry budget spent"), "{}", stderr(&o));
     let calls = emu.stats().generate_calls;
-    // 90 first attempts at most, plus the floor and 20 % of them.
-    assert!(calls <= 90 + 10 + 18 + 4, "retry storm: {calls} calls");
+    // 95 first attempts at most, plus the floor and 20 % of them.
+    assert!(calls <= 95 + 10 + 19 + 4, "retry storm: {calls} calls");
     let m = ws.manifest();
     assert_eq!(m["totals"]["done"], 0);
     assert_eq!(m["totals"]["failed"], 0, "an outage is not the jobs' fault");
