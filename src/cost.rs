@@ -71,8 +71,10 @@ impl PriceTable {
 }
 
 /// Round to a millionth of a dollar so sums are stable across platforms.
+/// Adding 0.0 turns the -0.0 an empty float sum starts from into 0.0, so a
+/// free plan never prints "$-0.0000".
 pub fn round_micro(usd: f64) -> f64 {
-    (usd * 1e6).round() / 1e6
+    (usd * 1e6).round() / 1e6 + 0.0
 }
 
 #[cfg(test)]

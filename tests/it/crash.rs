@@ -14,6 +14,10 @@ use adloc::emulator::{BatchFaults, Faults};
 use crate::common::*;
 
 const CONCURRENCY: usize = 4;
+/// The example: 5 rows × 6 locales × 3 model-text variants, plus 5 copy-free
+/// art images for the overlay banner (typeset locally into 30 assets).
+const PAID_JOBS: u64 = 95;
+const ASSETS: usize = 120;
 
 fn command(ws: &Workspace, emu: &Emu, mode: &str, crash_at: Option<&str>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_adloc"));
@@ -88,14 +92,25 @@ fn crash(ws: &Workspace, emu: &Emu, mode: &str, point: Option<&str>) {
 fn assert_consistent(ws: &Workspace) {
     let m = ws.manifest();
     assert_manifest_valid(&m);
-    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 90);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), ASSETS);
+    let art = m["art"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        art.len() as u64,
+        PAID_JOBS - 90,
+        "one art entry per overlay job"
+    );
     let listed: BTreeSet<String> = m["assets"]
         .as_array()
         .unwrap()
         .iter()
+        .chain(art.iter())
         .map(|a| a["path"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(listed.len(), 90, "one manifest entry per job");
+    assert_eq!(
+        listed.len(),
+        ASSETS + art.len(),
+        "one manifest entry per asset"
+    );
     let mut on_disk = BTreeSet::new();
     let mut stack = vec![ws.out()];
     while let Some(d) = stack.pop() {
@@ -219,7 +234,7 @@ fn batch_runs_killed_anywhere_never_pay_twice_or_create_a_batch_twice() {
         finish(&ws, &emu, "batch");
         assert_consistent(&ws);
         let stats = emu.stats();
-        assert_eq!(stats.billed_images, 90, "{point:?}: {stats:?}");
+        assert_eq!(stats.billed_images, PAID_JOBS, "{point:?}: {stats:?}");
         assert_eq!(duplicates(&emu), 0, "{point:?}");
         assert!(
             stats.batch_display_names.values().all(|n| *n == 1),
@@ -251,7 +266,7 @@ fn batch_runs_killed_anywhere_never_pay_twice_or_create_a_batch_twice() {
         stats.batches_created,
         duplicates(&emu)
     );
-    assert_eq!(stats.billed_images, 90, "{stats:?}");
+    assert_eq!(stats.billed_images, PAID_JOBS, "{stats:?}");
     assert!(
         stats.batch_display_names.values().all(|n| *n == 1),
         "{stats:?}"
@@ -293,7 +308,7 @@ fn two_runners_on_the_same_state_never_send_the_same_job_or_batch() {
         }
         assert_consistent(&ws);
         let stats = emu.stats();
-        assert_eq!(stats.billed_images, 90, "{mode}: {stats:?}");
+        assert_eq!(stats.billed_images, PAID_JOBS, "{mode}: {stats:?}");
         assert_eq!(duplicates(&emu), 0, "{mode}: a job was sent twice");
         assert!(
             stats.batch_display_names.values().all(|n| *n == 1),

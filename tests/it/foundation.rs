@@ -446,6 +446,7 @@ fn plan_reports_new_changed_unchanged_and_both_estimates() {
         stderr(&o)
     );
     assert!(out.contains("images to pay for: 0"), "{out}");
+    assert!(out.contains("$0.0000 realtime, $0.0000 batch"), "{out}");
 }
 
 #[test]
@@ -463,7 +464,7 @@ fn changing_a_template_regenerates_only_that_variants_jobs() {
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("0 new, 30 changed, 60 unchanged"),
+        stdout(&o).contains("0 new, 30 changed, 65 unchanged"),
         "{}",
         stdout(&o)
     );
@@ -481,7 +482,7 @@ fn adding_a_locale_generates_only_the_new_locales_jobs() {
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("15 new, 0 changed, 90 unchanged"),
+        stdout(&o).contains("15 new, 0 changed, 95 unchanged"),
         "{}",
         stdout(&o)
     );
@@ -492,7 +493,8 @@ fn adding_a_locale_generates_only_the_new_locales_jobs() {
         .iter()
         .filter(|a| a["locale"] == "de-AT")
         .collect();
-    assert_eq!(at.len(), 15);
+    // 15 model-text images, plus 5 banners typeset on the existing art.
+    assert_eq!(at.len(), 20);
     // de-AT has no copy of its own and its CLDR parent is `de`, not `de-DE`,
     // so it falls back to the base (en-US) column — and plan says so.
     for a in at {
@@ -500,7 +502,7 @@ fn adding_a_locale_generates_only_the_new_locales_jobs() {
     }
     let plan = stdout(&ws.adloc(&["plan", "campaigns/example"]));
     assert!(
-        plan.contains("column `headline` for de-AT falls back to en-US"),
+        plan.contains("column `headline` for de-AT falls back to the base column"),
         "{plan}"
     );
 }
