@@ -31,7 +31,9 @@ fn main() {
     // A noisy 1376x768 JPEG (what a 16:9 1K image is), so the base64 is large
     // and the decode is real work.
     let mut rng = fastrand::Rng::with_seed(1);
-    let img = image::RgbImage::from_fn(1376, 768, |_, _| image::Rgb([rng.u8(..), rng.u8(..), rng.u8(..)]));
+    let img = image::RgbImage::from_fn(1376, 768, |_, _| {
+        image::Rgb([rng.u8(..), rng.u8(..), rng.u8(..)])
+    });
     let mut jpeg = std::io::Cursor::new(Vec::new());
     img.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD.encode(jpeg.get_ref());
@@ -78,7 +80,11 @@ fn main() {
     let mb = written as f64 / (1024.0 * 1024.0);
     assert_eq!(ok, lines, "{failed} lines failed");
     println!("batch ingest: {lines} lines, {mb:.0} MiB results file");
-    println!("  {secs:.1} s, {:.1} MiB/s, {:.1} images/s", mb / secs, lines as f64 / secs);
+    println!(
+        "  {secs:.1} s, {:.1} MiB/s, {:.1} images/s",
+        mb / secs,
+        lines as f64 / secs
+    );
     println!(
         "  peak RSS {:.1} MiB (after generating the file: {rss_before:.1} MiB; target < 100 MB)",
         peak_rss_mb()

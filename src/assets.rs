@@ -149,15 +149,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AssetError> {
     result
 }
 
-/// Store a master asset for `key` under `campaign_out`: check it, write it
+/// Check only what the header tells (format and MIME type), for bytes a
+/// provider has already decoded in full; `dims` are the dimensions it found.
+pub fn check_header(
+    bytes: &[u8],
+    declared_mime: &str,
+    dims: (u32, u32),
+) -> Result<Checked, AssetError> {
+    let format = image::guess_format(bytes).map_err(|e| AssetError::Undecodable(e.to_string()))?;
+    let actual = mime_of(format);
+    if !declared_mime.eq_ignore_ascii_case(actual) {
+        return Err(AssetError::MimeMismatch {
+            declared: declared_mime.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(Checked {
+        width: dims.0,
+        height: dims.1,
+        format,
+    })
+}
+
+/// Store a master asset for `key` under `campaign_out`: check it (in full,
+/// unless the provider already decoded it: `verified_dims`), write it
 /// atomically, and return what to record with the job.
 pub fn store_master(
     campaign_out: &Path,
     key: &JobKey,
     bytes: &[u8],
     declared_mime: &str,
+    verified_dims: Option<(u32, u32)>,
 ) -> Result<AssetRecord, AssetError> {
-    let checked = check(bytes, declared_mime)?;
+    let checked = match verified_dims {
+        Some(dims) => check_header(bytes, declared_mime, dims)?,
+        None => check(bytes, declared_mime)?,
+    };
     let rel = master_rel_path(key, checked.format);
     write_atomic(&campaign_out.join(&rel), bytes)?;
     Ok(AssetRecord {

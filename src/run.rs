@@ -600,8 +600,7 @@ async fn dispatch_realtime(
         }
     }
     // Whatever we still hold (aborted calls) goes back to pending now rather than at lease expiry.
-    ctx.queue.finish_run(ctx.run, "draining").await?;
-    ctx.queue.recover_orphans(&ctx.campaign).await?;
+    ctx.queue.release_run_leases(ctx.run).await?;
     Ok(stop)
 }
 
@@ -699,10 +698,12 @@ pub(crate) async fn settle(
             let k = spec.key.clone();
             let bytes = generated.bytes;
             let mime = generated.mime_type.clone();
-            let res =
-                tokio::task::spawn_blocking(move || assets::store_master(&out, &k, &bytes, &mime))
-                    .await
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+            let verified = generated.verified_dims;
+            let res = tokio::task::spawn_blocking(move || {
+                assets::store_master(&out, &k, &bytes, &mime, verified)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
             crash_point("after-asset-rename");
             match res {
                 Ok(asset) => Ok((asset, generated.usage)),

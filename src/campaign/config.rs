@@ -114,6 +114,8 @@ struct Raw {
     #[serde(default)]
     batch: Option<RawBatch>,
     #[serde(default)]
+    gemini: Option<RawGemini>,
+    #[serde(default)]
     references: Option<Spanned<crate::references::RawReferences>>,
 }
 
@@ -171,6 +173,76 @@ struct RawRateLimit {
 struct RawBatch {
     max_requests: Option<usize>,
     auto_realtime_below: Option<usize>,
+    max_enqueued_tokens: Option<u64>,
+    poll_initial_s: Option<f64>,
+    poll_max_s: Option<f64>,
+    inline_max_bytes: Option<usize>,
+    on_failure: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGemini {
+    api_version: Option<String>,
+    connect_timeout_s: Option<f64>,
+    request_timeout_s: Option<f64>,
+}
+
+/// What to do with the unfinished jobs of a FAILED, EXPIRED or CANCELLED batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchFailurePolicy {
+    /// Put them in a new batch (default).
+    Resubmit,
+    /// Finish them with realtime calls (full price, now).
+    Realtime,
+}
+
+/// Batch settings, `[batch]` in campaign.toml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSettings {
+    /// Requests per batch.
+    pub max_requests: usize,
+    /// Auto mode: fewer pending jobs than this go realtime.
+    pub auto_realtime_below: usize,
+    /// Cap on tokens enqueued across this campaign's open batches (the
+    /// per-model enqueued-token limit of the account's tier).
+    pub max_enqueued_tokens: Option<u64>,
+    /// First poll interval.
+    pub poll_initial: std::time::Duration,
+    /// Longest poll interval.
+    pub poll_max: std::time::Duration,
+    /// Send batches whose JSONL is under this many bytes inline instead of
+    /// uploading a file (off by default: file input is the documented route).
+    pub inline_max_bytes: Option<usize>,
+    /// FAILED/EXPIRED/CANCELLED batches: resubmit or finish in realtime.
+    pub on_failure: BatchFailurePolicy,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            // Each image comes back as 1–3 MB of base64: 200 keeps a results
+            // file well under a gigabyte.
+            max_requests: 200,
+            auto_realtime_below: 20,
+            max_enqueued_tokens: None,
+            poll_initial: std::time::Duration::from_secs(10),
+            poll_max: std::time::Duration::from_secs(300),
+            inline_max_bytes: None,
+            on_failure: BatchFailurePolicy::Resubmit,
+        }
+    }
+}
+
+/// Gemini client settings, `[gemini]` in campaign.toml.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GeminiSettings {
+    /// API version path segment (default `v1beta`).
+    pub api_version: Option<String>,
+    /// Connect timeout.
+    pub connect_timeout: Option<std::time::Duration>,
+    /// Whole-request timeout.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 /// A variant after validation, before its template is located.
@@ -200,8 +272,8 @@ pub(super) struct Config {
     pub pricing: Vec<PricingOverride>,
     pub retry: RetrySettings,
     pub rpm: Option<u32>,
-    pub batch_size: Option<usize>,
-    pub auto_realtime_below: Option<usize>,
+    pub batch: BatchSettings,
+    pub gemini: GeminiSettings,
     /// `[references]`, checked by `crate::references::load` once the rows are read.
     pub references: Option<Spanned<crate::references::RawReferences>>,
 }
@@ -434,9 +506,59 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         retry.budget_floor = r.budget_floor.unwrap_or(retry.budget_floor);
     }
 
-    let (batch_size, auto_realtime_below) = raw
-        .batch
-        .map_or((None, None), |b| (b.max_requests, b.auto_realtime_below));
+    let secs = |v: f64, what: &str, errors: &mut InputErrors| {
+        if v.is_finite() && v > 0.0 {
+            Some(std::time::Duration::from_secs_f64(v))
+        } else {
+            errors.push(InputProblem::file(
+                path,
+                format!("{what} must be a positive number of seconds, got {v}"),
+            ));
+            None
+        }
+    };
+    let mut batch = BatchSettings::default();
+    if let Some(b) = raw.batch {
+        batch.max_requests = b.max_requests.unwrap_or(batch.max_requests).max(1);
+        batch.auto_realtime_below = b.auto_realtime_below.unwrap_or(batch.auto_realtime_below);
+        batch.max_enqueued_tokens = b.max_enqueued_tokens;
+        batch.inline_max_bytes = b.inline_max_bytes;
+        if let Some(v) = b
+            .poll_initial_s
+            .and_then(|v| secs(v, "batch.poll_initial_s", errors))
+        {
+            batch.poll_initial = v;
+        }
+        if let Some(v) = b
+            .poll_max_s
+            .and_then(|v| secs(v, "batch.poll_max_s", errors))
+        {
+            batch.poll_max = v;
+        }
+        if let Some(f) = b.on_failure {
+            batch.on_failure = match f.get_ref().as_str() {
+                "resubmit" => BatchFailurePolicy::Resubmit,
+                "realtime" => BatchFailurePolicy::Realtime,
+                other => {
+                    errors.push(at(
+                        f.span(),
+                        format!("batch.on_failure `{other}` must be resubmit or realtime"),
+                    ));
+                    BatchFailurePolicy::Resubmit
+                }
+            };
+        }
+    }
+    let mut gemini = GeminiSettings::default();
+    if let Some(g) = raw.gemini {
+        gemini.api_version = g.api_version;
+        gemini.connect_timeout = g
+            .connect_timeout_s
+            .and_then(|v| secs(v, "gemini.connect_timeout_s", errors));
+        gemini.request_timeout = g
+            .request_timeout_s
+            .and_then(|v| secs(v, "gemini.request_timeout_s", errors));
+    }
 
     Some(Config {
         name,
@@ -451,8 +573,8 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         pricing,
         retry,
         rpm: raw.rate_limit.and_then(|r| r.rpm),
-        batch_size,
-        auto_realtime_below,
+        batch,
+        gemini,
         references: raw.references,
     })
 }

@@ -11,7 +11,9 @@ use crate::error::{Error, InputErrors, InputProblem};
 use crate::locale::Locale;
 use crate::model::{ImageSize, ModelId};
 
-pub use config::{PricingOverride, RetrySettings, RunMode};
+pub use config::{
+    BatchFailurePolicy, BatchSettings, GeminiSettings, PricingOverride, RetrySettings, RunMode,
+};
 pub use rows::{ColumnKind, Row, RowId, Rows};
 
 /// One creative variant: a template plus its image settings.
@@ -64,10 +66,10 @@ pub struct Campaign {
     pub retry: RetrySettings,
     /// Requests per minute for the model (client-side pacing).
     pub rpm: Option<u32>,
-    /// Jobs per batch.
-    pub batch_size: Option<usize>,
-    /// In `auto` mode, fewer pending jobs than this go realtime.
-    pub auto_realtime_below: Option<usize>,
+    /// Batch settings.
+    pub batch: BatchSettings,
+    /// Gemini client settings.
+    pub gemini: GeminiSettings,
     /// Reference images (`[references]`), checked and loaded.
     pub references: crate::references::References,
 }
@@ -135,7 +137,6 @@ impl Campaign {
         }
 
         if let Some(rows) = &rows {
-            rows.check_locale_columns(&rows_path, &mut errors);
             crate::overlay::check_columns(&variants, rows, &config_path, &mut errors);
         }
         let references = crate::references::load(
@@ -171,8 +172,8 @@ impl Campaign {
             pricing: cfg.pricing,
             retry: cfg.retry,
             rpm: cfg.rpm,
-            batch_size: cfg.batch_size,
-            auto_realtime_below: cfg.auto_realtime_below,
+            batch: cfg.batch,
+            gemini: cfg.gemini,
             references,
         })
     }

@@ -170,13 +170,6 @@ impl Rows {
         }
         out
     }
-
-    /// Check that override columns name well-formed locales and that no
-    /// override is for a locale the campaign does not know about silently.
-    pub(super) fn check_locale_columns(&self, _path: &Path, _errors: &mut InputErrors) {
-        // Override suffixes were validated while parsing the header; columns
-        // for locales the campaign does not list are legal (shared sheets).
-    }
 }
 
 /// Read the CSV. `None` when it cannot be used; problems go to `errors`.

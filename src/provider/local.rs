@@ -90,6 +90,7 @@ impl Provider for LocalProvider {
             mime_type: mime.to_string(),
             usage: None,
             model_version: Some(RENDERER_VERSION.to_string()),
+            verified_dims: None,
         })
     }
 

@@ -517,6 +517,22 @@ impl Queue {
         Ok((n > 0).then(|| row.get::<Option<i64>, _>(1)))
     }
 
+    /// Return this run's in-flight jobs to pending (after a bounded drain).
+    pub async fn release_run_leases(&self, run: RunId) -> Result<u64> {
+        let sql = format!(
+            "UPDATE jobs SET state = 'pending', lease_run = NULL, lease_expires_at = NULL, updated_at = ?
+             WHERE lease_run = ? AND state = 'in_flight' AND state IN {}",
+            JobState::from_states_sql(JobState::Pending)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(now_ms())
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(res.rows_affected())
+    }
+
     /// Jobs of the campaign held by other runners (in flight or in a batch
     /// being created), which this runner should wait for rather than finish.
     pub async fn held_elsewhere(&self, campaign: &str, run: RunId) -> Result<u64> {

@@ -9,31 +9,41 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::{Ctx, JobInfo, JobOutcome, RunOptions, StopReason, dispatch_realtime, settle};
-use crate::campaign::{Campaign, RunMode};
+use crate::campaign::{BatchFailurePolicy, Campaign, RunMode};
 use crate::error::{Error, Result};
 use crate::model::{BillingMode, ImageSize, ModelId};
 use crate::provider::{BatchApi, BatchChunk, BatchItem, BatchState, ErrorClass, RemoteBatch};
 use crate::queue::{BatchRow, JobId, now_ms};
 
-/// Default requests per batch: each image comes back as 1–3 MB of base64,
-/// so 200 keeps a results file well under a gigabyte.
-const DEFAULT_BATCH_SIZE: usize = 200;
-/// In auto mode, fewer pending jobs than this go realtime.
-const DEFAULT_AUTO_REALTIME_BELOW: usize = 20;
+/// The input file limit is 2 GB; stay clear of it.
+const MAX_INPUT_BYTES: u64 = 1_900_000_000;
 
-fn poll_delays() -> (Duration, Duration) {
-    // Tests and rehearsals against the emulator want fast polls; the real
-    // service finishes in minutes to hours, so the default starts at 10 s.
-    let ms = |k: &str, d: u64| {
+/// Poll cadence: `[batch] poll_initial_s` / `poll_max_s`, overridable with
+/// `ADLOC_BATCH_POLL_MS` / `ADLOC_BATCH_POLL_MAX_MS` for rehearsals against
+/// the emulator, where batches finish in milliseconds.
+fn poll_delays(settings: &crate::campaign::BatchSettings) -> (Duration, Duration) {
+    let env = |k: &str| {
         std::env::var(k)
             .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis)
     };
     (
-        Duration::from_millis(ms("ADLOC_BATCH_POLL_MS", 10_000)),
-        Duration::from_millis(ms("ADLOC_BATCH_POLL_MAX_MS", 300_000)),
+        env("ADLOC_BATCH_POLL_MS").unwrap_or(settings.poll_initial),
+        env("ADLOC_BATCH_POLL_MAX_MS").unwrap_or(settings.poll_max),
     )
+}
+
+/// A conservative size of one JSONL input line for a spec: prompt plus
+/// base64 references plus the JSON around them.
+fn line_bytes(spec: &crate::expand::JobSpec) -> u64 {
+    let refs: u64 = spec
+        .request
+        .references
+        .iter()
+        .map(|r| r.bytes.len() as u64 * 4 / 3 + 100)
+        .sum();
+    spec.request.prompt.len() as u64 * 2 + refs + 600
 }
 
 fn key_for(id: JobId, key: &crate::expand::JobKey) -> String {
@@ -57,10 +67,22 @@ pub(crate) async fn dispatch(
         .provider
         .batch()
         .ok_or_else(|| Error::Internal("provider has no batch API".into()))?;
-    let batch_size = campaign.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1);
-    let realtime_below = campaign
-        .auto_realtime_below
-        .unwrap_or(DEFAULT_AUTO_REALTIME_BELOW);
+    let settings = &campaign.batch;
+    // Keep every input file under the 2 GB limit, sizing by the largest line.
+    let widest = ctx
+        .specs
+        .values()
+        .map(|s| line_bytes(s))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let batch_size = settings
+        .max_requests
+        .min((MAX_INPUT_BYTES / widest) as usize)
+        .max(1);
+    let realtime_below = settings.auto_realtime_below;
+    let token_cap = settings.max_enqueued_tokens;
+    let mut failed_to_realtime = false;
     let eligible: HashSet<JobId> = ctx.specs.keys().copied().collect();
     let deadline = opts
         .deadline
@@ -75,7 +97,7 @@ pub(crate) async fn dispatch(
         }
     }
 
-    let (initial, max) = poll_delays();
+    let (initial, max) = poll_delays(settings);
     loop {
         if ctx.cancel.is_cancelled() {
             return Ok(Some(StopReason::Interrupted));
@@ -85,15 +107,27 @@ pub(crate) async fn dispatch(
             return finish_in_realtime(ctx, api, concurrency, opts).await;
         }
 
-        // 2. Submit what is pending (auto: small remainders go realtime).
+        // 2. Submit what is pending (auto: small remainders go realtime;
+        // jobs of failed batches go realtime when so configured).
         let pending = count_pending(ctx, &eligible).await?;
+        if pending > 0 && failed_to_realtime {
+            tracing::info!(
+                jobs = pending,
+                "finishing the jobs of a failed batch in realtime"
+            );
+            if let Some(stop) = dispatch_realtime(ctx, concurrency, opts.drain_timeout).await? {
+                return Ok(Some(stop));
+            }
+            failed_to_realtime = false;
+            continue;
+        }
         let open = ctx.queue.open_batches(&ctx.campaign).await?;
         if pending > 0 && mode == RunMode::Auto && pending < realtime_below && open.is_empty() {
             tracing::info!(jobs = pending, "auto mode: small remainder goes realtime");
             return dispatch_realtime(ctx, concurrency, opts.drain_timeout).await;
         }
         if pending > 0
-            && let Some(stop) = submit_pending(ctx, api, &eligible, batch_size).await?
+            && let Some(stop) = submit_pending(ctx, api, &eligible, batch_size, token_cap).await?
         {
             return Ok(Some(stop));
         }
@@ -156,6 +190,7 @@ pub(crate) async fn dispatch(
                 BatchState::Expired => {
                     any_finished = true;
                     let n = ctx.queue.close_batch(b.id, "expired", None, false).await?;
+                    failed_to_realtime |= settings.on_failure == BatchFailurePolicy::Realtime;
                     tracing::warn!(batch = %remote, jobs = n, "batch EXPIRED; its jobs will be resubmitted");
                 }
                 BatchState::Cancelled => {
@@ -230,12 +265,13 @@ async fn submit_pending(
     api: &dyn BatchApi,
     eligible: &HashSet<JobId>,
     batch_size: usize,
+    token_cap: Option<u64>,
 ) -> Result<Option<StopReason>> {
     let model = match ctx.specs.values().next() {
         Some(s) => s.request.model.clone(),
         None => return Ok(None),
     };
-    let cap = model.family().default_batch_enqueued_tokens();
+    let cap = token_cap.unwrap_or_else(|| model.family().default_batch_enqueued_tokens());
     loop {
         if ctx.cancel.is_cancelled() {
             return Ok(Some(StopReason::Interrupted));

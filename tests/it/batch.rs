@@ -284,3 +284,33 @@ fn auto_mode_sends_a_small_remainder_in_realtime() {
     assert_eq!(emu.stats().batches_created, 0);
     assert_eq!(emu.stats().realtime_billed_images, 3);
 }
+
+#[test]
+fn a_failed_batch_can_be_finished_in_realtime_when_configured() {
+    let emu = Emu::start(batch_faults(BatchFaults {
+        fail_batches: 1,
+        ..BatchFaults::default()
+    }));
+    let ws = Workspace::new();
+    ws.append_toml("\n[rate_limit]\nrpm = 60000\n\n[batch]\non_failure = \"realtime\"\n");
+    let o = run_batch(&ws, &emu, &["--mode", "batch"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let stats = emu.stats();
+    assert_eq!(stats.batches_created, 1, "{stats:?}");
+    assert_eq!(stats.batch_billed_images, 0);
+    assert_eq!(stats.realtime_billed_images, 95);
+}
+
+#[test]
+fn inline_batch_input_is_used_only_when_asked_for() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    ws.small_campaign(&[("a", "one"), ("b", "two")]);
+    ws.append_toml("\n[batch]\ninline_max_bytes = 1000000\n");
+    let o = run_batch(&ws, &emu, &["--mode", "batch"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let stats = emu.stats();
+    assert_eq!(stats.batches_created, 1);
+    assert_eq!(stats.files_uploaded, 0, "inline input uploads no file");
+    assert_eq!(stats.batch_billed_images, 2);
+}

@@ -358,3 +358,19 @@ fn an_outage_spends_the_retry_budget_and_stops_instead_of_storming() {
     assert_eq!(m["totals"]["done"], 0);
     assert_eq!(m["totals"]["failed"], 0, "an outage is not the jobs' fault");
 }
+
+#[test]
+fn the_request_timeout_is_configurable_and_a_timeout_is_retried_then_reported() {
+    let emu = Emu::start(Faults {
+        latency_ms: 1500,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    ws.small_campaign(&[("slow", "a slow sunset")]);
+    ws.append_toml("\n[gemini]\nrequest_timeout_s = 0.3\n\n[retry]\nmax_attempts = 2\nbase_delay_ms = 10\nmax_delay_ms = 20\n");
+    let o = ws.adloc_gemini(&emu, &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let f = &ws.manifest()["failures"][0];
+    assert_eq!(f["reason"], "timeout", "{f}");
+    assert_eq!(f["attempts"], 2, "{f}");
+}

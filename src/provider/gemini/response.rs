@@ -193,6 +193,7 @@ pub fn interpret(
         mime_type,
         usage,
         model_version: resp.model_version.clone(),
+        verified_dims: Some(dims),
     })
 }
 
