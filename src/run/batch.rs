@@ -185,13 +185,14 @@ pub(crate) async fn dispatch(
                         .queue
                         .close_batch(b.id, "failed", Some(&msg), false)
                         .await?;
-                    tracing::warn!(batch = %remote, jobs = n, error = %msg, "batch FAILED; its jobs will be resubmitted");
+                    failed_to_realtime |= settings.on_failure == BatchFailurePolicy::Realtime;
+                    tracing::warn!(batch = %remote, jobs = n, error = %msg, policy = ?settings.on_failure, "batch FAILED; its jobs return to pending");
                 }
                 BatchState::Expired => {
                     any_finished = true;
                     let n = ctx.queue.close_batch(b.id, "expired", None, false).await?;
                     failed_to_realtime |= settings.on_failure == BatchFailurePolicy::Realtime;
-                    tracing::warn!(batch = %remote, jobs = n, "batch EXPIRED; its jobs will be resubmitted");
+                    tracing::warn!(batch = %remote, jobs = n, policy = ?settings.on_failure, "batch EXPIRED; its jobs return to pending");
                 }
                 BatchState::Cancelled => {
                     any_finished = true;
@@ -199,6 +200,7 @@ pub(crate) async fn dispatch(
                         .queue
                         .close_batch(b.id, "cancelled", None, false)
                         .await?;
+                    failed_to_realtime |= settings.on_failure == BatchFailurePolicy::Realtime;
                     tracing::warn!(batch = %remote, jobs = n, "batch was cancelled; its jobs return to pending");
                 }
             }
