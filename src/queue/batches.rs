@@ -66,11 +66,7 @@ impl Queue {
         limit: usize,
     ) -> Result<Option<(BatchRow, Vec<BatchJob>)>> {
         let now = now_ms();
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err())?;
+        let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
             "SELECT id, request_hash, attempts FROM jobs
              WHERE campaign = ? AND model = ? AND state = 'pending' AND (not_before IS NULL OR not_before <= ?)
@@ -163,11 +159,7 @@ impl Queue {
     /// The remote create succeeded: store its name, move the jobs on.
     pub async fn batch_submitted(&self, batch: i64, remote_name: &str) -> Result<()> {
         let now = now_ms();
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err())?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE batches SET state = 'submitted', remote_name = ?, submitted_at = ? WHERE id = ?")
             .bind(remote_name)
             .bind(now)
@@ -201,11 +193,7 @@ impl Queue {
         refund: bool,
     ) -> Result<u64> {
         let now = now_ms();
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err())?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE batches SET state = ?, detail = COALESCE(?, detail), finished_at = ? WHERE id = ?")
             .bind(state)
             .bind(detail)

@@ -239,6 +239,17 @@ impl Queue {
         db_err(&self.path)
     }
 
+    /// A write transaction that takes the write lock up front. A deferred
+    /// transaction that reads first and writes later gets SQLITE_BUSY when
+    /// another writer committed in between, without ever waiting on the
+    /// busy timeout; `BEGIN IMMEDIATE` waits instead.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err())
+    }
+
     /// Record the start of a run by this process.
     pub async fn start_run(&self, campaign: &str, provider: &str, mode: &str) -> Result<RunId> {
         let now = now_ms();
@@ -381,11 +392,7 @@ impl Queue {
     pub async fn sync(&self, campaign: &str, specs: &[JobSpec]) -> Result<(Planned, Vec<JobId>)> {
         // Read and write under one write lock, so two runners syncing the
         // same campaign at once see each other's inserts.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err())?;
+        let mut tx = self.write_tx().await?;
         let live = self.live_jobs_in(&mut tx, campaign).await?;
         let (report, plan) = compare(&live, specs);
         let now = now_ms();
@@ -589,11 +596,7 @@ impl Queue {
         attempt: &AttemptRecord,
     ) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err())?;
+        let mut tx = self.write_tx().await?;
         let sql = format!(
             "UPDATE jobs SET state = 'done', provider = ?, mode = ?, asset_path = ?, sha256 = ?,
                     bytes = ?, width = ?, height = ?, mime_type = ?, cost_usd = ?, usage_json = ?,
@@ -641,11 +644,7 @@ impl Queue {
         refund_attempt: bool,
     ) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err())?;
+        let mut tx = self.write_tx().await?;
         let (code, detail, block) =
             error.map_or((None, None, None), |(c, d, b)| (Some(c), Some(d), b));
         let sql = format!(

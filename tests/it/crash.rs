@@ -316,3 +316,44 @@ fn two_runners_on_the_same_state_never_send_the_same_job_or_batch() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_stops_dispatch_lets_calls_in_flight_finish_and_writes_the_manifest() {
+    let emu = Emu::start(Faults {
+        latency_ms: 300,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    ws.append_toml("\n[rate_limit]\nrpm = 600000\n");
+    let child = command(&ws, &emu, "realtime", None)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = wait_bounded(child, "interrupted run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("interrupt"), "{err}");
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let done = m["totals"]["done"].as_u64().unwrap();
+    assert!(done > 0 && done < 120, "done {done}");
+    // Calls in flight were allowed to finish and were recorded: every billed
+    // image is in the manifest, and nothing is left claimed.
+    assert_manifest_matches_files(&ws.out(), &m);
+    let done_jobs = ws.sql_rows("SELECT COUNT(*) FROM jobs WHERE state = 'done'");
+    assert_eq!(emu.stats().billed_images.to_string(), done_jobs[0][0]);
+    let held = ws.sql_rows("SELECT COUNT(*) FROM jobs WHERE state = 'in_flight'");
+    assert_eq!(held[0][0], "0");
+    finish(&ws, &emu, "realtime");
+    assert_consistent(&ws);
+    assert_eq!(duplicates(&emu), 0, "an orderly stop never pays twice");
+}

@@ -510,9 +510,10 @@ fn adding_a_locale_generates_only_the_new_locales_jobs() {
 #[test]
 fn retry_requeues_failed_jobs_on_request_only() {
     let ws = Workspace::new();
-    // A template the local renderer cannot fit fails those jobs terminally.
     let o = ws.adloc(&["retry", "example", "--failed"]);
     assert_eq!(code(&o), 2, "no state yet is a usage error: {}", stderr(&o));
+    // A banner whose copy cannot fit fails with text_overflow; it is not
+    // retried by a plain rerun, only on request.
     assert_eq!(code(&ws.adloc(&["run", "campaigns/example"])), 0);
     let o = ws.adloc(&["retry", "example"]);
     assert_eq!(code(&o), 2, "which jobs must be said: {}", stderr(&o));

@@ -374,3 +374,36 @@ fn the_request_timeout_is_configurable_and_a_timeout_is_retried_then_reported() 
     assert_eq!(f["reason"], "timeout", "{f}");
     assert_eq!(f["attempts"], 2, "{f}");
 }
+
+#[test]
+fn failed_jobs_stay_failed_on_rerun_until_retry_requeues_them() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    ws.small_campaign(&[("ok", "a calm lake"), ("bad", "EMULATE_INVALID_ARGUMENT")]);
+    assert_eq!(
+        code(&ws.adloc_gemini(&emu, &["run", "campaigns/example"])),
+        3
+    );
+    let calls = emu.stats().generate_calls;
+    assert_eq!(
+        code(&ws.adloc_gemini(&emu, &["run", "campaigns/example"])),
+        3
+    );
+    assert_eq!(
+        emu.stats().generate_calls,
+        calls,
+        "a rerun retried a failed job"
+    );
+    let o = ws.adloc(&["retry", "example", "--failed"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("1 job(s) requeued"), "{}", stdout(&o));
+    assert_eq!(
+        code(&ws.adloc_gemini(&emu, &["run", "campaigns/example"])),
+        3
+    );
+    assert_eq!(
+        emu.stats().generate_calls,
+        calls + 1,
+        "retry requeued exactly the failed job"
+    );
+}
