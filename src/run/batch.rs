@@ -299,6 +299,10 @@ async fn submit_pending(
         };
         let mut items = Vec::with_capacity(jobs.len());
         for j in &jobs {
+            // The retry budget is a ratio of first attempts: batch items count too.
+            if j.attempts == 1 {
+                ctx.budget.first_attempt();
+            }
             let spec = ctx
                 .specs
                 .get(&j.id)

@@ -314,3 +314,22 @@ fn inline_batch_input_is_used_only_when_asked_for() {
     assert_eq!(stats.files_uploaded, 0, "inline input uploads no file");
     assert_eq!(stats.batch_billed_images, 2);
 }
+
+#[test]
+fn many_retryable_item_errors_stay_within_the_retry_budget_of_a_large_batch() {
+    // A quarter of 95 items fail retryably (about 32 retries in all): more
+    // than the floor of 10, within 50 % of the first attempts, so the run
+    // must finish.
+    let emu = Emu::start(batch_faults(BatchFaults {
+        item_error_rate: 0.25,
+        ..BatchFaults::default()
+    }));
+    let ws = Workspace::new();
+    ws.append_toml(
+        "\n[retry]\nbase_delay_ms = 10\nmax_delay_ms = 50\nbudget_ratio = 0.5\nmax_attempts = 8\n",
+    );
+    let o = run_batch(&ws, &emu, &["--mode", "batch"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(emu.stats().batches_created >= 2);
+    assert_all_done_once(&ws, &emu, "batch");
+}
