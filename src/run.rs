@@ -86,6 +86,9 @@ pub struct RunOptions {
     pub max_spend: Option<f64>,
     /// Batch: submit and return without waiting.
     pub no_wait: bool,
+    /// Poll the campaign's open batches once and ingest what has finished;
+    /// submit nothing and make no realtime call (`adloc status CAMPAIGN_DIR`).
+    pub ingest_only: bool,
     /// Auto mode: finish in realtime once this instant (minus the margin) is reached.
     pub deadline: Option<jiff::Timestamp>,
     /// Safety margin before the deadline.
@@ -112,6 +115,7 @@ impl RunOptions {
             concurrency: 8,
             max_spend: None,
             no_wait: false,
+            ingest_only: false,
             deadline: None,
             deadline_margin: Duration::from_secs(30 * 60),
             lease: Duration::from_secs(120),
@@ -333,7 +337,12 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     // Everything below writes state; the input is known good.
     let queue = Queue::open(&opts.state).await?;
     let planned = queue.preview(&campaign.name, &specs).await?;
-    check_budget(&campaign, &specs, &planned, choice, billing(mode), &opts)?;
+    if opts.ingest_only {
+        // Ingesting what was already bought spends nothing new.
+        mode = RunMode::Batch;
+    } else {
+        check_budget(&campaign, &specs, &planned, choice, billing(mode), &opts)?;
+    }
     let (planned, ids) = queue.sync(&campaign.name, &specs).await?;
 
     let campaign_out = opts.out.join(&campaign.name);
@@ -433,7 +442,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         ExitCode::RunRefused
     } else if m.totals.failed + m.totals.blocked > 0 {
         ExitCode::PartialFailure
-    } else if m.totals.pending > 0 && !opts.no_wait {
+    } else if m.totals.pending > 0 && !opts.no_wait && !opts.ingest_only {
         ExitCode::RunRefused
     } else {
         ExitCode::Success

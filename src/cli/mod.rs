@@ -121,11 +121,16 @@ pub struct RunArgs {
 /// `adloc status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Campaign name (default: all campaigns in the state file).
+    /// Campaign name, or a campaign folder: with a folder (and an API key)
+    /// status also polls the campaign's batches and ingests what finished.
+    /// Default: all campaigns in the state file.
     pub campaign: Option<String>,
     /// State database.
     #[arg(long, default_value = ".adloc/state.db")]
     pub state: PathBuf,
+    /// Output root (where ingested images go), as for `run`.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
 }
 
 /// `adloc cancel`.
@@ -394,8 +399,29 @@ async fn open_state(path: &Path) -> Result<Queue, Error> {
 }
 
 async fn status(a: StatusArgs) -> Result<ExitCode, Error> {
+    let mut name = a.campaign.clone();
+    if let Some(dir) = a.campaign.as_deref().map(Path::new)
+        && dir.join("campaign.toml").is_file()
+    {
+        let campaign = crate::campaign::Campaign::load(dir)?;
+        name = Some(campaign.name.clone());
+        if run::default_provider() == ProviderChoice::Gemini && a.state.exists() {
+            let mut opts = RunOptions::new(dir);
+            opts.provider = Some(ProviderChoice::Gemini);
+            opts.out = a.out.clone();
+            opts.state = a.state.clone();
+            opts.ingest_only = true;
+            let s = run::run(opts, CancellationToken::new()).await?;
+            println!(
+                "ingested what was ready: {} done, {} pending; manifest {}",
+                s.totals.done,
+                s.totals.pending,
+                s.manifest_path.display()
+            );
+        }
+    }
     let q = open_state(&a.state).await?;
-    let campaigns = match &a.campaign {
+    let campaigns = match &name {
         Some(c) => vec![c.clone()],
         None => q.campaigns().await?,
     };

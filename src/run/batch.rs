@@ -109,7 +109,11 @@ pub(crate) async fn dispatch(
 
         // 2. Submit what is pending (auto: small remainders go realtime;
         // jobs of failed batches go realtime when so configured).
-        let pending = count_pending(ctx, &eligible).await?;
+        let pending = if opts.ingest_only {
+            0
+        } else {
+            count_pending(ctx, &eligible).await?
+        };
         if pending > 0 && failed_to_realtime {
             tracing::info!(
                 jobs = pending,
@@ -134,14 +138,14 @@ pub(crate) async fn dispatch(
 
         let open = ctx.queue.open_batches(&ctx.campaign).await?;
         if open.is_empty() {
-            if count_pending(ctx, &eligible).await? == 0 {
+            if opts.ingest_only || count_pending(ctx, &eligible).await? == 0 {
                 return Ok(None);
             }
             // Retryable item failures wait for their not_before.
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        if opts.no_wait {
+        if opts.no_wait && !opts.ingest_only {
             left_running.extend(open.iter().map(|b| {
                 b.remote_name
                     .clone()
@@ -204,6 +208,20 @@ pub(crate) async fn dispatch(
                     tracing::warn!(batch = %remote, jobs = n, "batch was cancelled; its jobs return to pending");
                 }
             }
+        }
+        if opts.ingest_only {
+            left_running.extend(
+                ctx.queue
+                    .open_batches(&ctx.campaign)
+                    .await?
+                    .iter()
+                    .map(|b| {
+                        b.remote_name
+                            .clone()
+                            .unwrap_or_else(|| b.display_name.clone())
+                    }),
+            );
+            return Ok(None);
         }
         if !any_finished {
             let wait = poll_wait(&open, initial, max);

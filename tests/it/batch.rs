@@ -333,3 +333,27 @@ fn many_retryable_item_errors_stay_within_the_retry_budget_of_a_large_batch() {
     assert!(emu.stats().batches_created >= 2);
     assert_all_done_once(&ws, &emu, "batch");
 }
+
+#[test]
+fn status_on_a_campaign_folder_polls_and_ingests_finished_batches_without_submitting() {
+    let emu = Emu::start(batch_faults(BatchFaults {
+        polls_until_done: 2,
+        ..BatchFaults::default()
+    }));
+    let ws = Workspace::new();
+    let o = run_batch(&ws, &emu, &["--no-wait"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let env = emu.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // A name only reports; a folder polls (the first poll finds it running).
+    let o = ws.adloc_env(&["status", "example"], &env);
+    assert!(stdout(&o).contains("batch_submitted 95"), "{}", stdout(&o));
+    let o = ws.adloc_env(&["status", "campaigns/example"], &env);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("0 done, 120 pending"), "{}", stdout(&o));
+    let o = ws.adloc_env(&["status", "campaigns/example"], &env);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("120 done, 0 pending"), "{}", stdout(&o));
+    assert_all_done_once(&ws, &emu, "batch");
+    assert_eq!(emu.stats().batches_created, 1);
+}
