@@ -700,6 +700,7 @@ pub(crate) async fn settle(
     mode: BillingMode,
     started: i64,
 ) -> Result<JobOutcome> {
+    let returned = now_ms();
     let key = spec.key.to_string();
     let stored = match result {
         Ok(generated) => {
@@ -731,6 +732,7 @@ pub(crate) async fn settle(
     let attempt = |outcome: &'static str, e: Option<&ProviderError>, cost: f64| AttemptRecord {
         mode: mode.as_str().to_string(),
         started_at: started,
+        finished_at: returned,
         outcome,
         reason: e.map(|e| e.reason.code().to_string()),
         http_status: e.and_then(|e| e.http_status),
@@ -826,7 +828,7 @@ pub(crate) async fn settle(
                             job,
                             Some(ctx.run),
                             JobState::Pending,
-                            Some(now_ms() + delay.as_millis() as i64),
+                            Some(returned + delay.as_millis() as i64),
                             Some((e.reason.code(), &e.detail, None)),
                             Some(&attempt("retry", Some(&e), 0.0)),
                             false,

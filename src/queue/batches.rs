@@ -270,12 +270,7 @@ impl Queue {
                 let state: String = r.get(9);
                 Ok(BatchJob {
                     id: r.get(0),
-                    key: JobKey {
-                        campaign: r.get(1),
-                        row_id: r.get(2),
-                        locale: r.get(3),
-                        variant: r.get(4),
-                    },
+                    key: super::key_at(&r, 1),
                     attempts: r.get::<i64, _>(5) as u32,
                     request_hash: r.get(6),
                     model: r.get(7),

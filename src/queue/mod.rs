@@ -109,6 +109,9 @@ pub struct AttemptRecord {
     pub mode: String,
     /// When the call started.
     pub started_at: i64,
+    /// When the call returned (not when it was recorded: under load the
+    /// write lock can take a while, and retry delays count from here).
+    pub finished_at: i64,
     /// `ok`, `retry`, `job_terminal`, `run_terminal`.
     pub outcome: &'static str,
     /// Reason code for failures.
@@ -498,12 +501,7 @@ impl Queue {
             .into_iter()
             .map(|r| Claimed {
                 id: r.get(0),
-                key: JobKey {
-                    campaign: r.get(1),
-                    row_id: r.get(2),
-                    locale: r.get(3),
-                    variant: r.get(4),
-                },
+                key: key_at(&r, 1),
                 attempts: r.get::<i64, _>(5) as u32,
                 request_hash: r.get(6),
             })
@@ -522,6 +520,17 @@ impl Queue {
         .map_err(self.err())?;
         let n: i64 = row.get(0);
         Ok((n > 0).then(|| row.get::<Option<i64>, _>(1)))
+    }
+
+    /// Ids of the campaign's pending jobs (whatever their `not_before`).
+    pub async fn pending_ids(&self, campaign: &str) -> Result<Vec<JobId>> {
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT id FROM jobs WHERE campaign = ? AND state = 'pending'")
+                .bind(campaign)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err())?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// Return this run's in-flight jobs to pending (after a bounded drain).
@@ -570,7 +579,7 @@ impl Queue {
         .bind(run)
         .bind(&a.mode)
         .bind(a.started_at)
-        .bind(now_ms())
+        .bind(a.finished_at)
         .bind(a.outcome)
         .bind(&a.reason)
         .bind(a.http_status.map(i64::from))
@@ -735,12 +744,7 @@ impl Queue {
                 });
                 Ok(JobRow {
                     id: r.get(0),
-                    key: JobKey {
-                        campaign: r.get(1),
-                        row_id: r.get(2),
-                        locale: r.get(3),
-                        variant: r.get(4),
-                    },
+                    key: key_at(&r, 1),
                     state: JobState::from_str(&state).map_err(Error::Internal)?,
                     resolved_locale: r.get(6),
                     resolution: r.get(7),
@@ -911,6 +915,17 @@ fn compare(
     }
     plan.retired.sort_unstable();
     (report, plan)
+}
+
+/// The identity stored in columns `first..first + 4` (campaign, row id,
+/// locale, variant) of a query row.
+pub(crate) fn key_at(r: &sqlx::sqlite::SqliteRow, first: usize) -> JobKey {
+    JobKey {
+        campaign: r.get(first),
+        row_id: r.get(first + 1),
+        locale: r.get(first + 2),
+        variant: r.get(first + 3),
+    }
 }
 
 fn hostname() -> String {

@@ -243,12 +243,10 @@ fn poll_wait(open: &[BatchRow], initial: Duration, max: Duration) -> Duration {
     initial.saturating_mul(2u32.saturating_pow(polls)).min(max)
 }
 
+/// Pending jobs this run expanded (ids only: this runs on every poll).
 async fn count_pending(ctx: &Ctx, eligible: &HashSet<JobId>) -> Result<usize> {
-    let jobs = ctx.queue.jobs(&ctx.campaign).await?;
-    Ok(jobs
-        .iter()
-        .filter(|j| j.state == crate::queue::JobState::Pending && eligible.contains(&j.id))
-        .count())
+    let ids = ctx.queue.pending_ids(&ctx.campaign).await?;
+    Ok(ids.iter().filter(|id| eligible.contains(id)).count())
 }
 
 /// Look a `submitting` batch up by display name: if it exists remotely,

@@ -228,9 +228,7 @@ fn cancel_cancels_remote_batches_and_returns_their_jobs_to_pending() {
     let ws = Workspace::new();
     let o = run_batch(&ws, &emu, &["--no-wait"], &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let env = emu.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let o = ws.adloc_env(&["cancel", "campaigns/example"], &env);
+    let o = ws.adloc_emu(&emu, &["cancel", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         stdout(&o).contains("1 batch(es) cancelled"),
@@ -343,15 +341,13 @@ fn status_on_a_campaign_folder_polls_and_ingests_finished_batches_without_submit
     let ws = Workspace::new();
     let o = run_batch(&ws, &emu, &["--no-wait"], &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let env = emu.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // A name only reports; a folder polls (the first poll finds it running).
-    let o = ws.adloc_env(&["status", "example"], &env);
+    let o = ws.adloc_emu(&emu, &["status", "example"]);
     assert!(stdout(&o).contains("batch_submitted 95"), "{}", stdout(&o));
-    let o = ws.adloc_env(&["status", "campaigns/example"], &env);
+    let o = ws.adloc_emu(&emu, &["status", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("0 done, 120 pending"), "{}", stdout(&o));
-    let o = ws.adloc_env(&["status", "campaigns/example"], &env);
+    let o = ws.adloc_emu(&emu, &["status", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("120 done, 0 pending"), "{}", stdout(&o));
     assert_all_done_once(&ws, &emu, "batch");

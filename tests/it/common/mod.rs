@@ -229,13 +229,18 @@ impl Drop for Emu {
 }
 
 impl Workspace {
-    /// Run against the emulator with the Gemini provider.
-    pub fn adloc_gemini(&self, emu: &Emu, args: &[&str]) -> Output {
+    /// Run any command with the emulator's key and base URL in the environment.
+    pub fn adloc_emu(&self, emu: &Emu, args: &[&str]) -> Output {
         let env = emu.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.adloc_env(args, &env)
+    }
+
+    /// Run against the emulator with the Gemini provider.
+    pub fn adloc_gemini(&self, emu: &Emu, args: &[&str]) -> Output {
         let mut all = args.to_vec();
         all.extend(["--provider", "gemini"]);
-        self.adloc_env(&all, &env)
+        self.adloc_emu(emu, &all)
     }
 
     /// Append settings to campaign.toml (fast retries, no client pacing).
