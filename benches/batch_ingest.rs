@@ -63,7 +63,7 @@ fn main() {
     let (ok, failed) = rt.block_on(async {
         let file = tokio::fs::File::open(&path).await.unwrap();
         let reader = tokio::io::BufReader::with_capacity(1 << 20, file);
-        let mut stream = adloc::provider::gemini::stream_results_from_reader(reader);
+        let mut stream = adloc::bench::stream_results_from_reader(reader);
         let (mut ok, mut failed) = (0u64, 0u64);
         while let Some(item) = stream.next().await {
             match item.map(|o| o.result) {

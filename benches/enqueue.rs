@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use adloc::queue::Queue;
+use adloc::Store;
 
 const LOCALES: [&str; 10] = [
     "en-US",
@@ -93,9 +93,9 @@ fn main() {
     rt.block_on(async {
         // 1. plan + enqueue
         let t = Instant::now();
-        let (campaign, specs) = adloc::run::load_and_expand(&dir).unwrap();
+        let (campaign, specs) = adloc::load_and_expand(&dir).unwrap();
         let t_expand = t.elapsed();
-        let q = Queue::open(&state).await.unwrap();
+        let q = Store::open(&state).await.unwrap();
         let planned = q.preview(&campaign.name, &specs).await.unwrap();
         let (synced, _) = q.sync(&campaign.name, &specs).await.unwrap();
         let t_enqueue = t.elapsed();
@@ -115,7 +115,7 @@ fn main() {
 
         // 2. no-op rerun
         let t = Instant::now();
-        let (campaign2, specs2) = adloc::run::load_and_expand(&dir).unwrap();
+        let (campaign2, specs2) = adloc::load_and_expand(&dir).unwrap();
         let (rerun, _) = q.sync(&campaign2.name, &specs2).await.unwrap();
         let t_noop = t.elapsed();
         assert_eq!(rerun.report.already_done, n);
@@ -124,7 +124,7 @@ fn main() {
 
         // 3. floor: one prepared INSERT, one transaction, same table.
         let floor_db = tmp.path().join("floor.db");
-        let fq = Queue::open(&floor_db).await.unwrap();
+        let fq = Store::open(&floor_db).await.unwrap();
         fq.close().await;
         let opts = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(&floor_db)
@@ -140,13 +140,13 @@ fn main() {
                  VALUES (?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, 'pending', 0, 0)",
             )
             .bind(&s.key.campaign)
-            .bind(&s.key.row_id)
-            .bind(&s.key.locale)
+            .bind(s.key.row.as_str())
+            .bind(s.key.target.to_string())
             .bind(&s.key.variant)
-            .bind(&s.resolved_locale)
+            .bind(s.resolved_locale.as_deref().unwrap_or("und"))
             .bind(&s.request_hash)
             .bind(s.request.model.as_str())
-            .bind(&s.request.aspect_ratio)
+            .bind(s.request.aspect_ratio.as_str())
             .bind(s.request.image_size.as_str())
             .bind(&s.request.prompt)
             .execute(&mut *tx)

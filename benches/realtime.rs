@@ -15,13 +15,13 @@ fn main() {
     let concurrency = 32usize;
     let latency = 0.3f64;
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let faults = adloc::emulator::Faults {
+    let faults = adloc_emulator::Faults {
         latency_ms: (latency * 1000.0) as u64,
         ..Default::default()
     };
     let emu = rt
-        .block_on(adloc::emulator::spawn(
-            adloc::emulator::EmulatorConfig {
+        .block_on(adloc_emulator::spawn(
+            adloc_emulator::EmulatorConfig {
                 seed: 7,
                 api_key: Some("bench-key".into()),
                 faults,

@@ -14,7 +14,7 @@
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use adloc::renditions::{Fit, OutputFormat, RenditionSpec, decode_master, render};
+use adloc::bench::{Fit, OutputFormat, RenditionSpec, decode_master, render};
 use fast_image_resize::Resizer;
 use image::{DynamicImage, ImageEncoder, RgbImage};
 
@@ -141,7 +141,7 @@ fn main() {
     let mut outs = Vec::new();
     for m in decoded.iter().take(4) {
         for s in &specs {
-            let (l, tp, w, h) = adloc::renditions::cover_crop(W, H, s.width, s.height, (0.5, 0.4));
+            let (l, tp, w, h) = adloc::bench::cover_crop(W, H, s.width, s.height, (0.5, 0.4));
             let mut dst = DynamicImage::new_rgb8(s.width, s.height);
             resizer
                 .resize(

@@ -1,33 +1,39 @@
 //! adloc: turns ad campaigns into localized creative images.
 //!
-//! Data flows down this list and comes back only through the queue:
-//! [`campaign`] (load and validate) → [`expand`] (jobs, pure) → [`queue`]
-//! (SQLite, the only shared state) → [`provider`] (local, Gemini) →
-//! [`assets`] (validate, atomic write) → [`manifest`] (derived from the queue).
-//! [`cost`] prices jobs; [`run`] orchestrates; [`cli`] is the command line.
+//! Data flows one way, and comes back only through the store:
+//! `domain` (vocabulary) → `imaging` / `prompt` → `campaign` (load and
+//! validate) → `expand` (the pure plan) → `store` (all state, every SQL
+//! statement) → `provider` (local, Gemini) → `assets` (the asset tree) →
+//! `derive` (renditions, overlay, contact sheets) → `manifest` (pure, from
+//! the store) → `run` (orchestration) → `cli`. A module imports only modules
+//! before it in that list; `docs/architecture.md` has the picture and
+//! `tests/it/architecture.rs` keeps the rule true.
+//!
+//! The public surface is small: the command line ([`Cli`], [`main_with`]),
+//! running a campaign from code ([`run`], [`RunOptions`]), the error and exit
+//! code types, and a few pieces the benchmarks time directly.
 
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
+mod assets;
+mod campaign;
+mod cli;
+mod derive;
+mod domain;
+mod expand;
+mod imaging;
+mod manifest;
+mod prompt;
+mod provider;
+mod run;
+mod store;
 
-pub mod assets;
-pub mod campaign;
-pub mod cli;
-pub mod contact_sheet;
-pub mod cost;
-pub mod emulator;
-pub mod error;
-pub mod expand;
-pub mod locale;
-pub mod manifest;
-pub mod model;
-pub mod overlay;
-pub mod prompt;
-pub mod prompt_helpers;
-pub mod provider;
-pub mod queue;
-pub mod references;
-pub mod renditions;
-pub mod run;
-pub mod text;
+pub use cli::{Cli, main_with};
+pub use domain::{Error, ExitCode, Reason, Result};
+pub use run::{RunOptions, RunSummary, load_and_expand, run};
+pub use store::Store;
 
-pub use error::{Error, ExitCode, Result};
+/// Pieces the benchmarks time on their own (not a stable API).
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::imaging::{Fit, OutputFormat, RenditionSpec, cover_crop, decode_master, render};
+    pub use crate::provider::gemini::stream_results_from_reader;
+}

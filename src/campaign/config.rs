@@ -8,10 +8,13 @@ use std::str::FromStr;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{line_col, valid_campaign_name};
-use crate::error::{InputErrors, InputProblem};
-use crate::locale::Locale;
-use crate::model::{ImageSize, ModelId};
+use super::span::at;
+use super::valid_campaign_name;
+use crate::domain::{
+    AspectRatio, ImageSize, InputErrors, InputProblem, Locale, ModelId, PricingOverride,
+    RetrySettings,
+};
+use crate::imaging::RenditionSpec;
 
 /// How a run buys its images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,46 +52,6 @@ impl RunMode {
     }
 }
 
-/// Retry behaviour, configurable per campaign under `[retry]`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetrySettings {
-    /// Attempts per job before it fails (first attempt included).
-    pub max_attempts: u32,
-    /// Smallest backoff.
-    pub base_delay_ms: u64,
-    /// Largest backoff.
-    pub max_delay_ms: u64,
-    /// Retries allowed as a fraction of first attempts, once past `budget_floor`.
-    pub budget_ratio: f64,
-    /// Retries always allowed before the ratio applies.
-    pub budget_floor: u32,
-}
-
-impl Default for RetrySettings {
-    fn default() -> Self {
-        RetrySettings {
-            max_attempts: 5,
-            base_delay_ms: 500,
-            max_delay_ms: 60_000,
-            budget_ratio: 0.2,
-            budget_floor: 10,
-        }
-    }
-}
-
-/// A price override from `[pricing]`: USD per image for a model and size.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PricingOverride {
-    /// Model id.
-    pub model: String,
-    /// Size tier.
-    pub image_size: ImageSize,
-    /// USD per realtime image.
-    pub realtime: Option<f64>,
-    /// USD per batch image.
-    pub batch: Option<f64>,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
@@ -116,7 +79,7 @@ struct Raw {
     #[serde(default)]
     gemini: Option<RawGemini>,
     #[serde(default)]
-    references: Option<Spanned<crate::references::RawReferences>>,
+    references: Option<Spanned<super::references::RawReferences>>,
 }
 
 #[derive(Deserialize)]
@@ -130,13 +93,13 @@ struct RawVariant {
     #[serde(default)]
     grounding: bool,
     #[serde(default)]
-    renditions: Vec<Spanned<crate::renditions::RawRendition>>,
+    renditions: Vec<Spanned<super::renditions::RawRendition>>,
     /// `model` (default) or `overlay`; see [`crate::overlay`].
     #[serde(default)]
     text: Option<Spanned<String>>,
     /// Overlay text boxes.
     #[serde(default)]
-    text_boxes: Vec<Spanned<crate::overlay::RawTextBox>>,
+    text_boxes: Vec<Spanned<super::text_boxes::RawTextBox>>,
 }
 
 #[derive(Deserialize)]
@@ -251,11 +214,11 @@ pub(super) struct VariantConfig {
     pub template: String,
     pub template_line: u64,
     pub template_col: u64,
-    pub aspect_ratio: String,
+    pub aspect_ratio: AspectRatio,
     pub image_size: ImageSize,
     pub grounding: bool,
-    pub renditions: Vec<crate::renditions::RenditionSpec>,
-    pub text: crate::overlay::TextMode,
+    pub renditions: Vec<RenditionSpec>,
+    pub text: super::TextMode,
 }
 
 /// The validated configuration.
@@ -274,16 +237,13 @@ pub(super) struct Config {
     pub rpm: Option<u32>,
     pub batch: BatchSettings,
     pub gemini: GeminiSettings,
-    /// `[references]`, checked by `crate::references::load` once the rows are read.
-    pub references: Option<Spanned<crate::references::RawReferences>>,
+    /// `[references]`, checked by `crate::campaign::references::load` once the rows are read.
+    pub references: Option<Spanned<super::references::RawReferences>>,
 }
 
 /// Parse and validate; `None` when the file cannot be used at all.
 pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option<Config> {
-    let at = |span: std::ops::Range<usize>, msg: String| {
-        let (l, c) = line_col(text, span.start);
-        InputProblem::at(path, l, Some(c), msg)
-    };
+    let at = |span: std::ops::Range<usize>, msg: String| at(path, text, span, msg);
     let raw: Raw = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
@@ -389,7 +349,13 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
                 format!("variant `{vname}` is defined twice"),
             ));
         }
-        let ratio = v.aspect_ratio.get_ref().clone();
+        let ratio: AspectRatio = match v.aspect_ratio.get_ref().parse() {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(at(v.aspect_ratio.span(), e));
+                AspectRatio::square()
+            }
+        };
         let size = match &v.image_size {
             None => ImageSize::K1,
             Some(s) => match s.get_ref().parse::<ImageSize>() {
@@ -435,9 +401,9 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
                 ));
             }
         }
-        let renditions = crate::renditions::parse_specs(path, text, &vname, v.renditions, errors);
-        let (tl, tc) = line_col(text, v.template.span().start);
-        let text_mode = crate::overlay::parse_text_mode(
+        let renditions = super::renditions::parse_specs(path, text, &vname, v.renditions, errors);
+        let (tl, tc) = super::span::line_col(text, v.template.span().start);
+        let text_mode = super::text_boxes::parse_text_mode(
             path,
             text,
             &vname,

@@ -3,18 +3,24 @@
 //! where there is one; loading reads files and never writes anything.
 
 mod config;
+pub(crate) mod references;
+pub(crate) mod renditions;
 mod rows;
+mod span;
+pub(crate) mod text_boxes;
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, InputErrors, InputProblem};
-use crate::locale::Locale;
-use crate::model::{ImageSize, ModelId};
-
-pub use config::{
-    BatchFailurePolicy, BatchSettings, GeminiSettings, PricingOverride, RetrySettings, RunMode,
+use crate::domain::{
+    AspectRatio, Error, ImageSize, InputErrors, InputProblem, Locale, ModelId, PricingOverride,
+    RetrySettings,
 };
-pub use rows::{ColumnKind, Row, RowId, Rows};
+use crate::imaging::RenditionSpec;
+
+pub use config::{BatchFailurePolicy, BatchSettings, GeminiSettings, RunMode};
+pub use references::References;
+pub use rows::{Row, Rows};
+pub use text_boxes::TextMode;
 
 /// One creative variant: a template plus its image settings.
 #[derive(Debug, Clone)]
@@ -26,15 +32,15 @@ pub struct Variant {
     /// The template text.
     pub template_source: String,
     /// `imageConfig.aspectRatio`.
-    pub aspect_ratio: String,
+    pub aspect_ratio: AspectRatio,
     /// `imageConfig.imageSize`.
     pub image_size: ImageSize,
     /// Google Search grounding.
     pub grounding: bool,
     /// Exact-size renditions made from each master (`[[variants.renditions]]`).
-    pub renditions: Vec<crate::renditions::RenditionSpec>,
+    pub renditions: Vec<RenditionSpec>,
     /// Who puts the copy on the image: the model, or adloc (overlay).
-    pub text: crate::overlay::TextMode,
+    pub text: TextMode,
 }
 
 /// A loaded, validated campaign.
@@ -71,7 +77,18 @@ pub struct Campaign {
     /// Gemini client settings.
     pub gemini: GeminiSettings,
     /// Reference images (`[references]`), checked and loaded.
-    pub references: crate::references::References,
+    pub references: References,
+}
+
+impl Variant {
+    /// The template as the prompt registry compiles it.
+    pub fn template(&self) -> crate::prompt::Template<'_> {
+        crate::prompt::Template {
+            name: &self.name,
+            path: &self.template_path,
+            source: &self.template_source,
+        }
+    }
 }
 
 /// Is `name` a safe campaign name (`[a-z0-9-]+`)?
@@ -137,10 +154,10 @@ impl Campaign {
         }
 
         if let Some(rows) = &rows {
-            crate::overlay::check_columns(&variants, rows, &config_path, &mut errors);
+            text_boxes::check_columns(&variants, rows, &config_path, &mut errors);
         }
-        let references = crate::references::load(
-            crate::references::LoadInput {
+        let references = references::load(
+            references::LoadInput {
                 dir,
                 config_path: &config_path,
                 config_text: &text,
@@ -154,7 +171,9 @@ impl Campaign {
 
         // Template syntax is checked here too, so a broken template is an
         // input error before anything is written.
-        crate::prompt::check_syntax(&variants, &mut errors);
+        if let Err(e) = crate::prompt::Prompts::new(variants.iter().map(Variant::template)) {
+            errors.0.extend(e.0);
+        }
 
         errors.clone().into_result()?;
         let rows = rows.ok_or_else(|| Error::Internal("rows missing without an error".into()))?;
@@ -189,20 +208,4 @@ fn find_template(dir: &Path, file: &str) -> Option<PathBuf> {
     }
     candidates.push(PathBuf::from("templates").join(file));
     candidates.into_iter().find(|p| p.is_file())
-}
-
-/// 1-based line and column of a byte offset in `text`.
-pub(crate) fn line_col(text: &str, offset: usize) -> (u64, u64) {
-    let offset = offset.min(text.len());
-    let before = &text.as_bytes()[..offset];
-    let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    let col = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count() as u64
-        + 1;
-    (line, col)
 }

@@ -2,47 +2,9 @@
 //! per-locale overrides (`headline.de-DE`) and free columns.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::path::Path;
 
-use crate::error::{InputErrors, InputProblem};
-use crate::locale::Locale;
-
-/// A row id: unique, non-empty, letters, digits, `-`, `_` and `.` only, and
-/// never `.`/`..`, because it becomes a file name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RowId(String);
-
-impl RowId {
-    /// Validate an id.
-    pub fn parse(s: &str) -> Result<RowId, String> {
-        if s.is_empty() {
-            return Err("row id is empty".into());
-        }
-        if s.chars().all(|c| c == '.') {
-            return Err(format!("row id `{s}` is not a usable file name"));
-        }
-        if let Some(bad) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        {
-            return Err(format!(
-                "row id `{s}` contains `{bad}`; ids may use only letters, digits, `-`, `_` and `.`"
-            ));
-        }
-        Ok(RowId(s.to_string()))
-    }
-    /// The id text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RowId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::domain::{InputErrors, InputProblem, Locale, RowId};
 
 /// What a CSV column is.
 #[derive(Debug, Clone, PartialEq, Eq)]

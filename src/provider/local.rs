@@ -19,8 +19,8 @@ use image::{ExtendedColorType, ImageEncoder, Rgba, RgbaImage};
 use sha2::{Digest, Sha256};
 
 use super::{BatchApi, Generated, ImageRequest, Provider, ProviderError, Reason};
-use crate::model::ImageSize;
-use crate::text::{self, Align, TextBox, TextError, TextStyle};
+use crate::domain::ImageSize;
+use crate::imaging::text::{self, Align, TextBox, TextError, TextStyle};
 
 /// Reported as the model version of every local generation. Bump it when
 /// the rendered pixels change, so proofs from different renderers can be
@@ -45,14 +45,14 @@ impl LocalProvider {
 
 #[async_trait]
 impl Provider for LocalProvider {
-    fn name(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> crate::domain::ProviderKind {
+        crate::domain::ProviderKind::Local
     }
 
     async fn generate(&self, req: &ImageRequest) -> Result<Generated, ProviderError> {
         let family = req.model.family();
         let (width, height) = family
-            .pixel_size(&req.aspect_ratio, req.image_size)
+            .pixel_size(req.aspect_ratio.as_str(), req.image_size)
             .ok_or_else(|| {
                 ProviderError::job_terminal(
                     Reason::InvalidArgument,
@@ -72,7 +72,7 @@ impl Provider for LocalProvider {
             variant: req.proof.variant.clone(),
             lines: req.proof.lines.clone(),
             model: req.model.to_string(),
-            aspect_ratio: req.aspect_ratio.clone(),
+            aspect_ratio: req.aspect_ratio.to_string(),
             image_size: req.image_size,
         };
         // Shaping and encoding are CPU work of tens of milliseconds: keep
@@ -487,7 +487,7 @@ fn encode(img: RgbaImage, jpeg: bool) -> Result<Vec<u8>, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::ProofText;
+    use crate::domain::ProofText;
 
     fn request(
         model: &str,
@@ -499,7 +499,7 @@ mod tests {
         ImageRequest {
             model: model.parse().expect("known model"),
             prompt: format!("A sunny beach product shot for {locale}"),
-            aspect_ratio: ratio.to_string(),
+            aspect_ratio: ratio.parse().unwrap(),
             image_size: size,
             references: Vec::new(),
             grounding: false,
@@ -533,7 +533,7 @@ mod tests {
     #[test]
     fn name_is_local_and_there_is_no_batch_api() {
         let p = LocalProvider::new();
-        assert_eq!(p.name(), "local");
+        assert_eq!(p.kind().as_str(), "local");
         assert!(p.batch().is_none());
     }
 

@@ -10,83 +10,15 @@ pub mod gemini;
 pub mod local;
 pub mod retry;
 
-use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ImageSize, ModelId};
-
-/// A reference image sent with the prompt (product shot, logo, style).
-#[derive(Clone, PartialEq, Eq)]
-pub struct ReferenceImage {
-    /// `image/png`, `image/jpeg`, `image/webp`, …
-    pub mime_type: String,
-    /// The exact bytes sent (after any downscale); shared because the same
-    /// product shot is used by many jobs.
-    pub bytes: Arc<Vec<u8>>,
-}
-
-impl fmt::Debug for ReferenceImage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReferenceImage")
-            .field("mime_type", &self.mime_type)
-            .field("bytes", &self.bytes.len())
-            .finish()
-    }
-}
-
-/// What the local renderer draws on a proof image. Not sent on the wire and
-/// not part of the request hash: it is derived from the same copy that the
-/// prompt already contains.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProofText {
-    /// BCP-47 tag of the locale the copy is in.
-    pub locale: String,
-    /// Variant name (hero, square, story, …).
-    pub variant: String,
-    /// The localized copy lines, in logical order.
-    pub lines: Vec<String>,
-    /// True for right-to-left scripts.
-    pub rtl: bool,
-}
-
-/// One image request, provider-neutral. Everything in it except `proof`
-/// reaches the provider and is covered by the request hash.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageRequest {
-    /// Model id as sent on the wire.
-    pub model: ModelId,
-    /// Full prompt text.
-    pub prompt: String,
-    /// `imageConfig.aspectRatio`, e.g. `16:9`.
-    pub aspect_ratio: String,
-    /// `imageConfig.imageSize`.
-    pub image_size: ImageSize,
-    /// Reference images, sent as `inlineData` parts before the prompt.
-    pub references: Vec<ReferenceImage>,
-    /// Add Google Search grounding (`tools: [{googleSearch: {}}]`).
-    pub grounding: bool,
-    /// What a proof renderer shows; ignored by network providers.
-    pub proof: ProofText,
-}
-
-/// Token counts reported by the provider for one generation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Input tokens (text and images).
-    pub prompt_tokens: u64,
-    /// Output image tokens.
-    pub image_tokens: u64,
-    /// Output text tokens (candidates minus image tokens).
-    pub text_tokens: u64,
-    /// Thinking tokens, billed at the text rate.
-    pub thought_tokens: u64,
-}
+pub use crate::domain::{ImageRequest, Reason, Usage};
+use crate::domain::{ModelId, ProviderKind};
 
 /// A successful generation: the raw image bytes exactly as returned.
 #[derive(Debug, Clone)]
@@ -104,80 +36,6 @@ pub struct Generated {
     /// asset stage then checks only the header instead of decoding twice,
     /// which at realtime rates is most of the CPU a job costs.
     pub verified_dims: Option<(u32, u32)>,
-}
-
-/// Stable reason codes, shared by attempts, jobs and the manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// 429 RESOURCE_EXHAUSTED (per-minute style; retryable).
-    RateLimited,
-    /// 429 whose quota is per day: retrying today is pointless.
-    DailyQuotaExhausted,
-    /// 500/502/503/504 and friends.
-    ServerError,
-    /// 408 or a client-side timeout.
-    Timeout,
-    /// Connection refused/reset, truncated body.
-    Connection,
-    /// A body that is not the JSON the protocol promises.
-    BadResponse,
-    /// 400 INVALID_ARGUMENT (Google's message kept in the detail).
-    InvalidArgument,
-    /// `promptFeedback.blockReason` with no candidates.
-    BlockedPrompt,
-    /// A candidate finished with a safety-style reason (IMAGE_SAFETY, …).
-    BlockedImage,
-    /// The model answered with text only.
-    NoImage,
-    /// Image bytes that do not decode or do not match their MIME type.
-    UndecodableImage,
-    /// 401 / 403: missing or bad key, or no permission.
-    Unauthenticated,
-    /// 402: prepaid credit exhausted.
-    CreditExhausted,
-    /// 404: unknown model.
-    ModelNotFound,
-    /// Copy that does not fit its box at the minimum font size.
-    TextOverflow,
-    /// A remote batch ended FAILED/EXPIRED/CANCELLED before the item ran.
-    BatchFailed,
-    /// The per-job attempt limit was reached on retryable errors.
-    AttemptsExhausted,
-    /// Anything else the provider could not classify.
-    Other,
-}
-
-impl Reason {
-    /// The stable snake_case code written to the database and manifest.
-    pub fn code(self) -> &'static str {
-        match self {
-            Reason::RateLimited => "rate_limited",
-            Reason::DailyQuotaExhausted => "daily_quota_exhausted",
-            Reason::ServerError => "server_error",
-            Reason::Timeout => "timeout",
-            Reason::Connection => "connection",
-            Reason::BadResponse => "bad_response",
-            Reason::InvalidArgument => "invalid_argument",
-            Reason::BlockedPrompt => "blocked_prompt",
-            Reason::BlockedImage => "blocked_image",
-            Reason::NoImage => "no_image",
-            Reason::UndecodableImage => "undecodable_image",
-            Reason::Unauthenticated => "unauthenticated",
-            Reason::CreditExhausted => "credit_exhausted",
-            Reason::ModelNotFound => "model_not_found",
-            Reason::TextOverflow => "text_overflow",
-            Reason::BatchFailed => "batch_failed",
-            Reason::AttemptsExhausted => "attempts_exhausted",
-            Reason::Other => "other",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
 }
 
 /// What the retry layer should do with a failure.
@@ -304,9 +162,9 @@ pub struct RemoteBatch {
     pub display_name: String,
 }
 
-/// Where a remote batch stands.
+/// Where a remote batch stands, as the provider reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BatchState {
+pub enum RemoteState {
     /// Pending or running.
     Running,
     /// Succeeded and its output is available.
@@ -343,7 +201,7 @@ pub trait BatchApi: Send + Sync {
     /// Look a batch up by its display name (resume after a crash).
     async fn find(&self, display_name: &str) -> Result<Option<RemoteBatch>, ProviderError>;
     /// Current state of a batch.
-    async fn poll(&self, batch: &RemoteBatch) -> Result<BatchState, ProviderError>;
+    async fn poll(&self, batch: &RemoteBatch) -> Result<RemoteState, ProviderError>;
     /// Stream the results of a finished batch.
     async fn results<'a>(
         &'a self,
@@ -356,8 +214,8 @@ pub trait BatchApi: Send + Sync {
 /// An image provider.
 #[async_trait]
 pub trait Provider: Send + Sync {
-    /// Stable name written to the manifest (`local`, `gemini`).
-    fn name(&self) -> &'static str;
+    /// Who this is, as written to the manifest (`local`, `gemini`).
+    fn kind(&self) -> ProviderKind;
     /// Generate one image now.
     async fn generate(&self, req: &ImageRequest) -> Result<Generated, ProviderError>;
     /// The batch capability, if the provider has one.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::campaign::RetrySettings;
+use crate::domain::RetrySettings;
 
 /// Backoff schedule plus jitter.
 #[derive(Debug, Clone)]

@@ -10,33 +10,30 @@ use futures_util::StreamExt;
 
 use super::{Ctx, JobInfo, JobOutcome, RunOptions, StopReason, dispatch_realtime, settle};
 use crate::campaign::{BatchFailurePolicy, Campaign, RunMode};
-use crate::error::{Error, Result};
-use crate::model::{BillingMode, ImageSize, ModelId};
-use crate::provider::{BatchApi, BatchChunk, BatchItem, BatchState, ErrorClass, RemoteBatch};
-use crate::queue::{BatchRow, JobId, now_ms};
+use crate::domain::{BatchState, BillingMode, Error, ImageSize, JobKey, JobState, Result, now_ms};
+use crate::expand::JobSpec;
+use crate::provider::{BatchApi, BatchChunk, BatchItem, ErrorClass, RemoteBatch, RemoteState};
+use crate::store::{BatchJob, BatchRow, JobId, Store};
 
 /// The input file limit is 2 GB; stay clear of it.
 const MAX_INPUT_BYTES: u64 = 1_900_000_000;
 
-/// Poll cadence: `[batch] poll_initial_s` / `poll_max_s`, overridable with
-/// `ADLOC_BATCH_POLL_MS` / `ADLOC_BATCH_POLL_MAX_MS` for rehearsals against
-/// the emulator, where batches finish in milliseconds.
-fn poll_delays(settings: &crate::campaign::BatchSettings) -> (Duration, Duration) {
-    let env = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis)
-    };
+/// Poll cadence: `[batch] poll_initial_s` / `poll_max_s`, unless the run
+/// overrides them (rehearsals against the emulator, where batches finish in
+/// milliseconds).
+fn poll_delays(
+    settings: &crate::campaign::BatchSettings,
+    over: (Option<Duration>, Option<Duration>),
+) -> (Duration, Duration) {
     (
-        env("ADLOC_BATCH_POLL_MS").unwrap_or(settings.poll_initial),
-        env("ADLOC_BATCH_POLL_MAX_MS").unwrap_or(settings.poll_max),
+        over.0.unwrap_or(settings.poll_initial),
+        over.1.unwrap_or(settings.poll_max),
     )
 }
 
 /// A conservative size of one JSONL input line for a spec: prompt plus
 /// base64 references plus the JSON around them.
-fn line_bytes(spec: &crate::expand::JobSpec) -> u64 {
+fn line_bytes(spec: &JobSpec) -> u64 {
     let refs: u64 = spec
         .request
         .references
@@ -46,7 +43,7 @@ fn line_bytes(spec: &crate::expand::JobSpec) -> u64 {
     spec.request.prompt.len() as u64 * 2 + refs + 600
 }
 
-fn key_for(id: JobId, key: &crate::expand::JobKey) -> String {
+fn key_for(id: JobId, key: &JobKey) -> String {
     format!("{id}|{key}")
 }
 
@@ -91,13 +88,13 @@ pub(crate) async fn dispatch(
     // 1. Resume: a batch recorded as `submitting` by a runner that has
     // since died may or may not exist remotely. (A live owner is still
     // creating it: leave it alone.)
-    for b in ctx.queue.open_batches(&ctx.campaign).await? {
-        if b.state == "submitting" && b.owner_gone {
+    for b in ctx.store.open_batches(&ctx.campaign).await? {
+        if b.state == BatchState::Submitting && b.owner_gone {
             resume_submitting(ctx, api, &b).await?;
         }
     }
 
-    let (initial, max) = poll_delays(settings);
+    let (initial, max) = poll_delays(settings, opts.poll_override);
     loop {
         if ctx.cancel.is_cancelled() {
             return Ok(Some(StopReason::Interrupted));
@@ -125,7 +122,7 @@ pub(crate) async fn dispatch(
             failed_to_realtime = false;
             continue;
         }
-        let open = ctx.queue.open_batches(&ctx.campaign).await?;
+        let open = ctx.store.open_batches(&ctx.campaign).await?;
         if pending > 0 && mode == RunMode::Auto && pending < realtime_below && open.is_empty() {
             tracing::info!(jobs = pending, "auto mode: small remainder goes realtime");
             return dispatch_realtime(ctx, concurrency, opts.drain_timeout).await;
@@ -136,7 +133,7 @@ pub(crate) async fn dispatch(
             return Ok(Some(stop));
         }
 
-        let open = ctx.queue.open_batches(&ctx.campaign).await?;
+        let open = ctx.store.open_batches(&ctx.campaign).await?;
         if open.is_empty() {
             if opts.ingest_only || count_pending(ctx, &eligible).await? == 0 {
                 return Ok(None);
@@ -164,7 +161,7 @@ pub(crate) async fn dispatch(
                 name: remote.clone(),
                 display_name: b.display_name.clone(),
             };
-            ctx.queue.batch_polled(b.id).await?;
+            ctx.store.batch_polled(b.id).await?;
             let state = match api.poll(&rb).await {
                 Ok(s) => s,
                 Err(e) if e.class == ErrorClass::RunTerminal => {
@@ -176,33 +173,36 @@ pub(crate) async fn dispatch(
                 }
             };
             match state {
-                BatchState::Running | BatchState::SucceededNoOutput => {}
-                BatchState::Succeeded => {
+                RemoteState::Running | RemoteState::SucceededNoOutput => {}
+                RemoteState::Succeeded => {
                     any_finished = true;
                     if let Some(stop) = ingest(ctx, api, b, &rb).await? {
                         return Ok(Some(stop));
                     }
                 }
-                BatchState::Failed(msg) => {
+                RemoteState::Failed(msg) => {
                     any_finished = true;
                     let n = ctx
-                        .queue
-                        .close_batch(b.id, "failed", Some(&msg), false)
+                        .store
+                        .close_batch(b.id, BatchState::Failed, Some(&msg), false)
                         .await?;
                     failed_to_realtime |= settings.on_failure == BatchFailurePolicy::Realtime;
                     tracing::warn!(batch = %remote, jobs = n, error = %msg, policy = ?settings.on_failure, "batch FAILED; its jobs return to pending");
                 }
-                BatchState::Expired => {
+                RemoteState::Expired => {
                     any_finished = true;
-                    let n = ctx.queue.close_batch(b.id, "expired", None, false).await?;
+                    let n = ctx
+                        .store
+                        .close_batch(b.id, BatchState::Expired, None, false)
+                        .await?;
                     failed_to_realtime |= settings.on_failure == BatchFailurePolicy::Realtime;
                     tracing::warn!(batch = %remote, jobs = n, policy = ?settings.on_failure, "batch EXPIRED; its jobs return to pending");
                 }
-                BatchState::Cancelled => {
+                RemoteState::Cancelled => {
                     any_finished = true;
                     let n = ctx
-                        .queue
-                        .close_batch(b.id, "cancelled", None, false)
+                        .store
+                        .close_batch(b.id, BatchState::Cancelled, None, false)
                         .await?;
                     failed_to_realtime |= settings.on_failure == BatchFailurePolicy::Realtime;
                     tracing::warn!(batch = %remote, jobs = n, "batch was cancelled; its jobs return to pending");
@@ -211,7 +211,7 @@ pub(crate) async fn dispatch(
         }
         if opts.ingest_only {
             left_running.extend(
-                ctx.queue
+                ctx.store
                     .open_batches(&ctx.campaign)
                     .await?
                     .iter()
@@ -245,7 +245,7 @@ fn poll_wait(open: &[BatchRow], initial: Duration, max: Duration) -> Duration {
 
 /// Pending jobs this run expanded (ids only: this runs on every poll).
 async fn count_pending(ctx: &Ctx, eligible: &HashSet<JobId>) -> Result<usize> {
-    let ids = ctx.queue.pending_ids(&ctx.campaign).await?;
+    let ids = ctx.store.pending_ids(&ctx.campaign).await?;
     Ok(ids.iter().filter(|id| eligible.contains(id)).count())
 }
 
@@ -255,14 +255,14 @@ async fn resume_submitting(ctx: &Ctx, api: &dyn BatchApi, b: &BatchRow) -> Resul
     match api.find(&b.display_name).await {
         Ok(Some(remote)) => {
             tracing::info!(batch = %remote.name, display_name = %b.display_name, "found a batch created before a crash; not creating it again");
-            ctx.queue.batch_submitted(b.id, &remote.name).await
+            ctx.store.batch_submitted(b.id, &remote.name).await
         }
         Ok(None) => {
             let n = ctx
-                .queue
+                .store
                 .close_batch(
                     b.id,
-                    "abandoned",
+                    BatchState::Abandoned,
                     Some("not found remotely on resume"),
                     true,
                 )
@@ -270,10 +270,13 @@ async fn resume_submitting(ctx: &Ctx, api: &dyn BatchApi, b: &BatchRow) -> Resul
             tracing::info!(display_name = %b.display_name, jobs = n, "batch was never created remotely; its jobs return to pending");
             Ok(())
         }
-        Err(e) => Err(Error::RunTerminal(format!(
-            "cannot tell whether batch {} exists remotely ({e}); not resubmitting to avoid paying twice — rerun later",
-            b.display_name
-        ))),
+        Err(e) => Err(Error::run_terminal(
+            e.reason,
+            format!(
+                "cannot tell whether batch {} exists remotely ({e}); not resubmitting to avoid paying twice — rerun later",
+                b.display_name
+            ),
+        )),
     }
 }
 
@@ -295,7 +298,7 @@ async fn submit_pending(
             return Ok(Some(StopReason::Interrupted));
         }
         // Respect the enqueued-token cap across open batches.
-        let open = ctx.queue.open_batches(&ctx.campaign).await?;
+        let open = ctx.store.open_batches(&ctx.campaign).await?;
         let per_request = model.family().image_tokens(ImageSize::K4) + 300;
         let enqueued: u64 = open
             .iter()
@@ -307,8 +310,8 @@ async fn submit_pending(
             return Ok(None);
         }
         let Some((row, jobs)) = ctx
-            .queue
-            .assign_batch(ctx.run, &ctx.campaign, model.as_str(), eligible, limit)
+            .store
+            .assign_batch(ctx.run, &ctx.campaign, &model, eligible, limit)
             .await?
         else {
             return Ok(None);
@@ -337,20 +340,20 @@ async fn submit_pending(
         match api.submit(&chunk).await {
             Ok(remote) => {
                 crate::run::crash_point("batch-after-create");
-                ctx.queue.batch_submitted(row.id, &remote.name).await?;
+                ctx.store.batch_submitted(row.id, &remote.name).await?;
                 tracing::info!(batch = %remote.name, display_name = %row.display_name, requests = jobs.len(), "batch created");
             }
             Err(e) => match e.class {
                 ErrorClass::RunTerminal => {
-                    ctx.queue
-                        .close_batch(row.id, "abandoned", Some(&e.detail), true)
+                    ctx.store
+                        .close_batch(row.id, BatchState::Abandoned, Some(&e.detail), true)
                         .await?;
                     return Ok(Some(StopReason::Provider(e.reason, e.detail)));
                 }
                 ErrorClass::JobTerminal => {
                     // The service refused the batch as a whole: not one item's fault.
-                    ctx.queue
-                        .close_batch(row.id, "abandoned", Some(&e.detail), true)
+                    ctx.store
+                        .close_batch(row.id, BatchState::Abandoned, Some(&e.detail), true)
                         .await?;
                     return Ok(Some(StopReason::Provider(e.reason, e.detail)));
                 }
@@ -378,8 +381,8 @@ async fn ingest(
     b: &BatchRow,
     rb: &RemoteBatch,
 ) -> Result<Option<StopReason>> {
-    let jobs = ctx.queue.batch_jobs(b.id).await?;
-    let by_id: std::collections::HashMap<JobId, &crate::queue::BatchJob> =
+    let jobs = ctx.store.batch_jobs(b.id).await?;
+    let by_id: std::collections::HashMap<JobId, &BatchJob> =
         jobs.iter().map(|j| (j.id, j)).collect();
     let started = now_ms();
     let mut stream = match api.results(rb).await {
@@ -408,18 +411,14 @@ async fn ingest(
             tracing::warn!(batch = %rb.name, key = %outcome.key, "result for an unknown key ignored");
             continue;
         };
-        if job.state != crate::queue::JobState::BatchSubmitted {
+        if job.state != JobState::BatchSubmitted {
             continue; // already ingested (a resumed download), or superseded
         }
         seen += 1;
-        let model: ModelId = job
-            .model
-            .parse()
-            .map_err(|e: crate::model::UnknownModel| Error::Internal(e.to_string()))?;
-        let size: ImageSize = job.image_size.parse().map_err(Error::Internal)?;
+        let size: ImageSize = job.image_size;
         let info = JobInfo {
             key: &job.key,
-            model: &model,
+            model: &job.model,
             size,
         };
         crate::run::crash_point("batch-ingest-item");
@@ -438,7 +437,10 @@ async fn ingest(
         }
     }
     drop(stream);
-    let missing = ctx.queue.close_batch(b.id, "ingested", None, false).await?;
+    let missing = ctx
+        .store
+        .close_batch(b.id, BatchState::Ingested, None, false)
+        .await?;
     if missing > 0 {
         tracing::warn!(batch = %rb.name, jobs = missing, "results had no line for some jobs; they return to pending");
     }
@@ -452,7 +454,7 @@ async fn finish_in_realtime(
     concurrency: usize,
     opts: &RunOptions,
 ) -> Result<Option<StopReason>> {
-    for b in ctx.queue.open_batches(&ctx.campaign).await? {
+    for b in ctx.store.open_batches(&ctx.campaign).await? {
         match &b.remote_name {
             Some(name) => {
                 let rb = RemoteBatch {
@@ -463,12 +465,12 @@ async fn finish_in_realtime(
                     tracing::warn!(batch = %name, error = %e, "cancel failed");
                 }
                 // Whatever finished before the cancel is still worth taking.
-                if let Ok(BatchState::Succeeded) = api.poll(&rb).await {
+                if let Ok(RemoteState::Succeeded) = api.poll(&rb).await {
                     ingest(ctx, api, &b, &rb).await?;
                     continue;
                 }
-                ctx.queue
-                    .close_batch(b.id, "cancelled", Some("deadline"), false)
+                ctx.store
+                    .close_batch(b.id, BatchState::Cancelled, Some("deadline"), false)
                     .await?;
             }
             None => resume_submitting(ctx, api, &b).await?,
@@ -480,13 +482,13 @@ async fn finish_in_realtime(
 
 /// Cancel every open batch of a campaign (`adloc cancel`) and return their
 /// jobs to pending. Returns the batches cancelled.
-pub async fn cancel_all(
-    queue: &crate::queue::Queue,
+pub(crate) async fn cancel_all(
+    store: &Store,
     api: &dyn BatchApi,
     campaign: &str,
 ) -> Result<Vec<String>> {
     let mut names = Vec::new();
-    for b in queue.open_batches(campaign).await? {
+    for b in store.open_batches(campaign).await? {
         match &b.remote_name {
             Some(name) => {
                 let rb = RemoteBatch {
@@ -495,32 +497,32 @@ pub async fn cancel_all(
                 };
                 api.cancel(&rb)
                     .await
-                    .map_err(|e| Error::RunTerminal(format!("cancel {name}: {e}")))?;
-                queue
-                    .close_batch(b.id, "cancelled", Some("adloc cancel"), false)
+                    .map_err(|e| Error::run_terminal(e.reason, format!("cancel {name}: {e}")))?;
+                store
+                    .close_batch(b.id, BatchState::Cancelled, Some("adloc cancel"), false)
                     .await?;
                 names.push(name.clone());
             }
             None => match api.find(&b.display_name).await {
                 Ok(Some(rb)) => {
-                    api.cancel(&rb)
-                        .await
-                        .map_err(|e| Error::RunTerminal(format!("cancel {}: {e}", rb.name)))?;
-                    queue
-                        .close_batch(b.id, "cancelled", Some("adloc cancel"), false)
+                    api.cancel(&rb).await.map_err(|e| {
+                        Error::run_terminal(e.reason, format!("cancel {}: {e}", rb.name))
+                    })?;
+                    store
+                        .close_batch(b.id, BatchState::Cancelled, Some("adloc cancel"), false)
                         .await?;
                     names.push(rb.name);
                 }
                 Ok(None) => {
-                    queue
-                        .close_batch(b.id, "abandoned", Some("adloc cancel"), true)
+                    store
+                        .close_batch(b.id, BatchState::Abandoned, Some("adloc cancel"), true)
                         .await?;
                 }
                 Err(e) => {
-                    return Err(Error::RunTerminal(format!(
-                        "look up {}: {e}",
-                        b.display_name
-                    )));
+                    return Err(Error::run_terminal(
+                        e.reason,
+                        format!("look up {}: {e}", b.display_name),
+                    ));
                 }
             },
         }

@@ -2,7 +2,7 @@
 //! the emulator: submission, resume after a crash around the create call,
 //! failed/expired batches, per-item errors, deadlines, cancel, --no-wait.
 
-use adloc::emulator::{BatchFaults, Faults};
+use adloc_emulator::{BatchFaults, Faults};
 
 use crate::common::*;
 

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use adloc::emulator::{BatchFaults, Faults};
+use adloc_emulator::{BatchFaults, Faults};
 
 use crate::common::*;
 

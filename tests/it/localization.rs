@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use adloc::emulator::{EmulatorConfig, spawn};
+use adloc_emulator::{EmulatorConfig, spawn};
 
 use crate::common::*;
 

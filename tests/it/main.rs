@@ -2,6 +2,9 @@
 //! files, a real SQLite state file and (for Gemini) the in-crate emulator
 //! over loopback HTTP. One test binary, so the suite links once.
 
+#![allow(clippy::unwrap_used)]
+
+mod architecture;
 mod batch;
 mod common;
 mod crash;
@@ -9,3 +12,4 @@ mod foundation;
 mod images;
 mod localization;
 mod realtime;
+mod vocabulary;

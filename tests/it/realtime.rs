@@ -1,7 +1,7 @@
 //! Gemini realtime: the real client over loopback HTTP against the
 //! emulator — faults, blocks, auth, quotas, retry delays and secrecy.
 
-use adloc::emulator::Faults;
+use adloc_emulator::Faults;
 
 use crate::common::*;
 

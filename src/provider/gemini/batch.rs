@@ -19,8 +19,8 @@ use super::wire::{
     ResultLine, RpcStatus, build_request,
 };
 use crate::provider::{
-    BatchApi, BatchChunk, BatchItem, BatchOutcome, BatchState, ErrorClass, Generated,
-    OutcomeStream, ProviderError, Reason, RemoteBatch,
+    BatchApi, BatchChunk, BatchItem, BatchOutcome, ErrorClass, Generated, OutcomeStream,
+    ProviderError, Reason, RemoteBatch, RemoteState,
 };
 
 /// MIME type for the uploaded JSONL, as Google's own examples send it.
@@ -147,18 +147,18 @@ fn bare_state(s: &str) -> String {
         .to_string()
 }
 
-/// Map an Operation to a [`BatchState`].
-pub(crate) fn batch_state(op: &Operation) -> BatchState {
+/// Map an Operation to a [`RemoteState`].
+pub(crate) fn batch_state(op: &Operation) -> RemoteState {
     let has_output = op.responses_file().is_some() || op.has_inline_output();
     let succeeded = || {
         if has_output {
-            BatchState::Succeeded
+            RemoteState::Succeeded
         } else {
-            BatchState::SucceededNoOutput
+            RemoteState::SucceededNoOutput
         }
     };
     let failed = || {
-        BatchState::Failed(match op.job_error() {
+        RemoteState::Failed(match op.job_error() {
             Some(e) => {
                 let msg = e.message.as_deref().unwrap_or("").trim();
                 match (e.code, msg.is_empty()) {
@@ -174,8 +174,8 @@ pub(crate) fn batch_state(op: &Operation) -> BatchState {
     match op.state().map(bare_state).as_deref() {
         Some("SUCCEEDED" | "PARTIALLY_SUCCEEDED") => succeeded(),
         Some("FAILED") => failed(),
-        Some("EXPIRED") => BatchState::Expired,
-        Some("CANCELLED" | "CANCELED") => BatchState::Cancelled,
+        Some("EXPIRED") => RemoteState::Expired,
+        Some("CANCELLED" | "CANCELED") => RemoteState::Cancelled,
         // PENDING, RUNNING, QUEUED, CANCELLING, UNSPECIFIED, …: in flight
         // unless the Operation itself says it is done.
         _ if op.done => {
@@ -185,7 +185,7 @@ pub(crate) fn batch_state(op: &Operation) -> BatchState {
                 succeeded()
             }
         }
-        _ => BatchState::Running,
+        _ => RemoteState::Running,
     }
 }
 
@@ -193,7 +193,7 @@ pub(crate) fn batch_state(op: &Operation) -> BatchState {
 fn is_failed_state(op: &Operation) -> bool {
     matches!(
         batch_state(op),
-        BatchState::Failed(_) | BatchState::Expired | BatchState::Cancelled
+        RemoteState::Failed(_) | RemoteState::Expired | RemoteState::Cancelled
     )
 }
 
@@ -393,12 +393,12 @@ impl BatchApi for GeminiProvider {
         Ok(fallback)
     }
 
-    async fn poll(&self, batch: &RemoteBatch) -> Result<BatchState, ProviderError> {
+    async fn poll(&self, batch: &RemoteBatch) -> Result<RemoteState, ProviderError> {
         let body = match self.get_batch_body(&batch.name).await {
             Ok(b) => b,
             Err(e) if e.http_status == Some(404) => {
                 // Deleted or purged: no results will ever come from it.
-                return Ok(BatchState::Failed(format!(
+                return Ok(RemoteState::Failed(format!(
                     "batch {} not found on the server: {}",
                     batch.name, e.detail
                 )));
@@ -584,47 +584,47 @@ mod tests {
     fn states_in_both_spellings_and_places() {
         assert_eq!(
             batch_state(&op(r#"{"metadata":{"state":"BATCH_STATE_RUNNING"}}"#)),
-            BatchState::Running
+            RemoteState::Running
         );
         assert_eq!(
             batch_state(&op(r#"{"metadata":{"state":"JOB_STATE_PENDING"}}"#)),
-            BatchState::Running
+            RemoteState::Running
         );
         assert_eq!(
             batch_state(&op(
                 r#"{"metadata":{"state":"BATCH_STATE_SUCCEEDED"},"done":true}"#
             )),
-            BatchState::SucceededNoOutput
+            RemoteState::SucceededNoOutput
         );
         assert_eq!(
             batch_state(&op(
                 r#"{"metadata":{"state":"JOB_STATE_SUCCEEDED","output":{"responsesFile":"files/batch-1"}}}"#
             )),
-            BatchState::Succeeded
+            RemoteState::Succeeded
         );
         assert_eq!(
             batch_state(&op(
                 r#"{"state":"BATCH_STATE_SUCCEEDED","response":{"inlinedResponses":{"inlinedResponses":[]}}}"#
             )),
-            BatchState::Succeeded
+            RemoteState::Succeeded
         );
         assert_eq!(
             batch_state(&op(
                 r#"{"metadata":{"state":"BATCH_STATE_FAILED"},"done":true,"error":{"code":13,"message":"boom"}}"#
             )),
-            BatchState::Failed("code 13: boom".into())
+            RemoteState::Failed("code 13: boom".into())
         );
         assert_eq!(
             batch_state(&op(r#"{"metadata":{"state":"JOB_STATE_EXPIRED"}}"#)),
-            BatchState::Expired
+            RemoteState::Expired
         );
         assert_eq!(
             batch_state(&op(r#"{"metadata":{"state":"BATCH_STATE_CANCELLED"}}"#)),
-            BatchState::Cancelled
+            RemoteState::Cancelled
         );
         assert_eq!(
             batch_state(&op(r#"{"name":"batches/x"}"#)),
-            BatchState::Running
+            RemoteState::Running
         );
     }
 }

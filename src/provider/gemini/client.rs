@@ -94,11 +94,6 @@ impl GeminiProvider {
         })
     }
 
-    /// The configuration in use (poll policy for batch callers).
-    pub fn config(&self) -> &GeminiConfig {
-        &self.config
-    }
-
     /// `{base}/{version}/{path}`.
     pub(crate) fn api_url(&self, path: &str) -> String {
         format!(
@@ -180,8 +175,8 @@ impl GeminiProvider {
 
 #[async_trait]
 impl Provider for GeminiProvider {
-    fn name(&self) -> &'static str {
-        "gemini"
+    fn kind(&self) -> crate::domain::ProviderKind {
+        crate::domain::ProviderKind::Gemini
     }
 
     /// One `generateContent` call; no retries here (the run layer owns the

@@ -16,10 +16,10 @@ use secrecy::SecretString;
 
 use super::response::tests::png_bytes;
 use super::{GeminiConfig, GeminiProvider};
-use crate::model::{ImageSize, ModelId};
+use crate::domain::{ImageSize, ModelId, ProofText};
 use crate::provider::{
-    BatchApi, BatchChunk, BatchItem, BatchState, ErrorClass, ImageRequest, ProofText, Provider,
-    Reason, RemoteBatch,
+    BatchApi, BatchChunk, BatchItem, ErrorClass, ImageRequest, Provider, Reason, RemoteBatch,
+    RemoteState,
 };
 
 /// One request as the server saw it.
@@ -97,7 +97,7 @@ fn request(model: &str) -> ImageRequest {
     ImageRequest {
         model: model.parse::<ModelId>().unwrap(),
         prompt: "a red fox".into(),
-        aspect_ratio: "1:1".into(),
+        aspect_ratio: "1:1".parse().unwrap(),
         image_size: ImageSize::K1,
         references: vec![],
         grounding: false,
@@ -128,7 +128,7 @@ async fn realtime_sends_key_in_header_and_classifies_answers() {
     })
     .await;
     let p = provider(&base);
-    assert_eq!(p.name(), "gemini");
+    assert_eq!(p.kind().as_str(), "gemini");
     assert!(p.batch().is_some());
     let req = request("gemini-2.5-flash-image");
 
@@ -401,14 +401,14 @@ async fn find_poll_results_and_cancel() {
     assert_eq!(found.name, "batches/good");
     assert!(p.find("nobody").await.unwrap().is_none());
 
-    assert_eq!(p.poll(&found).await.unwrap(), BatchState::Succeeded);
+    assert_eq!(p.poll(&found).await.unwrap(), RemoteState::Succeeded);
     let gone = RemoteBatch {
         name: "batches/gone".into(),
         display_name: "g".into(),
     };
     assert!(matches!(
         p.poll(&gone).await.unwrap(),
-        BatchState::Failed(_)
+        RemoteState::Failed(_)
     ));
 
     let outcomes: Vec<_> = p.results(&found).await.unwrap().collect().await;

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use image::ImageFormat;
 
 use super::wire::{GenerateContentResponse, ResponsePart, UsageMetadata};
-use crate::model::{ImageSize, ModelId};
+use crate::domain::{ImageSize, ModelId};
 use crate::provider::{Generated, ProviderError, Reason, Usage};
 
 /// Standard alphabet, padding optional: proto3 JSON readers accept both.

@@ -145,7 +145,7 @@ pub fn build_request(req: &ImageRequest) -> GenerateContentRequest<'_> {
         generation_config: GenerationConfig {
             response_modalities: ["TEXT", "IMAGE"],
             image_config: ImageConfig {
-                aspect_ratio: &req.aspect_ratio,
+                aspect_ratio: req.aspect_ratio.as_str(),
                 image_size: family.sends_image_size().then(|| req.image_size.as_str()),
             },
         },
@@ -740,14 +740,14 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::{ImageSize, ModelId};
-    use crate::provider::{ProofText, ReferenceImage};
+    use crate::domain::{ImageSize, ModelId};
+    use crate::domain::{ProofText, ReferenceImage};
 
     fn req(model: &str, grounding: bool, refs: Vec<ReferenceImage>) -> ImageRequest {
         ImageRequest {
             model: model.parse::<ModelId>().expect("known model"),
             prompt: "Poster \"Sale\"".to_string(),
-            aspect_ratio: "16:9".to_string(),
+            aspect_ratio: "16:9".parse().unwrap(),
             image_size: ImageSize::K2,
             references: refs,
             grounding,

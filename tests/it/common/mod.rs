@@ -170,29 +170,29 @@ pub fn temporaries(dir: &Path) -> Vec<PathBuf> {
 /// The in-crate Gemini emulator on a loopback port, served by its own
 /// runtime for the life of the test.
 pub struct Emu {
-    pub handle: Option<adloc::emulator::EmulatorHandle>,
+    pub handle: Option<adloc_emulator::EmulatorHandle>,
     pub rt: tokio::runtime::Runtime,
 }
 
 pub const KEY: &str = "test-key-7f3a9c2e51";
 
 impl Emu {
-    pub fn start(faults: adloc::emulator::Faults) -> Emu {
+    pub fn start(faults: adloc_emulator::Faults) -> Emu {
         Emu::start_with(faults, Some(KEY), 42)
     }
 
-    pub fn start_with(faults: adloc::emulator::Faults, key: Option<&str>, seed: u64) -> Emu {
+    pub fn start_with(faults: adloc_emulator::Faults, key: Option<&str>, seed: u64) -> Emu {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let config = adloc::emulator::EmulatorConfig {
+        let config = adloc_emulator::EmulatorConfig {
             seed,
             api_key: key.map(str::to_string),
             faults,
         };
-        let handle = rt.block_on(adloc::emulator::spawn(config, 0)).unwrap();
+        let handle = rt.block_on(adloc_emulator::spawn(config, 0)).unwrap();
         Emu {
             handle: Some(handle),
             rt,
@@ -203,11 +203,11 @@ impl Emu {
         self.handle.as_ref().unwrap().base_url()
     }
 
-    pub fn stats(&self) -> adloc::emulator::EmulatorStats {
+    pub fn stats(&self) -> adloc_emulator::EmulatorStats {
         self.handle.as_ref().unwrap().stats()
     }
 
-    pub fn set_faults(&self, f: adloc::emulator::Faults) {
+    pub fn set_faults(&self, f: adloc_emulator::Faults) {
         self.handle.as_ref().unwrap().set_faults(f);
     }
 

@@ -1,0 +1,759 @@
+//! A Gemini-compatible emulator: an HTTP server on loopback that speaks the
+//! real Gemini REST protocol (`shared/protocols/gemini.md`) for
+//! `generateContent`, Batch Mode and the Files API, with switches for
+//! latency, errors, safety outcomes and batch delays. The tests start it on
+//! port 0; `adloc emulate` starts it for offline rehearsals.
+//!
+//! # Surface
+//!
+//! Every route is served under both `/v1` and `/v1beta` (shown as `{ver}`).
+//! All routes except the upload session URL and `/_emulator/*` need an API
+//! key in `x-goog-api-key` or `?key=`: none gives 403 `PERMISSION_DENIED`
+//! ("Method doesn't allow unregistered callers…"), a wrong one gives 400
+//! `INVALID_ARGUMENT` "API key not valid…" with an `ErrorInfo`
+//! `API_KEY_INVALID` detail. Request field names may be camelCase or
+//! snake_case at any level; replies are camelCase; int64s are strings.
+//!
+//! | Route | |
+//! |---|---|
+//! | `POST /{ver}/models/{model}:generateContent` | realtime generation |
+//! | `POST /{ver}/models/{model}:batchGenerateContent` | batch create (file or inline input) |
+//! | `GET /{ver}/batches?pageSize=&pageToken=` | list, newest first, `{"operations":[…],"nextPageToken"}` |
+//! | `GET /{ver}/batches/{id}` | one Operation; each get advances the batch (see `polls_until_done`) |
+//! | `POST /{ver}/batches/{id}:cancel` | → `{}`, state CANCELLED |
+//! | `DELETE /{ver}/batches/{id}`, `POST /{ver}/batches/{id}:delete` | → `{}` |
+//! | `POST /upload/{ver}/files` | resumable upload start (`X-Goog-Upload-Command: start`) |
+//! | `POST /upload/{ver}/files?upload_id=…` | chunks: `upload`, `upload, finalize`, `query`, `cancel` |
+//! | `GET /{ver}/files`, `GET`/`DELETE /{ver}/files/{id}` | Files API list/get/delete |
+//! | `GET /{ver}/files/{id}:download?alt=media`, `GET /download/{ver}/files/{id}:download?alt=media` | raw bytes of generated files |
+//! | `GET /_emulator/stats` | [`EmulatorStats`] as JSON |
+//! | `GET`/`POST /_emulator/faults` | read / replace the [`Faults`] (JSON) |
+//!
+//! Models: every id in [`crate::models`] (GA and preview); anything else is
+//! 404 `NOT_FOUND`. Output images have the §1.4 pixel size for the
+//! model × `aspectRatio` × `imageSize`, are PNG for 2.5 Flash Image and JPEG
+//! otherwise, and are deterministic per prompt (colour from the prompt hash,
+//! plus a comment chunk carrying the hash so different prompts never share
+//! bytes). The "prompt" is the text of all non-thought text parts of the
+//! user turns joined by `\n`; [`EmulatorStats::prompts_billed`] is keyed by
+//! its SHA-256 (lowercase hex).
+//!
+//! Response variety (fixed per prompt, so a client's defensive parsing is
+//! exercised): about a quarter of prompts get a leading text part, some a
+//! trailing one; 3 Pro and 3.1 Flash sign every image part and the first
+//! leading text part with `thoughtSignature` and report
+//! `thoughtsTokenCount`; with `thinkingConfig.includeThoughts` they add a
+//! `thought: true` text part, and 3 Pro an interim 256×256 thought image.
+//! `responseModalities: ["TEXT"]` gives a text-only answer.
+//!
+//! # Trigger words
+//!
+//! A word anywhere in the prompt scripts the outcome (realtime and per
+//! batch item; the first match in this order wins):
+//!
+//! | Word | Outcome |
+//! |---|---|
+//! | `EMULATE_BLOCK_PROMPT` | 200, `promptFeedback.blockReason: PROHIBITED_CONTENT`, no `candidates` |
+//! | `EMULATE_IMAGE_SAFETY` | 200, candidate `content: {}`, `finishReason: IMAGE_SAFETY` + `finishMessage` |
+//! | `EMULATE_TEXT_ONLY` | 200, `finishReason: STOP` with a single text part |
+//! | `EMULATE_NO_IMAGE` | 200, `finishReason: NO_IMAGE`, candidate without `content` |
+//! | `EMULATE_BAD_IMAGE` | 200, an `inlineData` image part whose bytes do not decode (billed, as the service would) |
+//! | `EMULATE_TWO_IMAGES` | 200, two image parts (two images billed) |
+//! | `EMULATE_INVALID_ARGUMENT` | 400 `INVALID_ARGUMENT` (batch: item error with code 3) |
+//!
+//! # Faults
+//!
+//! [`Faults`] is loaded from TOML ([`Faults::from_toml_file`]) or JSON
+//! (`POST /_emulator/faults`); every field is optional, unknown fields are
+//! errors. All randomness derives from [`EmulatorConfig::seed`]: a realtime
+//! request's draw depends on (seed, prompt hash, how many times that prompt
+//! was seen), so outcomes do not depend on how concurrent requests
+//! interleave and a retried prompt gets a fresh draw. "First N" counters
+//! count requests since start or since the last fault change
+//! ([`EmulatorHandle::set_faults`] resets them) and apply one after the
+//! other (first the 429s, then the 500s, …).
+//!
+//! ```toml
+//! # realtime generateContent
+//! latency_ms = 300            # fixed delay before every answer
+//! latency_jitter_ms = 0       # + uniform [0, jitter]
+//! rate_429 = 0.05             # per-minute quota 429 with RetryInfo + QuotaFailure
+//! retry_delay_s = 1.5         # RetryInfo.retryDelay and "Please retry in 1.5s."
+//! retry_after_header = false  # also send Retry-After (Gemini never does)
+//! bare_429 = false            # 429s without details ("Resource exhausted…")
+//! rate_500 = 0.02
+//! rate_503 = 0.03
+//! rate_504 = 0.0
+//! rate_reset = 0.02           # 200 + headers + part of the body, then the connection drops
+//! first_429 = 0               # first N requests: 429; then first_500, first_503,
+//! first_500 = 0               #   first_504, first_reset in sequence
+//! daily_quota_after = 100     # every request after the 100th: per-day quota 429
+//!                             #   (quotaId GenerateRequestsPerDayPerProjectPerModel)
+//! [batch]
+//! latency_ms = 0              # same HTTP knobs, for batchGenerateContent (create) only:
+//! rate_429 = 0.0              #   rate_429/500/503/504/reset, latency_jitter_ms
+//! create_429_first = 1        # first N creates: 429 (nothing created)
+//! create_503_first = 0        # next N creates: 503 (nothing created)
+//! create_reset_first = 0      # next N creates: created, but the answer is cut off
+//! item_error_rate = 0.05      # per item: error line with gRPC code 8, 13 or 14
+//! fail_batches = 0            # first N batches end BATCH_STATE_FAILED
+//! expire_batches = 0          # next N batches end BATCH_STATE_EXPIRED
+//! polls_until_done = 2        # terminal on the Nth get of the batch
+//! # done_after_ms = 500       # or: terminal after this time since create
+//! succeeded_before_output_polls = 0  # SUCCEEDED without `output` for N gets
+//! truncate_download_first = 0 # first N downloads of generated files cut mid-body
+//! # max_concurrent_batches = 100
+//! ```
+//!
+//! Batch results: items are generated once the batch is created (trigger
+//! words and `item_error_rate` apply per item); results JSONL lines come in
+//! a seed-shuffled order, inline responses in request order. Images are
+//! billed when the batch reaches SUCCEEDED; cancelled, failed and expired
+//! batches bill nothing. Realtime answers cut off by `rate_reset` are not
+//! billed.
+
+mod batch;
+mod errors;
+mod faults;
+mod files;
+mod generate;
+mod models;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+pub use faults::{BatchFaults, Faults};
+
+use errors::{ApiError, json_response};
+use faults::{HttpFault, HttpFaults, draw};
+
+/// How the emulator behaves.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Seed for all randomness (fault draws, ids, result order).
+    pub seed: u64,
+    /// `Some(k)`: only `k` is a valid key. `None`: any non-empty key is valid.
+    pub api_key: Option<String>,
+    /// Initial faults.
+    pub faults: Faults,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            seed: 0x5eed,
+            api_key: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Counters the tests read to check billing and call counts.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct EmulatorStats {
+    /// Every `generateContent` request received (any outcome).
+    pub generate_calls: u64,
+    /// Realtime images returned plus batch items that produced an image.
+    pub billed_images: u64,
+    /// Images returned by `generateContent`.
+    pub realtime_billed_images: u64,
+    /// Images produced by batch items (counted when the batch succeeds).
+    pub batch_billed_images: u64,
+    /// Batches created (including ones whose create answer was cut off).
+    pub batches_created: u64,
+    /// Display name → number of batches created with it.
+    pub batch_display_names: BTreeMap<String, u64>,
+    /// Files uploaded (finalized).
+    pub files_uploaded: u64,
+    /// Injected faults of every kind.
+    pub faults_injected: u64,
+    /// SHA-256 (hex) of the prompt → number of billed responses for it.
+    pub prompts_billed: BTreeMap<String, u64>,
+}
+
+/// A running emulator. Dropping it leaves the server running until the
+/// runtime ends; call [`EmulatorHandle::shutdown`] to stop it.
+pub struct EmulatorHandle {
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EmulatorHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> EmulatorStats {
+        self.shared.stats_snapshot()
+    }
+
+    /// Replace the faults while running; "first N" counters restart.
+    pub fn set_faults(&self, f: Faults) {
+        self.shared.set_faults(f);
+    }
+
+    /// Stop accepting connections, wait briefly for in-flight requests, and
+    /// remove the emulator's temporary files.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // Keep-alive connections can hold graceful shutdown open; do not
+        // let a test hang on them.
+        if tokio::time::timeout(Duration::from_secs(3), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+        self.shared.batches.abort_all();
+        let _ = tokio::fs::remove_dir_all(&self.shared.dir.0).await;
+    }
+}
+
+/// Bind `127.0.0.1:port` (0 = any free port) and serve in a tokio task.
+pub async fn spawn(config: EmulatorConfig, port: u16) -> std::io::Result<EmulatorHandle> {
+    config
+        .faults
+        .validate()
+        .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    static INSTANCE: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "adloc-emulator-{}-{}-{}",
+        std::process::id(),
+        addr.port(),
+        INSTANCE.fetch_add(1, Ordering::Relaxed)
+    ));
+    tokio::fs::create_dir_all(&dir).await?;
+    let shared = Arc::new(Shared {
+        seed: config.seed,
+        api_key: config.api_key,
+        faults: RwLock::new(config.faults),
+        counters: Mutex::new(Counters::default()),
+        stats: Mutex::new(EmulatorStats::default()),
+        images: generate::ImageCache::default(),
+        files: files::FileStore::default(),
+        batches: batch::BatchStore::default(),
+        dir: TempDir(dir),
+        addr,
+        ids: AtomicU64::new(0),
+    });
+    let app = Router::new()
+        .fallback(dispatch)
+        // Inline image data may reach 100 MB per request (§1.2); uploads stream.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(shared.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+        if let Err(e) = server.await {
+            tracing::warn!(error = %e, "emulator server stopped with an error");
+        }
+    });
+    Ok(EmulatorHandle {
+        shared,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// Removes the emulator's storage when the last reference goes away.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    realtime: u64,
+    batch_create: u64,
+    batch_ordinal: u64,
+    downloads: u64,
+    /// (kind, prompt hash) → times seen, so a retry gets a fresh draw.
+    attempts: HashMap<(u8, [u8; 32]), u64>,
+}
+
+/// Attempt-counter kinds.
+const KIND_REALTIME: u8 = 0;
+const KIND_ITEM: u8 = 1;
+
+pub(crate) struct Shared {
+    seed: u64,
+    api_key: Option<String>,
+    faults: RwLock<Faults>,
+    counters: Mutex<Counters>,
+    stats: Mutex<EmulatorStats>,
+    images: generate::ImageCache,
+    files: files::FileStore,
+    batches: batch::BatchStore,
+    dir: TempDir,
+    addr: SocketAddr,
+    ids: AtomicU64,
+}
+
+impl Shared {
+    fn faults(&self) -> Faults {
+        match self.faults.read() {
+            Ok(f) => f.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set_faults(&self, f: Faults) {
+        match self.faults.write() {
+            Ok(mut g) => *g = f,
+            Err(p) => *p.into_inner() = f,
+        }
+        let mut c = self.lock_counters();
+        c.realtime = 0;
+        c.batch_create = 0;
+        c.batch_ordinal = 0;
+        c.downloads = 0;
+    }
+
+    fn lock_counters(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with_stats<R>(&self, f: impl FnOnce(&mut EmulatorStats) -> R) -> R {
+        let mut g = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    fn stats_snapshot(&self) -> EmulatorStats {
+        self.with_stats(|s| s.clone())
+    }
+
+    fn fault_injected(&self) {
+        self.with_stats(|s| s.faults_injected += 1);
+    }
+
+    /// Record billed images for one response.
+    fn bill(&self, prompt_sha: &[u8; 32], images: u64, batch: bool) {
+        if images == 0 {
+            return;
+        }
+        self.with_stats(|s| {
+            s.billed_images += images;
+            if batch {
+                s.batch_billed_images += images;
+            } else {
+                s.realtime_billed_images += images;
+            }
+            *s.prompts_billed.entry(hex::encode(prompt_sha)).or_default() += 1;
+        });
+    }
+
+    /// How many times this prompt was seen before (per kind), then count it.
+    fn attempt(&self, kind: u8, sha: &[u8; 32]) -> u64 {
+        let mut c = self.lock_counters();
+        let n = c.attempts.entry((kind, *sha)).or_default();
+        let seen = *n;
+        *n += 1;
+        seen
+    }
+
+    /// A fresh id of `len` chars from `alphabet`, deterministic in the seed.
+    fn new_id(&self, len: usize, alphabet: &[u8]) -> String {
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        let mut out = String::with_capacity(len);
+        let mut round = 0u64;
+        while out.len() < len {
+            let mut h = Sha256::new();
+            h.update(self.seed.to_le_bytes());
+            h.update(n.to_le_bytes());
+            h.update(round.to_le_bytes());
+            for b in h.finalize() {
+                if out.len() == len {
+                    break;
+                }
+                out.push(alphabet[b as usize % alphabet.len()] as char);
+            }
+            round += 1;
+        }
+        out
+    }
+
+    fn response_id(&self) -> String {
+        self.new_id(
+            23,
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+        )
+    }
+
+    fn check_auth(&self, headers: &HeaderMap, query: &Query) -> Result<(), ApiError> {
+        let key = headers
+            .get("x-goog-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| query.get("key").map(str::to_string))
+            .filter(|k| !k.is_empty());
+        match (key, &self.api_key) {
+            (None, _) => Err(errors::missing_key()),
+            (Some(k), Some(valid)) if &k != valid => Err(errors::invalid_key()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Scheme and authority for URLs we hand out (upload sessions, file
+    /// URIs): the client's `Host` when present, else our bound address.
+    fn public_base(&self, headers: &HeaderMap) -> String {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+            .map_or_else(|| self.addr.to_string(), str::to_string);
+        format!("http://{host}")
+    }
+
+    fn storage_dir(&self) -> &Path {
+        &self.dir.0
+    }
+}
+
+/// Decoded query parameters (first value wins).
+pub(crate) struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Query {
+        let mut out = Vec::new();
+        for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            out.push((percent_decode(k), percent_decode(v)));
+        }
+        Query(out)
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex_val(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi * 16 + lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_version(v: &str) -> bool {
+    v == "v1" || v == "v1beta"
+}
+
+/// Largest JSON body accepted (the 100 MB inline limit plus headroom for base64).
+const MAX_JSON_BODY: usize = 140 * 1024 * 1024;
+
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|_| ApiError::invalid("Request payload size exceeds the limit: 104857600 bytes."))
+}
+
+/// One entry point; routing by hand because Google's `{id}:{verb}` path
+/// segments do not fit a path router, and unknown paths must still get a
+/// Google-style JSON error.
+async fn dispatch(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = Query::parse(parts.uri.query());
+    let headers = parts.headers;
+    let method = parts.method;
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+
+    let result: Result<Response, ApiError> = match (&method, segs.as_slice()) {
+        (&Method::GET, ["_emulator", "stats"]) => {
+            Ok(json_response(StatusCode::OK, &json!(s.stats_snapshot())))
+        }
+        (&Method::GET, ["_emulator", "faults"]) => {
+            Ok(json_response(StatusCode::OK, &json!(s.faults())))
+        }
+        (&Method::POST, ["_emulator", "faults"]) => set_faults_http(&s, body).await,
+        (&Method::POST, ["upload", ver, "files"]) if is_version(ver) => {
+            files::upload(&s, ver, &headers, &query, body).await
+        }
+        (&Method::GET, ["download", ver, "files", id_verb]) if is_version(ver) => {
+            match s.check_auth(&headers, &query) {
+                Ok(()) => files::download_route(&s, id_verb, &query).await,
+                Err(e) => Err(e),
+            }
+        }
+        (_, [ver, rest @ ..]) if is_version(ver) => {
+            api_route(&s, &method, ver, rest, &headers, &query, body).await
+        }
+        _ => Err(ApiError::not_found(format!(
+            "The requested URL {path} was not found on this server."
+        ))),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn api_route(
+    s: &Arc<Shared>,
+    method: &Method,
+    ver: &str,
+    rest: &[&str],
+    headers: &HeaderMap,
+    query: &Query,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if let (&Method::POST, ["models", model_verb]) = (method, rest)
+        && let Some(model) = model_verb.strip_suffix(":generateContent")
+    {
+        return Ok(generate_content(s, ver, model, headers, query, body).await);
+    }
+    s.check_auth(headers, query)?;
+    match (method, rest) {
+        (&Method::POST, ["models", model_verb]) => match model_verb.split_once(':') {
+            Some((model, "batchGenerateContent")) => Ok(batch::create(s, ver, model, body).await),
+            _ => Err(ApiError::not_found(format!(
+                "Method not found: models/{model_verb}."
+            ))),
+        },
+        (&Method::GET, ["files"]) => files::list(s, query, headers),
+        (&Method::GET, ["files", id_verb]) if id_verb.ends_with(":download") => {
+            files::download_route(s, id_verb, query).await
+        }
+        (&Method::GET, ["files", id]) => files::get(s, id, headers),
+        (&Method::DELETE, ["files", id]) => files::delete(s, id).await,
+        (&Method::GET, ["batches"]) => batch::list(s, query),
+        (&Method::GET, ["batches", id]) => batch::get(s, id).await,
+        (&Method::DELETE, ["batches", id]) => batch::delete(s, id),
+        (&Method::POST, ["batches", id_verb]) => match id_verb.split_once(':') {
+            Some((id, "cancel")) => batch::cancel(s, id),
+            Some((id, "delete")) => batch::delete(s, id),
+            _ => Err(ApiError::not_found(format!(
+                "Method not found: batches/{id_verb}."
+            ))),
+        },
+        _ => Err(ApiError::not_found(format!(
+            "The requested URL /{ver}/{} was not found on this server.",
+            rest.join("/")
+        ))),
+    }
+}
+
+async fn set_faults_http(s: &Shared, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_body(body).await?;
+    let f: Faults = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(format!("invalid faults JSON: {e}")))?;
+    f.validate().map_err(ApiError::invalid)?;
+    s.set_faults(f);
+    Ok(json_response(StatusCode::OK, &json!({})))
+}
+
+/// Sleep for an HTTP fault profile's latency.
+async fn apply_latency(s: &Shared, http: &HttpFaults, index: u64, kind: &[u8]) {
+    let u = draw(s.seed, &[b"latency", kind, &index.to_le_bytes()]);
+    let d = http.latency(u);
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// The error response for an injected HTTP fault (not `Reset`).
+fn fault_error(f: HttpFault, model: &str, faults: &Faults) -> ApiError {
+    match f {
+        HttpFault::Quota429 => errors::quota_429(
+            model,
+            faults.retry_delay_s,
+            false,
+            faults.bare_429,
+            faults.retry_after_header,
+        ),
+        HttpFault::Internal500 => ApiError::internal(
+            "An internal error has occurred. Please retry or report in \
+             https://developers.generativeai.google/guide/troubleshooting",
+        ),
+        HttpFault::Unavailable503 => ApiError::new(
+            503,
+            "UNAVAILABLE",
+            "The model is overloaded. Please try again later.",
+        ),
+        HttpFault::Deadline504 => ApiError::new(
+            504,
+            "DEADLINE_EXCEEDED",
+            "The request timed out. Please try again.",
+        ),
+        HttpFault::Reset => ApiError::internal("connection reset"),
+    }
+}
+
+/// A 200 whose body stops half-way and then kills the connection: headers
+/// and a prefix go out, a short pause lets them reach the client, then the
+/// stream errors and hyper drops the connection.
+fn reset_response(full: Vec<u8>) -> Response {
+    let cut = (full.len() / 2).max(1).min(full.len());
+    let prefix = Bytes::from(full).slice(..cut);
+    let stream = futures_util::stream::unfold(0u8, move |step| {
+        let prefix = prefix.clone();
+        async move {
+            match step {
+                0 => Some((Ok::<Bytes, std::io::Error>(prefix), 1)),
+                1 => {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "emulated connection reset",
+                        )),
+                        2,
+                    ))
+                }
+                _ => None,
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(errors::JSON_CONTENT_TYPE),
+    );
+    resp
+}
+
+async fn generate_content(
+    s: &Arc<Shared>,
+    ver: &str,
+    model: &str,
+    headers: &HeaderMap,
+    query: &Query,
+    body: Body,
+) -> Response {
+    let index = {
+        let mut c = s.lock_counters();
+        let i = c.realtime;
+        c.realtime += 1;
+        i
+    };
+    s.with_stats(|st| st.generate_calls += 1);
+    let faults = s.faults();
+    let http = faults.realtime_http();
+    apply_latency(s, &http, index, b"realtime").await;
+    match generate_inner(s, ver, model, headers, query, body, &faults, &http, index).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn generate_inner(
+    s: &Arc<Shared>,
+    ver: &str,
+    model: &str,
+    headers: &HeaderMap,
+    query: &Query,
+    body: Body,
+    faults: &Faults,
+    http: &HttpFaults,
+    index: u64,
+) -> Result<Response, ApiError> {
+    s.check_auth(headers, query)?;
+    let model_id: models::ModelId = model.parse().map_err(|_| {
+        ApiError::not_found(format!(
+            "models/{model} is not found for API version {ver}, or is not supported for \
+             generateContent. Call ListModels to see the list of available models and their \
+             supported methods."
+        ))
+    })?;
+    let bytes = read_body(body).await?;
+    let v = wire::normalize(wire::parse_json(&bytes)?)?;
+    let req = wire::parse_request(&v, &model_id, &s.files)?;
+
+    if let Some(after) = faults.daily_quota_after
+        && index >= after
+    {
+        s.fault_injected();
+        return Err(errors::quota_429(
+            model_id.as_str(),
+            // Waiting seconds is pointless for a per-day quota.
+            43_200.0,
+            true,
+            false,
+            faults.retry_after_header,
+        ));
+    }
+    let attempt = s.attempt(KIND_REALTIME, &req.prompt_sha);
+    let u = draw(
+        s.seed,
+        &[b"realtime", &req.prompt_sha, &attempt.to_le_bytes()],
+    );
+    let fault = http.decide(index, u);
+    if let Some(f) = fault
+        && f != HttpFault::Reset
+    {
+        s.fault_injected();
+        return Err(fault_error(f, model_id.as_str(), faults));
+    }
+    let built = generate::build(&s.images, s.seed, &model_id, &req, s.response_id()).await?;
+    if fault == Some(HttpFault::Reset) {
+        s.fault_injected();
+        return Ok(reset_response(built.body.to_string().into_bytes()));
+    }
+    s.bill(&req.prompt_sha, built.images, false);
+    Ok(json_response(StatusCode::OK, &built.body))
+}
+
+/// RFC 3339 UTC with nanoseconds, as the service prints timestamps.
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+fn rfc3339_plus_hours(ts: &str, hours: i64) -> String {
+    ts.parse::<jiff::Timestamp>()
+        .ok()
+        .and_then(|t| t.checked_add(jiff::SignedDuration::from_hours(hours)).ok())
+        .map_or_else(|| ts.to_string(), |t| t.to_string())
+}

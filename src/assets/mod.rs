@@ -1,0 +1,178 @@
+//! The asset tree: where every file goes (the path policy), atomic writes,
+//! and the sweep of temporaries a killed run left behind. Bytes are checked
+//! by [`crate::imaging`] before they get here.
+//!
+//! Writes go to `<name>.adloc-tmp-<pid>-<n>` in the target folder, are
+//! flushed with `fsync`, renamed into place, and the folder is synced. The
+//! temporary name has a fixed marker so a run can sweep what a killed run
+//! left behind ([`sweep_temporaries`]); a reader never sees a partial file.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use image::ImageFormat;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{AssetRecord, JobKey, Target};
+use crate::imaging::{ImageError, RenditionSpec, check, check_header, ext_of, mime_of};
+
+/// The marker in temporary file names.
+pub const TEMP_MARKER: &str = ".adloc-tmp-";
+
+/// Why an asset could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AssetError {
+    /// The bytes are not the image they claim to be.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Relative path of a job's master asset: `<locale>/<variant>/<row-id>.<ext>`
+/// (relative to `<out>/<campaign>/`, where the manifest lives). Copy-free
+/// art of overlay variants goes to `_art/<variant>/<row-id>.<ext>`.
+pub fn master_rel_path(key: &JobKey, format: ImageFormat) -> String {
+    format!("{}.{}", stem(key), ext_of(format))
+}
+
+/// `<locale>/<variant>/<row-id>` (or `_art/<variant>/<row-id>`).
+fn stem(key: &JobKey) -> String {
+    match &key.target {
+        Target::Art => format!("_art/{}/{}", key.variant, key.row),
+        Target::Locale(l) => format!("{}/{}/{}", l.tag(), key.variant, key.row),
+    }
+}
+
+/// Path of a rendition of a job's master, relative to the campaign output:
+/// `<locale>/<variant>/<row-id>@<W>x<H>.<ext>`. Row ids cannot contain
+/// `@`, so this never collides with a master.
+pub fn rendition_rel_path(key: &JobKey, spec: &RenditionSpec) -> String {
+    format!(
+        "{}@{}x{}.{}",
+        stem(key),
+        spec.width,
+        spec.height,
+        ext_of(spec.format.image_format())
+    )
+}
+
+impl From<AssetError> for crate::domain::Error {
+    fn from(e: AssetError) -> Self {
+        match e {
+            AssetError::Io { path, source } => crate::domain::Error::io(path, source),
+            AssetError::Image(e) => crate::domain::Error::Internal(e.to_string()),
+        }
+    }
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AssetError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| AssetError::Io { path: p, source }
+    };
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        "{name}{TEMP_MARKER}{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(io(path))?;
+        // The rename is durable only once the directory entry is.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Store a master asset for `key` under `campaign_out`: check it (in full,
+/// unless the provider already decoded it: `verified_dims`), write it
+/// atomically, and return what to record with the job.
+pub fn store_master(
+    campaign_out: &Path,
+    key: &JobKey,
+    bytes: &[u8],
+    declared_mime: &str,
+    verified_dims: Option<(u32, u32)>,
+) -> Result<AssetRecord, AssetError> {
+    let checked = match verified_dims {
+        Some(dims) => check_header(bytes, declared_mime, dims)?,
+        None => check(bytes, declared_mime)?,
+    };
+    let rel = master_rel_path(key, checked.format);
+    write_atomic(&campaign_out.join(&rel), bytes)?;
+    Ok(AssetRecord {
+        path: rel,
+        sha256: hex::encode(Sha256::digest(bytes)),
+        bytes: bytes.len() as u64,
+        width: checked.width,
+        height: checked.height,
+        mime_type: mime_of(checked.format).to_string(),
+    })
+}
+
+/// Delete temporary files a killed run left under `root`. Returns how many.
+pub fn sweep_temporaries(root: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    if !root.exists() {
+        return Ok(0);
+    }
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let ty = entry.file_type()?;
+            if ty.is_dir() {
+                stack.push(entry.path());
+            } else if entry.file_name().to_string_lossy().contains(TEMP_MARKER) {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_leaves_no_temporaries_and_sweep_removes_strays() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a/b/c.png");
+        write_atomic(&target, b"hello").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"hello");
+        assert_eq!(sweep_temporaries(dir.path()).unwrap(), 0);
+        fs::write(dir.path().join(format!("a/b/c.png{TEMP_MARKER}1-2")), b"x").unwrap();
+        assert_eq!(sweep_temporaries(dir.path()).unwrap(), 1);
+        assert!(target.exists());
+    }
+}

@@ -1,0 +1,54 @@
+//! The environment, read in one place. Everything below the command line
+//! gets these values passed in.
+
+use std::time::Duration;
+
+use crate::provider::gemini::GeminiConfig;
+use crate::run::{GeminiEnv, ProviderChoice, RunOptions};
+
+fn var(k: &str) -> Option<String> {
+    std::env::var(k)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// `NO_COLOR` set to anything non-empty (no-color.org).
+pub(super) fn no_color() -> bool {
+    var("NO_COLOR").is_some()
+}
+
+/// Gemini's key, endpoint and version as Google's SDKs read them.
+pub(super) fn gemini() -> GeminiEnv {
+    GeminiEnv {
+        api_key: GeminiConfig::api_key_from(var("GOOGLE_API_KEY"), var("GEMINI_API_KEY")),
+        base_url: var("GOOGLE_GEMINI_BASE_URL"),
+        api_version: var("GEMINI_API_VERSION"),
+    }
+}
+
+/// The provider when none is given: gemini when a key is set, else local.
+pub(super) fn default_provider(gemini: &GeminiEnv) -> ProviderChoice {
+    if gemini.api_key.is_some() {
+        ProviderChoice::Gemini
+    } else {
+        ProviderChoice::Local
+    }
+}
+
+/// Fill in what a run takes from the environment: the Gemini settings, the
+/// batch poll override for rehearsals (`ADLOC_BATCH_POLL_MS`,
+/// `ADLOC_BATCH_POLL_MAX_MS`) and the kill tests' crash points
+/// (`ADLOC_CRASH_AT`).
+pub(super) fn apply(opts: &mut RunOptions) {
+    opts.gemini = gemini();
+    let ms = |k: &str| {
+        var(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis)
+    };
+    opts.poll_override = (ms("ADLOC_BATCH_POLL_MS"), ms("ADLOC_BATCH_POLL_MAX_MS"));
+    if let Some(spec) = var("ADLOC_CRASH_AT") {
+        crate::run::arm_crash_point(spec);
+    }
+}

@@ -1,0 +1,150 @@
+//! `adloc run`: generate what is missing or changed, then summarize.
+
+use std::io::IsTerminal;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::campaign::RunMode;
+use crate::domain::{Error, ExitCode, Reason};
+use crate::run::{self, RunOptions};
+
+use super::{LogFormat, ModeArg, ProviderArg, RunArgs, env};
+use crate::run::ProviderChoice;
+
+pub(super) async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCode, Error> {
+    let mut opts = RunOptions::new(&a.campaign_dir);
+    env::apply(&mut opts);
+    opts.provider = match a.provider {
+        Some(ProviderArg::Local) => ProviderChoice::Local,
+        Some(ProviderArg::Gemini) => ProviderChoice::Gemini,
+        None => {
+            let c = env::default_provider(&opts.gemini);
+            if c == ProviderChoice::Local {
+                eprintln!(
+                    "notice: no GEMINI_API_KEY or GOOGLE_API_KEY set; using the local proof renderer (no network, no cost)"
+                );
+            }
+            c
+        }
+    };
+    opts.mode = a.mode.map(|m| match m {
+        ModeArg::Realtime => RunMode::Realtime,
+        ModeArg::Batch => RunMode::Batch,
+        ModeArg::Auto => RunMode::Auto,
+    });
+    opts.out = a.out;
+    opts.state = a.state;
+    opts.concurrency = a.concurrency as usize;
+    if let Some(m) = a.max_spend
+        && !(m.is_finite() && m >= 0.0)
+    {
+        return Err(Error::Usage(format!(
+            "--max-spend must be a non-negative number, got {m}"
+        )));
+    }
+    opts.max_spend = a.max_spend;
+    opts.no_wait = a.no_wait;
+    opts.deadline = a.deadline.as_deref().map(parse_deadline).transpose()?;
+    opts.deadline_margin = std::time::Duration::from_secs(a.deadline_margin_min * 60);
+    opts.progress_bar = log_format == LogFormat::Text && std::io::stderr().is_terminal();
+    opts.contact_sheet = a.contact_sheet;
+
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "interrupt: stopping dispatch, finishing calls in flight, writing the manifest"
+                );
+                cancel.cancel();
+            }
+        });
+    }
+    #[cfg(unix)]
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                s.recv().await;
+                cancel.cancel();
+            }
+        });
+    }
+    let s = run::run(opts, cancel).await?;
+    let t = &s.totals;
+    println!(
+        "{}: {} done, {} failed, {} blocked, {} pending ({} provider, {} mode); spent ${:.4}; manifest {}",
+        s.campaign,
+        t.done,
+        t.failed,
+        t.blocked,
+        t.pending,
+        s.provider,
+        s.mode,
+        s.spent_usd,
+        s.manifest_path.display()
+    );
+    println!(
+        "  this run: {} new, {} changed, {} unchanged, {} retired",
+        s.planned.new, s.planned.changed, s.planned.unchanged, s.planned.retired
+    );
+    for b in &s.batches_left {
+        println!("  batch submitted: {b}");
+    }
+    let r = &s.renditions;
+    if r.produced + r.kept + r.removed + r.failed > 0 {
+        println!(
+            "  renditions: {} written, {} up to date, {} removed, {} masters unusable",
+            r.produced, r.kept, r.removed, r.failed
+        );
+    }
+    for p in &s.contact_sheets {
+        println!("  contact sheet: {}", p.display());
+    }
+    if s.stopped.is_none() && s.exit == ExitCode::RunRefused {
+        eprintln!(
+            "{} job(s) are still pending; run again to finish them",
+            t.pending
+        );
+    }
+    if let Some(stop) = &s.stopped {
+        eprintln!("stopped: {stop}");
+        if stop.reason() == Reason::DailyQuotaExhausted {
+            eprintln!(
+                "the per-day quota is used up: retrying today is pointless; jobs stay pending for tomorrow's run"
+            );
+        }
+    }
+    Ok(s.exit)
+}
+
+/// Parse a deadline: RFC 3339, or `HH:MM` local time today (tomorrow if past).
+fn parse_deadline(s: &str) -> Result<jiff::Timestamp, Error> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    let bad = || {
+        Error::Usage(format!(
+            "--deadline `{s}`: expected RFC 3339 (2026-11-28T06:00:00Z) or local HH:MM"
+        ))
+    };
+    let (h, m) = s.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    let now = jiff::ZonedDateTime::now();
+    let today = now
+        .date()
+        .at(h, m, 0, 0)
+        .to_zoned_datetime(now.time_zone().clone())
+        .map_err(|_| bad())?;
+    let t = if today.timestamp() <= now.timestamp() {
+        today
+            .checked_add(jiff::Span::new().days(1))
+            .map_err(|_| bad())?
+    } else {
+        today
+    };
+    Ok(t.timestamp())
+}

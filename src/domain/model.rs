@@ -1,0 +1,484 @@
+//! Model ids and their capability profiles: aspect ratios, sizes, output
+//! pixel sizes, output MIME type and prices.
+//!
+//! Every number here comes from `shared/protocols/gemini.md` §1.3, §1.4 and §6.
+//! Preview ids map to the same profile as their GA model; the wire id is kept
+//! exactly as the user wrote it, because the service routes on it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A model family: the thing that decides ratios, sizes and prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelFamily {
+    /// `gemini-2.5-flash-image` (Nano Banana).
+    Flash25,
+    /// `gemini-3.1-flash-image` (Nano Banana 2).
+    Flash31,
+    /// `gemini-3.1-flash-lite-image` (Nano Banana 2 Lite).
+    FlashLite31,
+    /// `gemini-3-pro-image` (Nano Banana Pro).
+    Pro3,
+}
+
+/// A model id as sent on the wire, with its family.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelId {
+    id: String,
+    family: ModelFamily,
+}
+
+/// Every id adloc accepts, with its family. GA ids first.
+const KNOWN_MODELS: &[(&str, ModelFamily)] = &[
+    ("gemini-2.5-flash-image", ModelFamily::Flash25),
+    ("gemini-3.1-flash-image", ModelFamily::Flash31),
+    ("gemini-3.1-flash-lite-image", ModelFamily::FlashLite31),
+    ("gemini-3-pro-image", ModelFamily::Pro3),
+    ("gemini-3.1-flash-image-preview", ModelFamily::Flash31),
+    ("gemini-3-pro-image-preview", ModelFamily::Pro3),
+];
+
+/// The error for an id that is not in the table.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown model `{0}`; known models: {known}", known = known_model_list())]
+pub struct UnknownModel(pub String);
+
+fn known_model_list() -> String {
+    KNOWN_MODELS
+        .iter()
+        .map(|(id, _)| *id)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl FromStr for ModelId {
+    type Err = UnknownModel;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bare = s.strip_prefix("models/").unwrap_or(s);
+        KNOWN_MODELS
+            .iter()
+            .find(|(id, _)| *id == bare)
+            .map(|(id, family)| ModelId {
+                id: (*id).to_string(),
+                family: *family,
+            })
+            .ok_or_else(|| UnknownModel(s.to_string()))
+    }
+}
+
+impl fmt::Display for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)
+    }
+}
+
+impl Serialize for ModelId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.id)
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Output image size tier (`imageSize` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ImageSize {
+    /// 512 px tier (3.1 Flash Image only), spelled `"512"` on the wire.
+    S512,
+    /// `"1K"`.
+    K1,
+    /// `"2K"`.
+    K2,
+    /// `"4K"`.
+    K4,
+}
+
+impl ImageSize {
+    /// The wire spelling. The K must be uppercase: the service rejects `"1k"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageSize::S512 => "512",
+            ImageSize::K1 => "1K",
+            ImageSize::K2 => "2K",
+            ImageSize::K4 => "4K",
+        }
+    }
+}
+
+impl FromStr for ImageSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "512" | "0.5K" => Ok(ImageSize::S512),
+            "1K" => Ok(ImageSize::K1),
+            "2K" => Ok(ImageSize::K2),
+            "4K" => Ok(ImageSize::K4),
+            other => Err(format!(
+                "unknown image size `{other}` (expected 512, 1K, 2K or 4K; the K is uppercase)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ImageSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ImageSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a job is bought: realtime calls or the half-price Batch API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BillingMode {
+    /// `generateContent`, full price.
+    Realtime,
+    /// `batchGenerateContent`, 50 % of realtime.
+    Batch,
+}
+
+impl BillingMode {
+    /// Stable lowercase name, as stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillingMode::Realtime => "realtime",
+            BillingMode::Batch => "batch",
+        }
+    }
+}
+
+impl FromStr for BillingMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "realtime" => Ok(BillingMode::Realtime),
+            "batch" => Ok(BillingMode::Batch),
+            other => Err(format!("unknown billing mode `{other}`")),
+        }
+    }
+}
+
+const RATIOS_10: &[&str] = &[
+    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
+];
+const RATIOS_14: &[&str] = &[
+    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8",
+    "8:1",
+];
+
+/// Per-million-token rates in USD for the realtime (standard) tier.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenRates {
+    /// Input text/image tokens.
+    pub input: f64,
+    /// Output text and thinking tokens.
+    pub output_text: f64,
+    /// Output image tokens.
+    pub output_image: f64,
+}
+
+impl ModelFamily {
+    /// Aspect ratios the model accepts.
+    pub fn aspect_ratios(self) -> &'static [&'static str] {
+        match self {
+            ModelFamily::Flash31 => RATIOS_14,
+            // Lite's ratios are unconfirmed; the ten shared ones are the safe set.
+            ModelFamily::Flash25 | ModelFamily::Pro3 | ModelFamily::FlashLite31 => RATIOS_10,
+        }
+    }
+
+    /// Image sizes the model accepts.
+    pub fn image_sizes(self) -> &'static [ImageSize] {
+        match self {
+            ModelFamily::Flash25 | ModelFamily::FlashLite31 => &[ImageSize::K1],
+            ModelFamily::Pro3 => &[ImageSize::K1, ImageSize::K2, ImageSize::K4],
+            ModelFamily::Flash31 => &[ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4],
+        }
+    }
+
+    /// Whether `imageSize` may be sent at all. 2.5 Flash Image and Lite are
+    /// 1K only and the field is not settable there.
+    pub fn sends_image_size(self) -> bool {
+        matches!(self, ModelFamily::Pro3 | ModelFamily::Flash31)
+    }
+
+    /// Whether Google Search grounding is available.
+    pub fn supports_grounding(self) -> bool {
+        matches!(self, ModelFamily::Pro3 | ModelFamily::Flash31)
+    }
+
+    /// Hard cap on reference images per request (shared/protocols §1.3).
+    pub fn max_reference_images(self) -> usize {
+        match self {
+            // "works best with up to 3"; the hard cap is unconfirmed, so we
+            // hold users to the documented recommendation.
+            ModelFamily::Flash25 => 3,
+            ModelFamily::Pro3 | ModelFamily::Flash31 | ModelFamily::FlashLite31 => 14,
+        }
+    }
+
+    /// The MIME type the real service returns for this family.
+    pub fn output_mime(self) -> &'static str {
+        match self {
+            ModelFamily::Flash25 => "image/png",
+            ModelFamily::Pro3 | ModelFamily::Flash31 | ModelFamily::FlashLite31 => "image/jpeg",
+        }
+    }
+
+    /// Documented output pixel size for a ratio and size tier. `None` when the
+    /// combination is not supported. Real outputs may differ: callers record
+    /// the dimensions decoded from the bytes, never these.
+    pub fn pixel_size(self, ratio: &str, size: ImageSize) -> Option<(u32, u32)> {
+        if !self.aspect_ratios().contains(&ratio) || !self.image_sizes().contains(&size) {
+            return None;
+        }
+        if self == ModelFamily::Flash25 {
+            return Some(match ratio {
+                "1:1" => (1024, 1024),
+                "2:3" => (832, 1248),
+                "3:2" => (1248, 832),
+                "3:4" => (864, 1184),
+                "4:3" => (1184, 864),
+                "4:5" => (896, 1152),
+                "5:4" => (1152, 896),
+                "9:16" => (768, 1344),
+                "16:9" => (1344, 768),
+                "21:9" => (1536, 672),
+                _ => return None,
+            });
+        }
+        let k1 = match ratio {
+            "1:1" => (1024, 1024),
+            "2:3" => (848, 1264),
+            "3:2" => (1264, 848),
+            "3:4" => (896, 1200),
+            "4:3" => (1200, 896),
+            "4:5" => (928, 1152),
+            "5:4" => (1152, 928),
+            "9:16" => (768, 1376),
+            "16:9" => (1376, 768),
+            "21:9" => (1584, 672),
+            "1:4" => (512, 2048),
+            "4:1" => (2048, 512),
+            "1:8" => (384, 3072),
+            "8:1" => (3072, 384),
+            _ => return None,
+        };
+        Some(match size {
+            // The doc prints 792x168 for 21:9 at 512, almost certainly a typo
+            // for half of 1584x672; we use the half.
+            ImageSize::S512 => match ratio {
+                "1:4" => (256, 1024),
+                "4:1" => (1024, 256),
+                "1:8" => (192, 1536),
+                "8:1" => (1536, 192),
+                "2:3" => (424, 632),
+                "3:2" => (632, 424),
+                "3:4" => (448, 600),
+                "4:3" => (600, 448),
+                "4:5" => (464, 576),
+                "5:4" => (576, 464),
+                "9:16" => (384, 688),
+                "16:9" => (688, 384),
+                _ => (k1.0 / 2, k1.1 / 2),
+            },
+            ImageSize::K1 => k1,
+            ImageSize::K2 => (k1.0 * 2, k1.1 * 2),
+            ImageSize::K4 => (k1.0 * 4, k1.1 * 4),
+        })
+    }
+
+    /// Output image tokens billed per image at a size tier.
+    pub fn image_tokens(self, size: ImageSize) -> u64 {
+        match (self, size) {
+            (ModelFamily::Flash25, _) => 1290,
+            (ModelFamily::Pro3, ImageSize::K4) => 2000,
+            (ModelFamily::Pro3, _) => 1120,
+            (ModelFamily::Flash31, ImageSize::S512) => 747,
+            (ModelFamily::Flash31, ImageSize::K1) => 1120,
+            (ModelFamily::Flash31, ImageSize::K2) => 1680,
+            (ModelFamily::Flash31, ImageSize::K4) => 2520,
+            (ModelFamily::FlashLite31, _) => 1120,
+        }
+    }
+
+    /// Realtime token rates (USD per 1M tokens). Batch is exactly half.
+    pub fn token_rates(self) -> TokenRates {
+        match self {
+            ModelFamily::Flash25 => TokenRates {
+                input: 0.30,
+                output_text: 2.50,
+                output_image: 30.0,
+            },
+            ModelFamily::Pro3 => TokenRates {
+                input: 2.00,
+                output_text: 12.0,
+                output_image: 120.0,
+            },
+            ModelFamily::Flash31 => TokenRates {
+                input: 0.50,
+                output_text: 3.0,
+                output_image: 60.0,
+            },
+            // Lite's token rates are unconfirmed; the per-image price
+            // ($0.0336 = 1120 tok x $30/M) implies $30/M for images.
+            ModelFamily::FlashLite31 => TokenRates {
+                input: 0.25,
+                output_text: 1.50,
+                output_image: 30.0,
+            },
+        }
+    }
+
+    /// Documented realtime price of one output image at a size tier, in USD.
+    pub fn image_price_realtime(self, size: ImageSize) -> f64 {
+        match (self, size) {
+            (ModelFamily::Flash25, _) => 0.039,
+            (ModelFamily::Pro3, ImageSize::K4) => 0.24,
+            (ModelFamily::Pro3, _) => 0.134,
+            (ModelFamily::Flash31, ImageSize::S512) => 0.045,
+            (ModelFamily::Flash31, ImageSize::K1) => 0.067,
+            (ModelFamily::Flash31, ImageSize::K2) => 0.101,
+            (ModelFamily::Flash31, ImageSize::K4) => 0.151,
+            (ModelFamily::FlashLite31, _) => 0.0336,
+        }
+    }
+
+    /// Default client-side pacing: requests per minute (shared/protocols §5,
+    /// Tier 1 where published, conservative guesses where not).
+    pub fn default_rpm(self) -> u32 {
+        match self {
+            ModelFamily::Flash25 => 500,
+            ModelFamily::Pro3 => 20,
+            // Unpublished; Tier-1-like defaults, overridable per campaign.
+            ModelFamily::Flash31 => 100,
+            ModelFamily::FlashLite31 => 100,
+        }
+    }
+
+    /// Default cap of enqueued batch tokens per model (Tier 1).
+    pub fn default_batch_enqueued_tokens(self) -> u64 {
+        match self {
+            ModelFamily::Flash25 => 3_000_000,
+            ModelFamily::Pro3 => 2_000_000,
+            ModelFamily::Flash31 | ModelFamily::FlashLite31 => 2_000_000,
+        }
+    }
+}
+
+impl ModelId {
+    /// The id exactly as sent in the URL path.
+    pub fn as_str(&self) -> &str {
+        &self.id
+    }
+
+    /// The capability family.
+    pub fn family(&self) -> ModelFamily {
+        self.family
+    }
+}
+
+/// An aspect ratio as written in campaign.toml and sent on the wire
+/// (`16:9`): two positive integers. Whether a model supports it is a
+/// separate question ([`ModelFamily::aspect_ratios`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AspectRatio(String);
+
+impl AspectRatio {
+    /// `1:1`.
+    pub fn square() -> AspectRatio {
+        AspectRatio("1:1".to_string())
+    }
+
+    /// The `W:H` text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `(W, H)`.
+    pub fn parts(&self) -> (u32, u32) {
+        parse_ratio(&self.0).unwrap_or((1, 1))
+    }
+}
+
+impl FromStr for AspectRatio {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match parse_ratio(s.trim()) {
+            Some((w, h)) => Ok(AspectRatio(format!("{w}:{h}"))),
+            None => Err(format!(
+                "aspect ratio `{s}` must be two positive whole numbers such as `16:9`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AspectRatio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parse `W:H` into integers.
+pub fn parse_ratio(ratio: &str) -> Option<(u32, u32)> {
+    let (w, h) = ratio.split_once(':')?;
+    let w: u32 = w.parse().ok()?;
+    let h: u32 = h.parse().ok()?;
+    (w > 0 && h > 0).then_some((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_ids_share_the_ga_profile_but_keep_their_wire_id() {
+        let m: ModelId = "gemini-3-pro-image-preview".parse().unwrap();
+        assert_eq!(m.family(), ModelFamily::Pro3);
+        assert_eq!(m.as_str(), "gemini-3-pro-image-preview");
+        assert!("gemini-9-image".parse::<ModelId>().is_err());
+    }
+
+    #[test]
+    fn pixel_sizes_follow_the_documented_tables() {
+        let f = ModelFamily::Flash31;
+        assert_eq!(f.pixel_size("16:9", ImageSize::K1), Some((1376, 768)));
+        assert_eq!(f.pixel_size("16:9", ImageSize::K2), Some((2752, 1536)));
+        assert_eq!(f.pixel_size("9:16", ImageSize::S512), Some((384, 688)));
+        assert_eq!(f.pixel_size("21:9", ImageSize::S512), Some((792, 336)));
+        assert_eq!(f.pixel_size("8:1", ImageSize::K4), Some((12288, 1536)));
+        assert_eq!(
+            ModelFamily::Flash25.pixel_size("16:9", ImageSize::K1),
+            Some((1344, 768))
+        );
+        assert_eq!(ModelFamily::Flash25.pixel_size("16:9", ImageSize::K2), None);
+        assert_eq!(ModelFamily::Pro3.pixel_size("1:4", ImageSize::K1), None);
+    }
+
+    #[test]
+    fn image_size_wire_spelling_is_uppercase() {
+        assert_eq!("2K".parse::<ImageSize>().unwrap().as_str(), "2K");
+        assert!("2k".parse::<ImageSize>().is_err());
+    }
+}

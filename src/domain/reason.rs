@@ -1,0 +1,112 @@
+//! The one vocabulary of failures: every reason code a user or a downstream
+//! program can see (a manifest failure, a run's stop reason, the `code` of
+//! the JSON error object) is a [`Reason`]. The manifest schema's enum and the
+//! README's list are tested against [`Reason::ALL`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+macro_rules! reasons {
+    ($($variant:ident => $code:literal : $doc:literal,)*) => {
+        /// A stable, machine-readable reason code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Reason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Reason {
+            /// Every reason, in documentation order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)*];
+
+            /// The stable snake_case code written to the database and manifest.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $code,)*
+                }
+            }
+
+            /// One line saying what the code means (the README's list).
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $doc,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    RateLimited => "rate_limited": "429 per-minute rate limit (retried with the server's delay).",
+    DailyQuotaExhausted => "daily_quota_exhausted": "The per-day quota is used up: the run stops and jobs stay pending for tomorrow.",
+    ServerError => "server_error": "500/502/503/504 from the provider (retried).",
+    Timeout => "timeout": "408 or a client-side timeout (retried).",
+    Connection => "connection": "Connection refused or reset, or a truncated body (retried).",
+    BadResponse => "bad_response": "A body that is not what the protocol promises.",
+    InvalidArgument => "invalid_argument": "The provider refused the request as invalid (400); its message is in the detail.",
+    BlockedPrompt => "blocked_prompt": "The provider blocked the prompt (safety or policy).",
+    BlockedImage => "blocked_image": "The provider blocked the generated image (safety or policy).",
+    NoImage => "no_image": "The model answered without an image.",
+    UndecodableImage => "undecodable_image": "Image bytes that do not decode or do not match their MIME type.",
+    Unauthenticated => "unauthenticated": "Missing or invalid API key, or no permission (401/403): the run stops.",
+    CreditExhausted => "credit_exhausted": "Prepaid credit is used up (402): the run stops.",
+    ModelNotFound => "model_not_found": "The provider does not serve the model (404): the run stops.",
+    TextOverflow => "text_overflow": "Overlay copy does not fit its text box at the minimum font size.",
+    BatchFailed => "batch_failed": "A remote batch ended failed, expired or cancelled before the item ran.",
+    AttemptsExhausted => "attempts_exhausted": "The per-job attempt limit was reached on retryable errors.",
+    RenditionFailed => "rendition_failed": "A rendition could not be derived from its master (unreadable, changed or undecodable master).",
+    OverBudget => "over_budget": "The estimate exceeds budget.max_usd or --max-spend: nothing was sent.",
+    SpendCapReached => "spend_cap_reached": "Spend reached the cap during the run: dispatch stopped.",
+    RetryBudgetExhausted => "retry_budget_exhausted": "Retries exceeded the run's retry budget (the provider looks unhealthy): dispatch stopped.",
+    Interrupted => "interrupted": "Ctrl-C or SIGTERM: calls in flight were drained and recorded.",
+    InvalidInput => "invalid_input": "Bad campaign input or command-line usage: nothing was written or sent.",
+    IoError => "io_error": "A file could not be read or written.",
+    InternalError => "internal_error": "The state database or adloc itself failed.",
+    Other => "other": "Anything the provider could not classify; the detail says what it said.",
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl FromStr for Reason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Reason::ALL
+            .iter()
+            .copied()
+            .find(|r| r.code() == s)
+            .ok_or_else(|| format!("unknown reason code `{s}`"))
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    #[test]
+    fn every_code_parses_back_to_its_reason_and_codes_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert_eq!(r.code().parse::<Reason>(), Ok(*r));
+            assert!(seen.insert(r.code()), "duplicate code {}", r.code());
+        }
+        assert!("nonsense".parse::<Reason>().is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! What a job asks a provider for, and what it keeps of the answer.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{AspectRatio, ImageSize, ModelId};
+
+/// A reference image sent with the prompt (product shot, logo, style).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReferenceImage {
+    /// `image/png`, `image/jpeg`, `image/webp`, …
+    pub mime_type: String,
+    /// The exact bytes sent (after any downscale); shared because the same
+    /// product shot is used by many jobs.
+    pub bytes: Arc<Vec<u8>>,
+}
+
+impl fmt::Debug for ReferenceImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReferenceImage")
+            .field("mime_type", &self.mime_type)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// What the local renderer draws on a proof image. Not sent on the wire and
+/// not part of the request hash: it is derived from the same copy that the
+/// prompt already contains.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofText {
+    /// BCP-47 tag of the locale the copy is in (empty for art).
+    pub locale: String,
+    /// Variant name (hero, square, story, …).
+    pub variant: String,
+    /// The localized copy lines, in logical order.
+    pub lines: Vec<String>,
+    /// True for right-to-left scripts.
+    pub rtl: bool,
+}
+
+/// One image request, provider-neutral. Everything in it except `proof`
+/// reaches the provider and is covered by the request hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRequest {
+    /// Model id as sent on the wire.
+    pub model: ModelId,
+    /// Full prompt text.
+    pub prompt: String,
+    /// `imageConfig.aspectRatio`, e.g. `16:9`.
+    pub aspect_ratio: AspectRatio,
+    /// `imageConfig.imageSize`.
+    pub image_size: ImageSize,
+    /// Reference images, sent before the prompt.
+    pub references: Vec<ReferenceImage>,
+    /// Add Google Search grounding (`tools: [{googleSearch: {}}]`).
+    pub grounding: bool,
+    /// What a proof renderer shows; ignored by network providers.
+    pub proof: ProofText,
+}
+
+/// Token counts reported by the provider for one generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Input tokens (text and images).
+    pub prompt_tokens: u64,
+    /// Output image tokens.
+    pub image_tokens: u64,
+    /// Output text tokens (candidates minus image tokens).
+    pub text_tokens: u64,
+    /// Thinking tokens, billed at the text rate.
+    pub thought_tokens: u64,
+}
+
+/// A file written into the asset tree, recorded with its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetRecord {
+    /// Path relative to the campaign's output folder.
+    pub path: String,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// File size.
+    pub bytes: u64,
+    /// Decoded width.
+    pub width: u32,
+    /// Decoded height.
+    pub height: u32,
+    /// MIME type of the file.
+    pub mime_type: String,
+}
+
+/// Retry behaviour, configurable per campaign under `[retry]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetrySettings {
+    /// Attempts per job before it fails (first attempt included).
+    pub max_attempts: u32,
+    /// Smallest backoff.
+    pub base_delay_ms: u64,
+    /// Largest backoff.
+    pub max_delay_ms: u64,
+    /// Retries allowed as a fraction of first attempts, once past `budget_floor`.
+    pub budget_ratio: f64,
+    /// Retries always allowed before the ratio applies.
+    pub budget_floor: u32,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            max_attempts: 5,
+            base_delay_ms: 500,
+            max_delay_ms: 60_000,
+            budget_ratio: 0.2,
+            budget_floor: 10,
+        }
+    }
+}

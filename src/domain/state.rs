@@ -1,0 +1,269 @@
+//! Job states and their legal transitions, in one place.
+//!
+//! ```text
+//! pending ──claim(lease)──► in_flight ──► done | blocked | failed
+//!    ▲                          │ retryable error (not_before = t + backoff)
+//!    └──────────────────────────┘
+//! pending ──assign──► batch_submitting ──create ok──► batch_submitted
+//!                         │ (resume: not found remotely)     │ results line
+//!                         ▼                                   ▼
+//!                      pending                    done | blocked | failed | pending
+//! any live state ──(request hash changed)──► superseded;  row removed ──► retired
+//! blocked | failed ──(adloc retry)──► pending
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting to be claimed (possibly not before some time).
+    Pending,
+    /// Claimed by a runner for a realtime call, under a lease.
+    InFlight,
+    /// Assigned to a batch whose remote creation is not confirmed yet.
+    BatchSubmitting,
+    /// Part of a batch created remotely.
+    BatchSubmitted,
+    /// The asset exists and its checksum is recorded.
+    Done,
+    /// The provider refused (safety, policy): terminal until `adloc retry --blocked`.
+    Blocked,
+    /// Failed terminally: terminal until `adloc retry --failed`.
+    Failed,
+    /// Its request changed; a newer job for the same identity replaced it.
+    Superseded,
+    /// Its row, locale or variant left the campaign.
+    Retired,
+}
+
+impl JobState {
+    /// Every state, for status listings.
+    pub const ALL: [JobState; 9] = [
+        JobState::Pending,
+        JobState::InFlight,
+        JobState::BatchSubmitting,
+        JobState::BatchSubmitted,
+        JobState::Done,
+        JobState::Blocked,
+        JobState::Failed,
+        JobState::Superseded,
+        JobState::Retired,
+    ];
+
+    /// Stable name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::InFlight => "in_flight",
+            JobState::BatchSubmitting => "batch_submitting",
+            JobState::BatchSubmitted => "batch_submitted",
+            JobState::Done => "done",
+            JobState::Blocked => "blocked",
+            JobState::Failed => "failed",
+            JobState::Superseded => "superseded",
+            JobState::Retired => "retired",
+        }
+    }
+
+    /// True for states nothing will move without a user's request.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Done
+                | JobState::Blocked
+                | JobState::Failed
+                | JobState::Superseded
+                | JobState::Retired
+        )
+    }
+
+    /// The states a job may move to `to` from. The store writes every
+    /// transition as `UPDATE … WHERE state IN (from_states(to))`, so an
+    /// illegal transition changes no row and is reported, never applied.
+    pub fn from_states(to: JobState) -> &'static [JobState] {
+        use JobState::*;
+        match to {
+            Pending => &[InFlight, BatchSubmitting, BatchSubmitted, Blocked, Failed],
+            InFlight => &[Pending],
+            BatchSubmitting => &[Pending],
+            BatchSubmitted => &[BatchSubmitting],
+            Done | Blocked | Failed => &[InFlight, BatchSubmitted],
+            Superseded | Retired => &[
+                Pending,
+                InFlight,
+                BatchSubmitting,
+                BatchSubmitted,
+                Done,
+                Blocked,
+                Failed,
+            ],
+        }
+    }
+
+    /// Is `self → to` legal?
+    pub fn can_transition(self, to: JobState) -> bool {
+        JobState::from_states(to).contains(&self)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        JobState::ALL
+            .iter()
+            .copied()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown job state `{s}`"))
+    }
+}
+
+/// A string-backed enum with `as_str`, `Display`, `FromStr` and `ALL`.
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// Stable name, as stored and printed.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| format!(concat!("unknown ", stringify!($name), " `{}`"), s))
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// Where a remote batch stands in the local ledger. The order of writes
+    /// is the guard against paying twice: `submitting` is recorded before the
+    /// create call, `submitted` after it.
+    BatchState {
+        /// Recorded locally; the remote create may or may not have happened.
+        Submitting => "submitting",
+        /// Created remotely; its remote name is known.
+        Submitted => "submitted",
+        /// Finished remotely (kept for old state files).
+        Succeeded => "succeeded",
+        /// Ended FAILED remotely.
+        Failed => "failed",
+        /// Ended EXPIRED remotely.
+        Expired => "expired",
+        /// Cancelled.
+        Cancelled => "cancelled",
+        /// Its results were read.
+        Ingested => "ingested",
+        /// Never created remotely (found absent on resume, or refused).
+        Abandoned => "abandoned",
+    }
+}
+
+impl BatchState {
+    /// States of a batch that may still produce results.
+    pub const OPEN: [BatchState; 2] = [BatchState::Submitting, BatchState::Submitted];
+}
+
+named_enum! {
+    /// Where an overlay composite stands.
+    CompositeState {
+        /// Written and recorded.
+        Done => "done",
+        /// Could not be made (overflow, unreadable art).
+        Failed => "failed",
+        /// A newer composite of the same identity replaced it.
+        Superseded => "superseded",
+        /// Its row, locale or variant left the campaign.
+        Retired => "retired",
+    }
+}
+
+named_enum! {
+    /// What one call did, for the attempts ledger.
+    AttemptOutcome {
+        /// An image came back and was stored.
+        Ok => "ok",
+        /// A retryable failure: the job went back to pending.
+        Retry => "retry",
+        /// The job failed or was blocked for good.
+        JobTerminal => "job_terminal",
+        /// Nothing in the run can succeed: the job stayed pending.
+        RunTerminal => "run_terminal",
+    }
+}
+
+named_enum! {
+    /// How a run ended, in the `runs` table.
+    RunOutcome {
+        /// Every job it could do was done.
+        Finished => "finished",
+        /// Ctrl-C or SIGTERM.
+        Interrupted => "interrupted",
+        /// Stopped early for a run-level reason.
+        Stopped => "stopped",
+    }
+}
+
+named_enum! {
+    /// Who made an image.
+    ProviderKind {
+        /// The local proof renderer (no network, no cost).
+        Local => "local",
+        /// Google's Gemini API.
+        Gemini => "gemini",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JobState::*;
+
+    #[test]
+    fn done_jobs_only_leave_done_by_supersession_or_retirement() {
+        for to in super::JobState::ALL {
+            let legal = Done.can_transition(to);
+            assert_eq!(legal, matches!(to, Superseded | Retired), "done -> {to}");
+        }
+    }
+
+    #[test]
+    fn a_claim_requires_pending_and_results_require_a_claim_or_a_batch() {
+        assert!(Pending.can_transition(InFlight));
+        assert!(!Done.can_transition(InFlight));
+        assert!(!BatchSubmitted.can_transition(InFlight));
+        assert!(!Pending.can_transition(Done));
+        assert!(InFlight.can_transition(Done));
+        assert!(BatchSubmitted.can_transition(Failed));
+        assert!(!BatchSubmitting.can_transition(Done));
+    }
+}

@@ -1,0 +1,294 @@
+//! Expansion: a campaign becomes its plan. Model-text variants give one job
+//! per row × locale × variant; overlay variants give one art job per row ×
+//! variant plus one composite per locale ([`overlay`]).
+//!
+//! Pure and deterministic: no I/O, no clock. Each spec carries its identity
+//! and a SHA-256 over everything that reaches the provider, so a rerun can
+//! tell an unchanged job from a changed one. Model jobs and art jobs are
+//! built by one function ([`build_spec`]), so they cannot drift apart.
+
+pub(crate) mod overlay;
+pub(crate) mod report;
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::campaign::{Campaign, Row, Variant};
+use crate::domain::{
+    ImageRequest, InputErrors, InputProblem, JobKey, Locale, ProofText, ReferenceImage, Target,
+};
+use crate::prompt::{FailureKind, Prompts, RenderFailure};
+
+pub use overlay::{ComposeSpec, compose_plan, copy_columns};
+
+/// One expanded job.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// Identity.
+    pub key: JobKey,
+    /// The tag the copy actually came from (the first localized column's
+    /// resolution; the campaign's base locale when it came from the base
+    /// column). `None` for art, which has no copy.
+    pub resolved_locale: Option<String>,
+    /// Per copy column: the tag it resolved from.
+    pub resolution: BTreeMap<String, String>,
+    /// The provider request.
+    pub request: ImageRequest,
+    /// Hex SHA-256 of the request as the provider sees it.
+    pub request_hash: String,
+    /// CSV line of the row (for messages).
+    pub row_line: u64,
+}
+
+/// Hex SHA-256 over the canonical form of everything that reaches the
+/// provider: model, prompt, image settings, grounding and reference bytes.
+pub fn request_hash(req: &ImageRequest) -> String {
+    let refs: Vec<_> = req
+        .references
+        .iter()
+        .map(|r| json!({"mime": r.mime_type, "sha256": hex::encode(Sha256::digest(r.bytes.as_slice()))}))
+        .collect();
+    let canonical = json!({
+        "v": 1,
+        "model": req.model.as_str(),
+        "prompt": req.prompt,
+        "aspect_ratio": req.aspect_ratio.as_str(),
+        "image_size": req.image_size.as_str(),
+        "grounding": req.grounding,
+        "references": refs,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// Everything that differs between a model-text job and an art job.
+struct JobInput<'a> {
+    row: &'a Row,
+    variant: &'a Variant,
+    target: Target,
+    context: serde_json::Value,
+    references: Vec<ReferenceImage>,
+    proof: ProofText,
+    resolved_locale: Option<String>,
+    resolution: BTreeMap<String, String>,
+}
+
+/// Render the prompt and build the spec: the one builder for model jobs and
+/// art jobs alike. A render failure, or a prompt that renders empty, is an
+/// input error naming the template, its line, the row and the target.
+fn build_spec(
+    campaign: &Campaign,
+    prompts: &Prompts,
+    input: JobInput<'_>,
+) -> Result<JobSpec, InputProblem> {
+    let JobInput {
+        row,
+        variant,
+        target,
+        context,
+        references,
+        proof,
+        resolved_locale,
+        resolution,
+    } = input;
+    let what = match &target {
+        Target::Locale(l) => format!("locale {l}, variant {}", variant.name),
+        Target::Art => format!("art for overlay variant {}", variant.name),
+    };
+    let located = |f: &RenderFailure, why: &str| InputProblem {
+        file: variant.template_path.clone(),
+        line: f.line,
+        column: f.column,
+        message: format!(
+            "{}{why} (row `{}` from {} line {}, {what})",
+            f.message,
+            row.id,
+            campaign.rows.path.display(),
+            row.line,
+        ),
+    };
+    let prompt = match prompts.render(&variant.name, &context) {
+        Ok(p) => p,
+        Err(f) => {
+            let why = if target.is_art() && art_needs_explaining(campaign, &f) {
+                "; an overlay variant's art is shared by every locale, so its template gets no `locale` and no copy columns (adloc typesets the copy itself): describe the picture only"
+            } else {
+                ""
+            };
+            return Err(located(&f, why));
+        }
+    };
+    if prompt.trim().is_empty() {
+        return Err(InputProblem {
+            file: variant.template_path.clone(),
+            line: None,
+            column: None,
+            message: format!(
+                "the template renders to an empty prompt (row `{}` from {} line {}, {what}); an empty prompt would be sent as is",
+                row.id,
+                campaign.rows.path.display(),
+                row.line,
+            ),
+        });
+    }
+    let request = ImageRequest {
+        model: campaign.model.clone(),
+        prompt,
+        aspect_ratio: variant.aspect_ratio.clone(),
+        image_size: variant.image_size,
+        references,
+        grounding: variant.grounding,
+        proof,
+    };
+    let request_hash = request_hash(&request);
+    Ok(JobSpec {
+        key: JobKey {
+            campaign: campaign.name.clone(),
+            row: row.id.clone(),
+            target,
+            variant: variant.name.clone(),
+        },
+        resolved_locale,
+        resolution,
+        request,
+        request_hash,
+        row_line: row.line,
+    })
+}
+
+/// True when an art template failed because it asked for a locale or copy,
+/// which art templates never get.
+fn art_needs_explaining(campaign: &Campaign, f: &RenderFailure) -> bool {
+    match &f.kind {
+        FailureKind::NoLocale => true,
+        FailureKind::MissingValue(path) => {
+            path == "locale"
+                || path.starts_with("locale.")
+                || path
+                    .strip_prefix("row.")
+                    .is_some_and(|c| copy_columns(campaign).contains(c))
+        }
+        FailureKind::Other => false,
+    }
+}
+
+/// Expand every row × locale × model-text variant and every row × overlay
+/// variant's art. Failures are input errors naming row id, locale, variant,
+/// template file and line; all are collected.
+pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
+    let prompts = Prompts::new(campaign.variants.iter().map(Variant::template))?;
+    let mut errors = InputErrors::default();
+    let copy = campaign.rows.copy_columns();
+    let (overlay_variants, model_variants): (Vec<&Variant>, Vec<&Variant>) = campaign
+        .variants
+        .iter()
+        .partition(|v| v.text.boxes().is_some());
+    let mut specs = Vec::with_capacity(
+        campaign.rows.rows.len() * (campaign.locales.len() * model_variants.len() + 1),
+    );
+    let mut push = |r: Result<JobSpec, InputProblem>| match r {
+        Ok(s) => specs.push(s),
+        Err(p) => errors.push(p),
+    };
+    for row in &campaign.rows.rows {
+        for locale in &campaign.locales {
+            let resolved = campaign.rows.resolve(row, locale);
+            let info = locale.info();
+            let resolution: BTreeMap<String, String> = copy
+                .iter()
+                .filter_map(|c| {
+                    resolved.get(c).map(|r| {
+                        (
+                            c.clone(),
+                            r.from_locale
+                                .clone()
+                                .unwrap_or_else(|| campaign.base_locale.tag().to_string()),
+                        )
+                    })
+                })
+                .collect();
+            let resolved_locale = copy
+                .iter()
+                .find_map(|c| resolution.get(c).cloned())
+                .unwrap_or_else(|| locale.tag().to_string());
+            let row_values: serde_json::Map<String, serde_json::Value> = resolved
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.value.clone())))
+                .collect();
+            let lines: Vec<String> = copy
+                .iter()
+                .filter_map(|c| resolved.get(c).map(|r| r.value.clone()))
+                .collect();
+            for variant in &model_variants {
+                push(build_spec(
+                    campaign,
+                    &prompts,
+                    JobInput {
+                        row,
+                        variant,
+                        target: Target::Locale(locale.clone()),
+                        context: json!({
+                            "row": row_values,
+                            "locale": info,
+                            "variant": {
+                                "name": variant.name,
+                                "aspect_ratio": variant.aspect_ratio.as_str(),
+                                "image_size": variant.image_size.as_str(),
+                            },
+                            "campaign": {"name": campaign.name},
+                        }),
+                        references: campaign.references.for_job(row.id.as_str(), locale.tag()),
+                        proof: proof_for(
+                            Some(locale),
+                            &variant.name,
+                            lines.clone(),
+                            info.direction == "rtl",
+                        ),
+                        resolved_locale: Some(resolved_locale.clone()),
+                        resolution: resolution.clone(),
+                    },
+                ));
+            }
+        }
+    }
+    // Art after every model job, as the queue has always numbered them.
+    for row in &campaign.rows.rows {
+        for variant in &overlay_variants {
+            push(build_spec(
+                campaign,
+                &prompts,
+                JobInput {
+                    row,
+                    variant,
+                    target: Target::Art,
+                    context: overlay::art_context(campaign, row, variant),
+                    references: campaign.references.for_art(row.id.as_str()),
+                    proof: proof_for(None, &variant.name, Vec::new(), false),
+                    resolved_locale: None,
+                    resolution: BTreeMap::new(),
+                },
+            ));
+        }
+    }
+    if !overlay_variants.is_empty()
+        && let Err(e) = compose_plan(campaign)
+    {
+        errors.0.extend(e.0);
+    }
+    if errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(errors)
+    }
+}
+
+fn proof_for(locale: Option<&Locale>, variant: &str, lines: Vec<String>, rtl: bool) -> ProofText {
+    ProofText {
+        // BCP-47 "undetermined" for art: it carries no copy.
+        locale: locale.map_or_else(|| "und".to_string(), |l| l.tag().to_string()),
+        variant: variant.to_string(),
+        lines,
+        rtl,
+    }
+}

@@ -1,0 +1,256 @@
+//! Overlay text: the model paints copy-free art once per row × variant, and
+//! adloc typesets every locale's copy onto it locally, so the copy is always
+//! exact and extra locales cost nothing.
+//!
+//! # Text modes
+//!
+//! A variant has `text = "model"` (the default: the prompt quotes the copy
+//! and the model paints it, one paid image per row × locale × variant) or
+//! `text = "overlay"` with `[[variants.text_boxes]]` (see [`TextBoxSpec`]).
+//!
+//! # How an overlay variant flows through the pipeline
+//!
+//! 1. **Expand** ([`super::expand`]): one provider job per row × variant
+//!    whose target is [`Target::Art`] instead of a locale, so it does not
+//!    depend on the locales; its master lands at
+//!    `<out>/<campaign>/_art/<variant>/<row>.<ext>`.
+//! 2. **Store, dispatch, settle**: unchanged. Art jobs are ordinary jobs:
+//!    realtime or batch, retries, budget, crash safety, incremental reruns.
+//! 3. **Compose** (`derive::overlay`, after dispatch): for every row ×
+//!    locale × overlay variant whose art is done, each box's column is
+//!    resolved along the locale's CLDR fallback chain, auto-fitted (shrinking
+//!    from `max_size` to `min_size`) and drawn with [`crate::imaging::text::draw_text`]
+//!    (real shaping, bidi, UAX #14 / kinsoku line breaking, per-locale CJK
+//!    faces). The result is written atomically to
+//!    `<out>/<campaign>/<locale>/<variant>/<row>.<ext>` (the same place a
+//!    model-text asset would be), in the art's format.
+//! 4. **Record**: composites live in their own table (migration
+//!    `20261127000003_overlay.sql`), keyed by the art job id, the locale and
+//!    a *compose hash* over the copy, the box settings and the art's SHA-256.
+//!    A rerun with the same hash does nothing; changed copy re-composes
+//!    without any provider call; new art re-composes every locale.
+//! 5. **Manifest** (`manifest::build`): each composite is an ordinary asset
+//!    entry (requested and resolved locale, copy resolution, path, checksum,
+//!    dimensions) carrying the art's provider, model, mode, prompt and
+//!    request hash, plus an `overlay` object (art path and checksum, compose
+//!    hash, fitted size and line count per box). A copy that cannot fit at
+//!    `min_size` is a failure with reason `text_overflow` and the copy in the
+//!    detail. Art masters are listed under `art`; they are not deliverables.
+//!
+//! # The art prompt (decision)
+//!
+//! The art is shared by every locale, so its template is rendered with a
+//! context that has **no `locale`** and **no copy**: `row` holds the id and
+//! the free columns only (everything except localized copy columns and the
+//! columns named by the variant's text boxes), plus `variant` (with
+//! `text = "overlay"` and the `text_boxes` as fractions, so a template can
+//! ask for calm areas there) and `campaign`. The locale helpers have no
+//! locale either. A template that uses any of these fails the load with an
+//! input error naming the template file and line and explaining why.
+//!
+//! # Cost (decision)
+//!
+//! A six-locale overlay variant buys one image per row instead of six; the
+//! estimate in `plan` and the budget check in `run` count jobs, so they show
+//! it without special cases. In the manifest, a composite's `cost_usd` is its
+//! share of the art (art cost ÷ number of campaign locales), so the shares of
+//! a row × variant add up to what its art cost. `totals.cost_usd` counts the
+//! art in full (what was paid), even when a locale overflowed and has no
+//! asset to carry its share.
+//!
+//! # Sizes
+//!
+//! Box positions are fractions of the image. `min_size` and `max_size` are
+//! pixels at the model's documented size for the variant's aspect ratio and
+//! size tier ([`crate::domain::ModelFamily::pixel_size`]); if the art comes
+//! back at another size, sizes scale with its width, so the layout `plan`
+//! checked is the layout drawn.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::campaign::{Campaign, Row, Variant};
+use crate::domain::{AspectRatio, InputErrors, InputProblem, JobKey, Locale, RowId, Target};
+use crate::imaging::TextBoxSpec;
+
+/// One locale's composite of one row × overlay variant, as planned from the
+/// campaign (pure: no art, no I/O).
+#[derive(Debug, Clone)]
+pub struct ComposeSpec {
+    /// Row id.
+    pub row_id: RowId,
+    /// CSV line of the row.
+    pub row_line: u64,
+    /// The requested locale.
+    pub locale: Locale,
+    /// Variant name.
+    pub variant: String,
+    /// Aspect ratio of the art.
+    pub aspect_ratio: AspectRatio,
+    /// `(box, copy)` in box order.
+    pub boxes: Vec<(TextBoxSpec, String)>,
+    /// Per box column: the locale tag its copy came from.
+    pub resolution: BTreeMap<String, String>,
+    /// The tag the first box's copy came from.
+    pub resolved_locale: String,
+    /// Hex SHA-256 over locale, copy and box settings (not the art).
+    pub settings_hash: String,
+}
+
+impl ComposeSpec {
+    /// The art job's identity.
+    pub fn art_key(&self, campaign: &str) -> JobKey {
+        JobKey {
+            campaign: campaign.to_string(),
+            row: self.row_id.clone(),
+            target: Target::Art,
+            variant: self.variant.clone(),
+        }
+    }
+
+    /// The composite's own identity (where its file goes).
+    pub fn key(&self, campaign: &str) -> JobKey {
+        JobKey {
+            campaign: campaign.to_string(),
+            row: self.row_id.clone(),
+            target: Target::Locale(self.locale.clone()),
+            variant: self.variant.clone(),
+        }
+    }
+
+    /// The compose hash: settings plus the art's SHA-256.
+    pub fn compose_hash(&self, art_sha256: &str) -> String {
+        hex::encode(Sha256::digest(
+            format!("{}|{}", self.settings_hash, art_sha256).as_bytes(),
+        ))
+    }
+}
+
+/// Columns that hold copy: localized columns (a base with at least one
+/// per-locale override) and every column named by a text box.
+pub fn copy_columns(campaign: &Campaign) -> BTreeSet<String> {
+    let mut cols: BTreeSet<String> = campaign.rows.copy_columns().into_iter().collect();
+    for v in &campaign.variants {
+        for b in v.text.boxes().unwrap_or_default() {
+            cols.insert(b.column.clone());
+        }
+    }
+    cols
+}
+
+/// Every row × locale × overlay variant composite, with its copy resolved.
+/// A box whose column has no value for a locale (no override on the chain
+/// and an empty base cell) is an input error naming the row and locale.
+pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors> {
+    let mut errors = InputErrors::default();
+    let mut out = Vec::new();
+    let overlay: Vec<&Variant> = campaign
+        .variants
+        .iter()
+        .filter(|v| v.text.boxes().is_some())
+        .collect();
+    if overlay.is_empty() {
+        return Ok(out);
+    }
+    for row in &campaign.rows.rows {
+        for locale in &campaign.locales {
+            let resolved = campaign.rows.resolve(row, locale);
+            for variant in &overlay {
+                let boxes = variant.text.boxes().unwrap_or_default();
+                let mut filled = Vec::with_capacity(boxes.len());
+                let mut resolution = BTreeMap::new();
+                for b in boxes {
+                    match resolved.get(&b.column) {
+                        Some(r) => {
+                            filled.push((b.clone(), r.value.clone()));
+                            resolution.insert(
+                                b.column.clone(),
+                                r.from_locale
+                                    .clone()
+                                    .unwrap_or_else(|| campaign.base_locale.tag().to_string()),
+                            );
+                        }
+                        None => errors.push(InputProblem::at(
+                            &campaign.rows.path,
+                            row.line,
+                            None,
+                            format!(
+                                "row `{}`, locale {locale}: text box `{}` of variant `{}` has no copy (no `{}` column on the fallback chain {} and the base column is empty or missing)",
+                                row.id,
+                                b.column,
+                                variant.name,
+                                b.column,
+                                locale.fallback_chain().join(" → ")
+                            ),
+                        )),
+                    }
+                }
+                if filled.len() != boxes.len() {
+                    continue;
+                }
+                let resolved_locale = boxes
+                    .first()
+                    .and_then(|b| resolution.get(&b.column).cloned())
+                    .unwrap_or_else(|| locale.tag().to_string());
+                let canonical = json!({
+                    "v": 1,
+                    "locale": locale.tag(),
+                    "boxes": filled.iter().map(|(b, t)| json!({"box": b.settings_json(), "text": t})).collect::<Vec<_>>(),
+                });
+                out.push(ComposeSpec {
+                    row_id: row.id.clone(),
+                    row_line: row.line,
+                    locale: locale.clone(),
+                    variant: variant.name.clone(),
+                    aspect_ratio: variant.aspect_ratio.clone(),
+                    boxes: filled,
+                    resolution,
+                    resolved_locale,
+                    settings_hash: hex::encode(Sha256::digest(canonical.to_string().as_bytes())),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The template context of an art job: no locale, no copy (see the module
+/// docs).
+pub fn art_context(campaign: &Campaign, row: &Row, variant: &Variant) -> serde_json::Value {
+    let copy = copy_columns(campaign);
+    let resolved = campaign.rows.resolve(row, &campaign.base_locale);
+    let row_values: serde_json::Map<String, serde_json::Value> = resolved
+        .into_iter()
+        .filter(|(k, _)| !copy.contains(k))
+        .map(|(k, v)| (k, serde_json::Value::String(v.value)))
+        .collect();
+    let boxes: Vec<serde_json::Value> = variant
+        .text
+        .boxes()
+        .unwrap_or_default()
+        .iter()
+        .map(|b| {
+            json!({
+                "column": b.column,
+                "x": b.x, "y": b.y, "width": b.width, "height": b.height,
+            })
+        })
+        .collect();
+    json!({
+        "row": row_values,
+        "variant": {
+            "name": variant.name,
+            "aspect_ratio": variant.aspect_ratio,
+            "image_size": variant.image_size.as_str(),
+            "text": "overlay",
+            "text_boxes": boxes,
+        },
+        "campaign": {"name": campaign.name},
+    })
+}

@@ -1,0 +1,136 @@
+//! Pure pixels: decoding and checking image bytes, resizing and encoding
+//! renditions, the one colour parser, text shaping and fitting, composing
+//! copy onto art, and drawing contact sheets. Nothing here touches the file
+//! system or the network.
+
+mod color;
+pub(crate) mod compose;
+pub(crate) mod resize;
+mod sheet;
+pub(crate) mod text;
+
+use image::ImageFormat;
+
+pub use color::parse_color;
+pub use compose::{BoxLayout, TextBoxSpec, VAlign, compose_bytes};
+pub use resize::{
+    Fit, MAX_SIDE, OutputFormat, RenditionSpec, aspect_check, cover_crop, decode_master, downscale,
+    render,
+};
+pub use sheet::{Cell, Layout, render_sheet};
+
+/// Why image bytes were rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The bytes are not an image we can decode.
+    #[error("image does not decode: {0}")]
+    Undecodable(String),
+    /// The bytes are a different format than declared.
+    #[error("declared {declared} but the bytes are {actual}")]
+    MimeMismatch {
+        /// What the provider said.
+        declared: String,
+        /// What the bytes are.
+        actual: String,
+    },
+}
+
+/// A decoded and checked image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    /// Real width from the bytes.
+    pub width: u32,
+    /// Real height from the bytes.
+    pub height: u32,
+    /// The real format.
+    pub format: ImageFormat,
+}
+
+/// MIME type of a format we write.
+pub fn mime_of(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Png => "image/png",
+        ImageFormat::Jpeg => "image/jpeg",
+        ImageFormat::WebP => "image/webp",
+        _ => "application/octet-stream",
+    }
+}
+
+/// File extension for a format.
+pub fn ext_of(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Png => "png",
+        ImageFormat::Jpeg => "jpg",
+        ImageFormat::WebP => "webp",
+        _ => "bin",
+    }
+}
+
+/// Decode `bytes` fully (not just the header: a truncated body must fail)
+/// and check the format against the declared MIME type.
+pub fn check(bytes: &[u8], declared_mime: &str) -> Result<Checked, ImageError> {
+    let format = image::guess_format(bytes).map_err(|e| ImageError::Undecodable(e.to_string()))?;
+    let actual = mime_of(format);
+    if !declared_mime.eq_ignore_ascii_case(actual) {
+        return Err(ImageError::MimeMismatch {
+            declared: declared_mime.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    let img = image::load_from_memory_with_format(bytes, format)
+        .map_err(|e| ImageError::Undecodable(e.to_string()))?;
+    Ok(Checked {
+        width: img.width(),
+        height: img.height(),
+        format,
+    })
+}
+
+/// Check only what the header tells (format and MIME type), for bytes a
+/// provider has already decoded in full; `dims` are the dimensions it found.
+pub fn check_header(
+    bytes: &[u8],
+    declared_mime: &str,
+    dims: (u32, u32),
+) -> Result<Checked, ImageError> {
+    let format = image::guess_format(bytes).map_err(|e| ImageError::Undecodable(e.to_string()))?;
+    let actual = mime_of(format);
+    if !declared_mime.eq_ignore_ascii_case(actual) {
+        return Err(ImageError::MimeMismatch {
+            declared: declared_mime.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(Checked {
+        width: dims.0,
+        height: dims.1,
+        format,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::new(w, h);
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn check_reads_real_dimensions_and_rejects_mime_mismatch_and_truncation() {
+        let bytes = png(40, 30);
+        let c = check(&bytes, "image/png").unwrap();
+        assert_eq!((c.width, c.height), (40, 30));
+        assert!(matches!(
+            check(&bytes, "image/jpeg"),
+            Err(ImageError::MimeMismatch { .. })
+        ));
+        assert!(matches!(
+            check(&bytes[..bytes.len() / 2], "image/png"),
+            Err(ImageError::Undecodable(_))
+        ));
+    }
+}

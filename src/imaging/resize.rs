@@ -1,0 +1,363 @@
+//! Pure pixel transforms: exact-size renditions (cover with a focal point,
+//! contain with a pad colour), deterministic reference downscales, and the
+//! master aspect-ratio check. No I/O: callers read and write the bytes.
+
+use std::borrow::Cow;
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageEncoder, ImageFormat};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// How far (as a fraction) a master's aspect ratio may be from the requested
+/// one before the manifest flags it. The documented Gemini sizes are within
+/// about 1% of their nominal ratios (1376x768 for 16:9 is 0.8% off).
+pub const ASPECT_TOLERANCE: f64 = 0.02;
+
+/// Bump to regenerate every rendition after a change to the algorithm.
+const ALGORITHM_VERSION: u32 = 1;
+
+/// Largest rendition side we accept.
+pub const MAX_SIDE: u32 = 16_384;
+
+/// The real aspect ratio (`width / height`, rounded to 4 decimals) of a
+/// master, and whether it is within [`ASPECT_TOLERANCE`] of `requested`
+/// (`W:H`). An unparseable request counts as not ok.
+pub fn aspect_check(width: u32, height: u32, requested: &str) -> (f64, bool) {
+    if width == 0 || height == 0 {
+        return (0.0, false);
+    }
+    let actual = f64::from(width) / f64::from(height);
+    let ok = crate::domain::parse_ratio(requested).is_some_and(|(w, h)| {
+        let want = f64::from(w) / f64::from(h);
+        (actual / want - 1.0).abs() <= ASPECT_TOLERANCE + 1e-9
+    });
+    ((actual * 10_000.0).round() / 10_000.0, ok)
+}
+
+/// Output file format of a rendition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputFormat {
+    /// Lossless PNG.
+    Png,
+    /// Baseline JPEG with a quality setting.
+    Jpeg,
+    /// WebP. The `image` crate encodes lossless WebP only.
+    Webp,
+}
+
+impl OutputFormat {
+    /// Stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Png => "png",
+            OutputFormat::Jpeg => "jpeg",
+            OutputFormat::Webp => "webp",
+        }
+    }
+    /// The `image` format.
+    pub fn image_format(self) -> ImageFormat {
+        match self {
+            OutputFormat::Png => ImageFormat::Png,
+            OutputFormat::Jpeg => ImageFormat::Jpeg,
+            OutputFormat::Webp => ImageFormat::WebP,
+        }
+    }
+}
+
+/// How the master is fitted into the rendition's box.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fit {
+    /// Scale to fill the box and crop the overflow, keeping the focal point
+    /// (fractions of the master's width and height) as close to the centre
+    /// of the crop as the master's edges allow.
+    Cover {
+        /// `(x, y)` in `0.0..=1.0`.
+        focal: (f64, f64),
+    },
+    /// Scale to fit inside the box, centred, and fill the rest with `pad`.
+    Contain {
+        /// Straight RGBA padding colour.
+        pad: [u8; 4],
+    },
+}
+
+impl Fit {
+    /// `cover` or `contain`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Fit::Cover { .. } => "cover",
+            Fit::Contain { .. } => "contain",
+        }
+    }
+}
+
+/// One declared rendition of a variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionSpec {
+    /// Exact output width.
+    pub width: u32,
+    /// Exact output height.
+    pub height: u32,
+    /// File format.
+    pub format: OutputFormat,
+    /// JPEG quality 1–100 (ignored for other formats).
+    pub quality: u8,
+    /// Cover or contain.
+    pub fit: Fit,
+}
+
+impl RenditionSpec {
+    /// Hex SHA-256 over every setting that changes the output bytes.
+    pub fn settings_hash(&self) -> String {
+        let fit = match self.fit {
+            Fit::Cover { focal } => json!({"fit": "cover", "focal": [focal.0, focal.1]}),
+            Fit::Contain { pad } => json!({"fit": "contain", "pad": pad}),
+        };
+        let canonical = json!({
+            "v": ALGORITHM_VERSION,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format.as_str(),
+            "quality": if self.format == OutputFormat::Jpeg { self.quality } else { 0 },
+            "fit": fit,
+        });
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Rendering
+
+/// Why a rendition could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RenditionError {
+    /// The master does not decode.
+    #[error("master {path} does not decode: {detail}")]
+    Master {
+        /// The master file.
+        path: PathBuf,
+        /// The decoder's message.
+        detail: String,
+    },
+    /// Resizing failed (a bug or an impossible size).
+    #[error("resize failed: {0}")]
+    Resize(String),
+    /// Encoding failed.
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}
+
+/// A produced rendition, not yet written.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Encoded file bytes.
+    pub bytes: Vec<u8>,
+    /// True when the master had to be enlarged.
+    pub upscaled: bool,
+}
+
+/// Decode a master image file's bytes.
+pub fn decode_master(bytes: &[u8]) -> Result<DynamicImage, image::ImageError> {
+    image::load_from_memory(bytes)
+}
+
+/// The source rectangle `(left, top, width, height)` of a cover crop of a
+/// `src_w`×`src_h` master into a `dst_w`×`dst_h` box: the largest rectangle
+/// of the box's aspect ratio, centred on the focal point and pushed back
+/// inside the master where it would cross an edge.
+pub fn cover_crop(
+    src_w: u32,
+    src_h: u32,
+    dst_w: u32,
+    dst_h: u32,
+    focal: (f64, f64),
+) -> (f64, f64, f64, f64) {
+    let (sw, sh) = (f64::from(src_w), f64::from(src_h));
+    let scale = (f64::from(dst_w) / sw).max(f64::from(dst_h) / sh);
+    let cw = (f64::from(dst_w) / scale).min(sw);
+    let ch = (f64::from(dst_h) / scale).min(sh);
+    let left = (focal.0 * sw - cw / 2.0).clamp(0.0, sw - cw);
+    let top = (focal.1 * sh - ch / 2.0).clamp(0.0, sh - ch);
+    (left, top, cw, ch)
+}
+
+/// The size and offset of the master inside a contain box: `(w, h, x, y)`.
+pub fn contain_layout(src_w: u32, src_h: u32, dst_w: u32, dst_h: u32) -> (u32, u32, u32, u32) {
+    let scale = (f64::from(dst_w) / f64::from(src_w)).min(f64::from(dst_h) / f64::from(src_h));
+    let w = ((f64::from(src_w) * scale).round() as u32).clamp(1, dst_w);
+    let h = ((f64::from(src_h) * scale).round() as u32).clamp(1, dst_h);
+    (w, h, (dst_w - w) / 2, (dst_h - h) / 2)
+}
+
+/// Produce one rendition of `master`. Deterministic: the same master and
+/// settings give the same bytes. `resizer` keeps its buffers between calls.
+pub fn render(
+    master: &DynamicImage,
+    spec: &RenditionSpec,
+    resizer: &mut Resizer,
+) -> Result<Rendered, RenditionError> {
+    let (mw, mh) = (master.width(), master.height());
+    if mw == 0 || mh == 0 {
+        return Err(RenditionError::Resize("master has no pixels".into()));
+    }
+    let master_alpha = master.color().has_alpha();
+    let pad_alpha = matches!(spec.fit, Fit::Contain { pad } if pad[3] < 255);
+    let rgba = spec.format != OutputFormat::Jpeg && (master_alpha || pad_alpha);
+    // Work in 8-bit RGB (or RGBA when transparency can reach the output).
+    let src: Cow<'_, DynamicImage> = match (rgba, master) {
+        (false, DynamicImage::ImageRgb8(_)) | (true, DynamicImage::ImageRgba8(_)) => {
+            Cow::Borrowed(master)
+        }
+        (false, m) => Cow::Owned(DynamicImage::ImageRgb8(m.to_rgb8())),
+        (true, m) => Cow::Owned(DynamicImage::ImageRgba8(m.to_rgba8())),
+    };
+    let blank = |w: u32, h: u32| {
+        if rgba {
+            DynamicImage::new_rgba8(w, h)
+        } else {
+            DynamicImage::new_rgb8(w, h)
+        }
+    };
+    let base = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        .use_alpha(master_alpha);
+    let (out, upscaled) = match spec.fit {
+        Fit::Cover { focal } => {
+            let (left, top, cw, ch) = cover_crop(mw, mh, spec.width, spec.height, focal);
+            let mut dst = blank(spec.width, spec.height);
+            resizer
+                .resize(src.as_ref(), &mut dst, &base.crop(left, top, cw, ch))
+                .map_err(|e| RenditionError::Resize(e.to_string()))?;
+            (dst, f64::from(spec.width) > cw + 1e-6)
+        }
+        Fit::Contain { pad } => {
+            let (w, h, x, y) = contain_layout(mw, mh, spec.width, spec.height);
+            let mut scaled = blank(w, h);
+            resizer
+                .resize(src.as_ref(), &mut scaled, &base)
+                .map_err(|e| RenditionError::Resize(e.to_string()))?;
+            let mut canvas = if rgba {
+                DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+                    spec.width,
+                    spec.height,
+                    image::Rgba(pad),
+                ))
+            } else {
+                DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+                    spec.width,
+                    spec.height,
+                    image::Rgb([pad[0], pad[1], pad[2]]),
+                ))
+            };
+            if master_alpha {
+                image::imageops::overlay(&mut canvas, &scaled, i64::from(x), i64::from(y));
+            } else {
+                image::imageops::replace(&mut canvas, &scaled, i64::from(x), i64::from(y));
+            }
+            (canvas, w > mw)
+        }
+    };
+    Ok(Rendered {
+        bytes: encode(&out, spec)?,
+        upscaled,
+    })
+}
+
+fn encode(img: &DynamicImage, spec: &RenditionSpec) -> Result<Vec<u8>, RenditionError> {
+    let mut buf = Cursor::new(Vec::new());
+    let (w, h) = (img.width(), img.height());
+    let color = img.color().into();
+    let res =
+        match spec.format {
+            OutputFormat::Png => image::codecs::png::PngEncoder::new_with_quality(
+                &mut buf,
+                image::codecs::png::CompressionType::Default,
+                image::codecs::png::FilterType::Adaptive,
+            )
+            .write_image(img.as_bytes(), w, h, color),
+            OutputFormat::Jpeg => {
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, spec.quality)
+                    .write_image(img.as_bytes(), w, h, color)
+            }
+            OutputFormat::Webp => image::codecs::webp::WebPEncoder::new_lossless(&mut buf)
+                .write_image(img.as_bytes(), w, h, color),
+        };
+    res.map_err(|e| RenditionError::Encode(e.to_string()))?;
+    Ok(buf.into_inner())
+}
+
+/// A downscaled, re-encoded reference.
+#[derive(Debug, Clone)]
+pub struct Downscaled {
+    /// Encoded bytes.
+    pub bytes: Vec<u8>,
+    /// Their MIME type.
+    pub mime_type: String,
+    /// Pixel size.
+    pub size: (u32, u32),
+}
+
+/// Scale `img` so its longer side is `max_side` and re-encode it: JPEG
+/// sources as JPEG quality 90, others as PNG. Deterministic.
+pub fn downscale(
+    img: &DynamicImage,
+    source: ImageFormat,
+    max_side: u32,
+) -> Result<Downscaled, String> {
+    let (w, h) = (img.width(), img.height());
+    let scale = f64::from(max_side) / f64::from(w.max(h));
+    let nw = ((f64::from(w) * scale).round() as u32).clamp(1, max_side);
+    let nh = ((f64::from(h) * scale).round() as u32).clamp(1, max_side);
+    let alpha = img.color().has_alpha() && source != ImageFormat::Jpeg;
+    let src = if alpha {
+        DynamicImage::ImageRgba8(img.to_rgba8())
+    } else {
+        DynamicImage::ImageRgb8(img.to_rgb8())
+    };
+    let mut dst = if alpha {
+        DynamicImage::new_rgba8(nw, nh)
+    } else {
+        DynamicImage::new_rgb8(nw, nh)
+    };
+    Resizer::new()
+        .resize(
+            &src,
+            &mut dst,
+            &ResizeOptions::new()
+                .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+                .use_alpha(alpha),
+        )
+        .map_err(|e| e.to_string())?;
+    let mut buf = Cursor::new(Vec::new());
+    let color = dst.color().into();
+    let (mime, res) = if source == ImageFormat::Jpeg {
+        (
+            "image/jpeg",
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 90).write_image(
+                dst.as_bytes(),
+                nw,
+                nh,
+                color,
+            ),
+        )
+    } else {
+        (
+            "image/png",
+            image::codecs::png::PngEncoder::new(&mut buf).write_image(
+                dst.as_bytes(),
+                nw,
+                nh,
+                color,
+            ),
+        )
+    };
+    res.map_err(|e| e.to_string())?;
+    Ok(Downscaled {
+        bytes: buf.into_inner(),
+        mime_type: mime.to_string(),
+        size: (nw, nh),
+    })
+}

@@ -1,0 +1,487 @@
+//! `manifest.json`: built purely from the store's read model of a campaign
+//! and the plan (no I/O but the final atomic write), read by other programs.
+//! Its JSON Schema is `schema/manifest.schema.json`; bump
+//! [`SCHEMA_VERSION`] on any incompatible change (additive optional fields
+//! are not one).
+//!
+//! Model-text jobs are assets; overlay variants are one entry per row ×
+//! locale × variant made from their composite, with the copy-free art listed
+//! under `art` (not a deliverable). A composite's `cost_usd` is its share of
+//! the art (art cost ÷ campaign locales); `totals.cost_usd` counts the art
+//! in full, what was paid.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::assets::write_atomic;
+use crate::domain::{CompositeState, Error, JobState, Reason, Result, round_micro};
+use crate::expand::ComposeSpec;
+use crate::imaging::{BoxLayout, aspect_check};
+use crate::store::{CampaignState, CompositeRow, JobId, JobRow, RenditionEntry};
+
+/// The manifest schema version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The manifest document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Schema version of this document.
+    pub schema_version: u32,
+    /// Campaign name.
+    pub campaign: String,
+    /// RFC 3339 time of writing.
+    pub generated_at: String,
+    /// Counts and spend.
+    pub totals: Totals,
+    /// Every current asset.
+    pub assets: Vec<AssetEntry>,
+    /// Jobs that failed or were blocked.
+    pub failures: Vec<FailureEntry>,
+    /// Assets whose row, locale or variant left the campaign (kept on disk).
+    pub retired: Vec<AssetEntry>,
+    /// Copy-free art of overlay variants (not deliverables).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub art: Vec<AssetEntry>,
+}
+
+/// Totals.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Totals {
+    /// Live jobs (everything but retired history).
+    pub jobs: u64,
+    /// Done jobs (= assets).
+    pub done: u64,
+    /// Failed jobs.
+    pub failed: u64,
+    /// Blocked jobs.
+    pub blocked: u64,
+    /// Jobs not finished (pending, in flight, in a batch).
+    pub pending: u64,
+    /// Retired assets.
+    pub retired: u64,
+    /// Sum of `cost_usd` over current assets.
+    pub cost_usd: f64,
+    /// Renditions that could not be made (each is also in `failures`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub renditions_failed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One asset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssetEntry {
+    /// Row id.
+    pub row_id: String,
+    /// Requested locale.
+    pub locale: String,
+    /// Locale the copy actually came from.
+    pub resolved_locale: String,
+    /// Per copy column, the locale it came from.
+    pub copy_resolution: BTreeMap<String, String>,
+    /// Variant name.
+    pub variant: String,
+    /// Path relative to the manifest.
+    pub path: String,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// File size.
+    pub bytes: u64,
+    /// Decoded width.
+    pub width: u32,
+    /// Decoded height.
+    pub height: u32,
+    /// `width / height` of the decoded master, rounded to 4 decimals.
+    pub aspect_ratio_actual: f64,
+    /// False when the master's real aspect ratio is more than
+    /// [`crate::imaging::ASPECT_TOLERANCE`] away from `aspect_ratio`.
+    pub aspect_ratio_ok: bool,
+    /// MIME type.
+    pub mime_type: String,
+    /// Provider (`local`, `gemini`).
+    pub provider: String,
+    /// Model id.
+    pub model: String,
+    /// `realtime` or `batch`.
+    pub mode: String,
+    /// Requested aspect ratio.
+    pub aspect_ratio: String,
+    /// Requested size tier.
+    pub image_size: String,
+    /// The prompt sent.
+    pub prompt: String,
+    /// Hex SHA-256 of the request.
+    pub request_sha256: String,
+    /// What the image cost.
+    pub cost_usd: f64,
+    /// Calls made for this job.
+    pub attempts: u32,
+    /// RFC 3339 time the asset was recorded.
+    pub created_at: String,
+    /// Exact-size renditions derived from this master.
+    #[serde(default)]
+    pub renditions: Vec<RenditionEntry>,
+    /// For overlay-text assets: the art and how the copy was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<OverlayInfo>,
+}
+
+/// One failed or blocked job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailureEntry {
+    /// Row id.
+    pub row_id: String,
+    /// Locale.
+    pub locale: String,
+    /// Variant.
+    pub variant: String,
+    /// `failed` or `blocked`.
+    pub state: String,
+    /// Stable reason code (see README).
+    pub reason: Reason,
+    /// Human detail.
+    pub detail: String,
+    /// The provider's own block reason, for blocks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_reason: Option<String>,
+    /// Calls made.
+    pub attempts: u32,
+    /// Request hash.
+    pub request_sha256: String,
+    /// For a rendition that could not be made: its path (the master exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendition: Option<String>,
+}
+
+/// What the manifest says about how an overlay asset was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverlayInfo {
+    /// Path of the copy-free art, relative to manifest.json.
+    pub art_path: String,
+    /// Hex SHA-256 of the art file.
+    pub art_sha256: String,
+    /// Hex SHA-256 over copy, box settings and the art's SHA-256.
+    pub compose_sha256: String,
+    /// Per box, the size and line count used.
+    pub boxes: Vec<BoxLayout>,
+}
+
+fn rfc3339(ms: Option<i64>) -> String {
+    ms.and_then(|m| jiff::Timestamp::from_millisecond(m).ok())
+        .unwrap_or_else(jiff::Timestamp::now)
+        .to_string()
+}
+
+/// The `locale` an entry shows: the tag, or BCP-47 "undetermined" for art.
+fn locale_of(j: &JobRow) -> String {
+    j.key
+        .target
+        .locale()
+        .map_or_else(|| "und".to_string(), |l| l.tag().to_string())
+}
+
+fn asset_entry(j: &JobRow, renditions: &HashMap<JobId, Vec<RenditionEntry>>) -> Option<AssetEntry> {
+    let a = j.asset.as_ref()?;
+    let (aspect_ratio_actual, aspect_ratio_ok) =
+        aspect_check(a.width, a.height, j.aspect_ratio.as_str());
+    Some(AssetEntry {
+        row_id: j.key.row.to_string(),
+        locale: locale_of(j),
+        resolved_locale: j.resolved_locale.clone(),
+        copy_resolution: serde_json::from_str(&j.resolution).unwrap_or_default(),
+        variant: j.key.variant.clone(),
+        path: a.path.clone(),
+        sha256: a.sha256.clone(),
+        bytes: a.bytes,
+        width: a.width,
+        height: a.height,
+        aspect_ratio_actual,
+        aspect_ratio_ok,
+        mime_type: a.mime_type.clone(),
+        provider: j
+            .provider
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        model: j.model.to_string(),
+        mode: j.mode.map(|m| m.as_str().to_string()).unwrap_or_default(),
+        aspect_ratio: j.aspect_ratio.to_string(),
+        image_size: j.image_size.to_string(),
+        prompt: j.prompt.clone(),
+        request_sha256: j.request_hash.clone(),
+        cost_usd: j.cost_usd.unwrap_or(0.0),
+        attempts: j.attempts,
+        created_at: rfc3339(j.finished_at),
+        renditions: renditions.get(&j.id).cloned().unwrap_or_default(),
+        overlay: None,
+    })
+}
+
+fn failure_entry(j: &JobRow) -> FailureEntry {
+    FailureEntry {
+        row_id: j.key.row.to_string(),
+        locale: locale_of(j),
+        variant: j.key.variant.clone(),
+        state: j.state.as_str().to_string(),
+        reason: j.error_code.unwrap_or(Reason::Other),
+        detail: j.error_detail.clone().unwrap_or_default(),
+        block_reason: j.block_reason.clone(),
+        attempts: j.attempts,
+        request_sha256: j.request_hash.clone(),
+        rendition: None,
+    }
+}
+
+fn composite_entry(c: &CompositeRow) -> Option<AssetEntry> {
+    let a = c.asset.as_ref()?;
+    let (aspect_ratio_actual, aspect_ratio_ok) =
+        aspect_check(a.width, a.height, c.art.aspect_ratio.as_str());
+    Some(AssetEntry {
+        aspect_ratio_actual,
+        aspect_ratio_ok,
+        // Renditions are made from masters the provider returned; composed
+        // overlay assets do not get them yet.
+        renditions: Vec::new(),
+        row_id: c.row_id.clone(),
+        locale: c.locale.clone(),
+        resolved_locale: c.resolved_locale.clone(),
+        copy_resolution: serde_json::from_str(&c.resolution).unwrap_or_default(),
+        variant: c.variant.clone(),
+        path: a.path.clone(),
+        sha256: a.sha256.clone(),
+        bytes: a.bytes,
+        width: a.width,
+        height: a.height,
+        mime_type: a.mime_type.clone(),
+        provider: c
+            .art
+            .provider
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        model: c.art.model.to_string(),
+        mode: c
+            .art
+            .mode
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default(),
+        aspect_ratio: c.art.aspect_ratio.to_string(),
+        image_size: c.art.image_size.to_string(),
+        prompt: c.art.prompt.clone(),
+        request_sha256: c.art.request_hash.clone(),
+        cost_usd: c.cost_usd,
+        attempts: c.art.attempts,
+        created_at: rfc3339(Some(c.updated_at)),
+        overlay: Some(OverlayInfo {
+            art_path: c.art.path.clone(),
+            art_sha256: c.art.sha256.clone(),
+            compose_sha256: c.compose_hash.clone(),
+            boxes: c.layout.clone(),
+        }),
+    })
+}
+
+/// Entries and totals of a set of job rows (model-text jobs, or art).
+fn job_entries(m: &mut Manifest, jobs: &[&JobRow], state: &CampaignState) {
+    for j in jobs {
+        match j.state {
+            JobState::Superseded => continue,
+            JobState::Retired => {
+                if let Some(a) = asset_entry(j, &state.renditions) {
+                    m.retired.push(a);
+                }
+                continue;
+            }
+            JobState::Done => {
+                if let Some(a) = asset_entry(j, &state.renditions) {
+                    m.totals.cost_usd += a.cost_usd;
+                    m.assets.push(a);
+                }
+                m.totals.done += 1;
+            }
+            JobState::Failed | JobState::Blocked => {
+                if j.state == JobState::Failed {
+                    m.totals.failed += 1;
+                } else {
+                    m.totals.blocked += 1;
+                }
+                m.failures.push(failure_entry(j));
+            }
+            JobState::Pending
+            | JobState::InFlight
+            | JobState::BatchSubmitting
+            | JobState::BatchSubmitted => m.totals.pending += 1,
+        }
+        m.totals.jobs += 1;
+    }
+}
+
+/// Build the manifest of campaign `name` from its state and its overlay
+/// plan (`compose`: every row × locale × overlay variant). Model-text jobs
+/// are assets; art jobs are listed under `art` and paid in full; each
+/// composite is an asset when its current composite is done, a failure when
+/// it overflowed or its art failed or was blocked, pending while its art is
+/// not done. Every rendition failure is a failure entry. Retired entries
+/// whose path a current asset now occupies (a variant switched between model
+/// and overlay text) are dropped, since that file was replaced.
+pub fn build(name: &str, state: &CampaignState, compose: &[ComposeSpec]) -> Manifest {
+    let mut m = Manifest {
+        schema_version: SCHEMA_VERSION,
+        campaign: name.to_string(),
+        generated_at: jiff::Timestamp::now().to_string(),
+        totals: Totals::default(),
+        assets: Vec::new(),
+        failures: Vec::new(),
+        retired: Vec::new(),
+        art: Vec::new(),
+    };
+    let (art_jobs, model_jobs): (Vec<&JobRow>, Vec<&JobRow>) =
+        state.jobs.iter().partition(|j| j.key.target.is_art());
+    job_entries(&mut m, &model_jobs, state);
+
+    if !art_jobs.is_empty() || !compose.is_empty() {
+        // Art masters: listed, and paid for in full; retired art is history
+        // of a non-deliverable and not listed.
+        let mut art = Manifest {
+            assets: Vec::new(),
+            failures: Vec::new(),
+            retired: Vec::new(),
+            art: Vec::new(),
+            totals: Totals::default(),
+            ..m.clone()
+        };
+        job_entries(&mut art, &art_jobs, state);
+        m.totals.cost_usd += art.totals.cost_usd;
+        m.art = art.assets;
+        overlay_entries(&mut m, state, &art_jobs, compose);
+    }
+
+    let by_id: HashMap<JobId, &JobRow> = state.jobs.iter().map(|j| (j.id, j)).collect();
+    for f in &state.rendition_failures {
+        let Some(j) = by_id.get(&f.job_id) else {
+            continue;
+        };
+        m.totals.renditions_failed += 1;
+        m.failures.push(FailureEntry {
+            state: "failed".into(),
+            reason: Reason::RenditionFailed,
+            detail: f.detail.clone(),
+            block_reason: None,
+            rendition: Some(f.path.clone()),
+            ..failure_entry(j)
+        });
+    }
+
+    let current_paths: HashSet<String> = m.assets.iter().map(|a| a.path.clone()).collect();
+    m.retired.retain(|r| !current_paths.contains(&r.path));
+    m.totals.retired = m.retired.len() as u64;
+    m.assets.sort_by(|a, b| {
+        (&a.row_id, &a.locale, &a.variant).cmp(&(&b.row_id, &b.locale, &b.variant))
+    });
+    m.failures.sort_by(|a, b| {
+        (&a.row_id, &a.locale, &a.variant, &a.rendition).cmp(&(
+            &b.row_id,
+            &b.locale,
+            &b.variant,
+            &b.rendition,
+        ))
+    });
+    m.totals.cost_usd = round_micro(m.totals.cost_usd);
+    m
+}
+
+fn overlay_entries(
+    m: &mut Manifest,
+    state: &CampaignState,
+    art_jobs: &[&JobRow],
+    compose: &[ComposeSpec],
+) {
+    let current_art: HashMap<(String, String), &JobRow> = art_jobs
+        .iter()
+        .filter(|j| j.state != JobState::Retired)
+        .map(|j| ((j.key.row.to_string(), j.key.variant.clone()), *j))
+        .collect();
+    let mut live: HashMap<(String, String, String), &CompositeRow> = HashMap::new();
+    for c in &state.composites {
+        match c.state {
+            CompositeState::Retired => {
+                if let Some(e) = composite_entry(c) {
+                    m.retired.push(e);
+                }
+            }
+            _ => {
+                live.insert((c.row_id.clone(), c.locale.clone(), c.variant.clone()), c);
+            }
+        }
+    }
+    for spec in compose {
+        m.totals.jobs += 1;
+        let art = current_art.get(&(spec.row_id.to_string(), spec.variant.clone()));
+        let key = (
+            spec.row_id.to_string(),
+            spec.locale.tag().to_string(),
+            spec.variant.clone(),
+        );
+        let current = match (art, live.get(&key)) {
+            (Some(a), Some(c)) if a.state == JobState::Done && c.art_job_id == a.id => {
+                let sha = a.asset.as_ref().map_or("", |x| x.sha256.as_str());
+                (c.compose_hash == spec.compose_hash(sha)).then_some(*c)
+            }
+            _ => None,
+        };
+        if let Some(c) = current {
+            match composite_entry(c) {
+                Some(e) => {
+                    m.totals.done += 1;
+                    m.assets.push(e);
+                }
+                None => {
+                    m.totals.failed += 1;
+                    m.failures.push(FailureEntry {
+                        row_id: c.row_id.clone(),
+                        locale: c.locale.clone(),
+                        variant: c.variant.clone(),
+                        state: "failed".into(),
+                        reason: c.error_code.unwrap_or(Reason::Other),
+                        detail: c.error_detail.clone().unwrap_or_default(),
+                        block_reason: None,
+                        attempts: c.art.attempts,
+                        request_sha256: c.art.request_hash.clone(),
+                        rendition: None,
+                    });
+                }
+            }
+            continue;
+        }
+        match art {
+            Some(a) if matches!(a.state, JobState::Failed | JobState::Blocked) => {
+                if a.state == JobState::Failed {
+                    m.totals.failed += 1;
+                } else {
+                    m.totals.blocked += 1;
+                }
+                m.failures.push(FailureEntry {
+                    locale: spec.locale.tag().to_string(),
+                    detail: format!(
+                        "the copy-free art for this row and variant was not made: {}",
+                        a.error_detail.clone().unwrap_or_default()
+                    ),
+                    ..failure_entry(a)
+                });
+            }
+            _ => m.totals.pending += 1,
+        }
+    }
+}
+
+/// Write the manifest to `<campaign_out>/manifest.json` atomically.
+pub fn write(campaign_out: &Path, manifest: &Manifest) -> Result<std::path::PathBuf> {
+    let path = campaign_out.join("manifest.json");
+    let mut text =
+        serde_json::to_string_pretty(manifest).map_err(|e| Error::Internal(e.to_string()))?;
+    text.push('\n');
+    write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}

@@ -1,0 +1,659 @@
+//! Orchestration: load → expand → sync the queue → budget check → dispatch
+//! (realtime or batch) → manifest. Stages talk only through the store.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::assets;
+use crate::campaign::{Campaign, RunMode};
+use crate::domain::{
+    BillingMode, Error, ExitCode, PriceTable, ProviderKind, Reason, Result, RunOutcome, now_ms,
+};
+use crate::expand::{self, JobSpec};
+use crate::manifest;
+use crate::provider::Provider;
+use crate::provider::retry::{RetryBudget, RetryPolicy};
+use crate::store::{Claimed, JobId, Planned, RunId, Settlement, Store};
+
+pub(crate) mod batch;
+mod provider;
+mod settle;
+
+pub(crate) use provider::make_provider;
+pub use provider::{GeminiEnv, ProviderChoice};
+pub(crate) use settle::{JobInfo, settle};
+
+static CRASH_AT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Arm the deterministic crash points for the kill tests (the CLI passes
+/// `ADLOC_CRASH_AT`): `name` or `name:N` aborts the process (no cleanup,
+/// like `kill -9`) the N-th time (default first) execution passes the named
+/// point. Off unless armed.
+pub fn arm_crash_point(spec: String) {
+    let _ = CRASH_AT.set(spec);
+}
+
+pub(crate) fn crash_point(name: &str) {
+    static HITS: std::sync::Mutex<Option<HashMap<String, u64>>> = std::sync::Mutex::new(None);
+    let Some(spec) = CRASH_AT.get().cloned() else {
+        return;
+    };
+    let (target, nth) = match spec.split_once(':') {
+        Some((t, n)) => (t.to_string(), n.parse::<u64>().unwrap_or(1)),
+        None => (spec.clone(), 1),
+    };
+    if target != name {
+        return;
+    }
+    let Ok(mut guard) = HITS.lock() else { return };
+    let hits = guard.get_or_insert_with(HashMap::new);
+    let n = hits.entry(target).or_insert(0);
+    *n += 1;
+    if *n == nth {
+        eprintln!("crash point {name} reached; aborting");
+        std::process::abort();
+    }
+}
+
+/// Options for one `adloc run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Campaign folder.
+    pub campaign_dir: PathBuf,
+    /// Provider (the CLI picks gemini when a key is set, else local).
+    pub provider: ProviderChoice,
+    /// Gemini key, endpoint and version from the environment.
+    pub gemini: GeminiEnv,
+    /// Batch poll cadence override for rehearsals against the emulator
+    /// (`ADLOC_BATCH_POLL_MS`, `ADLOC_BATCH_POLL_MAX_MS`): first and longest.
+    pub poll_override: (Option<Duration>, Option<Duration>),
+    /// Mode override.
+    pub mode: Option<RunMode>,
+    /// Output root.
+    pub out: PathBuf,
+    /// State file.
+    pub state: PathBuf,
+    /// Realtime calls in flight at most.
+    pub concurrency: usize,
+    /// Spend cap for this run in USD.
+    pub max_spend: Option<f64>,
+    /// Batch: submit and return without waiting.
+    pub no_wait: bool,
+    /// Poll the campaign's open batches once and ingest what has finished;
+    /// submit nothing and make no realtime call (`adloc status CAMPAIGN_DIR`).
+    pub ingest_only: bool,
+    /// Auto mode: finish in realtime once this instant (minus the margin) is reached.
+    pub deadline: Option<jiff::Timestamp>,
+    /// Safety margin before the deadline.
+    pub deadline_margin: Duration,
+    /// How long a claim is held without a heartbeat.
+    pub lease: Duration,
+    /// How long Ctrl-C waits for in-flight calls.
+    pub drain_timeout: Duration,
+    /// Draw a progress bar (terminal) instead of log lines.
+    pub progress_bar: bool,
+    /// Write one contact sheet per locale (`<out>/<campaign>/contact-sheets/`).
+    pub contact_sheet: bool,
+}
+
+impl RunOptions {
+    /// Defaults for a campaign folder.
+    pub fn new(campaign_dir: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            campaign_dir: campaign_dir.into(),
+            provider: ProviderChoice::Local,
+            gemini: GeminiEnv::default(),
+            poll_override: (None, None),
+            mode: None,
+            out: PathBuf::from("out"),
+            state: PathBuf::from(".adloc/state.db"),
+            concurrency: 8,
+            max_spend: None,
+            no_wait: false,
+            ingest_only: false,
+            deadline: None,
+            deadline_margin: Duration::from_secs(30 * 60),
+            lease: Duration::from_secs(120),
+            drain_timeout: Duration::from_secs(30),
+            progress_bar: false,
+            contact_sheet: false,
+        }
+    }
+}
+
+/// Why dispatching stopped before every job was finished.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// A run-terminal provider error (auth, model, daily quota, credit).
+    Provider(Reason, String),
+    /// The retry budget is spent.
+    RetryBudget(u64, u64),
+    /// The spend cap was reached.
+    SpendCap(f64),
+    /// Ctrl-C / SIGTERM.
+    Interrupted,
+}
+
+impl StopReason {
+    /// The reason code, in the shared vocabulary.
+    pub fn reason(&self) -> Reason {
+        match self {
+            StopReason::Provider(r, _) => *r,
+            StopReason::RetryBudget(..) => Reason::RetryBudgetExhausted,
+            StopReason::SpendCap(_) => Reason::SpendCapReached,
+            StopReason::Interrupted => Reason::Interrupted,
+        }
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Provider(r, d) => write!(f, "{r}: {d}"),
+            StopReason::RetryBudget(first, retries) => write!(
+                f,
+                "retry budget spent ({retries} retries for {first} first attempts); the provider looks unhealthy, stopping instead of retrying harder"
+            ),
+            StopReason::SpendCap(usd) => write!(f, "spend cap reached (${usd:.4} spent this run)"),
+            StopReason::Interrupted => write!(f, "interrupted"),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Campaign name.
+    pub campaign: String,
+    /// Provider used.
+    pub provider: ProviderKind,
+    /// Mode used.
+    pub mode: String,
+    /// What the sync found.
+    pub planned: crate::store::SyncReport,
+    /// Final counts from the manifest.
+    pub totals: manifest::Totals,
+    /// USD spent by this run.
+    pub spent_usd: f64,
+    /// Why it stopped early, if it did.
+    pub stopped: Option<StopReason>,
+    /// Batches submitted and left running (`--no-wait`).
+    pub batches_left: Vec<String>,
+    /// Where the manifest was written.
+    pub manifest_path: PathBuf,
+    /// The exit code the CLI should use.
+    pub exit: ExitCode,
+    /// What the rendition reconcile did.
+    pub renditions: crate::derive::renditions::ReconcileReport,
+    /// Contact sheets written (`--contact-sheet`).
+    pub contact_sheets: Vec<PathBuf>,
+}
+
+/// Shared context for the dispatchers.
+pub(crate) struct Ctx {
+    pub store: Store,
+    pub run: RunId,
+    pub campaign: String,
+    pub campaign_out: PathBuf,
+    pub provider: Arc<dyn Provider>,
+    pub specs: HashMap<JobId, Arc<JobSpec>>,
+    pub prices: PriceTable,
+    pub policy: RetryPolicy,
+    pub budget: RetryBudget,
+    pub spend_cap: Option<f64>,
+    pub spent_micros: AtomicU64,
+    pub cancel: CancellationToken,
+    pub progress: Progress,
+    pub lease: Duration,
+    /// Requests per minute for the model (campaign `[rate_limit] rpm`).
+    pub rpm: Option<u32>,
+}
+
+impl Ctx {
+    pub(crate) fn spent(&self) -> f64 {
+        self.spent_micros.load(Ordering::Relaxed) as f64 / 1e6
+    }
+    fn add_spend(&self, usd: f64) {
+        self.spent_micros
+            .fetch_add((usd * 1e6).round() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Progress reporting: a bar on a terminal, log lines otherwise.
+pub(crate) struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Progress {
+    fn new(total: u64, bar: bool) -> Self {
+        let bar = bar.then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}",
+            ) {
+                b.set_style(style);
+            }
+            b
+        });
+        Progress {
+            bar,
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(total),
+        }
+    }
+
+    pub(crate) fn finished_one(&self, what: &str, key: &str) {
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = self.total.load(Ordering::Relaxed);
+        match &self.bar {
+            Some(b) => {
+                b.inc(1);
+                b.set_message(format!("{what} {key}"));
+            }
+            None => tracing::info!(
+                job = key,
+                outcome = what,
+                progress = format!("{n}/{total}"),
+                "job finished"
+            ),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Load and expand a campaign: every input error surfaces here, before
+/// anything is written.
+pub fn load_and_expand(dir: &Path) -> Result<(Campaign, Vec<JobSpec>)> {
+    let campaign = Campaign::load(dir)?;
+    let specs = expand::expand(&campaign).map_err(Error::Input)?;
+    Ok((campaign, specs))
+}
+
+/// Estimated USD for the specs flagged in `generate`.
+pub fn estimate(
+    campaign: &Campaign,
+    specs: &[JobSpec],
+    generate: &[bool],
+    mode: BillingMode,
+) -> f64 {
+    let prices = PriceTable::new(campaign.pricing.clone());
+    let total: f64 = specs
+        .iter()
+        .zip(generate)
+        .filter(|(_, g)| **g)
+        .map(|(s, _)| prices.per_image(&s.request.model, s.request.image_size, mode))
+        .sum();
+    crate::domain::round_micro(total)
+}
+
+/// Run a campaign to completion (or to a stop).
+pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSummary> {
+    let (campaign, specs) = load_and_expand(&opts.campaign_dir)?;
+    let choice = opts.provider;
+    let provider = make_provider(choice, &campaign, &opts.gemini)?;
+    let mut mode = opts.mode.unwrap_or(campaign.mode);
+    if provider.batch().is_none() && mode != RunMode::Realtime {
+        tracing::info!(
+            provider = provider.kind().as_str(),
+            "provider has no batch API; rendering in realtime"
+        );
+        mode = RunMode::Realtime;
+    }
+    let billing = |m: RunMode| match m {
+        RunMode::Realtime => BillingMode::Realtime,
+        RunMode::Batch | RunMode::Auto => BillingMode::Batch,
+    };
+
+    // Everything below writes state; the input is known good.
+    let store = Store::open(&opts.state).await?;
+    let planned = store.preview(&campaign.name, &specs).await?;
+    if opts.ingest_only {
+        // Ingesting what was already bought spends nothing new.
+        mode = RunMode::Batch;
+    } else {
+        check_budget(&campaign, &specs, &planned, choice, billing(mode), &opts)?;
+    }
+    let (planned, ids) = store.sync(&campaign.name, &specs).await?;
+
+    let campaign_out = opts.out.join(&campaign.name);
+    std::fs::create_dir_all(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
+    let swept =
+        assets::sweep_temporaries(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
+    if swept > 0 {
+        tracing::info!(
+            files = swept,
+            "removed temporary files left by an interrupted run"
+        );
+    }
+    let recovered = store.recover_orphans(&campaign.name).await?;
+    if recovered > 0 {
+        tracing::info!(
+            jobs = recovered,
+            "took back jobs from a runner that stopped"
+        );
+    }
+
+    let run_id = store
+        .start_run(&campaign.name, provider.kind(), mode.as_str())
+        .await?;
+    let specs_by_id: HashMap<JobId, Arc<JobSpec>> = ids
+        .into_iter()
+        .zip(specs)
+        .map(|(id, s)| (id, Arc::new(s)))
+        .collect();
+    let progress = Progress::new(planned.report.to_generate as u64, opts.progress_bar);
+    let ctx = Arc::new(Ctx {
+        store: store.clone(),
+        run: run_id,
+        campaign: campaign.name.clone(),
+        campaign_out: campaign_out.clone(),
+        provider: provider.clone(),
+        specs: specs_by_id,
+        prices: PriceTable::new(campaign.pricing.clone()),
+        policy: RetryPolicy::new(campaign.retry),
+        budget: RetryBudget::new(&campaign.retry),
+        spend_cap: spend_cap(&campaign, &opts, choice),
+        spent_micros: AtomicU64::new(0),
+        cancel: cancel.clone(),
+        progress,
+        lease: opts.lease,
+        rpm: campaign.rpm,
+    });
+
+    let heartbeat = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if let Err(e) = ctx.store.heartbeat(ctx.run, ctx.lease).await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+            }
+        })
+    };
+
+    let concurrency = match choice {
+        // Rendering is CPU-bound: more tasks than cores only adds memory.
+        ProviderChoice::Local => opts
+            .concurrency
+            .min(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        ProviderChoice::Gemini => opts.concurrency,
+    }
+    .max(1);
+
+    let mut batches_left = Vec::new();
+    let outcome = match mode {
+        RunMode::Realtime => dispatch_realtime(&ctx, concurrency, opts.drain_timeout).await,
+        RunMode::Batch | RunMode::Auto => {
+            batch::dispatch(&ctx, &campaign, mode, &opts, concurrency, &mut batches_left).await
+        }
+    };
+    heartbeat.abort();
+    ctx.progress.finish();
+    let stopped = outcome?;
+
+    // Renditions are derived locally from the masters; no provider call.
+    let renditions = if cancel.is_cancelled() {
+        crate::derive::renditions::ReconcileReport::default()
+    } else {
+        crate::derive::renditions::reconcile(&store, &campaign, &campaign_out).await?
+    };
+    let jobs = store.jobs(&campaign.name).await?;
+    crate::derive::overlay::compose_all(&store, &campaign, &campaign_out, &jobs).await?;
+    let compose = expand::compose_plan(&campaign).map_err(Error::Input)?;
+    let state = store.campaign_state(&campaign.name).await?;
+    let m = manifest::build(&campaign.name, &state, &compose);
+    let manifest_path = manifest::write(&campaign_out, &m)?;
+    let contact_sheets = if opts.contact_sheet {
+        crate::derive::contact_sheet::write_all(&campaign, &jobs, &campaign_out).await?
+    } else {
+        Vec::new()
+    };
+    let exit = if stopped.is_some() {
+        ExitCode::RunRefused
+    } else if m.totals.failed + m.totals.blocked > 0 {
+        ExitCode::PartialFailure
+    } else if m.totals.pending > 0 && !opts.no_wait && !opts.ingest_only {
+        ExitCode::RunRefused
+    } else {
+        ExitCode::Success
+    };
+    store
+        .finish_run(
+            run_id,
+            match &stopped {
+                Some(StopReason::Interrupted) => RunOutcome::Interrupted,
+                Some(_) => RunOutcome::Stopped,
+                None => RunOutcome::Finished,
+            },
+        )
+        .await?;
+    store.close().await;
+    Ok(RunSummary {
+        campaign: campaign.name.clone(),
+        provider: provider.kind(),
+        mode: mode.as_str().to_string(),
+        planned: planned.report,
+        totals: m.totals,
+        spent_usd: ctx.spent(),
+        stopped,
+        batches_left,
+        manifest_path,
+        exit,
+        renditions,
+        contact_sheets,
+    })
+}
+
+fn spend_cap(campaign: &Campaign, opts: &RunOptions, choice: ProviderChoice) -> Option<f64> {
+    if choice == ProviderChoice::Local {
+        return None;
+    }
+    match (campaign.budget_usd, opts.max_spend) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn check_budget(
+    campaign: &Campaign,
+    specs: &[JobSpec],
+    planned: &Planned,
+    choice: ProviderChoice,
+    mode: BillingMode,
+    opts: &RunOptions,
+) -> Result<()> {
+    if choice == ProviderChoice::Local {
+        return Ok(());
+    }
+    let estimate = estimate(campaign, specs, &planned.generate, mode);
+    let limits = [
+        (campaign.budget_usd, "budget.max_usd in campaign.toml"),
+        (opts.max_spend, "--max-spend"),
+    ];
+    for (limit, source) in limits {
+        if let Some(budget) = limit
+            && estimate > budget
+        {
+            return Err(Error::OverBudget {
+                estimate,
+                budget,
+                source_of_budget: source.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What happened to one job in one attempt.
+pub(crate) enum JobOutcome {
+    Done,
+    Retry,
+    Terminal,
+    /// A retry was refused by the run's retry budget.
+    BudgetSpent,
+    Stop(StopReason),
+}
+
+/// Realtime dispatch: claim, call, store, record — `concurrency` at a time.
+async fn dispatch_realtime(
+    ctx: &Arc<Ctx>,
+    concurrency: usize,
+    drain: Duration,
+) -> Result<Option<StopReason>> {
+    let limiter = rate_limiter(ctx);
+    let mut set: JoinSet<Result<JobOutcome>> = JoinSet::new();
+    let mut stop: Option<StopReason> = None;
+    loop {
+        if stop.is_none() && ctx.cancel.is_cancelled() {
+            stop = Some(StopReason::Interrupted);
+        }
+        if stop.is_some() {
+            break;
+        }
+        let free = concurrency.saturating_sub(set.len());
+        if free > 0 {
+            for job in ctx
+                .store
+                .claim(ctx.run, &ctx.campaign, free, ctx.lease)
+                .await?
+            {
+                let ctx = ctx.clone();
+                let limiter = limiter.clone();
+                set.spawn(async move {
+                    if let Some(l) = &limiter {
+                        l.until_ready().await;
+                    }
+                    crash_point("realtime-after-claim");
+                    realtime_one(&ctx, job).await
+                });
+            }
+        }
+        if set.is_empty() {
+            match ctx.store.next_pending(&ctx.campaign).await? {
+                None => {
+                    // Another runner holds the rest: wait for it (and take
+                    // its jobs back if it dies) instead of ending early.
+                    if ctx.store.held_elsewhere(&ctx.campaign, ctx.run).await? == 0 {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = ctx.cancel.cancelled() => {}
+                    }
+                    ctx.store.recover_orphans(&ctx.campaign).await?;
+                    continue;
+                }
+                Some(not_before) => {
+                    let wait = not_before.map_or(50, |t| (t - now_ms()).clamp(10, 1000)) as u64;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                        _ = ctx.cancel.cancelled() => {}
+                    }
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            Some(res) = set.join_next() => {
+                if let Some(s) = handle_join(res)? {
+                    stop.get_or_insert(s);
+                }
+            }
+            _ = ctx.cancel.cancelled() => {}
+        }
+    }
+    // Let calls already in flight finish (their images are paid for), within a bound.
+    let deadline = tokio::time::Instant::now() + drain;
+    while !set.is_empty() {
+        tokio::select! {
+            Some(res) = set.join_next() => {
+                if let Some(s) = handle_join(res)? {
+                    stop.get_or_insert(s);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(jobs = set.len(), "in-flight calls did not finish in time; they return to pending");
+                set.abort_all();
+                break;
+            }
+        }
+    }
+    // Whatever we still hold (aborted calls) goes back to pending now rather than at lease expiry.
+    ctx.store.release_run_leases(ctx.run).await?;
+    Ok(stop)
+}
+
+fn handle_join(
+    res: std::result::Result<Result<JobOutcome>, tokio::task::JoinError>,
+) -> Result<Option<StopReason>> {
+    match res {
+        Ok(Ok(JobOutcome::Stop(s))) => Ok(Some(s)),
+        Ok(Ok(_)) => Ok(None),
+        Ok(Err(e)) => Err(e),
+        Err(e) if e.is_cancelled() => Ok(None),
+        Err(e) => Err(Error::Internal(format!("worker task failed: {e}"))),
+    }
+}
+
+type Limiter = governor::DefaultDirectRateLimiter;
+
+fn rate_limiter(ctx: &Ctx) -> Option<Arc<Limiter>> {
+    if ctx.provider.kind() == ProviderKind::Local {
+        return None;
+    }
+    let spec = ctx.specs.values().next()?;
+    let rpm = ctx.rpm.unwrap_or(spec.request.model.family().default_rpm());
+    let per_min = std::num::NonZeroU32::new(rpm)?;
+    // Burst of a tenth of a minute's quota: smooth, but no idle start.
+    let burst = std::num::NonZeroU32::new((rpm / 10).max(1))?;
+    Some(Arc::new(governor::RateLimiter::direct(
+        governor::Quota::per_minute(per_min).allow_burst(burst),
+    )))
+}
+
+/// One realtime attempt for a claimed job.
+async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<JobOutcome> {
+    let Some(spec) = ctx.specs.get(&job.id).cloned() else {
+        // Claimed a job this process did not expand (another runner's newer
+        // campaign). Hand it back untouched.
+        ctx.store
+            .settle(job.id, Some(ctx.run), &Settlement::Requeue, None)
+            .await?;
+        return Ok(JobOutcome::Retry);
+    };
+    if job.attempts == 1 {
+        ctx.budget.first_attempt();
+    }
+    let started = now_ms();
+    let result = ctx.provider.generate(&spec.request).await;
+    crash_point("realtime-after-call");
+    let info = JobInfo {
+        key: &spec.key,
+        model: &spec.request.model,
+        size: spec.request.image_size,
+    };
+    settle(
+        ctx,
+        job.id,
+        job.attempts,
+        &info,
+        result,
+        BillingMode::Realtime,
+        started,
+    )
+    .await
+}

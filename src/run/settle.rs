@@ -1,0 +1,357 @@
+//! Settling a finished call: the outcome (an image stored, or a classified
+//! failure) becomes a [`Settlement`] by a pure decision, which the store
+//! applies in one transaction with the attempt.
+
+use crate::assets;
+use crate::domain::{
+    AssetRecord, AttemptOutcome, BillingMode, Error, ImageSize, JobKey, ModelId, Reason, Result,
+    now_ms,
+};
+use crate::provider::{ErrorClass, Generated, ProviderError};
+use crate::store::{AttemptRecord, JobId, Settlement};
+
+use super::{Ctx, JobOutcome, StopReason, crash_point};
+
+/// What happened to one job in one attempt, before the retry budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Verdict {
+    Done,
+    Retry {
+        retry_after: Option<std::time::Duration>,
+    },
+    GiveUp,
+    Terminal,
+    RunStop,
+}
+
+fn verdict(
+    result: &std::result::Result<(AssetRecord, Option<crate::domain::Usage>), ProviderError>,
+    attempts: u32,
+    max_attempts: u32,
+) -> Verdict {
+    match result {
+        Ok(_) => Verdict::Done,
+        Err(e) => match e.class {
+            ErrorClass::Retryable { .. } if attempts >= max_attempts => Verdict::GiveUp,
+            ErrorClass::Retryable { retry_after } => Verdict::Retry { retry_after },
+            ErrorClass::JobTerminal => Verdict::Terminal,
+            ErrorClass::RunTerminal => Verdict::RunStop,
+        },
+    }
+}
+
+/// Everything the decision needs besides the result.
+pub(super) struct Facts {
+    pub attempts: u32,
+    pub mode: BillingMode,
+    pub started: i64,
+    pub returned: i64,
+    /// What the image cost (0 for failures).
+    pub cost_usd: f64,
+    /// `Some(allowed)` when the retry budget was asked (only for retries).
+    pub budget_ok: Option<bool>,
+    /// The backoff before the next attempt, for retries.
+    pub delay_ms: i64,
+}
+
+/// The decision: outcome → settlement, attempt record, and what the
+/// dispatcher should do next. Pure.
+fn decide(
+    provider: crate::domain::ProviderKind,
+    result: std::result::Result<(AssetRecord, Option<crate::domain::Usage>), ProviderError>,
+    v: Verdict,
+    f: &Facts,
+) -> (Settlement, AttemptRecord, JobOutcome) {
+    let attempt = |outcome: AttemptOutcome, e: Option<&ProviderError>, cost: f64| AttemptRecord {
+        mode: f.mode,
+        started_at: f.started,
+        finished_at: f.returned,
+        outcome,
+        reason: e.map(|e| e.reason),
+        http_status: e.and_then(|e| e.http_status),
+        detail: e.map(|e| e.detail.clone()),
+        cost_usd: cost,
+    };
+    match result {
+        Ok((asset, usage)) => (
+            Settlement::Done {
+                provider,
+                asset,
+                cost_usd: f.cost_usd,
+                usage_json: usage.and_then(|u| serde_json::to_string(&u).ok()),
+            },
+            attempt(AttemptOutcome::Ok, None, f.cost_usd),
+            JobOutcome::Done,
+        ),
+        Err(e) => match v {
+            Verdict::GiveUp => (
+                Settlement::Fail {
+                    blocked: false,
+                    reason: e.reason,
+                    detail: format!(
+                        "gave up after {} attempts; last error: {}",
+                        f.attempts, e.detail
+                    ),
+                    block_reason: None,
+                },
+                attempt(AttemptOutcome::JobTerminal, Some(&e), 0.0),
+                JobOutcome::Terminal,
+            ),
+            Verdict::Retry { .. } if f.budget_ok == Some(false) => (
+                Settlement::Retry {
+                    not_before: None,
+                    reason: e.reason,
+                    detail: e.detail.clone(),
+                },
+                attempt(AttemptOutcome::Retry, Some(&e), 0.0),
+                JobOutcome::BudgetSpent,
+            ),
+            Verdict::Retry { .. } => (
+                Settlement::Retry {
+                    not_before: Some(f.returned + f.delay_ms),
+                    reason: e.reason,
+                    detail: e.detail.clone(),
+                },
+                attempt(AttemptOutcome::Retry, Some(&e), 0.0),
+                JobOutcome::Retry,
+            ),
+            Verdict::Terminal => (
+                Settlement::Fail {
+                    blocked: matches!(e.reason, Reason::BlockedPrompt | Reason::BlockedImage),
+                    reason: e.reason,
+                    detail: e.detail.clone(),
+                    block_reason: e.block_reason.clone(),
+                },
+                attempt(AttemptOutcome::JobTerminal, Some(&e), 0.0),
+                JobOutcome::Terminal,
+            ),
+            // Not the job's fault: it stays pending, and this call does not
+            // count against its attempts.
+            Verdict::RunStop | Verdict::Done => (
+                Settlement::Requeue,
+                attempt(AttemptOutcome::RunTerminal, Some(&e), 0.0),
+                JobOutcome::Stop(StopReason::Provider(e.reason, e.detail.clone())),
+            ),
+        },
+    }
+}
+
+/// What `settle` needs to know about a job.
+pub(crate) struct JobInfo<'a> {
+    pub key: &'a JobKey,
+    pub model: &'a ModelId,
+    pub size: ImageSize,
+}
+
+/// Record the result of one generation (realtime or one batch line): store
+/// the asset, decide, and apply the decision in one transaction.
+pub(crate) async fn settle(
+    ctx: &Ctx,
+    job: JobId,
+    attempts: u32,
+    spec: &JobInfo<'_>,
+    result: std::result::Result<Generated, ProviderError>,
+    mode: BillingMode,
+    started: i64,
+) -> Result<JobOutcome> {
+    let returned = now_ms();
+    let key = spec.key.to_string();
+    let stored = match result {
+        Ok(generated) => {
+            let out = ctx.campaign_out.clone();
+            let k = spec.key.clone();
+            let Generated {
+                bytes,
+                mime_type,
+                usage,
+                verified_dims,
+                ..
+            } = generated;
+            let res = tokio::task::spawn_blocking(move || {
+                assets::store_master(&out, &k, &bytes, &mime_type, verified_dims)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            crash_point("after-asset-rename");
+            match res {
+                Ok(asset) => Ok((asset, usage)),
+                Err(assets::AssetError::Io { path, source }) => {
+                    return Err(Error::io(path, source));
+                }
+                Err(e) => Err(ProviderError::retryable(
+                    Reason::UndecodableImage,
+                    e.to_string(),
+                    None,
+                )),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let v = verdict(&stored, attempts, ctx.policy.max_attempts());
+    let cost_usd = match &stored {
+        Ok(_) if ctx.provider.kind() == crate::domain::ProviderKind::Local => 0.0,
+        Ok((_, Some(u))) => ctx.prices.from_usage(spec.model, spec.size, mode, u),
+        Ok((_, None)) => ctx.prices.per_image(spec.model, spec.size, mode),
+        Err(_) => 0.0,
+    };
+    let (budget_ok, delay_ms) = match v {
+        Verdict::Retry { retry_after } => (
+            Some(ctx.budget.try_retry()),
+            ctx.policy
+                .delay(attempts, retry_after, fastrand::f64())
+                .as_millis() as i64,
+        ),
+        _ => (None, 0),
+    };
+    if let Err(e) = &stored {
+        tracing::debug!(job = key, reason = e.reason.code(), detail = %e.detail, "attempt failed");
+    }
+    let facts = Facts {
+        attempts,
+        mode,
+        started,
+        returned,
+        cost_usd,
+        budget_ok,
+        delay_ms,
+    };
+    let (settlement, attempt, outcome) = decide(ctx.provider.kind(), stored, v, &facts);
+    if matches!(outcome, JobOutcome::Done) {
+        crash_point("before-job-update");
+    }
+    if let Settlement::Retry {
+        not_before: Some(_),
+        reason,
+        ..
+    } = &settlement
+    {
+        tracing::info!(
+            job = key,
+            reason = reason.code(),
+            retry_in_ms = delay_ms,
+            "will retry"
+        );
+    }
+    let applied = ctx
+        .store
+        .settle(job, Some(ctx.run), &settlement, Some(&attempt))
+        .await?;
+    match &outcome {
+        JobOutcome::Done => {
+            ctx.add_spend(cost_usd);
+            if !applied {
+                tracing::warn!(
+                    job = key,
+                    "job changed while its image was generated; result kept on disk, not recorded"
+                );
+            }
+            ctx.progress.finished_one("done", &key);
+            if let Some(cap) = ctx.spend_cap
+                && ctx.spent() >= cap
+            {
+                return Ok(JobOutcome::Stop(StopReason::SpendCap(ctx.spent())));
+            }
+        }
+        JobOutcome::Terminal => {
+            ctx.progress
+                .finished_one(settlement.target_state().as_str(), &key);
+        }
+        JobOutcome::BudgetSpent => {
+            let (first, retries) = ctx.budget.counts();
+            return Ok(JobOutcome::Stop(StopReason::RetryBudget(first, retries)));
+        }
+        JobOutcome::Retry | JobOutcome::Stop(_) => {}
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ProviderKind;
+
+    fn facts(attempts: u32, budget_ok: Option<bool>) -> Facts {
+        Facts {
+            attempts,
+            mode: BillingMode::Realtime,
+            started: 1_000,
+            returned: 2_000,
+            cost_usd: 0.0,
+            budget_ok,
+            delay_ms: 500,
+        }
+    }
+
+    fn err(
+        e: ProviderError,
+    ) -> std::result::Result<(AssetRecord, Option<crate::domain::Usage>), ProviderError> {
+        Err(e)
+    }
+
+    #[test]
+    fn a_retryable_error_requeues_after_the_delay_until_the_attempt_limit() {
+        let e = ProviderError::retryable(Reason::ServerError, "503", None);
+        let r = err(e.clone());
+        let v = verdict(&r, 2, 5);
+        let (s, a, o) = decide(ProviderKind::Gemini, r, v, &facts(2, Some(true)));
+        assert_eq!(
+            s,
+            Settlement::Retry {
+                not_before: Some(2_500),
+                reason: Reason::ServerError,
+                detail: "503".into()
+            }
+        );
+        assert_eq!(a.outcome, AttemptOutcome::Retry);
+        assert!(matches!(o, JobOutcome::Retry));
+
+        let r = err(e);
+        let v = verdict(&r, 5, 5);
+        let (s, _, o) = decide(ProviderKind::Gemini, r, v, &facts(5, None));
+        assert!(matches!(
+            s,
+            Settlement::Fail {
+                blocked: false,
+                reason: Reason::ServerError,
+                ..
+            }
+        ));
+        assert!(matches!(o, JobOutcome::Terminal));
+    }
+
+    #[test]
+    fn blocks_are_blocked_run_errors_requeue_and_a_spent_budget_stops() {
+        let r = err(ProviderError::job_terminal(
+            Reason::BlockedImage,
+            "IMAGE_SAFETY",
+        ));
+        let v = verdict(&r, 1, 5);
+        let (s, _, _) = decide(ProviderKind::Gemini, r, v, &facts(1, None));
+        assert_eq!(s.target_state(), crate::domain::JobState::Blocked);
+
+        let r = err(ProviderError::run_terminal(
+            Reason::Unauthenticated,
+            "bad key",
+        ));
+        let v = verdict(&r, 1, 5);
+        let (s, a, o) = decide(ProviderKind::Gemini, r, v, &facts(1, None));
+        assert_eq!(s, Settlement::Requeue);
+        assert_eq!(a.outcome, AttemptOutcome::RunTerminal);
+        assert!(matches!(
+            o,
+            JobOutcome::Stop(StopReason::Provider(Reason::Unauthenticated, _))
+        ));
+
+        let r = err(ProviderError::retryable(Reason::RateLimited, "429", None));
+        let v = verdict(&r, 1, 5);
+        let (s, _, o) = decide(ProviderKind::Gemini, r, v, &facts(1, Some(false)));
+        assert!(matches!(
+            s,
+            Settlement::Retry {
+                not_before: None,
+                ..
+            }
+        ));
+        assert!(matches!(o, JobOutcome::BudgetSpent));
+    }
+}

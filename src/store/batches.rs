@@ -1,0 +1,283 @@
+//! Batch bookkeeping. The order of writes is the guard against paying twice:
+//! a batch row (state `submitting`) and its jobs are recorded in one
+//! transaction *before* the remote create call; the remote name is stored
+//! after it. On resume a `submitting` batch is looked up remotely by its
+//! deterministic display name before anything is created again.
+
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{Decoder, JobId, RunId, Store, from_states_sql, parsed};
+use crate::domain::{BatchState, Error, ImageSize, JobKey, JobState, ModelId, Result, now_ms};
+
+/// A batch row.
+#[derive(Debug, Clone)]
+pub struct BatchRow {
+    /// Local id.
+    pub id: i64,
+    /// Deterministic display name.
+    pub display_name: String,
+    /// `batches/…` once created.
+    pub remote_name: Option<String>,
+    /// Local state.
+    pub state: BatchState,
+    /// Model id.
+    pub model: ModelId,
+    /// Requests in it.
+    pub request_count: i64,
+    /// Polls so far.
+    pub polls: i64,
+    /// True when the run that assigned it has ended (so it may be resumed).
+    pub owner_gone: bool,
+}
+
+/// A job inside a batch.
+#[derive(Debug, Clone)]
+pub struct BatchJob {
+    /// Row id.
+    pub id: JobId,
+    /// Identity.
+    pub key: JobKey,
+    /// Attempts so far (the batch assignment counts as one).
+    pub attempts: u32,
+    /// Request hash.
+    pub request_hash: String,
+    /// Model.
+    pub model: ModelId,
+    /// Size tier.
+    pub image_size: ImageSize,
+    /// Job state.
+    pub state: JobState,
+}
+
+impl Store {
+    /// Assign up to `limit` pending jobs (among `eligible`) to a new batch in
+    /// one `BEGIN IMMEDIATE` transaction. The display name is derived from
+    /// the campaign and the chunk's content (job ids, request hashes and
+    /// attempt numbers), so a resubmission after a failed batch gets a new name
+    /// and a resumed one keeps its own. `None` when nothing is pending.
+    pub async fn assign_batch(
+        &self,
+        run: RunId,
+        campaign: &str,
+        model: &ModelId,
+        eligible: &std::collections::HashSet<JobId>,
+        limit: usize,
+    ) -> Result<Option<(BatchRow, Vec<BatchJob>)>> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT id, request_hash, attempts FROM jobs
+             WHERE campaign = ? AND model = ? AND state = 'pending' AND (not_before IS NULL OR not_before <= ?)
+             ORDER BY id",
+        )
+        .bind(campaign)
+        .bind(model.as_str())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.err())?;
+        let chosen: Vec<(i64, String, i64)> = rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get::<i64, _>(0),
+                    r.get::<String, _>(1),
+                    r.get::<i64, _>(2),
+                )
+            })
+            .filter(|(id, _, _)| eligible.contains(id))
+            .take(limit)
+            .collect();
+        if chosen.is_empty() {
+            return Ok(None);
+        }
+        let mut h = Sha256::new();
+        for (id, hash, attempts) in &chosen {
+            h.update(format!("{id}:{hash}:{attempts}\n"));
+        }
+        let digest = hex::encode(h.finalize());
+        let display_name = format!("adloc-{campaign}-{}", &digest[..16]);
+        // A batch abandoned before it ever existed remotely may come back with
+        // the same content, hence the same name: reuse its row. Any other
+        // clash means the name was used for a real batch, and we stop.
+        let batch_id: i64 = sqlx::query(
+            "INSERT INTO batches (campaign, model, display_name, state, request_count, created_at, owner_run)
+             VALUES (?, ?, ?, 'submitting', ?, ?, ?)
+             ON CONFLICT (display_name) DO UPDATE SET state = 'submitting', remote_name = NULL,
+                 owner_run = excluded.owner_run,
+                 detail = NULL, finished_at = NULL, request_count = excluded.request_count,
+                 created_at = excluded.created_at, polls = 0
+             WHERE batches.state = 'abandoned'
+             RETURNING id",
+        )
+        .bind(campaign)
+        .bind(model.as_str())
+        .bind(&display_name)
+        .bind(chosen.len() as i64)
+        .bind(now)
+        .bind(run)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.err())?
+        .map(|r| r.get(0))
+        .ok_or_else(|| {
+            Error::Internal(format!(
+                "batch name {display_name} is already taken by a batch that was created remotely"
+            ))
+        })?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'batch_submitting', batch_id = ?, attempts = attempts + 1,
+                    not_before = NULL, updated_at = ? WHERE id = ? AND state IN {}",
+            from_states_sql(JobState::BatchSubmitting)
+        );
+        for (id, _, _) in &chosen {
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(batch_id)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+        }
+        tx.commit().await.map_err(self.err())?;
+        let row = BatchRow {
+            id: batch_id,
+            display_name,
+            remote_name: None,
+            state: BatchState::Submitting,
+            model: model.clone(),
+            request_count: chosen.len() as i64,
+            polls: 0,
+            owner_gone: false,
+        };
+        let jobs = self.batch_jobs(batch_id).await?;
+        Ok(Some((row, jobs)))
+    }
+
+    /// The remote create succeeded: store its name, move the jobs on.
+    pub async fn batch_submitted(&self, batch: i64, remote_name: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE batches SET state = 'submitted', remote_name = ?, submitted_at = ? WHERE id = ?")
+            .bind(remote_name)
+            .bind(now)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'batch_submitted', updated_at = ? WHERE batch_id = ? AND state IN {}",
+            from_states_sql(JobState::BatchSubmitted)
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        tx.commit().await.map_err(self.err())?;
+        Ok(())
+    }
+
+    /// End a batch locally (`abandoned` when it was never created remotely,
+    /// `failed`/`expired`/`cancelled`/`ingested` otherwise) and return every
+    /// job of it that has no result yet to pending. When the batch never ran
+    /// (`refund`), the assignment does not count as an attempt.
+    pub async fn close_batch(
+        &self,
+        batch: i64,
+        state: BatchState,
+        detail: Option<&str>,
+        refund: bool,
+    ) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE batches SET state = ?, detail = COALESCE(?, detail), finished_at = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(detail)
+            .bind(now)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'pending', batch_id = NULL, attempts = attempts - ?, updated_at = ?
+             WHERE batch_id = ? AND state IN ('batch_submitting', 'batch_submitted') AND state IN {}",
+            from_states_sql(JobState::Pending)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(i64::from(refund))
+            .bind(now)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        tx.commit().await.map_err(self.err())?;
+        Ok(res.rows_affected())
+    }
+
+    /// Count a poll.
+    pub async fn batch_polled(&self, batch: i64) -> Result<()> {
+        sqlx::query("UPDATE batches SET polls = polls + 1 WHERE id = ?")
+            .bind(batch)
+            .execute(self.pool())
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Batches of the campaign still open (submitting or submitted).
+    pub async fn open_batches(&self, campaign: &str) -> Result<Vec<BatchRow>> {
+        let rows = sqlx::query(
+            "SELECT b.id, b.display_name, b.remote_name, b.state, b.model, b.request_count, b.polls,
+                    (r.id IS NULL OR r.finished_at IS NOT NULL)
+             FROM batches b LEFT JOIN runs r ON r.id = b.owner_run
+             WHERE b.campaign = ? AND b.state IN ('submitting', 'submitted') ORDER BY b.id",
+        )
+        .bind(campaign)
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.err())?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(BatchRow {
+                    id: r.get(0),
+                    display_name: r.get(1),
+                    remote_name: r.get(2),
+                    state: parsed("batch state", &r.get::<String, _>(3))?,
+                    model: parsed("model", &r.get::<String, _>(4))?,
+                    request_count: r.get(5),
+                    polls: r.get(6),
+                    owner_gone: r.get::<i64, _>(7) != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Jobs assigned to a batch.
+    pub async fn batch_jobs(&self, batch: i64) -> Result<Vec<BatchJob>> {
+        let rows = sqlx::query(
+            "SELECT id, campaign, row_id, locale, variant, attempts, request_hash, model, image_size, state
+             FROM jobs WHERE batch_id = ? ORDER BY id",
+        )
+        .bind(batch)
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.err())?;
+        let mut dec = Decoder::default();
+        rows.into_iter()
+            .map(|r| {
+                Ok(BatchJob {
+                    id: r.get(0),
+                    key: dec.key(&r, 1)?,
+                    attempts: r.get::<i64, _>(5) as u32,
+                    request_hash: r.get(6),
+                    model: parsed("model", &r.get::<String, _>(7))?,
+                    image_size: parsed("image size", &r.get::<String, _>(8))?,
+                    state: parsed("job state", &r.get::<String, _>(9))?,
+                })
+            })
+            .collect()
+    }
+}

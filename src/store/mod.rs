@@ -1,0 +1,1087 @@
+//! The SQLite store: runs, jobs, attempts and batches. The only state shared
+//! between stages, and between processes working on the same state file.
+//!
+//! Rules this module keeps:
+//! - every job state change is one transaction, written as
+//!   `UPDATE … WHERE state IN (legal from-states)` (see [`JobState::from_states`]);
+//! - claims are one `UPDATE … RETURNING` statement, so two runners never get
+//!   the same job; multi-statement writes start with `BEGIN IMMEDIATE`;
+//! - `synchronous = FULL`: a commit survives power loss, not only a process
+//!   kill. Under WAL, NORMAL could lose the last commits on power loss, and the
+//!   last commit may be "batch X is being created": losing it could pay twice.
+
+mod batches;
+mod composites;
+mod renditions;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+
+pub use batches::{BatchJob, BatchRow};
+pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
+pub use renditions::{RenditionEntry, RenditionFailure};
+
+use crate::domain::{
+    AspectRatio, AssetRecord, AttemptOutcome, BillingMode, Error, ImageSize, JobKey, JobState,
+    Locale, ModelId, ProviderKind, Reason, Result, RowId, RunOutcome, Target, now_ms,
+};
+use crate::expand::JobSpec;
+
+/// A run's id in the `runs` table.
+pub type RunId = i64;
+/// A job's row id.
+pub type JobId = i64;
+
+/// How an art job's target is stored in the `locale` column: BCP-47
+/// "undetermined". Only the store knows this spelling; everywhere else art
+/// is [`Target::Art`].
+const ART_LOCALE_COLUMN: &str = "und";
+
+/// The `locale` column value of a target.
+fn locale_column(t: &Target) -> &str {
+    match t {
+        Target::Locale(l) => l.tag(),
+        Target::Art => ART_LOCALE_COLUMN,
+    }
+}
+
+/// SQL list literal of the states a job may move to `to` from, e.g.
+/// `('pending')` (see [`JobState::from_states`]).
+fn from_states_sql(to: JobState) -> String {
+    let names: Vec<String> = JobState::from_states(to)
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("({})", names.join(", "))
+}
+
+/// Turns stored text back into typed values. Locales are parsed once per
+/// distinct tag: parsing is ICU work and a campaign has few locales but may
+/// have a hundred thousand rows.
+#[derive(Default)]
+struct Decoder {
+    locales: HashMap<String, Locale>,
+}
+
+impl Decoder {
+    fn target(&mut self, column: &str) -> Result<Target> {
+        if column == ART_LOCALE_COLUMN {
+            return Ok(Target::Art);
+        }
+        if let Some(l) = self.locales.get(column) {
+            return Ok(Target::Locale(l.clone()));
+        }
+        let l = Locale::parse(column)
+            .map_err(|e| Error::Internal(format!("stored locale `{column}`: {e}")))?;
+        self.locales.insert(column.to_string(), l.clone());
+        Ok(Target::Locale(l))
+    }
+
+    /// The key stored in columns `first..first + 4` (campaign, row id,
+    /// locale, variant) of a query row.
+    fn key(&mut self, r: &sqlx::sqlite::SqliteRow, first: usize) -> Result<JobKey> {
+        let row: String = r.get(first + 1);
+        Ok(JobKey {
+            campaign: r.get(first),
+            row: RowId::parse(&row).map_err(|e| Error::Internal(format!("stored row id: {e}")))?,
+            target: self.target(&r.get::<String, _>(first + 2))?,
+            variant: r.get(first + 3),
+        })
+    }
+}
+
+/// Parse a stored value of a typed column.
+fn parsed<T: FromStr>(what: &str, s: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e| Error::Internal(format!("stored {what} `{s}`: {e}")))
+}
+
+/// The store.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+/// What a sync of the expanded jobs against the store found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Identities never seen before.
+    pub new: usize,
+    /// Identities whose request changed (old job superseded).
+    pub changed: usize,
+    /// Identities whose request is the same as stored.
+    pub unchanged: usize,
+    /// Live jobs whose identity left the campaign.
+    pub retired: usize,
+    /// Jobs that will be sent to a provider (pending after the sync).
+    pub to_generate: usize,
+    /// Of the unchanged ones, how many are already done.
+    pub already_done: usize,
+    /// Of the unchanged ones, how many sit in a remote batch already.
+    pub in_batch: usize,
+}
+
+/// A sync report plus, per spec, whether it will be sent to a provider.
+#[derive(Debug, Clone, Default)]
+pub struct Planned {
+    /// The counts.
+    pub report: SyncReport,
+    /// Per spec (same order): true when the job still needs an image.
+    pub generate: Vec<bool>,
+}
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Row id.
+    pub id: JobId,
+    /// Identity.
+    pub key: JobKey,
+    /// Attempts including this one.
+    pub attempts: u32,
+    /// The request hash the job was queued with.
+    pub request_hash: String,
+}
+
+/// One call's outcome, for the attempts ledger.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// How the call was bought.
+    pub mode: BillingMode,
+    /// When the call started.
+    pub started_at: i64,
+    /// When the call returned (not when it was recorded: under load the
+    /// write lock can take a while, and retry delays count from here).
+    pub finished_at: i64,
+    /// What the call did.
+    pub outcome: AttemptOutcome,
+    /// Reason for failures.
+    pub reason: Option<Reason>,
+    /// HTTP status if any.
+    pub http_status: Option<u16>,
+    /// Detail text.
+    pub detail: Option<String>,
+    /// What this call cost.
+    pub cost_usd: f64,
+}
+
+/// How a finished call leaves its job: a pure decision (made by the run),
+/// applied by [`Store::settle`] in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    /// The asset is written: the job is done.
+    Done {
+        /// Who made it.
+        provider: ProviderKind,
+        /// The file.
+        asset: AssetRecord,
+        /// What it cost.
+        cost_usd: f64,
+        /// The provider's token usage, as JSON.
+        usage_json: Option<String>,
+    },
+    /// Back to pending, not before `not_before` (ms), keeping the error.
+    Retry {
+        /// Earliest next attempt.
+        not_before: Option<i64>,
+        /// Why the attempt failed.
+        reason: Reason,
+        /// What the provider said.
+        detail: String,
+    },
+    /// Terminal: failed, or blocked by the provider.
+    Fail {
+        /// Blocked (safety, policy) rather than failed.
+        blocked: bool,
+        /// Why.
+        reason: Reason,
+        /// What happened.
+        detail: String,
+        /// The provider's own block reason.
+        block_reason: Option<String>,
+    },
+    /// Back to pending without counting the attempt: the failure was the
+    /// run's (bad key, quota), not the job's, or the job was not ours.
+    Requeue,
+}
+
+impl Settlement {
+    /// The state the job moves to.
+    pub fn target_state(&self) -> JobState {
+        match self {
+            Settlement::Done { .. } => JobState::Done,
+            Settlement::Retry { .. } | Settlement::Requeue => JobState::Pending,
+            Settlement::Fail { blocked: true, .. } => JobState::Blocked,
+            Settlement::Fail { blocked: false, .. } => JobState::Failed,
+        }
+    }
+}
+
+/// A job as the manifest and status see it.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// Row id.
+    pub id: JobId,
+    /// Identity.
+    pub key: JobKey,
+    /// State.
+    pub state: JobState,
+    /// Resolved locale.
+    pub resolved_locale: String,
+    /// Per-column resolution (JSON object text).
+    pub resolution: String,
+    /// Request hash.
+    pub request_hash: String,
+    /// Model id.
+    pub model: ModelId,
+    /// Aspect ratio.
+    pub aspect_ratio: AspectRatio,
+    /// Size tier.
+    pub image_size: ImageSize,
+    /// Prompt text.
+    pub prompt: String,
+    /// Calls made.
+    pub attempts: u32,
+    /// Provider that made the asset.
+    pub provider: Option<ProviderKind>,
+    /// Billing mode of the asset.
+    pub mode: Option<BillingMode>,
+    /// The asset, when done (or retired with an asset).
+    pub asset: Option<AssetRecord>,
+    /// Cost of the asset.
+    pub cost_usd: Option<f64>,
+    /// Failure reason.
+    pub error_code: Option<Reason>,
+    /// Failure detail.
+    pub error_detail: Option<String>,
+    /// Provider block reason.
+    pub block_reason: Option<String>,
+    /// When the job reached its terminal state (ms).
+    pub finished_at: Option<i64>,
+    /// Remote batch id, if any.
+    pub batch_id: Option<i64>,
+}
+
+/// Everything the store knows about one campaign, typed: the read model the
+/// manifest is built from.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignState {
+    /// Every job except superseded history.
+    pub jobs: Vec<JobRow>,
+    /// Done, failed and retired composites, each with its art job.
+    pub composites: Vec<CompositeRow>,
+    /// Stored renditions by job.
+    pub renditions: HashMap<JobId, Vec<RenditionEntry>>,
+    /// Renditions that could not be made.
+    pub rendition_failures: Vec<RenditionFailure>,
+}
+
+/// Counts for `adloc status`.
+#[derive(Debug, Clone, Default)]
+pub struct StatusCounts {
+    /// Jobs per state.
+    pub by_state: BTreeMap<String, u64>,
+    /// Batches not finished yet: (display name, remote name, state).
+    pub open_batches: Vec<(String, Option<String>, crate::domain::BatchState)>,
+    /// Spend so far in USD (all attempts).
+    pub spent_usd: f64,
+}
+
+fn db_err(path: &Path) -> impl Fn(sqlx::Error) -> Error + '_ {
+    move |source| Error::Db {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Store {
+    /// Open (creating if needed) the state file and run migrations.
+    pub async fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        // Two runners starting at once on a new state file would both try to
+        // apply the migrations; an exclusive lock beside the database makes
+        // the second wait and then find them applied.
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts)
+            .await
+            .map_err(db_err(path))?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        drop(lock);
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Open an existing state file without creating anything; `None` when absent.
+    pub async fn open_existing(path: &Path) -> Result<Option<Store>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        Store::open(path).await.map(Some)
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self) -> impl Fn(sqlx::Error) -> Error + '_ {
+        db_err(&self.path)
+    }
+
+    /// A write transaction that takes the write lock up front. A deferred
+    /// transaction that reads first and writes later gets SQLITE_BUSY when
+    /// another writer committed in between, without ever waiting on the
+    /// busy timeout; `BEGIN IMMEDIATE` waits instead.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err())
+    }
+
+    /// Record the start of a run by this process.
+    pub async fn start_run(
+        &self,
+        campaign: &str,
+        provider: ProviderKind,
+        mode: &str,
+    ) -> Result<RunId> {
+        let now = now_ms();
+        let host = hostname();
+        let row = sqlx::query(
+            "INSERT INTO runs (campaign, provider, mode, pid, host, started_at, heartbeat_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(campaign)
+        .bind(provider.as_str())
+        .bind(mode)
+        .bind(std::process::id() as i64)
+        .bind(host)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(row.get(0))
+    }
+
+    /// Keep this run's leases alive.
+    pub async fn heartbeat(&self, run: RunId, lease: Duration) -> Result<()> {
+        let now = now_ms();
+        sqlx::query("UPDATE runs SET heartbeat_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        sqlx::query(
+            "UPDATE jobs SET lease_expires_at = ? WHERE lease_run = ? AND state = 'in_flight'",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(run)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Mark a run finished.
+    pub async fn finish_run(&self, run: RunId, outcome: RunOutcome) -> Result<()> {
+        self.finish_run_as(run, outcome.as_str()).await
+    }
+
+    async fn finish_run_as(&self, run: RunId, outcome: &str) -> Result<()> {
+        sqlx::query("UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(outcome)
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Return the in-flight jobs of dead runners to pending. A runner is dead
+    /// when its lease expired, or when it ran on this host and its process is
+    /// gone (so a rerun after `kill -9` resumes at once instead of waiting
+    /// for the lease to run out). Returns how many jobs came back.
+    pub async fn recover_orphans(&self, campaign: &str) -> Result<u64> {
+        let host = hostname();
+        let me = std::process::id() as i64;
+        let open: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT id, pid, host FROM runs WHERE finished_at IS NULL AND campaign = ?",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        for (id, pid, h) in open {
+            if h == host && pid != me && !process_alive(pid) {
+                self.finish_run_as(id, "died").await?;
+            }
+        }
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE jobs SET state = 'pending', lease_run = NULL, lease_expires_at = NULL, updated_at = ?1
+             WHERE campaign = ?2 AND state = 'in_flight' AND state IN {from}
+               AND (lease_expires_at < ?1
+                    OR lease_run IN (SELECT id FROM runs WHERE finished_at IS NOT NULL))",
+            from = from_states_sql(JobState::Pending)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(campaign)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(res.rows_affected())
+    }
+
+    /// Compare the expanded jobs with the store without writing anything.
+    pub async fn preview(&self, campaign: &str, specs: &[JobSpec]) -> Result<Planned> {
+        let live = self.live_jobs(campaign).await?;
+        let (report, plan) = compare(&live, specs);
+        Ok(Planned {
+            report,
+            generate: plan.generate,
+        })
+    }
+
+    async fn live_jobs(
+        &self,
+        campaign: &str,
+    ) -> Result<HashMap<(String, String, String), LiveJob>> {
+        let mut conn = self.pool.acquire().await.map_err(self.err())?;
+        self.live_jobs_in(&mut conn, campaign).await
+    }
+
+    async fn live_jobs_in(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        campaign: &str,
+    ) -> Result<HashMap<(String, String, String), LiveJob>> {
+        let rows = sqlx::query(
+            "SELECT id, row_id, locale, variant, request_hash, state FROM jobs
+             WHERE campaign = ? AND state NOT IN ('superseded', 'retired')",
+        )
+        .bind(campaign)
+        .fetch_all(conn)
+        .await
+        .map_err(self.err())?;
+        let mut live = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let state: String = r.get(5);
+            live.insert(
+                (r.get(1), r.get(2), r.get(3)),
+                LiveJob {
+                    id: r.get(0),
+                    hash: r.get(4),
+                    state: parsed("job state", &state)?,
+                },
+            );
+        }
+        Ok(live)
+    }
+
+    /// Bring the store in line with the expanded jobs, in one transaction:
+    /// new identities are inserted pending; a changed request supersedes the
+    /// old job and queues a new one; identities no longer expanded are retired.
+    /// Returns the report and the live job id of every spec, in spec order.
+    pub async fn sync(&self, campaign: &str, specs: &[JobSpec]) -> Result<(Planned, Vec<JobId>)> {
+        // Read and write under one write lock, so two runners syncing the
+        // same campaign at once see each other's inserts.
+        let mut tx = self.write_tx().await?;
+        let live = self.live_jobs_in(&mut tx, campaign).await?;
+        let (report, plan) = compare(&live, specs);
+        let now = now_ms();
+        let supersede = format!(
+            "UPDATE jobs SET state = 'superseded', updated_at = ? WHERE id = ? AND state IN {}",
+            from_states_sql(JobState::Superseded)
+        );
+        let retire = format!(
+            "UPDATE jobs SET state = 'retired', updated_at = ? WHERE id = ? AND state IN {}",
+            from_states_sql(JobState::Retired)
+        );
+        for id in &plan.superseded {
+            sqlx::query(AssertSqlSafe(supersede.clone()))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+        }
+        for id in &plan.retired {
+            sqlx::query(AssertSqlSafe(retire.clone()))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+        }
+        let mut ids = Vec::with_capacity(specs.len());
+        for (spec, existing) in specs.iter().zip(&plan.ids) {
+            if let Some(id) = existing {
+                ids.push(*id);
+                continue;
+            }
+            let resolution = serde_json::to_string(&spec.resolution)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let done = sqlx::query(
+                "INSERT INTO jobs (campaign, row_id, locale, variant, resolved_locale, resolution,
+                    request_hash, model, aspect_ratio, image_size, prompt, state, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            )
+            .bind(&spec.key.campaign)
+            .bind(spec.key.row.as_str())
+            .bind(locale_column(&spec.key.target))
+            .bind(&spec.key.variant)
+            .bind(spec.resolved_locale.as_deref().unwrap_or(ART_LOCALE_COLUMN))
+            .bind(resolution)
+            .bind(&spec.request_hash)
+            .bind(spec.request.model.as_str())
+            .bind(spec.request.aspect_ratio.as_str())
+            .bind(spec.request.image_size.as_str())
+            .bind(&spec.request.prompt)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+            ids.push(done.last_insert_rowid());
+        }
+        tx.commit().await.map_err(self.err())?;
+        Ok((
+            Planned {
+                report,
+                generate: plan.generate,
+            },
+            ids,
+        ))
+    }
+
+    /// Claim up to `limit` pending jobs of `campaign` whose `not_before` has
+    /// passed, among `eligible` ids, for `run`, in one statement.
+    pub async fn claim(
+        &self,
+        run: RunId,
+        campaign: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE jobs SET state = 'in_flight', lease_run = ?1, lease_expires_at = ?2,
+                    attempts = attempts + 1, updated_at = ?3
+             WHERE id IN (SELECT id FROM jobs
+                          WHERE campaign = ?4 AND state = 'pending'
+                            AND (not_before IS NULL OR not_before <= ?3)
+                          ORDER BY not_before IS NOT NULL, not_before, id LIMIT ?5)
+               AND state IN {from}
+             RETURNING id, campaign, row_id, locale, variant, attempts, request_hash",
+            from = from_states_sql(JobState::InFlight)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(run)
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .bind(campaign)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
+        let mut dec = Decoder::default();
+        rows.into_iter()
+            .map(|r| {
+                Ok(Claimed {
+                    id: r.get(0),
+                    key: dec.key(&r, 1)?,
+                    attempts: r.get::<i64, _>(5) as u32,
+                    request_hash: r.get(6),
+                })
+            })
+            .collect()
+    }
+
+    /// The earliest `not_before` among pending jobs (to sleep until), and
+    /// whether any pending job exists at all.
+    pub async fn next_pending(&self, campaign: &str) -> Result<Option<Option<i64>>> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), MIN(not_before) FROM jobs WHERE campaign = ? AND state = 'pending'",
+        )
+        .bind(campaign)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let n: i64 = row.get(0);
+        Ok((n > 0).then(|| row.get::<Option<i64>, _>(1)))
+    }
+
+    /// Ids of the campaign's pending jobs (whatever their `not_before`).
+    pub async fn pending_ids(&self, campaign: &str) -> Result<Vec<JobId>> {
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT id FROM jobs WHERE campaign = ? AND state = 'pending'")
+                .bind(campaign)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err())?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Return this run's in-flight jobs to pending (after a bounded drain).
+    pub async fn release_run_leases(&self, run: RunId) -> Result<u64> {
+        let sql = format!(
+            "UPDATE jobs SET state = 'pending', lease_run = NULL, lease_expires_at = NULL, updated_at = ?
+             WHERE lease_run = ? AND state = 'in_flight' AND state IN {}",
+            from_states_sql(JobState::Pending)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(now_ms())
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(res.rows_affected())
+    }
+
+    /// Jobs of the campaign held by other runners (in flight or in a batch
+    /// being created), which this runner should wait for rather than finish.
+    pub async fn held_elsewhere(&self, campaign: &str, run: RunId) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM jobs WHERE campaign = ? AND
+               ((state = 'in_flight' AND lease_run IS NOT ?) OR state = 'batch_submitting')",
+        )
+        .bind(campaign)
+        .bind(run)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+
+    async fn record_attempt(
+        tx: &mut sqlx::SqliteConnection,
+        job: JobId,
+        run: Option<RunId>,
+        a: &AttemptRecord,
+    ) -> std::result::Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO attempts (job_id, run_id, mode, started_at, finished_at, outcome, reason,
+                                   http_status, detail, cost_usd)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job)
+        .bind(run)
+        .bind(a.mode.as_str())
+        .bind(a.started_at)
+        .bind(a.finished_at)
+        .bind(a.outcome.as_str())
+        .bind(a.reason.map(Reason::code))
+        .bind(a.http_status.map(i64::from))
+        .bind(&a.detail)
+        .bind(a.cost_usd)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Apply a settlement to a job and record its attempt, in one
+    /// transaction. Returns false when the job was no longer ours to settle
+    /// (superseded, or reclaimed after our lease expired): nothing changes.
+    pub async fn settle(
+        &self,
+        job: JobId,
+        run: Option<RunId>,
+        settlement: &Settlement,
+        attempt: Option<&AttemptRecord>,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let query = match settlement {
+            Settlement::Done {
+                provider,
+                asset,
+                cost_usd,
+                usage_json,
+            } => sqlx::query(AssertSqlSafe(format!(
+                "UPDATE jobs SET state = 'done', provider = ?, mode = ?, asset_path = ?, sha256 = ?,
+                        bytes = ?, width = ?, height = ?, mime_type = ?, cost_usd = ?, usage_json = ?,
+                        error_code = NULL, error_detail = NULL, block_reason = NULL,
+                        lease_run = NULL, lease_expires_at = NULL, not_before = NULL,
+                        updated_at = ?, finished_at = ?
+                 WHERE id = ? AND state IN {}",
+                from_states_sql(JobState::Done)
+            )))
+            .bind(provider.as_str())
+            .bind(attempt.map(|a| a.mode.as_str()))
+            .bind(asset.path.clone())
+            .bind(asset.sha256.clone())
+            .bind(asset.bytes as i64)
+            .bind(i64::from(asset.width))
+            .bind(i64::from(asset.height))
+            .bind(asset.mime_type.clone())
+            .bind(*cost_usd)
+            .bind(usage_json.clone())
+            .bind(now)
+            .bind(now),
+            other => {
+                let to = other.target_state();
+                let (code, detail, block, not_before) = match other {
+                    Settlement::Retry {
+                        not_before,
+                        reason,
+                        detail,
+                    } => (Some(reason.code()), Some(detail.clone()), None, *not_before),
+                    Settlement::Fail {
+                        reason,
+                        detail,
+                        block_reason,
+                        ..
+                    } => (
+                        Some(reason.code()),
+                        Some(detail.clone()),
+                        block_reason.clone(),
+                        None,
+                    ),
+                    _ => (None, None, None, None),
+                };
+                let refund = matches!(other, Settlement::Requeue);
+                sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE jobs SET state = ?, not_before = ?, lease_run = NULL, lease_expires_at = NULL,
+                            error_code = COALESCE(?, error_code), error_detail = COALESCE(?, error_detail),
+                            block_reason = ?, attempts = attempts - ?,
+                            batch_id = CASE WHEN ? THEN NULL ELSE batch_id END,
+                            updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+                     WHERE id = ? AND state IN {}",
+                    from_states_sql(to)
+                )))
+                .bind(to.as_str())
+                .bind(not_before)
+                .bind(code)
+                .bind(detail)
+                .bind(block)
+                .bind(i64::from(refund))
+                .bind(to == JobState::Pending)
+                .bind(now)
+                .bind(to.is_terminal())
+                .bind(now)
+            }
+        };
+        let res = query
+            .bind(job)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        if let Some(a) = attempt {
+            Store::record_attempt(&mut tx, job, run, a)
+                .await
+                .map_err(self.err())?;
+        }
+        tx.commit().await.map_err(self.err())?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Requeue terminal jobs on request (`adloc retry`). Returns how many.
+    pub async fn requeue(&self, campaign: &str, failed: bool, blocked: bool) -> Result<u64> {
+        let mut states = Vec::new();
+        if failed {
+            states.push("'failed'");
+        }
+        if blocked {
+            states.push("'blocked'");
+        }
+        if states.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "UPDATE jobs SET state = 'pending', attempts = 0, not_before = NULL, error_code = NULL,
+                    error_detail = NULL, block_reason = NULL, finished_at = NULL, updated_at = ?
+             WHERE campaign = ? AND state IN ({}) AND state IN {}",
+            states.join(", "),
+            from_states_sql(JobState::Pending)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(now_ms())
+            .bind(campaign)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(res.rows_affected())
+    }
+
+    /// Every job of the campaign except superseded history.
+    pub async fn jobs(&self, campaign: &str) -> Result<Vec<JobRow>> {
+        let rows = sqlx::query(
+            "SELECT id, campaign, row_id, locale, variant, state, resolved_locale, resolution,
+                    request_hash, model, aspect_ratio, image_size, prompt, attempts, provider, mode,
+                    asset_path, sha256, bytes, width, height, mime_type, cost_usd, error_code,
+                    error_detail, block_reason, finished_at, batch_id
+             FROM jobs WHERE campaign = ? AND state != 'superseded'
+             ORDER BY row_id, locale, variant, id",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let mut dec = Decoder::default();
+        rows.into_iter()
+            .map(|r| {
+                let state: String = r.get(5);
+                let opt = |i: usize| r.get::<Option<String>, _>(i);
+                let asset = r.get::<Option<String>, _>(16).map(|path| AssetRecord {
+                    path,
+                    sha256: r.get::<Option<String>, _>(17).unwrap_or_default(),
+                    bytes: r.get::<Option<i64>, _>(18).unwrap_or(0) as u64,
+                    width: r.get::<Option<i64>, _>(19).unwrap_or(0) as u32,
+                    height: r.get::<Option<i64>, _>(20).unwrap_or(0) as u32,
+                    mime_type: r.get::<Option<String>, _>(21).unwrap_or_default(),
+                });
+                Ok(JobRow {
+                    id: r.get(0),
+                    key: dec.key(&r, 1)?,
+                    state: parsed("job state", &state)?,
+                    resolved_locale: r.get(6),
+                    resolution: r.get(7),
+                    request_hash: r.get(8),
+                    model: parsed("model", &r.get::<String, _>(9))?,
+                    aspect_ratio: parsed("aspect ratio", &r.get::<String, _>(10))?,
+                    image_size: parsed("image size", &r.get::<String, _>(11))?,
+                    prompt: r.get(12),
+                    attempts: r.get::<i64, _>(13) as u32,
+                    provider: opt(14).map(|p| parsed("provider", &p)).transpose()?,
+                    mode: opt(15).map(|m| parsed("mode", &m)).transpose()?,
+                    asset,
+                    cost_usd: r.get(22),
+                    error_code: opt(23).map(|c| parsed("reason", &c)).transpose()?,
+                    error_detail: r.get(24),
+                    block_reason: r.get(25),
+                    finished_at: r.get(26),
+                    batch_id: r.get(27),
+                })
+            })
+            .collect()
+    }
+
+    /// The campaign's whole state, for the manifest.
+    pub async fn campaign_state(&self, campaign: &str) -> Result<CampaignState> {
+        Ok(CampaignState {
+            jobs: self.jobs(campaign).await?,
+            composites: self.composites(campaign).await?,
+            renditions: self.rendition_entries(campaign).await?,
+            rendition_failures: self.rendition_failures(campaign).await?,
+        })
+    }
+
+    /// Total spend recorded in attempts for a campaign.
+    pub async fn spent_usd(&self, campaign: &str) -> Result<f64> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(a.cost_usd), 0.0) FROM attempts a JOIN jobs j ON j.id = a.job_id
+             WHERE j.campaign = ?",
+        )
+        .bind(campaign)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(row.get(0))
+    }
+
+    /// Counts for `adloc status`; all campaigns when `campaign` is `None`.
+    pub async fn status(&self, campaign: Option<&str>) -> Result<StatusCounts> {
+        let mut out = StatusCounts::default();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM jobs WHERE (?1 IS NULL OR campaign = ?1) GROUP BY state",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        for (s, n) in rows {
+            out.by_state.insert(s, n as u64);
+        }
+        let open: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "SELECT display_name, remote_name, state FROM batches
+             WHERE (?1 IS NULL OR campaign = ?1) AND state IN ('submitting', 'submitted', 'succeeded')
+             ORDER BY id",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        out.open_batches = open
+            .into_iter()
+            .map(|(d, r, st)| Ok((d, r, parsed("batch state", &st)?)))
+            .collect::<Result<_>>()?;
+        let spent: (f64,) = sqlx::query_as(
+            "SELECT COALESCE(SUM(a.cost_usd), 0.0) FROM attempts a JOIN jobs j ON j.id = a.job_id
+             WHERE (?1 IS NULL OR j.campaign = ?1)",
+        )
+        .bind(campaign)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        out.spent_usd = spent.0;
+        Ok(out)
+    }
+
+    /// Campaign names known to the store.
+    pub async fn campaigns(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT campaign FROM jobs ORDER BY campaign")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err())?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// The pool, for the store's own submodules.
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Close the pool (flushes WAL on the last connection).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+struct LiveJob {
+    id: JobId,
+    hash: String,
+    state: JobState,
+}
+
+struct SyncPlan {
+    /// Per spec: the existing live id to keep, or None to insert.
+    ids: Vec<Option<JobId>>,
+    generate: Vec<bool>,
+    superseded: Vec<JobId>,
+    retired: Vec<JobId>,
+}
+
+fn compare(
+    live: &HashMap<(String, String, String), LiveJob>,
+    specs: &[JobSpec],
+) -> (SyncReport, SyncPlan) {
+    let mut report = SyncReport::default();
+    let mut plan = SyncPlan {
+        ids: Vec::with_capacity(specs.len()),
+        generate: Vec::with_capacity(specs.len()),
+        superseded: Vec::new(),
+        retired: Vec::new(),
+    };
+    let mut seen: std::collections::HashSet<JobId> =
+        std::collections::HashSet::with_capacity(specs.len());
+    for spec in specs {
+        let k = (
+            spec.key.row.to_string(),
+            locale_column(&spec.key.target).to_string(),
+            spec.key.variant.clone(),
+        );
+        match live.get(&k) {
+            None => {
+                report.new += 1;
+                report.to_generate += 1;
+                plan.ids.push(None);
+                plan.generate.push(true);
+            }
+            Some(j) if j.hash == spec.request_hash => {
+                report.unchanged += 1;
+                seen.insert(j.id);
+                let generate = match j.state {
+                    JobState::Done => {
+                        report.already_done += 1;
+                        false
+                    }
+                    JobState::BatchSubmitting | JobState::BatchSubmitted => {
+                        report.in_batch += 1;
+                        false
+                    }
+                    JobState::Blocked | JobState::Failed => false,
+                    _ => {
+                        report.to_generate += 1;
+                        true
+                    }
+                };
+                plan.ids.push(Some(j.id));
+                plan.generate.push(generate);
+            }
+            Some(j) => {
+                report.changed += 1;
+                report.to_generate += 1;
+                seen.insert(j.id);
+                plan.superseded.push(j.id);
+                plan.ids.push(None);
+                plan.generate.push(true);
+            }
+        }
+    }
+    for j in live.values() {
+        if !seen.contains(&j.id) {
+            report.retired += 1;
+            plan.retired.push(j.id);
+        }
+    }
+    plan.retired.sort_unstable();
+    (report, plan)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Is process `pid` alive on this host? Linux: `/proc/<pid>` exists and is
+/// not a zombie. Elsewhere we cannot tell cheaply and say yes, so only the
+/// lease expiry frees its jobs.
+fn process_alive(pid: i64) -> bool {
+    let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+    if !Path::new("/proc/self/stat").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(stat) {
+        Ok(s) => {
+            // Field 3, after the parenthesised command name, is the state.
+            let state = s
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            state != Some("Z") && state != Some("X")
+        }
+        Err(_) => false,
+    }
+}
