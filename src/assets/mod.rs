@@ -138,7 +138,30 @@ pub fn store_master(
     })
 }
 
-/// Delete temporary files a killed run left under `root`. Returns how many.
+/// For a temporary's file name, `Some(pid of its writer)` (`None` when the
+/// pid cannot be read); `None` for any other file.
+fn temp_writer(name: &str) -> Option<Option<u32>> {
+    let (_, rest) = name.split_once(TEMP_MARKER)?;
+    Some(rest.split('-').next().and_then(|p| p.parse().ok()))
+}
+
+/// Is process `pid` alive on this host? Linux: `/proc/<pid>` exists and is
+/// not a zombie. Elsewhere we cannot tell and say no (the sweep runs at
+/// start-up, when a killed run's files are what it is for).
+fn process_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            state != Some("Z") && state != Some("X")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Delete temporary files a killed run left under `root` (skipping those a
+/// live process is still writing). Returns how many.
 pub fn sweep_temporaries(root: &Path) -> std::io::Result<usize> {
     let mut removed = 0;
     if !root.exists() {
@@ -151,7 +174,12 @@ pub fn sweep_temporaries(root: &Path) -> std::io::Result<usize> {
             let ty = entry.file_type()?;
             if ty.is_dir() {
                 stack.push(entry.path());
-            } else if entry.file_name().to_string_lossy().contains(TEMP_MARKER) {
+            } else if let Some(pid) = temp_writer(&entry.file_name().to_string_lossy()) {
+                // A second runner may be writing this file right now: its
+                // rename would fail if we took it away.
+                if pid.is_some_and(process_alive) {
+                    continue;
+                }
                 fs::remove_file(entry.path())?;
                 removed += 1;
             }
@@ -171,8 +199,40 @@ mod tests {
         write_atomic(&target, b"hello").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"hello");
         assert_eq!(sweep_temporaries(dir.path()).unwrap(), 0);
-        fs::write(dir.path().join(format!("a/b/c.png{TEMP_MARKER}1-2")), b"x").unwrap();
+        let dead = dead_pid();
+        fs::write(
+            dir.path().join(format!("a/b/c.png{TEMP_MARKER}{dead}-2")),
+            b"x",
+        )
+        .unwrap();
         assert_eq!(sweep_temporaries(dir.path()).unwrap(), 1);
         assert!(target.exists());
+    }
+
+    /// The pid of a process that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn sweep_keeps_temporaries_of_live_writers_and_removes_dead_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir
+            .path()
+            .join(format!("live.png{TEMP_MARKER}{}-7", std::process::id()));
+        let dead = dir
+            .path()
+            .join(format!("dead.png{TEMP_MARKER}{}-7", dead_pid()));
+        let garbled = dir.path().join(format!("odd.png{TEMP_MARKER}nopid"));
+        for p in [&live, &dead, &garbled] {
+            fs::write(p, b"x").unwrap();
+        }
+        assert_eq!(sweep_temporaries(dir.path()).unwrap(), 2);
+        assert!(live.exists(), "a live writer's temporary must survive");
+        assert!(!dead.exists(), "a dead writer's temporary must go");
+        assert!(!garbled.exists(), "an unparsable pid counts as dead");
     }
 }

@@ -166,6 +166,32 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
         return None;
     }
 
+    // Control characters (other than tab, CR and LF) are invisible in a
+    // spreadsheet and would be sent to the provider as they are.
+    if let Ok(text) = std::str::from_utf8(body) {
+        let mut found = false;
+        for (n, line) in text.split('\n').enumerate() {
+            for (col, c) in line.chars().enumerate() {
+                if (c.is_control() && !matches!(c, '\t' | '\r') && (c as u32) < 0x80)
+                    || c == '\u{7f}'
+                {
+                    errors.push(InputProblem::at(
+                        path,
+                        n as u64 + 1,
+                        Some(col as u64 + 1),
+                        format!(
+                            "control character U+{:04X} in the rows file; remove it",
+                            c as u32
+                        ),
+                    ));
+                    found = true;
+                }
+            }
+        }
+        if found {
+            return None;
+        }
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -248,6 +274,9 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
 
     let mut rows = Vec::new();
     let mut ids: HashMap<String, u64> = HashMap::new();
+    // Ids become file names, and most file systems, DAMs and bucket sync
+    // tools fold case: `Ridge` and `ridge` would overwrite each other.
+    let mut folded: HashMap<String, (String, u64)> = HashMap::new();
     let mut ok = !header_errors;
     for rec in reader.records() {
         let rec = match rec {
@@ -275,6 +304,18 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
                         format!("duplicate row id `{raw_id}` (first used on line {first})"),
                     ));
                     ok = false;
+                } else if let Some((other, first)) =
+                    folded.insert(raw_id.to_lowercase(), (raw_id.to_string(), line))
+                {
+                    errors.push(InputProblem::at(
+                        path,
+                        line,
+                        Some(id_idx as u64 + 1),
+                        format!(
+                            "row id `{raw_id}` differs only in case from `{other}` on line {first}; they would overwrite each other's files on case-insensitive file systems"
+                        ),
+                    ));
+                    ok = false;
                 }
                 rows.push(Row {
                     id,
@@ -286,19 +327,6 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
                 errors.push(InputProblem::at(path, line, Some(id_idx as u64 + 1), msg));
                 ok = false;
             }
-        }
-        if let Some((col, _)) = rec
-            .iter()
-            .enumerate()
-            .find(|(_, c)| c.contains('"') && c.contains('\n'))
-        {
-            errors.push(InputProblem::at(
-                path,
-                line,
-                Some(col as u64 + 1),
-                "a quoted field runs across lines and contains a stray quote; check the quoting",
-            ));
-            ok = false;
         }
     }
     if rows.is_empty() && ok {

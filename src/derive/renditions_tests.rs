@@ -296,7 +296,7 @@ size = "0x20"
     expect_at(7, 10, "unknown rendition format `gif`");
     expect_at(12, 11, "quality applies to jpeg only");
     expect_at(17, 9, "focal must be");
-    expect_at(22, 7, "not a colour");
+    expect_at(22, 7, "must be #rrggbb or #rrggbbaa");
     expect_at(26, 7, "unknown fit `stretch`");
     expect_at(29, 8, "between 1 and");
 }

@@ -55,7 +55,7 @@ impl PriceTable {
     /// Actual USD for a generation from its token usage. When the campaign
     /// overrides the per-image price, the override is what the user pays for
     /// the image tokens; input and text tokens are priced from the table.
-    pub fn from_usage(
+    pub fn cost_of_usage(
         &self,
         model: &ModelId,
         size: ImageSize,
@@ -120,11 +120,11 @@ mod tests {
         };
         let t = PriceTable::default();
         assert_eq!(
-            t.from_usage(&m, ImageSize::K1, BillingMode::Realtime, &u),
+            t.cost_of_usage(&m, ImageSize::K1, BillingMode::Realtime, &u),
             0.0387
         );
         assert_eq!(
-            t.from_usage(&m, ImageSize::K1, BillingMode::Batch, &u),
+            t.cost_of_usage(&m, ImageSize::K1, BillingMode::Batch, &u),
             0.01935
         );
     }

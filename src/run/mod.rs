@@ -424,7 +424,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     };
     let exit = if stopped.is_some() {
         ExitCode::RunRefused
-    } else if m.totals.failed + m.totals.blocked > 0 {
+    } else if m.totals.failed + m.totals.blocked + m.totals.renditions_failed > 0 {
         ExitCode::PartialFailure
     } else if m.totals.pending > 0 && !opts.no_wait && !opts.ingest_only {
         ExitCode::RunRefused

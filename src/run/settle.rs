@@ -190,7 +190,7 @@ pub(crate) async fn settle(
     let v = verdict(&stored, attempts, ctx.policy.max_attempts());
     let cost_usd = match &stored {
         Ok(_) if ctx.provider.kind() == crate::domain::ProviderKind::Local => 0.0,
-        Ok((_, Some(u))) => ctx.prices.from_usage(spec.model, spec.size, mode, u),
+        Ok((_, Some(u))) => ctx.prices.cost_of_usage(spec.model, spec.size, mode, u),
         Ok((_, None)) => ctx.prices.per_image(spec.model, spec.size, mode),
         Err(_) => 0.0,
     };

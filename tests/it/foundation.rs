@@ -521,3 +521,97 @@ fn retry_requeues_failed_jobs_on_request_only() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("0 job(s) requeued"), "{}", stdout(&o));
 }
+
+#[test]
+fn a_quoted_field_spanning_lines_with_doubled_quotes_is_valid_csv() {
+    let ws = Workspace::new();
+    ws.edit(
+        "rows.csv",
+        "\"A golden membership card resting on folded knitwear next to a small gift box, warm cozy mood\"",
+        "\"runner crossing a \"\"misty\"\", windy\nalpine ridge at dawn\"",
+    );
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let m = ws.manifest();
+    let prompt = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["row_id"] == "loyalty" && a["variant"] == "hero")
+        .unwrap()["prompt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        prompt.contains("runner crossing a \"misty\", windy\nalpine ridge at dawn"),
+        "{prompt}"
+    );
+}
+
+#[test]
+fn control_characters_in_the_rows_are_an_input_error_at_their_line_and_column() {
+    let ws = Workspace::new();
+    ws.edit(
+        "rows.csv",
+        "Free shipping on every order",
+        "Free ship\u{0}ping on every order",
+    );
+    assert_rejected(&ws, "rows.csv:3:", None, "control character U+0000");
+}
+
+#[test]
+fn row_ids_that_differ_only_in_case_are_refused_naming_both_lines() {
+    let ws = Workspace::new();
+    ws.edit("rows.csv", "\nloyalty,", "\nSpring-Sale,");
+    assert_rejected(
+        &ws,
+        "rows.csv:6:1",
+        None,
+        "differs only in case from `spring-sale` on line 2",
+    );
+}
+
+#[test]
+fn a_template_that_renders_to_an_empty_prompt_is_an_input_error() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.campaign().join("templates")).unwrap();
+    std::fs::write(
+        ws.campaign().join("templates/hero.hbs"),
+        "{{#if false}}x{{/if}}\n",
+    )
+    .unwrap();
+    assert_rejected(&ws, "hero.hbs", None, "renders to an empty prompt");
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_escapes() {
+    let ws = Workspace::new();
+    let o = ws.adloc_env(
+        &["run", "campaigns/example"],
+        &[("ADLOC_LOG", "adloc=info")],
+    );
+    let err = stderr(&o);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(err.contains("job finished"), "no info logs at all: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "colour escapes in piped logs: {err:?}"
+    );
+}
+
+#[test]
+fn under_json_logs_the_final_error_is_a_json_object_with_a_reason_code() {
+    let ws = Workspace::new();
+    ws.edit("rows.csv", "\nloyalty,", "\nspring-sale,");
+    let o = ws.adloc(&["--log-format", "json", "plan", "campaigns/example"]);
+    assert_eq!(code(&o), 2);
+    let last = stderr(&o).lines().last().unwrap_or_default().to_string();
+    let v: serde_json::Value =
+        serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert_eq!(v["code"], "invalid_input");
+    assert_eq!(v["exit"], 2);
+    assert!(
+        v["message"].as_str().unwrap().contains("duplicate row id"),
+        "{v}"
+    );
+}

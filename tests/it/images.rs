@@ -467,3 +467,42 @@ fn contact_sheet_flag_writes_one_sheet_per_locale_with_a_cell_per_job() {
     assert_eq!(code(&ws2.adloc(&["run", "campaigns/example"])), 0);
     assert!(!ws2.out().join("contact-sheets").exists());
 }
+
+#[test]
+fn a_rendition_that_cannot_be_made_is_a_manifest_failure_and_the_run_exits_3() {
+    let ws = Workspace::new();
+    small_campaign(&ws, "gemini-3.1-flash-image", THREE_RENDITIONS, "");
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    // Someone edits a master on disk and removes one of its renditions: the
+    // next run must not derive a rendition from bytes it did not record.
+    let first = assets(&ws)
+        .into_iter()
+        .find(|a| a["variant"] == "hero")
+        .unwrap();
+    let master = ws.out().join(first["path"].as_str().unwrap());
+    let rendition = first["renditions"][0]["path"].as_str().unwrap().to_string();
+    write_png(&master, 64, 36, [1, 2, 3]);
+    std::fs::remove_file(ws.out().join(&rendition)).unwrap();
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(
+        code(&o),
+        3,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let failures = m["failures"].as_array().unwrap();
+    let f = failures
+        .iter()
+        .find(|f| f["rendition"] == rendition.as_str())
+        .unwrap_or_else(|| panic!("no failure for {rendition}: {failures:?}"));
+    assert_eq!(f["reason"], "rendition_failed");
+    assert!(
+        f["detail"].as_str().unwrap().contains("changed on disk"),
+        "{f}"
+    );
+    assert_eq!(m["totals"]["renditions_failed"], 1);
+}

@@ -2,8 +2,6 @@
 //! files, a real SQLite state file and (for Gemini) the in-crate emulator
 //! over loopback HTTP. One test binary, so the suite links once.
 
-#![allow(clippy::unwrap_used)]
-
 mod architecture;
 mod batch;
 mod common;
