@@ -325,11 +325,21 @@ fn ctrl_c_stops_dispatch_lets_calls_in_flight_finish_and_writes_the_manifest() {
     });
     let ws = Workspace::new();
     ws.append_toml("\n[rate_limit]\nrpm = 600000\n");
-    let child = command(&ws, &emu, "realtime", None)
+    let mut child = command(&ws, &emu, "realtime", None)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Interrupt once the run is well under way: a few calls answered and
+    // more in flight (concurrency 4, 300 ms each), far from the end.
+    let seen = 2 * CONCURRENCY as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while emu.stats().generate_calls < seen {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the emulator saw fewer than {seen} requests in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
