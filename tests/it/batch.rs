@@ -35,11 +35,15 @@ fn run_batch(
 fn assert_all_done_once(ws: &Workspace, emu: &Emu, mode: &str) {
     let m = ws.manifest();
     assert_manifest_valid(&m);
-    // 90 model-text assets + 30 overlay banners typeset on 5 art images.
-    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 120);
+    // Model-text assets + overlay banners typeset on the art images.
+    assert_eq!(
+        assert_manifest_matches_files(&ws.out(), &m) as u64,
+        example().assets()
+    );
     let stats = emu.stats();
     assert_eq!(
-        stats.billed_images, 95,
+        stats.billed_images,
+        example().generations(),
         "paid for an image twice: {stats:?}"
     );
     assert!(stats.prompts_billed.values().all(|n| *n == 1), "{stats:?}");
@@ -62,8 +66,12 @@ fn example_in_batch_mode_buys_every_image_once_at_half_price() {
     assert_eq!(stats.realtime_billed_images, 0);
     for a in ws.manifest()["assets"].as_array().unwrap() {
         // Half of realtime: 1120 image tokens at $30/M, plus input/thinking.
-        // An overlay banner carries a sixth of its art's cost (six locales).
-        let share = if a["overlay"].is_null() { 1.0 } else { 6.0 };
+        // An overlay banner carries its locale's share of its art's cost.
+        let share = if a["overlay"].is_null() {
+            1.0
+        } else {
+            example().locales as f64
+        };
         let cost = a["cost_usd"].as_f64().unwrap() * share;
         assert!((0.0336..0.0375).contains(&cost), "batch cost {cost}");
     }
@@ -209,10 +217,14 @@ fn no_wait_submits_and_exits_then_a_later_run_ingests_without_resubmitting() {
         "{}",
         stdout(&o)
     );
-    // 90 model-text jobs + 30 banners waiting for their 5 art jobs.
-    assert_eq!(ws.manifest()["totals"]["pending"], 120);
+    // Model-text jobs + banners waiting for their art jobs.
+    assert_eq!(ws.manifest()["totals"]["pending"], example().assets());
     let o = ws.adloc(&["status", "example"]);
-    assert!(stdout(&o).contains("batch_submitted 95"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("batch_submitted {}", example().generations())),
+        "{}",
+        stdout(&o)
+    );
     let o = run_batch(&ws, &emu, &[], &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(emu.stats().batches_created, 1);
@@ -236,7 +248,11 @@ fn cancel_cancels_remote_batches_and_returns_their_jobs_to_pending() {
         stdout(&o)
     );
     let o = ws.adloc(&["status", "example"]);
-    assert!(stdout(&o).contains("pending 95"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("pending {}", example().generations())),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(emu.stats().billed_images, 0);
 }
 
@@ -296,7 +312,7 @@ fn a_failed_batch_can_be_finished_in_realtime_when_configured() {
     let stats = emu.stats();
     assert_eq!(stats.batches_created, 1, "{stats:?}");
     assert_eq!(stats.batch_billed_images, 0);
-    assert_eq!(stats.realtime_billed_images, 95);
+    assert_eq!(stats.realtime_billed_images, example().generations());
 }
 
 #[test]
@@ -315,7 +331,7 @@ fn inline_batch_input_is_used_only_when_asked_for() {
 
 #[test]
 fn many_retryable_item_errors_stay_within_the_retry_budget_of_a_large_batch() {
-    // A quarter of 95 items fail retryably (about 32 retries in all): more
+    // A quarter of the 95 items fail retryably (about 32 retries in all): more
     // than the floor of 10, within 50 % of the first attempts, so the run
     // must finish.
     let emu = Emu::start(batch_faults(BatchFaults {
@@ -342,14 +358,27 @@ fn status_on_a_campaign_folder_polls_and_ingests_finished_batches_without_submit
     let o = run_batch(&ws, &emu, &["--no-wait"], &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // A name only reports; a folder polls (the first poll finds it running).
+    let ex = example();
     let o = ws.adloc_emu(&emu, &["status", "example"]);
-    assert!(stdout(&o).contains("batch_submitted 95"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("batch_submitted {}", ex.generations())),
+        "{}",
+        stdout(&o)
+    );
     let o = ws.adloc_emu(&emu, &["status", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("0 done, 120 pending"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("0 done, {} pending", ex.assets())),
+        "{}",
+        stdout(&o)
+    );
     let o = ws.adloc_emu(&emu, &["status", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("120 done, 0 pending"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("{} done, 0 pending", ex.assets())),
+        "{}",
+        stdout(&o)
+    );
     assert_all_done_once(&ws, &emu, "batch");
     assert_eq!(emu.stats().batches_created, 1);
 }

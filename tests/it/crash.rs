@@ -14,10 +14,18 @@ use adloc_emulator::{BatchFaults, Faults};
 use crate::common::*;
 
 const CONCURRENCY: usize = 4;
-/// The example: 5 rows × 6 locales × 3 model-text variants, plus 5 copy-free
-/// art images for the overlay banner (typeset locally into 30 assets).
-const PAID_JOBS: u64 = 95;
-const ASSETS: usize = 120;
+
+/// The example's paid jobs: rows × locales × model-text variants, plus one
+/// copy-free art image per row for the overlay banner.
+fn paid_jobs() -> u64 {
+    example().generations()
+}
+
+/// The example's assets: model-text images plus banners typeset locally
+/// into every locale.
+fn assets() -> usize {
+    example().assets() as usize
+}
 
 fn command(ws: &Workspace, emu: &Emu, mode: &str, crash_at: Option<&str>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_adloc"));
@@ -92,11 +100,11 @@ fn crash(ws: &Workspace, emu: &Emu, mode: &str, point: Option<&str>) {
 fn assert_consistent(ws: &Workspace) {
     let m = ws.manifest();
     assert_manifest_valid(&m);
-    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), ASSETS);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), assets());
     let art = m["art"].as_array().cloned().unwrap_or_default();
     assert_eq!(
         art.len() as u64,
-        PAID_JOBS - 90,
+        paid_jobs() - example().model_jobs(),
         "one art entry per overlay job"
     );
     let listed: BTreeSet<String> = m["assets"]
@@ -108,7 +116,7 @@ fn assert_consistent(ws: &Workspace) {
         .collect();
     assert_eq!(
         listed.len(),
-        ASSETS + art.len(),
+        assets() + art.len(),
         "one manifest entry per asset"
     );
     let mut on_disk = BTreeSet::new();
@@ -234,7 +242,7 @@ fn batch_runs_killed_anywhere_never_pay_twice_or_create_a_batch_twice() {
         finish(&ws, &emu, "batch");
         assert_consistent(&ws);
         let stats = emu.stats();
-        assert_eq!(stats.billed_images, PAID_JOBS, "{point:?}: {stats:?}");
+        assert_eq!(stats.billed_images, paid_jobs(), "{point:?}: {stats:?}");
         assert_eq!(duplicates(&emu), 0, "{point:?}");
         assert!(
             stats.batch_display_names.values().all(|n| *n == 1),
@@ -266,7 +274,7 @@ fn batch_runs_killed_anywhere_never_pay_twice_or_create_a_batch_twice() {
         stats.batches_created,
         duplicates(&emu)
     );
-    assert_eq!(stats.billed_images, PAID_JOBS, "{stats:?}");
+    assert_eq!(stats.billed_images, paid_jobs(), "{stats:?}");
     assert!(
         stats.batch_display_names.values().all(|n| *n == 1),
         "{stats:?}"
@@ -308,7 +316,7 @@ fn two_runners_on_the_same_state_never_send_the_same_job_or_batch() {
         }
         assert_consistent(&ws);
         let stats = emu.stats();
-        assert_eq!(stats.billed_images, PAID_JOBS, "{mode}: {stats:?}");
+        assert_eq!(stats.billed_images, paid_jobs(), "{mode}: {stats:?}");
         assert_eq!(duplicates(&emu), 0, "{mode}: a job was sent twice");
         assert!(
             stats.batch_display_names.values().all(|n| *n == 1),
@@ -355,7 +363,7 @@ fn ctrl_c_stops_dispatch_lets_calls_in_flight_finish_and_writes_the_manifest() {
     let m = ws.manifest();
     assert_manifest_valid(&m);
     let done = m["totals"]["done"].as_u64().unwrap();
-    assert!(done > 0 && done < 120, "done {done}");
+    assert!(done > 0 && done < example().assets(), "done {done}");
     // Calls in flight were allowed to finish and were recorded: every billed
     // image is in the manifest, and nothing is left claimed.
     assert_manifest_matches_files(&ws.out(), &m);

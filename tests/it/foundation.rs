@@ -35,12 +35,16 @@ fn example_run_writes_every_asset_and_a_schema_valid_manifest_that_matches_the_f
     );
     let m = ws.manifest();
     assert_manifest_valid(&m);
-    // 5 rows × 6 locales × 3 model-text variants, plus the overlay variant
-    // `banner`: 5 copy-free art images typeset into 6 locales each.
-    assert_eq!(m["totals"]["done"], 120);
-    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 5 * 6 * 4);
+    // Rows × locales × model-text variants, plus the overlay variant
+    // `banner`: one copy-free art image per row, typeset into every locale.
+    let ex = example();
+    assert_eq!(m["totals"]["done"], ex.assets());
+    assert_eq!(
+        assert_manifest_matches_files(&ws.out(), &m) as u64,
+        ex.rows * ex.locales * (ex.model_variants + ex.overlay_variants)
+    );
     let art = m["art"].as_array().unwrap();
-    assert_eq!(art.len(), 5);
+    assert_eq!(art.len() as u64, ex.art_jobs());
     for a in art {
         assert_eq!(a["locale"], "und");
         let path = a["path"].as_str().unwrap();
@@ -95,6 +99,7 @@ fn example_run_writes_every_asset_and_a_schema_valid_manifest_that_matches_the_f
 
 #[test]
 fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_those_jobs() {
+    let ex = example();
     let ws = Workspace::new();
     assert_eq!(code(&ws.adloc(&["run", "campaigns/example"])), 0);
     let before = mtimes(&ws);
@@ -108,7 +113,7 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0);
     assert!(
-        stdout(&o).contains("0 new, 0 changed, 95 unchanged"),
+        stdout(&o).contains(&format!("0 new, 0 changed, {} unchanged", ex.generations())),
         "{}",
         stdout(&o)
     );
@@ -124,7 +129,7 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
         "an unchanged rerun called the provider"
     );
 
-    // One German headline changes: exactly that row's three de-DE model
+    // One German headline changes: exactly that row's de-DE model-text
     // jobs are paid for again, and its de-DE banner is typeset again.
     ws.edit(
         "rows.csv",
@@ -134,13 +139,21 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0);
     assert!(
-        stdout(&o).contains("0 new, 3 changed, 92 unchanged"),
+        stdout(&o).contains(&format!(
+            "0 new, {} changed, {} unchanged",
+            ex.model_variants,
+            ex.generations() - ex.model_variants
+        )),
         "{}",
         stdout(&o)
     );
     let after = mtimes(&ws);
     let changed: Vec<&String> = after.keys().filter(|k| after[*k] != before[*k]).collect();
-    assert_eq!(changed.len(), 4, "changed files: {changed:?}");
+    assert_eq!(
+        changed.len() as u64,
+        ex.assets_per_row_locale(),
+        "changed files: {changed:?}"
+    );
     for p in &changed {
         assert!(
             p.starts_with("de-DE/") && p.contains("/new-arrivals."),
@@ -155,7 +168,7 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
         .iter()
         .filter(|a| a["row_id"] == "new-arrivals" && a["locale"] == "de-DE")
         .count();
-    assert_eq!(new_arrivals_de, 4);
+    assert_eq!(new_arrivals_de as u64, ex.assets_per_row_locale());
     assert!(
         m["assets"]
             .as_array()
@@ -172,6 +185,7 @@ fn unchanged_rerun_regenerates_nothing_and_editing_one_cell_regenerates_exactly_
 
 #[test]
 fn removing_a_row_retires_its_assets_instead_of_deleting_them() {
+    let ex = example();
     let ws = Workspace::new();
     assert_eq!(code(&ws.adloc(&["run", "campaigns/example"])), 0);
     let csv = std::fs::read_to_string(ws.campaign().join("rows.csv")).unwrap();
@@ -179,12 +193,19 @@ fn removing_a_row_retires_its_assets_instead_of_deleting_them() {
     std::fs::write(ws.campaign().join("rows.csv"), kept.join("\n") + "\n").unwrap();
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("19 retired"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("{} retired", ex.generations_per_row())),
+        "{}",
+        stdout(&o)
+    );
     let m = ws.manifest();
     assert_manifest_valid(&m);
-    assert_eq!(m["assets"].as_array().unwrap().len(), 96);
+    assert_eq!(
+        m["assets"].as_array().unwrap().len() as u64,
+        ex.assets() - ex.assets_per_row()
+    );
     let retired = m["retired"].as_array().unwrap();
-    assert_eq!(retired.len(), 24);
+    assert_eq!(retired.len() as u64, ex.assets_per_row());
     for r in retired {
         assert_eq!(r["row_id"], "loyalty");
         assert!(ws.out().join(r["path"].as_str().unwrap()).exists());
@@ -289,7 +310,11 @@ fn a_utf8_bom_is_accepted() {
     let o = ws.adloc(&["plan", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("= 120 assets from 95 generations"),
+        stdout(&o).contains(&format!(
+            "= {} assets from {} generations",
+            example().assets(),
+            example().generations()
+        )),
         "{}",
         stdout(&o)
     );
@@ -429,10 +454,21 @@ fn plan_reports_new_changed_unchanged_and_both_estimates() {
     let o = ws.adloc(&["plan", "campaigns/example"]);
     assert_eq!(code(&o), 0);
     let out = stdout(&o);
-    assert!(out.contains("new 95, changed 0, unchanged 0"), "{out}");
-    assert!(out.contains("images to pay for: 95"), "{out}");
-    // (90 + 5 art) × $0.067 realtime, half in batch.
-    assert!(out.contains("$6.3650 realtime, $3.1825 batch"), "{out}");
+    let paid = example().generations();
+    assert!(
+        out.contains(&format!("new {paid}, changed 0, unchanged 0")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("images to pay for: {paid}")), "{out}");
+    // (model-text jobs + art) × $0.067 realtime, half in batch.
+    let realtime = paid as f64 * 0.067;
+    assert!(
+        out.contains(&format!(
+            "${realtime:.4} realtime, ${:.4} batch",
+            realtime / 2.0
+        )),
+        "{out}"
+    );
     assert!(
         !ws.path().join(".adloc").exists(),
         "plan must not create state"
@@ -441,7 +477,7 @@ fn plan_reports_new_changed_unchanged_and_both_estimates() {
     let o = ws.adloc(&["plan", "campaigns/example"]);
     let out = stdout(&o);
     assert!(
-        out.contains("new 0, changed 0, unchanged 95 (95 done)"),
+        out.contains(&format!("new 0, changed 0, unchanged {paid} ({paid} done)")),
         "{out} / {}",
         stderr(&o)
     );
@@ -464,7 +500,11 @@ fn changing_a_template_regenerates_only_that_variants_jobs() {
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("0 new, 30 changed, 65 unchanged"),
+        stdout(&o).contains(&format!(
+            "0 new, {} changed, {} unchanged",
+            example().per_variant(),
+            example().generations() - example().per_variant()
+        )),
         "{}",
         stdout(&o)
     );
@@ -482,7 +522,11 @@ fn adding_a_locale_generates_only_the_new_locales_jobs() {
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("15 new, 0 changed, 95 unchanged"),
+        stdout(&o).contains(&format!(
+            "{} new, 0 changed, {} unchanged",
+            example().model_jobs_per_locale(),
+            example().generations()
+        )),
         "{}",
         stdout(&o)
     );
@@ -493,8 +537,8 @@ fn adding_a_locale_generates_only_the_new_locales_jobs() {
         .iter()
         .filter(|a| a["locale"] == "de-AT")
         .collect();
-    // 15 model-text images, plus 5 banners typeset on the existing art.
-    assert_eq!(at.len(), 20);
+    // Its model-text images, plus its banners typeset on the existing art.
+    assert_eq!(at.len() as u64, example().assets_per_locale());
     // de-AT has no copy of its own and its CLDR parent is `de`, not `de-DE`,
     // so it falls back to the base (en-US) column — and plan says so.
     for a in at {

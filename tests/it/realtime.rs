@@ -25,19 +25,23 @@ fn example_in_realtime_with_15_percent_injected_faults_completes_with_every_asse
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
     let m = ws.manifest();
     assert_manifest_valid(&m);
-    // 90 model-text assets + 30 overlay banners typeset on 5 art images.
-    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 120);
+    // Model-text assets + overlay banners typeset on the art images.
+    let ex = example();
+    assert_eq!(
+        assert_manifest_matches_files(&ws.out(), &m) as u64,
+        ex.assets()
+    );
     let stats = emu.stats();
     assert!(
         stats.faults_injected > 0,
         "no faults were injected: {stats:?}"
     );
     assert!(
-        stats.generate_calls > 95,
+        stats.generate_calls > ex.generations(),
         "faults should have caused retries: {stats:?}"
     );
     // A failed call is not billed, so every image was bought exactly once.
-    assert_eq!(stats.billed_images, 95, "{stats:?}");
+    assert_eq!(stats.billed_images, ex.generations(), "{stats:?}");
     assert!(stats.prompts_billed.values().all(|n| *n == 1));
     let retried = m["assets"]
         .as_array()
@@ -51,8 +55,12 @@ fn example_in_realtime_with_15_percent_injected_faults_completes_with_every_asse
         assert_eq!(a["mode"], "realtime");
         assert_eq!(a["mime_type"], "image/jpeg");
         // 1120 image tokens at $60/M, plus input and thinking tokens.
-        // An overlay banner carries a sixth of its art's cost (six locales).
-        let share = if a["overlay"].is_null() { 1.0 } else { 6.0 };
+        // An overlay banner carries its locale's share of its art's cost.
+        let share = if a["overlay"].is_null() {
+            1.0
+        } else {
+            ex.locales as f64
+        };
         let cost = a["cost_usd"].as_f64().unwrap() * share;
         assert!((0.0672..0.075).contains(&cost), "cost {cost}");
     }
@@ -207,11 +215,16 @@ fn a_bad_key_stops_the_run_with_exit_4_and_leaves_every_job_pending() {
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert!(stderr(&o).contains("unauthenticated"), "{}", stderr(&o));
     let m = ws.manifest();
-    // 90 model-text jobs + 30 banners waiting for their 5 art jobs.
-    assert_eq!(m["totals"]["pending"], 120, "{}", m["totals"]);
+    // Model-text jobs + banners waiting for their art jobs.
+    assert_eq!(
+        m["totals"]["pending"],
+        example().assets(),
+        "{}",
+        m["totals"]
+    );
     assert_eq!(m["totals"]["failed"], 0);
     assert_eq!(emu.stats().billed_images, 0);
-    // The run stopped at once instead of trying all 95 jobs.
+    // The run stopped at once instead of trying every job.
     assert!(emu.stats().generate_calls <= 8, "{:?}", emu.stats());
     assert_key_absent(&ws, &o, wrong);
     // And a missing key entirely is the same run-level refusal.
@@ -325,8 +338,8 @@ fn a_per_day_quota_stops_the_run_and_says_retrying_today_is_pointless() {
     assert!(err.contains("pointless"), "{err}");
     let m = ws.manifest();
     assert_eq!(m["totals"]["done"], 3);
-    // 120 assets (90 model text + 30 overlay banners) minus the 3 done.
-    assert_eq!(m["totals"]["pending"], 117);
+    // Every asset (model text and overlay banners) but the 3 done.
+    assert_eq!(m["totals"]["pending"], example().assets() - 3);
     assert_eq!(m["totals"]["failed"], 0);
 }
 
@@ -352,8 +365,13 @@ fn an_outage_spends_the_retry_budget_and_stops_instead_of_storming() {
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert!(stderr(&o).contains("retry budget spent"), "{}", stderr(&o));
     let calls = emu.stats().generate_calls;
-    // 95 first attempts at most, plus the floor and 20 % of them.
-    assert!(calls <= 95 + 10 + 19 + 4, "retry storm: {calls} calls");
+    // Every first attempt at most, plus the floor and 20 % of them, plus
+    // the calls in flight.
+    let first = example().generations();
+    assert!(
+        calls <= first + 10 + first / 5 + 4,
+        "retry storm: {calls} calls"
+    );
     let m = ws.manifest();
     assert_eq!(m["totals"]["done"], 0);
     assert_eq!(m["totals"]["failed"], 0, "an outage is not the jobs' fault");

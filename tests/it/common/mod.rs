@@ -5,12 +5,105 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shape of the example campaign, read from the fixture itself
+/// (`campaigns/example/rows.csv` and `campaign.toml`), so tests derive its
+/// counts instead of repeating them.
+#[derive(Debug, Clone, Copy)]
+pub struct ExampleCounts {
+    /// Data rows in rows.csv.
+    pub rows: u64,
+    /// Locales in campaign.toml.
+    pub locales: u64,
+    /// Variants whose copy the model paints (`text = "model"`, the default).
+    pub model_variants: u64,
+    /// Variants with `text = "overlay"`: copy-free art, typeset per locale.
+    pub overlay_variants: u64,
+}
+
+impl ExampleCounts {
+    /// Paid model-text jobs: rows × locales × model variants.
+    pub fn model_jobs(&self) -> u64 {
+        self.rows * self.locales * self.model_variants
+    }
+    /// Paid art jobs: one per row × overlay variant, shared by every locale.
+    pub fn art_jobs(&self) -> u64 {
+        self.rows * self.overlay_variants
+    }
+    /// Everything bought from the provider: model-text jobs plus art.
+    pub fn generations(&self) -> u64 {
+        self.model_jobs() + self.art_jobs()
+    }
+    /// Typeset composites: rows × locales × overlay variants.
+    pub fn composites(&self) -> u64 {
+        self.rows * self.locales * self.overlay_variants
+    }
+    /// Deliverable assets: model-text images plus composites.
+    pub fn assets(&self) -> u64 {
+        self.model_jobs() + self.composites()
+    }
+    /// Jobs of one model-text variant: rows × locales.
+    pub fn per_variant(&self) -> u64 {
+        self.rows * self.locales
+    }
+    /// Assets of one row in one locale: one per variant.
+    pub fn assets_per_row_locale(&self) -> u64 {
+        self.model_variants + self.overlay_variants
+    }
+    /// Paid jobs of one locale: rows × model variants (its art is shared).
+    pub fn model_jobs_per_locale(&self) -> u64 {
+        self.rows * self.model_variants
+    }
+    /// Assets of one locale.
+    pub fn assets_per_locale(&self) -> u64 {
+        self.rows * self.assets_per_row_locale()
+    }
+    /// Assets of one row across every locale.
+    pub fn assets_per_row(&self) -> u64 {
+        self.locales * self.assets_per_row_locale()
+    }
+    /// Paid jobs of one row: its model-text jobs in every locale plus its art.
+    pub fn generations_per_row(&self) -> u64 {
+        self.locales * self.model_variants + self.overlay_variants
+    }
+}
+
+/// The example campaign's counts (read once).
+pub fn example() -> ExampleCounts {
+    static COUNTS: OnceLock<ExampleCounts> = OnceLock::new();
+    *COUNTS.get_or_init(|| {
+        let dir = repo().join("campaigns/example");
+        let config: toml::Table =
+            toml::from_str(&std::fs::read_to_string(dir.join("campaign.toml")).unwrap()).unwrap();
+        let locales = config["locales"].as_array().unwrap().len() as u64;
+        let variants = config["variants"].as_array().unwrap();
+        let overlay_variants = variants
+            .iter()
+            .filter(|v| v.get("text").and_then(toml::Value::as_str) == Some("overlay"))
+            .count() as u64;
+        let model_variants = variants.len() as u64 - overlay_variants;
+        let rows_csv = dir.join(config["rows"].as_str().unwrap());
+        let rows = csv::Reader::from_path(rows_csv)
+            .unwrap()
+            .records()
+            .map(Result::unwrap)
+            .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
+            .count() as u64;
+        ExampleCounts {
+            rows,
+            locales,
+            model_variants,
+            overlay_variants,
+        }
+    })
 }
 
 /// A scratch folder with `campaigns/example` and `templates/` copied in,
