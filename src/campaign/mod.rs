@@ -165,6 +165,7 @@ impl Campaign {
                 rows: rows.as_ref(),
                 locales: &cfg.locales,
                 model: Some(&cfg.model),
+                art: variants.iter().any(|v| v.text.boxes().is_some()),
             },
             &mut errors,
         );

@@ -172,6 +172,9 @@ pub(crate) struct LoadInput<'a> {
     pub locales: &'a [Locale],
     /// The model, when it parsed.
     pub model: Option<&'a ModelId>,
+    /// True when some variant is an overlay variant, whose locale-free art
+    /// gets the base reference columns ([`References::for_art`]).
+    pub art: bool,
 }
 
 /// Where a reference was named, for error messages.
@@ -327,9 +330,12 @@ pub(crate) fn load(input: LoadInput<'_>, errors: &mut InputErrors) -> References
     }
     let mut reported_rows: Vec<&str> = Vec::new();
     for row in &rows.rows {
-        // Overlay art: the base column of each reference column (no locale).
+        // Overlay art: the base column of each reference column (no locale:
+        // the art is shared by every locale). Only when an overlay variant
+        // exists, so nobody is told about files no job uses.
         let mut art: Vec<Arc<LoadedReference>> = Vec::new();
-        for name in &columns {
+        let mut art_site: Option<Site> = None;
+        for name in columns.iter().filter(|_| input.art) {
             let Some(idx) = rows
                 .kinds
                 .iter()
@@ -346,9 +352,23 @@ pub(crate) fn load(input: LoadInput<'_>, errors: &mut InputErrors) -> References
                 column: idx as u64 + 1,
                 what: format!("column `{name}`, row `{}`", row.id),
             };
+            art_site.get_or_insert_with(|| site.clone());
             if let Some(r) = get(cell, &site, errors) {
                 art.push(r);
             }
+        }
+        let n = distinct_files(&out.campaign, &art);
+        if let (Some((model, max)), Some(site)) = (max, &art_site)
+            && !campaign_over
+            && n > max
+        {
+            reported_rows.push(row.id.as_str());
+            errors.push(site.problem(format!(
+                "row `{}` (art for overlay variants) uses {n} reference images ({} from [references] files, {} from its columns) but {model} accepts at most {max} per request",
+                row.id,
+                out.campaign.len(),
+                n - campaign_distinct.min(n),
+            )));
         }
         if !art.is_empty() {
             out.per_row_art.insert(row.id.to_string(), art);
@@ -486,6 +506,18 @@ pub fn load_one(path: &Path, limits: Limits) -> Result<LoadedReference, String> 
         original_size: (w, h),
         sent_size: small.size,
     })
+}
+
+/// How many distinct files `campaign` and `row` name together.
+fn distinct_files(campaign: &[Arc<LoadedReference>], row: &[Arc<LoadedReference>]) -> usize {
+    let mut distinct: Vec<&Path> = campaign
+        .iter()
+        .chain(row)
+        .map(|r| r.path.as_path())
+        .collect();
+    distinct.sort();
+    distinct.dedup();
+    distinct.len()
 }
 
 #[cfg(test)]

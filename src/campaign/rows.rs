@@ -192,6 +192,8 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
             return None;
         }
     }
+    let quotes_ok = std::str::from_utf8(body).is_ok_and(|text| check_quotes(path, text, errors));
+
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -329,6 +331,7 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
             }
         }
     }
+    ok &= quotes_ok;
     if rows.is_empty() && ok {
         errors.push(InputProblem::file(path, "the rows file has no data rows"));
         return None;
@@ -339,6 +342,77 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
         kinds,
         rows,
     })
+}
+
+/// Find the quoting mistakes the CSV reader silently works around, at the
+/// quote itself: a quote inside a quoted field that is neither doubled nor
+/// followed by a separator or line end (it ends the field early and the
+/// rest is read unquoted), and a quoted field still open at the end of the
+/// file (it swallowed every line after its opening quote). Valid RFC 4180
+/// input has neither: a quoted field may span lines and contain `""`.
+fn check_quotes(path: &Path, text: &str, errors: &mut InputErrors) -> bool {
+    let mut ok = true;
+    let (mut line, mut col) = (1u64, 0u64);
+    let mut field_start = true;
+    // Where the quoted field being read opened.
+    let mut open: Option<(u64, u64)> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        col += 1;
+        if let Some((open_line, open_col)) = open {
+            match c {
+                '"' => match chars.peek() {
+                    Some('"') => {
+                        chars.next();
+                        col += 1;
+                    }
+                    None | Some(',' | '\r' | '\n') => open = None,
+                    Some(_) => {
+                        errors.push(InputProblem::at(
+                            path,
+                            line,
+                            Some(col),
+                            format!(
+                                "a quote inside a quoted field must be doubled (\"\"); this one ends the field opened at line {open_line}, column {open_col} early"
+                            ),
+                        ));
+                        ok = false;
+                        open = None;
+                        field_start = false;
+                    }
+                },
+                '\n' => {
+                    line += 1;
+                    col = 0;
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' if field_start => {
+                open = Some((line, col));
+                field_start = false;
+            }
+            ',' | '\r' => field_start = true,
+            '\n' => {
+                line += 1;
+                col = 0;
+                field_start = true;
+            }
+            _ => field_start = false,
+        }
+    }
+    if let Some((open_line, open_col)) = open {
+        errors.push(InputProblem::at(
+            path,
+            open_line,
+            Some(open_col),
+            "the quoted field opened here is never closed, so it runs to the end of the file; add the closing quote (and double any quote inside the field)",
+        ));
+        ok = false;
+    }
+    ok
 }
 
 fn csv_problem(path: &Path, e: &csv::Error) -> InputProblem {

@@ -7,6 +7,7 @@ use toml::Spanned;
 
 use crate::campaign::renditions::{RawRendition, parse_specs};
 use crate::domain::InputErrors;
+use crate::imaging::parse_color;
 use crate::imaging::resize::*;
 
 fn spec(w: u32, h: u32, format: OutputFormat, fit: Fit) -> RenditionSpec {
@@ -316,4 +317,26 @@ fit = "contain"
     assert_eq!(errors.0.len(), 1, "{errors}");
     assert!(errors.0[0].message.contains("same file"));
     assert_eq!(errors.0[0].line, Some(5));
+}
+
+#[test]
+fn pad_colours_take_every_form_text_boxes_take() {
+    for (pad, expect) in [
+        ("#fff", [255, 255, 255, 255]),
+        ("#0008", [0, 0, 0, 136]),
+        ("#ff00ff", [255, 0, 255, 255]),
+        ("#00000080", [0, 0, 0, 128]),
+    ] {
+        let (specs, errors) = parse(&format!(
+            "[[renditions]]\nsize = \"20x20\"\nformat = \"png\"\nfit = \"contain\"\npad = \"{pad}\"\n"
+        ));
+        assert!(errors.is_empty(), "{pad}: {errors}");
+        assert_eq!(specs[0].fit, Fit::Contain { pad: expect }, "{pad}");
+    }
+    let (_, errors) =
+        parse("[[renditions]]\nsize = \"20x20\"\nfit = \"contain\"\npad = \"#ffff0\"\n");
+    assert_eq!(
+        errors.0[0].message,
+        format!("pad: {}", parse_color("#ffff0").unwrap_err())
+    );
 }

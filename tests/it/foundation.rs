@@ -593,41 +593,6 @@ fn a_quoted_field_spanning_lines_with_doubled_quotes_is_valid_csv() {
 }
 
 #[test]
-fn control_characters_in_the_rows_are_an_input_error_at_their_line_and_column() {
-    let ws = Workspace::new();
-    ws.edit(
-        "rows.csv",
-        "Free shipping on every order",
-        "Free ship\u{0}ping on every order",
-    );
-    assert_rejected(&ws, "rows.csv:3:", None, "control character U+0000");
-}
-
-#[test]
-fn row_ids_that_differ_only_in_case_are_refused_naming_both_lines() {
-    let ws = Workspace::new();
-    ws.edit("rows.csv", "\nloyalty,", "\nSpring-Sale,");
-    assert_rejected(
-        &ws,
-        "rows.csv:6:1",
-        None,
-        "differs only in case from `spring-sale` on line 2",
-    );
-}
-
-#[test]
-fn a_template_that_renders_to_an_empty_prompt_is_an_input_error() {
-    let ws = Workspace::new();
-    std::fs::create_dir_all(ws.campaign().join("templates")).unwrap();
-    std::fs::write(
-        ws.campaign().join("templates/hero.hbs"),
-        "{{#if false}}x{{/if}}\n",
-    )
-    .unwrap();
-    assert_rejected(&ws, "hero.hbs", None, "renders to an empty prompt");
-}
-
-#[test]
 fn logs_written_to_a_pipe_carry_no_colour_escapes() {
     let ws = Workspace::new();
     let o = ws.adloc_env(
@@ -658,4 +623,85 @@ fn under_json_logs_the_final_error_is_a_json_object_with_a_reason_code() {
         v["message"].as_str().unwrap().contains("duplicate row id"),
         "{v}"
     );
+}
+
+#[test]
+fn control_characters_in_rows_are_rejected_at_their_line_and_character_column() {
+    let ws = Workspace::new();
+    let p = ws.campaign().join("rows.csv");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    // Insert `c` after `after` and return its 1-based column in characters.
+    let insert = |line: &mut String, after: &str, c: char| {
+        let at = line.find(after).unwrap() + after.len();
+        line.insert(at, c);
+        line[..at].chars().count() as u64 + 1
+    };
+    let nul = insert(&mut lines[1], "春のセール", '\0');
+    let del = insert(&mut lines[3], "New arrivals", '\u{7f}');
+    // Tabs are allowed.
+    insert(&mut lines[2], "Free shipping", '\t');
+    // In a quoted field spanning lines, the location is the character's own line.
+    lines[5] = lines[5].replacen("\"A golden ", "\"A golden\n\u{1b}", 1);
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    assert!(nul > 40, "the column counts characters: {nul}");
+    assert_rejected(
+        &ws,
+        &format!("rows.csv:2:{nul}:"),
+        Some(&format!("rows.csv:4:{del}:")),
+        "control character",
+    );
+    let o = ws.adloc(&["plan", "campaigns/example"]);
+    let err = stderr(&o);
+    assert!(err.contains("rows.csv:7:1:"), "{err}");
+    for code in ["U+0000", "U+007F", "U+001B"] {
+        assert!(err.contains(code), "no {code} in {err}");
+    }
+    assert!(!err.contains("U+0009"), "{err}");
+}
+
+#[test]
+fn row_ids_differing_only_in_case_are_rejected_naming_both_lines() {
+    let ws = Workspace::new();
+    ws.edit("rows.csv", "\nloyalty,", "\nSpring-Sale,");
+    assert_rejected(
+        &ws,
+        "rows.csv:6:1",
+        None,
+        "row id `Spring-Sale` differs only in case from `spring-sale` on line 2",
+    );
+}
+
+#[test]
+fn a_template_rendering_to_an_empty_prompt_names_the_template_row_and_locale() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.campaign().join("templates")).unwrap();
+    std::fs::write(
+        ws.campaign().join("templates/square.hbs"),
+        "{{!-- to be written --}}\n   \n\t\n",
+    )
+    .unwrap();
+    assert_rejected(&ws, "square.hbs", None, "renders to an empty prompt");
+    let err = stderr(&ws.adloc(&["plan", "campaigns/example"]));
+    assert!(err.contains("row `loyalty`"), "{err}");
+    assert!(err.contains("locale ar-SA"), "{err}");
+    assert!(err.contains("variant square"), "{err}");
+}
+
+#[test]
+fn an_art_template_rendering_to_an_empty_prompt_names_the_template_row_and_art() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.campaign().join("templates")).unwrap();
+    std::fs::write(ws.campaign().join("templates/banner-art.hbs"), "  \n").unwrap();
+    assert_rejected(&ws, "banner-art.hbs", None, "renders to an empty prompt");
+    let err = stderr(&ws.adloc(&["plan", "campaigns/example"]));
+    assert!(err.contains("row `free-shipping`"), "{err}");
+    assert!(err.contains("art for overlay variant banner"), "{err}");
+}
+
+#[test]
+fn a_quote_that_is_never_closed_is_rejected_at_the_opening_quote() {
+    let ws = Workspace::new();
+    ws.edit("rows.csv", "warm cozy mood\",", "warm cozy mood,");
+    assert_rejected(&ws, "rows.csv:6:9", None, "never closed");
 }

@@ -506,3 +506,138 @@ fn a_rendition_that_cannot_be_made_is_a_manifest_failure_and_the_run_exits_3() {
     );
     assert_eq!(m["totals"]["renditions_failed"], 1);
 }
+
+/// The example campaign (with its overlay `banner`) plus `[references]`:
+/// a campaign-wide logo and a `product_shot` column whose German override
+/// differs from the base value.
+fn overlay_campaign_with_references(ws: &Workspace) {
+    ws.append_toml("\n[references]\nfiles = [\"assets/logo.png\"]\ncolumns = [\"product_shot\"]\n");
+    let p = ws.campaign().join("rows.csv");
+    let rows = std::fs::read_to_string(&p).unwrap();
+    let mut out = String::new();
+    for (i, line) in rows.lines().enumerate() {
+        let cells = match i {
+            0 => "product_shot,product_shot.de-DE",
+            1 => "assets/shoe.png,assets/shoe-de.png",
+            _ => ",",
+        };
+        out.push_str(&format!("{line},{cells}\n"));
+    }
+    std::fs::write(p, out).unwrap();
+    write_png(&ws.campaign().join("assets/logo.png"), 64, 64, [0, 0, 0]);
+    write_png(&ws.campaign().join("assets/shoe.png"), 30, 20, [200, 0, 0]);
+    write_png(
+        &ws.campaign().join("assets/shoe-de.png"),
+        30,
+        20,
+        [0, 200, 0],
+    );
+}
+
+/// The art request hash of every overlay art master, by row, from the
+/// manifest (a run on the local renderer).
+fn art_hashes(ws: &Workspace) -> BTreeMap<String, String> {
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    ws.manifest()["art"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["row_id"].as_str().unwrap().to_string(),
+                a["request_sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn overlay_art_requests_carry_campaign_references_and_the_rows_unlocalized_reference_column() {
+    let ws = Workspace::new();
+    overlay_campaign_with_references(&ws);
+    ws.edit(
+        "campaign.toml",
+        "locales = [\"en-US\", \"de-DE\", \"ja-JP\", \"ko-KR\", \"zh-Hans-CN\", \"ar-SA\"]",
+        "locales = [\"en-US\", \"de-DE\"]",
+    );
+    let before = art_hashes(&ws);
+    assert_eq!(before.len(), 5, "{before:?}");
+    // A per-locale override never reaches the art (it is shared by every locale).
+    write_png(&ws.campaign().join("assets/shoe-de.png"), 30, 20, [0, 0, 9]);
+    assert_eq!(art_hashes(&ws), before);
+    // The row's base column does, for that row only.
+    write_png(&ws.campaign().join("assets/shoe.png"), 30, 20, [9, 9, 9]);
+    let after_shoe = art_hashes(&ws);
+    for (row, hash) in &after_shoe {
+        assert_eq!(hash != &before[row], row == "spring-sale", "art of {row}");
+    }
+    // A campaign-wide file reaches every art job.
+    write_png(
+        &ws.campaign().join("assets/logo.png"),
+        64,
+        64,
+        [255, 255, 255],
+    );
+    for (row, hash) in &art_hashes(&ws) {
+        assert_ne!(hash, &after_shoe[row], "art of {row} kept its hash");
+    }
+}
+
+#[test]
+fn overlay_art_over_the_models_reference_limit_is_an_input_error() {
+    let ws = Workspace::new();
+    overlay_campaign_with_references(&ws);
+    // gemini-2.5-flash-image takes at most 3: three campaign files are fine
+    // for German jobs (their override repeats one), but the art also gets
+    // the base `product_shot`, a fourth image.
+    ws.edit(
+        "campaign.toml",
+        "gemini-3.1-flash-image",
+        "gemini-2.5-flash-image",
+    );
+    ws.edit(
+        "campaign.toml",
+        "locales = [\"en-US\", \"de-DE\", \"ja-JP\", \"ko-KR\", \"zh-Hans-CN\", \"ar-SA\"]",
+        "locales = [\"de-DE\"]",
+    );
+    ws.edit(
+        "campaign.toml",
+        "files = [\"assets/logo.png\"]",
+        "files = [\"assets/logo.png\", \"assets/l2.png\", \"assets/shoe-de.png\"]",
+    );
+    write_png(&ws.campaign().join("assets/l2.png"), 8, 8, [1, 2, 3]);
+    let o = ws.adloc(&["plan", "campaigns/example"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    // spring-sale is on line 2; product_shot is the 21st column.
+    assert!(err.contains("rows.csv:2:21:"), "{err}");
+    assert!(err.contains("uses 4 reference images"), "{err}");
+    assert!(err.contains("art"), "{err}");
+    assert!(!ws.path().join(".adloc").exists());
+}
+
+#[test]
+fn a_short_hex_pad_colour_loads_and_pads_with_that_colour() {
+    let ws = Workspace::new();
+    small_campaign(
+        &ws,
+        "gemini-3.1-flash-image",
+        "[[variants.renditions]]\nsize = \"300x250\"\nformat = \"png\"\nfit = \"contain\"\npad = \"#fff\"\n",
+        "",
+    );
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let hero = assets(&ws)
+        .into_iter()
+        .find(|a| a["variant"] == "hero")
+        .unwrap();
+    let r = hero["renditions"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "{hero}");
+    let img = image::open(ws.out().join(r[0]["path"].as_str().unwrap()))
+        .unwrap()
+        .to_rgba8();
+    // A 1376x768 master in 300x250 is 300x167 at y = 41: white bands.
+    assert_eq!(img.get_pixel(150, 5).0, [255, 255, 255, 255]);
+    assert_eq!(img.get_pixel(10, 245).0, [255, 255, 255, 255]);
+}
