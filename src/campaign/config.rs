@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::span::at;
 use super::valid_campaign_name;
 use crate::domain::{
-    AspectRatio, ImageSize, InputErrors, InputProblem, Locale, ModelId, PricingOverride,
-    RetrySettings,
+    AspectRatio, FallbackTrigger, ImageSize, InputErrors, InputProblem, Locale, ModelId,
+    PricingOverride, Quality, RetrySettings,
 };
 use crate::imaging::RenditionSpec;
 
@@ -92,6 +92,15 @@ struct RawVariant {
     image_size: Option<Spanned<String>>,
     #[serde(default)]
     grounding: bool,
+    /// A model id, or a chain tried in order (`["gpt-image-2.6-sunburst", "gemini-3-pro-image"]`).
+    #[serde(default)]
+    model: Option<Spanned<toml::Value>>,
+    /// GPT Image quality.
+    #[serde(default)]
+    quality: Option<Spanned<String>>,
+    /// What moves a job to the next model of the chain.
+    #[serde(default)]
+    fallback_on: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     renditions: Vec<Spanned<super::renditions::RawRendition>>,
     /// `model` (default) or `overlay`; see [`crate::overlay`].
@@ -217,6 +226,9 @@ pub(super) struct VariantConfig {
     pub aspect_ratio: AspectRatio,
     pub image_size: ImageSize,
     pub grounding: bool,
+    pub models: Vec<ModelId>,
+    pub quality: Option<Quality>,
+    pub fallback_on: Vec<FallbackTrigger>,
     pub renditions: Vec<RenditionSpec>,
     pub text: super::TextMode,
 }
@@ -239,6 +251,61 @@ pub(super) struct Config {
     pub gemini: GeminiSettings,
     /// `[references]`, checked by `crate::campaign::references::load` once the rows are read.
     pub references: Option<Spanned<super::references::RawReferences>>,
+}
+
+/// `" (in the chain …)"` when a variant names more than one model.
+fn in_chain(chain: &[ModelId]) -> String {
+    if chain.len() < 2 {
+        return String::new();
+    }
+    let names: Vec<String> = chain.iter().map(ToString::to_string).collect();
+    format!(" (in the chain {})", names.join(" → "))
+}
+
+/// A variant's `model`: a string or an array of strings, each a known,
+/// current model; absent, the campaign's `model`. Problems go to `errors`
+/// at the value; the chain holds the models that parsed.
+fn parse_chain(
+    raw: Option<&Spanned<toml::Value>>,
+    campaign_default: Option<&ModelId>,
+    at: &dyn Fn(std::ops::Range<usize>, String) -> InputProblem,
+    errors: &mut InputErrors,
+) -> Vec<ModelId> {
+    let Some(raw) = raw else {
+        return campaign_default.into_iter().cloned().collect();
+    };
+    let ids: Vec<&str> = match raw.get_ref() {
+        toml::Value::String(s) => vec![s.as_str()],
+        toml::Value::Array(items) if !items.is_empty() => {
+            let ids: Vec<&str> = items.iter().filter_map(toml::Value::as_str).collect();
+            if ids.len() != items.len() {
+                errors.push(at(
+                    raw.span(),
+                    "model chain must be a list of model ids (strings)".into(),
+                ));
+            }
+            ids
+        }
+        _ => {
+            errors.push(at(
+                raw.span(),
+                "model must be a model id or a non-empty list of model ids tried in order".into(),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut chain: Vec<ModelId> = Vec::new();
+    for id in ids {
+        match id.parse::<ModelId>() {
+            Ok(m) if chain.contains(&m) => errors.push(at(
+                raw.span(),
+                format!("model `{m}` appears twice in the chain"),
+            )),
+            Ok(m) => chain.push(m),
+            Err(e) => errors.push(at(raw.span(), e.to_string())),
+        }
+    }
+    chain
 }
 
 /// Parse and validate; `None` when the file cannot be used at all.
@@ -366,13 +433,76 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
                 }
             },
         };
-        if let Some(m) = &model {
+        let chain = parse_chain(v.model.as_ref(), model.as_ref(), &at, errors);
+        let model_span = v.model.as_ref().map_or(v.name.span(), |m| m.span());
+        let quality = match &v.quality {
+            None => None,
+            Some(q) => match q.get_ref().parse::<Quality>() {
+                Ok(q) => Some(q),
+                Err(e) => {
+                    errors.push(at(q.span(), e));
+                    None
+                }
+            },
+        };
+        let gpt: Vec<&ModelId> = chain
+            .iter()
+            .filter(|m| !m.family().qualities().is_empty())
+            .collect();
+        if let (Some(qs), true) = (&v.quality, gpt.is_empty() && !chain.is_empty()) {
+            errors.push(at(
+                qs.span(),
+                format!(
+                    "variant `{vname}` sets quality, but none of its models has a quality setting (quality applies to GPT Image models)"
+                ),
+            ));
+        }
+        if let (Some(q), Some(qs)) = (quality, &v.quality) {
+            for m in &gpt {
+                if !m.family().qualities().contains(&q) {
+                    errors.push(at(
+                        qs.span(),
+                        format!(
+                            "quality `{q}` is not offered by {m} (offered: {})",
+                            m.family()
+                                .qualities()
+                                .iter()
+                                .map(|q| q.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let fallback_on = match &v.fallback_on {
+            None => FallbackTrigger::DEFAULT.to_vec(),
+            Some(list) => {
+                let mut out = Vec::new();
+                for t in list.get_ref() {
+                    match t.get_ref().parse::<FallbackTrigger>() {
+                        Ok(t) if !out.contains(&t) => out.push(t),
+                        Ok(_) => {}
+                        Err(_) => errors.push(at(
+                            t.span(),
+                            format!(
+                                "unknown fallback trigger `{}` (expected outage, quota, model_unavailable or blocked)",
+                                t.get_ref()
+                            ),
+                        )),
+                    }
+                }
+                out
+            }
+        };
+        for m in &chain {
             let fam = m.family();
             if !fam.aspect_ratios().contains(&ratio.as_str()) {
                 errors.push(at(
                     v.aspect_ratio.span(),
                     format!(
-                        "aspect ratio `{ratio}` is not supported by {m} (supported: {})",
+                        "aspect ratio `{ratio}` is not supported by {m}{} (supported: {})",
+                        in_chain(&chain),
                         fam.aspect_ratios().join(", ")
                     ),
                 ));
@@ -385,7 +515,8 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
                 errors.push(at(
                     span,
                     format!(
-                        "image size `{size}` is not supported by {m} (supported: {})",
+                        "image size `{size}` is not supported by {m}{} (supported: {})",
+                        in_chain(&chain),
                         fam.image_sizes()
                             .iter()
                             .map(|s| s.as_str())
@@ -396,7 +527,7 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             }
             if v.grounding && !fam.supports_grounding() {
                 errors.push(at(
-                    v.name.span(),
+                    if v.model.is_some() { model_span.clone() } else { v.name.span() },
                     format!("variant `{vname}` sets grounding = true, but {m} does not support Google Search grounding"),
                 ));
             }
@@ -420,6 +551,9 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             aspect_ratio: ratio,
             image_size: size,
             grounding: v.grounding,
+            models: chain,
+            quality,
+            fallback_on,
             renditions,
             text: text_mode,
         });

@@ -12,8 +12,8 @@ pub(crate) mod text_boxes;
 use std::path::{Path, PathBuf};
 
 use crate::domain::{
-    AspectRatio, Error, ImageSize, InputErrors, InputProblem, Locale, ModelId, PricingOverride,
-    RetrySettings,
+    AspectRatio, Error, FallbackTrigger, ImageSize, InputErrors, InputProblem, Locale, ModelId,
+    PricingOverride, Quality, RetrySettings,
 };
 use crate::imaging::RenditionSpec;
 
@@ -37,6 +37,13 @@ pub struct Variant {
     pub image_size: ImageSize,
     /// Google Search grounding.
     pub grounding: bool,
+    /// The models to try, in order: the primary first, then its fallbacks
+    /// (the campaign's `model` when the variant names none).
+    pub models: Vec<ModelId>,
+    /// GPT Image quality (for the GPT models of the chain; default medium).
+    pub quality: Option<Quality>,
+    /// What moves a job to the next model of the chain.
+    pub fallback_on: Vec<FallbackTrigger>,
     /// Exact-size renditions made from each master (`[[variants.renditions]]`).
     pub renditions: Vec<RenditionSpec>,
     /// Who puts the copy on the image: the model, or adloc (overlay).
@@ -81,6 +88,18 @@ pub struct Campaign {
 }
 
 impl Variant {
+    /// The primary model (the first of the chain).
+    pub fn primary(&self) -> Option<&ModelId> {
+        self.models.first()
+    }
+
+    /// The quality sent to `model`: the variant's, or medium, for models
+    /// that have the setting; `None` for models without one.
+    pub fn quality_for(&self, model: &ModelId) -> Option<Quality> {
+        let offered = model.family().qualities();
+        (!offered.is_empty()).then(|| self.quality.unwrap_or(Quality::Medium))
+    }
+
     /// The template as the prompt registry compiles it.
     pub fn template(&self) -> crate::prompt::Template<'_> {
         crate::prompt::Template {
@@ -131,6 +150,9 @@ impl Campaign {
                         aspect_ratio: v.aspect_ratio.clone(),
                         image_size: v.image_size,
                         grounding: v.grounding,
+                        models: v.models.clone(),
+                        quality: v.quality,
+                        fallback_on: v.fallback_on.clone(),
                         renditions: v.renditions.clone(),
                         text: v.text.clone(),
                     }),
@@ -164,7 +186,13 @@ impl Campaign {
                 raw: cfg.references,
                 rows: rows.as_ref(),
                 locales: &cfg.locales,
-                model: Some(&cfg.model),
+                // The strictest limit of any model a job may be sent to.
+                model: cfg
+                    .variants
+                    .iter()
+                    .flat_map(|v| &v.models)
+                    .chain(std::iter::once(&cfg.model))
+                    .min_by_key(|m| m.family().max_reference_images()),
                 art: variants.iter().any(|v| v.text.boxes().is_some()),
             },
             &mut errors,

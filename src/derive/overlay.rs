@@ -113,6 +113,9 @@ pub async fn compose_all(
 
     struct Task {
         spec: ComposeSpec,
+        /// The documented width of the art's frame for the model that made
+        /// it (box sizes are pixels at that width).
+        nominal_width: Option<u32>,
         art_job_id: i64,
         art_path: PathBuf,
         hash: String,
@@ -142,6 +145,11 @@ pub async fn compose_all(
             continue;
         }
         tasks.push(Task {
+            nominal_width: a
+                .model
+                .family()
+                .pixel_size(a.aspect_ratio.as_str(), a.image_size)
+                .map(|(w, _)| w),
             art_path: campaign_out.join(&asset.path),
             art_job_id: a.id,
             hash,
@@ -153,13 +161,6 @@ pub async fn compose_all(
         return Ok(report);
     }
 
-    let nominal = |ratio: &crate::domain::AspectRatio, size| {
-        campaign
-            .model
-            .family()
-            .pixel_size(ratio.as_str(), size)
-            .map(|(w, _)| w)
-    };
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     let out: Arc<PathBuf> = Arc::new(campaign_out.to_path_buf());
     let mut set: JoinSet<(Task, Result<CompositeOutcome>)> = JoinSet::new();
@@ -167,12 +168,7 @@ pub async fn compose_all(
     loop {
         while set.len() < parallel {
             let Some(task) = pending.next() else { break };
-            let size = campaign
-                .variants
-                .iter()
-                .find(|v| v.name == task.spec.variant)
-                .map(|v| v.image_size);
-            let nominal_width = size.and_then(|s| nominal(&task.spec.aspect_ratio, s));
+            let nominal_width = task.nominal_width;
             let out = out.clone();
             let name = campaign.name.clone();
             set.spawn_blocking(move || {

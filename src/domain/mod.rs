@@ -15,11 +15,16 @@ mod state;
 pub use error::{Error, ExitCode, InputErrors, InputProblem, Result};
 pub use key::{JobKey, RowId, Target};
 pub use locale::{Locale, LocaleError};
-pub use model::{AspectRatio, BillingMode, ImageSize, ModelId, parse_ratio};
+pub use model::{
+    AspectRatio, BillingMode, ImageSize, ModelFamily, ModelId, Quality, UnknownModel, Vendor,
+    gpt_size, parse_ratio, shutdown_within,
+};
 pub use pricing::{PriceTable, PricingOverride, round_micro};
 pub use reason::Reason;
 pub use request::{AssetRecord, ImageRequest, ProofText, ReferenceImage, RetrySettings, Usage};
-pub use state::{AttemptOutcome, BatchState, CompositeState, JobState, ProviderKind, RunOutcome};
+pub use state::{
+    AttemptOutcome, BatchState, CompositeState, FallbackTrigger, JobState, ProviderKind, RunOutcome,
+};
 
 /// Milliseconds since the Unix epoch: the one clock every stored time uses.
 pub fn now_ms() -> i64 {

@@ -22,7 +22,143 @@ pub enum ModelFamily {
     FlashLite31,
     /// `gemini-3-pro-image` (Nano Banana Pro).
     Pro3,
+    /// `gpt-image-2` (and its dated snapshot).
+    GptImage2,
+    /// `gpt-image-2.5-sunburst` / `-flare` (and dated snapshots): adds the
+    /// `xhigh` and `max` qualities.
+    GptImage25,
+    /// `gpt-image-2.6-sunburst` / `-flare`, the newest.
+    GptImage26,
 }
+
+/// Who serves a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Vendor {
+    /// Google's Gemini API (Nano Banana).
+    Gemini,
+    /// OpenAI's Image API (GPT Image).
+    OpenAi,
+}
+
+impl Vendor {
+    /// Stable lowercase name, as in `--provider`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vendor::Gemini => "gemini",
+            Vendor::OpenAi => "openai",
+        }
+    }
+}
+
+/// GPT Image render quality (`quality` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Quality {
+    /// `low`.
+    Low,
+    /// `medium`.
+    Medium,
+    /// `high`.
+    High,
+    /// `xhigh` (gpt-image-2.5 only).
+    XHigh,
+    /// `max` (gpt-image-2.5 only).
+    Max,
+}
+
+impl Quality {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quality::Low => "low",
+            Quality::Medium => "medium",
+            Quality::High => "high",
+            Quality::XHigh => "xhigh",
+            Quality::Max => "max",
+        }
+    }
+
+    /// Output image tokens per 1024x1024 image (shared/protocols/openai.md
+    /// §1.4 for low/medium/high; xhigh and max are UNCONFIRMED: 2x and 4x
+    /// high, which the campaign's `[pricing]` can override).
+    pub fn tokens_per_megapixel(self) -> u64 {
+        match self {
+            Quality::Low => 272,
+            Quality::Medium => 1056,
+            Quality::High => 4160,
+            Quality::XHigh => 8320,
+            Quality::Max => 16640,
+        }
+    }
+}
+
+impl FromStr for Quality {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "low" => Ok(Quality::Low),
+            "medium" => Ok(Quality::Medium),
+            "high" => Ok(Quality::High),
+            "xhigh" => Ok(Quality::XHigh),
+            "max" => Ok(Quality::Max),
+            other => Err(format!(
+                "unknown quality `{other}` (expected low, medium or high; xhigh and max on gpt-image-2.5)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Quality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A model that the vendor no longer serves, with its replacement.
+struct Retired {
+    id: &'static str,
+    shut_down: &'static str,
+    replacement: &'static str,
+}
+
+/// Models whose shutdown date has been announced (shared/protocols/openai.md,
+/// "model lifecycle"). A model here is an input error from its date on.
+const LIFECYCLE: &[Retired] = &[
+    Retired {
+        id: "gpt-image-1",
+        shut_down: "2026-10-23",
+        replacement: "gpt-image-2.6-sunburst",
+    },
+    Retired {
+        id: "gpt-image-1.5",
+        shut_down: "2026-12-01",
+        replacement: "gpt-image-2.6-sunburst",
+    },
+    Retired {
+        id: "gpt-image-1.5-2025-12-16",
+        shut_down: "2026-12-01",
+        replacement: "gpt-image-2.6-sunburst",
+    },
+    Retired {
+        id: "gpt-image-1-mini",
+        shut_down: "2026-12-01",
+        replacement: "gpt-image-2.6-flare",
+    },
+    Retired {
+        id: "chatgpt-image-latest",
+        shut_down: "2026-12-01",
+        replacement: "gpt-image-2.6-sunburst",
+    },
+    Retired {
+        id: "dall-e-2",
+        shut_down: "2026-05-12",
+        replacement: "gpt-image-2.6-flare",
+    },
+    Retired {
+        id: "dall-e-3",
+        shut_down: "2026-05-12",
+        replacement: "gpt-image-2.6-sunburst",
+    },
+];
 
 /// A model id as sent on the wire, with its family.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,12 +175,44 @@ const KNOWN_MODELS: &[(&str, ModelFamily)] = &[
     ("gemini-3-pro-image", ModelFamily::Pro3),
     ("gemini-3.1-flash-image-preview", ModelFamily::Flash31),
     ("gemini-3-pro-image-preview", ModelFamily::Pro3),
+    ("gpt-image-2", ModelFamily::GptImage2),
+    ("gpt-image-2-2026-04-21", ModelFamily::GptImage2),
+    ("gpt-image-2.5-sunburst", ModelFamily::GptImage25),
+    ("gpt-image-2.5-flare", ModelFamily::GptImage25),
+    ("gpt-image-2.5-sunburst-2026-09-08", ModelFamily::GptImage25),
+    ("gpt-image-2.5-flare-2026-09-08", ModelFamily::GptImage25),
+    ("gpt-image-2.6-sunburst", ModelFamily::GptImage26),
+    ("gpt-image-2.6-flare", ModelFamily::GptImage26),
 ];
 
-/// The error for an id that is not in the table.
+/// Why a model id was refused.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown model `{0}`; known models: {known}", known = known_model_list())]
-pub struct UnknownModel(pub String);
+pub enum UnknownModel {
+    /// Not in the table.
+    #[error("unknown model `{0}`; known models: {known}", known = known_model_list())]
+    Unknown(String),
+    /// Shut down by its vendor.
+    #[error("model `{id}` was shut down on {on}; use `{replacement}` instead")]
+    ShutDown {
+        /// The id as written.
+        id: String,
+        /// The shutdown date.
+        on: &'static str,
+        /// What the vendor recommends.
+        replacement: &'static str,
+    },
+}
+
+/// A model whose announced shutdown is within `days` of `today`
+/// (`YYYY-MM-DD`): `(shutdown date, replacement)`, for `plan` warnings.
+pub fn shutdown_within(id: &str, today: &str, days: i64) -> Option<(&'static str, &'static str)> {
+    let today: jiff::civil::Date = today.parse().ok()?;
+    LIFECYCLE.iter().find(|r| r.id == id).and_then(|r| {
+        let on: jiff::civil::Date = r.shut_down.parse().ok()?;
+        let left = today.until(on).ok()?.get_days();
+        (left > 0 && i64::from(left) <= days).then_some((r.shut_down, r.replacement))
+    })
+}
 
 fn known_model_list() -> String {
     KNOWN_MODELS
@@ -58,6 +226,19 @@ impl FromStr for ModelId {
     type Err = UnknownModel;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bare = s.strip_prefix("models/").unwrap_or(s);
+        // UTC date, `YYYY-MM-DD`: shutdown dates are announced as dates.
+        let now = jiff::Timestamp::now().to_string();
+        let today = now.get(..10).unwrap_or("");
+        if let Some(r) = LIFECYCLE
+            .iter()
+            .find(|r| r.id == bare && r.shut_down <= today)
+        {
+            return Err(UnknownModel::ShutDown {
+                id: bare.to_string(),
+                on: r.shut_down,
+                replacement: r.replacement,
+            });
+        }
         KNOWN_MODELS
             .iter()
             .find(|(id, _)| *id == bare)
@@ -65,7 +246,7 @@ impl FromStr for ModelId {
                 id: (*id).to_string(),
                 family: *family,
             })
-            .ok_or_else(|| UnknownModel(s.to_string()))
+            .ok_or_else(|| UnknownModel::Unknown(s.to_string()))
     }
 }
 
@@ -109,6 +290,18 @@ impl ImageSize {
             ImageSize::K1 => "1K",
             ImageSize::K2 => "2K",
             ImageSize::K4 => "4K",
+        }
+    }
+}
+
+impl ImageSize {
+    /// Pixel area relative to the 1K tier.
+    fn area_factor(self) -> f64 {
+        match self {
+            ImageSize::S512 => 0.25,
+            ImageSize::K1 => 1.0,
+            ImageSize::K2 => 4.0,
+            ImageSize::K4 => 16.0,
         }
     }
 }
@@ -197,13 +390,57 @@ pub struct TokenRates {
     pub output_image: f64,
 }
 
+/// GPT Image limits (shared/protocols/openai.md §1.3): both sides multiples
+/// of 16, aspect ratio between 1:3 and 3:1, at most 3840x2160 (either way up).
+const GPT_MAX_LONG: u32 = 3840;
+const GPT_MAX_SHORT: u32 = 2160;
+
 impl ModelFamily {
+    /// Who serves the model.
+    pub fn vendor(self) -> Vendor {
+        if self.is_gpt() {
+            Vendor::OpenAi
+        } else {
+            Vendor::Gemini
+        }
+    }
+
+    fn is_gpt(self) -> bool {
+        matches!(
+            self,
+            ModelFamily::GptImage2 | ModelFamily::GptImage25 | ModelFamily::GptImage26
+        )
+    }
+
+    /// Qualities the model accepts (empty: the model has no quality knob).
+    pub fn qualities(self) -> &'static [Quality] {
+        match self {
+            ModelFamily::GptImage25 => &[
+                Quality::Low,
+                Quality::Medium,
+                Quality::High,
+                Quality::XHigh,
+                Quality::Max,
+            ],
+            ModelFamily::GptImage2 | ModelFamily::GptImage26 => {
+                &[Quality::Low, Quality::Medium, Quality::High]
+            }
+            _ => &[],
+        }
+    }
+
     /// Aspect ratios the model accepts.
     pub fn aspect_ratios(self) -> &'static [&'static str] {
         match self {
             ModelFamily::Flash31 => RATIOS_14,
-            // Lite's ratios are unconfirmed; the ten shared ones are the safe set.
-            ModelFamily::Flash25 | ModelFamily::Pro3 | ModelFamily::FlashLite31 => RATIOS_10,
+            // Lite's ratios are unconfirmed; the ten shared ones are the safe
+            // set. GPT Image takes 1:3..3:1, which is exactly these ten.
+            ModelFamily::Flash25
+            | ModelFamily::Pro3
+            | ModelFamily::FlashLite31
+            | ModelFamily::GptImage2
+            | ModelFamily::GptImage25
+            | ModelFamily::GptImage26 => RATIOS_10,
         }
     }
 
@@ -212,7 +449,12 @@ impl ModelFamily {
         match self {
             ModelFamily::Flash25 | ModelFamily::FlashLite31 => &[ImageSize::K1],
             ModelFamily::Pro3 => &[ImageSize::K1, ImageSize::K2, ImageSize::K4],
-            ModelFamily::Flash31 => &[ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4],
+            ModelFamily::Flash31
+            | ModelFamily::GptImage2
+            | ModelFamily::GptImage25
+            | ModelFamily::GptImage26 => {
+                &[ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4]
+            }
         }
     }
 
@@ -234,13 +476,18 @@ impl ModelFamily {
             // hold users to the documented recommendation.
             ModelFamily::Flash25 => 3,
             ModelFamily::Pro3 | ModelFamily::Flash31 | ModelFamily::FlashLite31 => 14,
+            // `/v1/images/edits` takes up to 16 images.
+            ModelFamily::GptImage2 | ModelFamily::GptImage25 | ModelFamily::GptImage26 => 16,
         }
     }
 
     /// The MIME type the real service returns for this family.
     pub fn output_mime(self) -> &'static str {
         match self {
-            ModelFamily::Flash25 => "image/png",
+            ModelFamily::Flash25
+            | ModelFamily::GptImage2
+            | ModelFamily::GptImage25
+            | ModelFamily::GptImage26 => "image/png",
             ModelFamily::Pro3 | ModelFamily::Flash31 | ModelFamily::FlashLite31 => "image/jpeg",
         }
     }
@@ -251,6 +498,9 @@ impl ModelFamily {
     pub fn pixel_size(self, ratio: &str, size: ImageSize) -> Option<(u32, u32)> {
         if !self.aspect_ratios().contains(&ratio) || !self.image_sizes().contains(&size) {
             return None;
+        }
+        if self.is_gpt() {
+            return gpt_size(ratio, size);
         }
         if self == ModelFamily::Flash25 {
             return Some(match ratio {
@@ -319,7 +569,21 @@ impl ModelFamily {
             (ModelFamily::Flash31, ImageSize::K2) => 1680,
             (ModelFamily::Flash31, ImageSize::K4) => 2520,
             (ModelFamily::FlashLite31, _) => 1120,
+            // Without a ratio or quality: a square image at high quality,
+            // the upper bound (used for batch enqueued-token caps).
+            (ModelFamily::GptImage2 | ModelFamily::GptImage25 | ModelFamily::GptImage26, _) => {
+                self.gpt_output_tokens("1:1", size, Quality::High)
+            }
         }
+    }
+
+    /// GPT Image output tokens for one image: the §1.4 per-quality count for
+    /// 1024x1024, scaled by pixel area (the documented counts grow with
+    /// area: 272 tokens at 1024² vs 408 at 1024x1536, low quality).
+    pub fn gpt_output_tokens(self, ratio: &str, size: ImageSize, quality: Quality) -> u64 {
+        let (w, h) = gpt_size(ratio, size).unwrap_or((1024, 1024));
+        let area = f64::from(w) * f64::from(h) / (1024.0 * 1024.0);
+        (quality.tokens_per_megapixel() as f64 * area).round() as u64
     }
 
     /// Realtime token rates (USD per 1M tokens). Batch is exactly half.
@@ -347,6 +611,26 @@ impl ModelFamily {
                 output_text: 1.50,
                 output_image: 30.0,
             },
+            // gpt-image-2.6-sunburst per its model page; 2.5 and 2 the same
+            // per third-party listings (shared/protocols/openai.md §5.1).
+            // Input images cost $8/M (`input_image`); text output $10/M.
+            ModelFamily::GptImage2 | ModelFamily::GptImage25 | ModelFamily::GptImage26 => {
+                TokenRates {
+                    input: 5.0,
+                    output_text: 10.0,
+                    output_image: 30.0,
+                }
+            }
+        }
+    }
+
+    /// USD per 1M input image tokens (edits and references): GPT Image
+    /// bills them apart from text; Gemini bills all input at one rate.
+    pub fn input_image_rate(self) -> f64 {
+        if self.is_gpt() {
+            8.0
+        } else {
+            self.token_rates().input
         }
     }
 
@@ -361,6 +645,11 @@ impl ModelFamily {
             (ModelFamily::Flash31, ImageSize::K2) => 0.101,
             (ModelFamily::Flash31, ImageSize::K4) => 0.151,
             (ModelFamily::FlashLite31, _) => 0.0336,
+            // Square, medium quality: see [`Self::gpt_output_tokens`] for
+            // the real shape of a job.
+            (ModelFamily::GptImage2 | ModelFamily::GptImage25 | ModelFamily::GptImage26, _) => {
+                self.gpt_output_tokens("1:1", size, Quality::Medium) as f64 * 30.0 / 1e6
+            }
         }
     }
 
@@ -373,6 +662,9 @@ impl ModelFamily {
             // Unpublished; Tier-1-like defaults, overridable per campaign.
             ModelFamily::Flash31 => 100,
             ModelFamily::FlashLite31 => 100,
+            // UNCONFIRMED (third-party copies say 5–250 images per minute by
+            // tier); set `[rate_limit] rpm` to your tier's limit.
+            ModelFamily::GptImage2 | ModelFamily::GptImage25 | ModelFamily::GptImage26 => 20,
         }
     }
 
@@ -382,6 +674,8 @@ impl ModelFamily {
             ModelFamily::Flash25 => 3_000_000,
             ModelFamily::Pro3 => 2_000_000,
             ModelFamily::Flash31 | ModelFamily::FlashLite31 => 2_000_000,
+            // UNCONFIRMED for image models (shared/protocols/openai.md §4.8).
+            ModelFamily::GptImage2 | ModelFamily::GptImage25 | ModelFamily::GptImage26 => 2_000_000,
         }
     }
 }
@@ -395,6 +689,11 @@ impl ModelId {
     /// The capability family.
     pub fn family(&self) -> ModelFamily {
         self.family
+    }
+
+    /// Who serves it.
+    pub fn vendor(&self) -> Vendor {
+        self.family.vendor()
     }
 }
 
@@ -440,6 +739,40 @@ impl fmt::Display for AspectRatio {
     }
 }
 
+/// The GPT Image `size` for a ratio and size tier: the Gemini 3.1 Flash
+/// pixel size for the same ratio and tier (so one variant gives the same
+/// frame from either vendor), rounded to multiples of 16, and scaled down to
+/// fit 3840x2160 (either way up) when the tier is larger. `None` outside
+/// 1:3..3:1.
+pub fn gpt_size(ratio: &str, size: ImageSize) -> Option<(u32, u32)> {
+    let (rw, rh) = parse_ratio(ratio)?;
+    let r = f64::from(rw) / f64::from(rh);
+    if !(1.0 / 3.0..=3.0).contains(&r) {
+        return None;
+    }
+    let (w, h) = ModelFamily::Flash31.pixel_size(ratio, size).or_else(|| {
+        // A ratio Gemini does not list: the 1K tier's area at this ratio.
+        let area = 1024.0 * 1024.0 * size.area_factor();
+        let h = (area / r).sqrt();
+        Some(((h * r) as u32, h as u32))
+    })?;
+    let (long, short) = (w.max(h), w.min(h));
+    let scale = (f64::from(GPT_MAX_LONG) / f64::from(long))
+        .min(f64::from(GPT_MAX_SHORT) / f64::from(short))
+        .min(1.0);
+    let fit = |v: u32| (((f64::from(v) * scale) / 16.0).round() as u32).max(1) * 16;
+    let (mut w, mut h) = (fit(w), fit(h));
+    // Rounding up may cross a limit by one step; step back inside.
+    while w.max(h) > GPT_MAX_LONG || w.min(h) > GPT_MAX_SHORT {
+        if w >= h {
+            w -= 16;
+        } else {
+            h -= 16;
+        }
+    }
+    Some((w, h))
+}
+
 /// Parse `W:H` into integers.
 pub fn parse_ratio(ratio: &str) -> Option<(u32, u32)> {
     let (w, h) = ratio.split_once(':')?;
@@ -474,6 +807,45 @@ mod tests {
         );
         assert_eq!(ModelFamily::Flash25.pixel_size("16:9", ImageSize::K2), None);
         assert_eq!(ModelFamily::Pro3.pixel_size("1:4", ImageSize::K1), None);
+    }
+
+    #[test]
+    fn gpt_sizes_follow_the_gemini_frame_in_multiples_of_16_within_the_limits() {
+        for ratio in RATIOS_10 {
+            for size in [ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4] {
+                let (w, h) = gpt_size(ratio, size).unwrap();
+                assert_eq!((w % 16, h % 16), (0, 0), "{ratio} {size}: {w}x{h}");
+                assert!(
+                    w.max(h) <= 3840 && w.min(h) <= 2160,
+                    "{ratio} {size}: {w}x{h}"
+                );
+                let (rw, rh) = parse_ratio(ratio).unwrap();
+                let want = f64::from(rw) / f64::from(rh);
+                let got = f64::from(w) / f64::from(h);
+                assert!((got / want - 1.0).abs() < 0.02, "{ratio} {size}: {w}x{h}");
+            }
+        }
+        assert_eq!(gpt_size("16:9", ImageSize::K1), Some((1376, 768)));
+        assert_eq!(gpt_size("1:1", ImageSize::K1), Some((1024, 1024)));
+        assert_eq!(gpt_size("16:9", ImageSize::K4), Some((3840, 2144)));
+        assert_eq!(gpt_size("4:1", ImageSize::K1), None);
+    }
+
+    #[test]
+    fn shut_down_models_are_refused_naming_their_replacement() {
+        let e = "gpt-image-1".parse::<ModelId>().unwrap_err().to_string();
+        assert!(
+            e.contains("shut down on 2026-10-23") && e.contains("gpt-image-2.6-sunburst"),
+            "{e}"
+        );
+        assert!("gpt-image-1.5".parse::<ModelId>().is_err());
+        let m: ModelId = "gpt-image-2.6-sunburst".parse().unwrap();
+        assert_eq!(m.vendor(), Vendor::OpenAi);
+        assert_eq!(
+            shutdown_within("gpt-image-1.5", "2026-11-15", 30),
+            Some(("2026-12-01", "gpt-image-2.6-sunburst"))
+        );
+        assert_eq!(shutdown_within("gpt-image-1.5", "2026-10-01", 30), None);
     }
 
     #[test]

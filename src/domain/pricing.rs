@@ -52,6 +52,24 @@ impl PriceTable {
         }
     }
 
+    /// Estimated USD for one output image of a request: the per-image table
+    /// (or override) for Gemini; for GPT Image the output tokens of the
+    /// request's real frame and quality at the image-token rate.
+    pub fn estimate(&self, req: &super::request::ImageRequest, mode: BillingMode) -> f64 {
+        let family = req.model.family();
+        match req.quality {
+            Some(q) if self.override_for(&req.model, req.image_size).is_none() => {
+                let tokens = family.gpt_output_tokens(req.aspect_ratio.as_str(), req.image_size, q);
+                let factor = match mode {
+                    BillingMode::Realtime => 1.0,
+                    BillingMode::Batch => 0.5,
+                };
+                tokens as f64 * family.token_rates().output_image / 1e6 * factor
+            }
+            _ => self.per_image(&req.model, req.image_size, mode),
+        }
+    }
+
     /// Actual USD for a generation from its token usage. When the campaign
     /// overrides the per-image price, the override is what the user pays for
     /// the image tokens; input and text tokens are priced from the table.
@@ -74,7 +92,11 @@ impl PriceTable {
         } else {
             usage.image_tokens as f64 * rates.output_image / 1e6 * factor
         };
-        let other = (usage.prompt_tokens as f64 * rates.input
+        let family = model.family();
+        let other = ((usage.prompt_tokens - usage.input_image_tokens.min(usage.prompt_tokens))
+            as f64
+            * rates.input
+            + usage.input_image_tokens.min(usage.prompt_tokens) as f64 * family.input_image_rate()
             + (usage.text_tokens + usage.thought_tokens) as f64 * rates.output_text)
             / 1e6
             * factor;
@@ -114,6 +136,7 @@ mod tests {
         let m: ModelId = "gemini-2.5-flash-image".parse().unwrap();
         let u = Usage {
             prompt_tokens: 0,
+            input_image_tokens: 0,
             image_tokens: 1290,
             text_tokens: 0,
             thought_tokens: 0,

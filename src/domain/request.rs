@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{AspectRatio, ImageSize, ModelId};
+use super::model::{AspectRatio, ImageSize, ModelId, Quality};
 
 /// A reference image sent with the prompt (product shot, logo, style).
 #[derive(Clone, PartialEq, Eq)]
@@ -53,6 +53,8 @@ pub struct ImageRequest {
     pub aspect_ratio: AspectRatio,
     /// `imageConfig.imageSize`.
     pub image_size: ImageSize,
+    /// GPT Image `quality`; `None` for models without one (Gemini).
+    pub quality: Option<Quality>,
     /// Reference images, sent before the prompt.
     pub references: Vec<ReferenceImage>,
     /// Add Google Search grounding (`tools: [{googleSearch: {}}]`).
@@ -66,6 +68,10 @@ pub struct ImageRequest {
 pub struct Usage {
     /// Input tokens (text and images).
     pub prompt_tokens: u64,
+    /// Of the input, image tokens a vendor bills at their own rate (GPT
+    /// Image edits); 0 where all input is one rate.
+    #[serde(default)]
+    pub input_image_tokens: u64,
     /// Output image tokens.
     pub image_tokens: u64,
     /// Output text tokens (candidates minus image tokens).

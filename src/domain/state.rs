@@ -235,12 +235,37 @@ named_enum! {
 }
 
 named_enum! {
+    /// What moves a job to the next model of its variant's chain.
+    FallbackTrigger {
+        /// The vendor is down: its retry budget ran out on server errors.
+        Outage => "outage",
+        /// The vendor's quota or credit is used up for this run.
+        Quota => "quota",
+        /// The model is unknown to the vendor, shut down, or the key has no access.
+        ModelUnavailable => "model_unavailable",
+        /// The vendor refused the prompt or the image (safety, policy).
+        Blocked => "blocked",
+    }
+}
+
+impl FallbackTrigger {
+    /// The default `fallback_on`: everything but blocks.
+    pub const DEFAULT: [FallbackTrigger; 3] = [
+        FallbackTrigger::Outage,
+        FallbackTrigger::Quota,
+        FallbackTrigger::ModelUnavailable,
+    ];
+}
+
+named_enum! {
     /// Who made an image.
     ProviderKind {
         /// The local proof renderer (no network, no cost).
         Local => "local",
         /// Google's Gemini API.
         Gemini => "gemini",
+        /// OpenAI's Image API (GPT Image).
+        OpenAi => "openai",
     }
 }
 

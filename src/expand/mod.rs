@@ -50,7 +50,7 @@ pub fn request_hash(req: &ImageRequest) -> String {
         .iter()
         .map(|r| json!({"mime": r.mime_type, "sha256": hex::encode(Sha256::digest(r.bytes.as_slice()))}))
         .collect();
-    let canonical = json!({
+    let mut canonical = json!({
         "v": 1,
         "model": req.model.as_str(),
         "prompt": req.prompt,
@@ -59,6 +59,11 @@ pub fn request_hash(req: &ImageRequest) -> String {
         "grounding": req.grounding,
         "references": refs,
     });
+    // Only models with a quality knob add the key, so every Gemini request
+    // keeps the hash it had before GPT Image existed (no regeneration).
+    if let Some(q) = req.quality {
+        canonical["quality"] = json!(q.as_str());
+    }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
@@ -132,8 +137,13 @@ fn build_spec(
             ),
         });
     }
+    let model = variant
+        .primary()
+        .cloned()
+        .unwrap_or_else(|| campaign.model.clone());
     let request = ImageRequest {
-        model: campaign.model.clone(),
+        quality: variant.quality_for(&model),
+        model,
         prompt,
         aspect_ratio: variant.aspect_ratio.clone(),
         image_size: variant.image_size,

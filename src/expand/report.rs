@@ -109,12 +109,12 @@ impl std::fmt::Display for Overflow {
 /// size for the variant (the same fit [`super::compose`] draws with), and
 /// return every overflow.
 pub fn fit_check(campaign: &Campaign, plan: &[ComposeSpec]) -> Vec<Overflow> {
-    let family = campaign.model.family();
     let mut out = Vec::new();
     for spec in plan {
         let Some(variant) = campaign.variants.iter().find(|v| v.name == spec.variant) else {
             continue;
         };
+        let family = variant.primary().unwrap_or(&campaign.model).family();
         let Some((w, h)) = family.pixel_size(variant.aspect_ratio.as_str(), variant.image_size)
         else {
             continue;

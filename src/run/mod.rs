@@ -294,7 +294,7 @@ pub fn estimate(
         .iter()
         .zip(generate)
         .filter(|(_, g)| **g)
-        .map(|(s, _)| prices.per_image(&s.request.model, s.request.image_size, mode))
+        .map(|(s, _)| prices.estimate(&s.request, mode))
         .sum();
     crate::domain::round_micro(total)
 }

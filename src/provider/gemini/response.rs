@@ -360,6 +360,7 @@ pub fn usage_from(meta: &UsageMetadata, images: u64, per_image_tokens: Option<u6
     };
     Usage {
         prompt_tokens: meta.prompt_token_count,
+        input_image_tokens: 0,
         image_tokens,
         text_tokens: candidates.saturating_sub(image_tokens),
         thought_tokens: meta.thoughts_token_count,
@@ -420,6 +421,7 @@ pub(crate) mod tests {
             g.usage,
             Some(Usage {
                 prompt_tokens: 272,
+                input_image_tokens: 0,
                 image_tokens: 1290,
                 text_tokens: 8,
                 thought_tokens: 0
