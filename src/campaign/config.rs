@@ -308,6 +308,173 @@ fn parse_chain(
     chain
 }
 
+/// Validate one `[[variants]]` entry against the campaign's default model
+/// and the variants before it.
+fn parse_variant(
+    path: &Path,
+    text: &str,
+    v: RawVariant,
+    model: Option<&ModelId>,
+    taken: &[VariantConfig],
+    errors: &mut InputErrors,
+) -> VariantConfig {
+    let at = |span: std::ops::Range<usize>, msg: String| at(path, text, span, msg);
+    let vname = v.name.get_ref().clone();
+    if !valid_campaign_name(&vname) {
+        errors.push(at(
+            v.name.span(),
+            format!("variant name `{vname}` must match [a-z0-9-]+ (it is used in output paths)"),
+        ));
+    }
+    if taken.iter().any(|o| o.name == vname) {
+        errors.push(at(
+            v.name.span(),
+            format!("variant `{vname}` is defined twice"),
+        ));
+    }
+    let ratio: AspectRatio = match v.aspect_ratio.get_ref().parse() {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(at(v.aspect_ratio.span(), e));
+            AspectRatio::square()
+        }
+    };
+    let size = match &v.image_size {
+        None => ImageSize::K1,
+        Some(s) => match s.get_ref().parse::<ImageSize>() {
+            Ok(sz) => sz,
+            Err(e) => {
+                errors.push(at(s.span(), e));
+                ImageSize::K1
+            }
+        },
+    };
+    let chain = parse_chain(v.model.as_ref(), model, &at, errors);
+    let model_span = v.model.as_ref().map_or(v.name.span(), |m| m.span());
+    let quality = match &v.quality {
+        None => None,
+        Some(q) => match q.get_ref().parse::<Quality>() {
+            Ok(q) => Some(q),
+            Err(e) => {
+                errors.push(at(q.span(), e));
+                None
+            }
+        },
+    };
+    let gpt: Vec<&ModelId> = chain
+        .iter()
+        .filter(|m| !m.family().qualities().is_empty())
+        .collect();
+    if let (Some(qs), true) = (&v.quality, gpt.is_empty() && !chain.is_empty()) {
+        errors.push(at(
+            qs.span(),
+            format!(
+                "variant `{vname}` sets quality, but none of its models has a quality setting (quality applies to GPT Image models)"
+            ),
+        ));
+    }
+    if let (Some(q), Some(qs)) = (quality, &v.quality) {
+        for m in &gpt {
+            if !m.family().qualities().contains(&q) {
+                errors.push(at(
+                    qs.span(),
+                    format!(
+                        "quality `{q}` is not offered by {m} (offered: {})",
+                        m.family()
+                            .qualities()
+                            .iter()
+                            .map(|q| q.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let fallback_on = match &v.fallback_on {
+        None => FallbackTrigger::DEFAULT.to_vec(),
+        Some(list) => {
+            let mut out = Vec::new();
+            for t in list.get_ref() {
+                match t.get_ref().parse::<FallbackTrigger>() {
+                    Ok(t) if !out.contains(&t) => out.push(t),
+                    Ok(_) => {}
+                    Err(_) => errors.push(at(
+                        t.span(),
+                        format!(
+                            "unknown fallback trigger `{}` (expected outage, quota, model_unavailable or blocked)",
+                            t.get_ref()
+                        ),
+                    )),
+                }
+            }
+            out
+        }
+    };
+    for m in &chain {
+        let fam = m.family();
+        if !fam.aspect_ratios().contains(&ratio.as_str()) {
+            errors.push(at(
+                v.aspect_ratio.span(),
+                format!(
+                    "aspect ratio `{ratio}` is not supported by {m}{} (supported: {})",
+                    in_chain(&chain),
+                    fam.aspect_ratios().join(", ")
+                ),
+            ));
+        }
+        if !fam.image_sizes().contains(&size) {
+            let span = v
+                .image_size
+                .as_ref()
+                .map_or(v.aspect_ratio.span(), |s| s.span());
+            errors.push(at(
+                span,
+                format!(
+                    "image size `{size}` is not supported by {m}{} (supported: {})",
+                    in_chain(&chain),
+                    fam.image_sizes()
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if v.grounding && !fam.supports_grounding() {
+            errors.push(at(
+                if v.model.is_some() { model_span.clone() } else { v.name.span() },
+                format!("variant `{vname}` sets grounding = true, but {m} does not support Google Search grounding"),
+            ));
+        }
+    }
+    let renditions = super::renditions::parse_specs(path, text, &vname, v.renditions, errors);
+    let (tl, tc) = super::span::line_col(text, v.template.span().start);
+    let text_mode = super::text_boxes::parse_text_mode(
+        path,
+        text,
+        &vname,
+        v.name.span(),
+        v.text.as_ref(),
+        v.text_boxes,
+        errors,
+    );
+    VariantConfig {
+        name: vname,
+        template: v.template.get_ref().clone(),
+        template_line: tl,
+        template_col: tc,
+        aspect_ratio: ratio,
+        image_size: size,
+        grounding: v.grounding,
+        models: chain,
+        quality,
+        fallback_on,
+        renditions,
+        text: text_mode,
+    }
+}
+
 /// Parse and validate; `None` when the file cannot be used at all.
 pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option<Config> {
     let at = |span: std::ops::Range<usize>, msg: String| at(path, text, span, msg);
@@ -401,162 +568,8 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         ));
     }
     for v in raw.variants.into_inner() {
-        let vname = v.name.get_ref().clone();
-        if !valid_campaign_name(&vname) {
-            errors.push(at(
-                v.name.span(),
-                format!(
-                    "variant name `{vname}` must match [a-z0-9-]+ (it is used in output paths)"
-                ),
-            ));
-        }
-        if variants.iter().any(|o| o.name == vname) {
-            errors.push(at(
-                v.name.span(),
-                format!("variant `{vname}` is defined twice"),
-            ));
-        }
-        let ratio: AspectRatio = match v.aspect_ratio.get_ref().parse() {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(at(v.aspect_ratio.span(), e));
-                AspectRatio::square()
-            }
-        };
-        let size = match &v.image_size {
-            None => ImageSize::K1,
-            Some(s) => match s.get_ref().parse::<ImageSize>() {
-                Ok(sz) => sz,
-                Err(e) => {
-                    errors.push(at(s.span(), e));
-                    ImageSize::K1
-                }
-            },
-        };
-        let chain = parse_chain(v.model.as_ref(), model.as_ref(), &at, errors);
-        let model_span = v.model.as_ref().map_or(v.name.span(), |m| m.span());
-        let quality = match &v.quality {
-            None => None,
-            Some(q) => match q.get_ref().parse::<Quality>() {
-                Ok(q) => Some(q),
-                Err(e) => {
-                    errors.push(at(q.span(), e));
-                    None
-                }
-            },
-        };
-        let gpt: Vec<&ModelId> = chain
-            .iter()
-            .filter(|m| !m.family().qualities().is_empty())
-            .collect();
-        if let (Some(qs), true) = (&v.quality, gpt.is_empty() && !chain.is_empty()) {
-            errors.push(at(
-                qs.span(),
-                format!(
-                    "variant `{vname}` sets quality, but none of its models has a quality setting (quality applies to GPT Image models)"
-                ),
-            ));
-        }
-        if let (Some(q), Some(qs)) = (quality, &v.quality) {
-            for m in &gpt {
-                if !m.family().qualities().contains(&q) {
-                    errors.push(at(
-                        qs.span(),
-                        format!(
-                            "quality `{q}` is not offered by {m} (offered: {})",
-                            m.family()
-                                .qualities()
-                                .iter()
-                                .map(|q| q.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-        let fallback_on = match &v.fallback_on {
-            None => FallbackTrigger::DEFAULT.to_vec(),
-            Some(list) => {
-                let mut out = Vec::new();
-                for t in list.get_ref() {
-                    match t.get_ref().parse::<FallbackTrigger>() {
-                        Ok(t) if !out.contains(&t) => out.push(t),
-                        Ok(_) => {}
-                        Err(_) => errors.push(at(
-                            t.span(),
-                            format!(
-                                "unknown fallback trigger `{}` (expected outage, quota, model_unavailable or blocked)",
-                                t.get_ref()
-                            ),
-                        )),
-                    }
-                }
-                out
-            }
-        };
-        for m in &chain {
-            let fam = m.family();
-            if !fam.aspect_ratios().contains(&ratio.as_str()) {
-                errors.push(at(
-                    v.aspect_ratio.span(),
-                    format!(
-                        "aspect ratio `{ratio}` is not supported by {m}{} (supported: {})",
-                        in_chain(&chain),
-                        fam.aspect_ratios().join(", ")
-                    ),
-                ));
-            }
-            if !fam.image_sizes().contains(&size) {
-                let span = v
-                    .image_size
-                    .as_ref()
-                    .map_or(v.aspect_ratio.span(), |s| s.span());
-                errors.push(at(
-                    span,
-                    format!(
-                        "image size `{size}` is not supported by {m}{} (supported: {})",
-                        in_chain(&chain),
-                        fam.image_sizes()
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-            if v.grounding && !fam.supports_grounding() {
-                errors.push(at(
-                    if v.model.is_some() { model_span.clone() } else { v.name.span() },
-                    format!("variant `{vname}` sets grounding = true, but {m} does not support Google Search grounding"),
-                ));
-            }
-        }
-        let renditions = super::renditions::parse_specs(path, text, &vname, v.renditions, errors);
-        let (tl, tc) = super::span::line_col(text, v.template.span().start);
-        let text_mode = super::text_boxes::parse_text_mode(
-            path,
-            text,
-            &vname,
-            v.name.span(),
-            v.text.as_ref(),
-            v.text_boxes,
-            errors,
-        );
-        variants.push(VariantConfig {
-            name: vname,
-            template: v.template.get_ref().clone(),
-            template_line: tl,
-            template_col: tc,
-            aspect_ratio: ratio,
-            image_size: size,
-            grounding: v.grounding,
-            models: chain,
-            quality,
-            fallback_on,
-            renditions,
-            text: text_mode,
-        });
+        let parsed = parse_variant(path, text, v, model.as_ref(), &variants, errors);
+        variants.push(parsed);
     }
 
     let budget_usd = raw.budget.and_then(|b| b.max_usd).and_then(|m| {

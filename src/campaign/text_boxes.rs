@@ -71,6 +71,248 @@ pub const DEFAULT_MAX_SIZE: f32 = 72.0;
 /// Default line height, as a multiple of the font size.
 pub const DEFAULT_LINE_HEIGHT: f32 = 1.2;
 
+/// Validate one `[[variants.text_boxes]]` table; `None` when it is unusable
+/// (its problems are in `errors`).
+fn parse_box(
+    path: &Path,
+    src: &str,
+    variant: &str,
+    b: RawTextBox,
+    taken: &[TextBoxSpec],
+    errors: &mut InputErrors,
+) -> Option<TextBoxSpec> {
+    let at = |span: std::ops::Range<usize>, msg: String| at(path, src, span, msg);
+    let mut ok = true;
+    let mut fraction = |n: &Spanned<Num>, key: &str, positive: bool| -> f32 {
+        let v = n.get_ref().get();
+        let valid = v.is_finite() && (0.0..=1.0).contains(&v) && (!positive || v > 0.0);
+        if !valid {
+            ok = false;
+            errors.push(at(
+                n.span(),
+                format!(
+                    "text box `{}`: {key} = {v} must be a fraction of the image between 0 and 1{}",
+                    b.column.get_ref(),
+                    if positive { " (and above 0)" } else { "" }
+                ),
+            ));
+        }
+        v as f32
+    };
+    let x = fraction(&b.x, "x", false);
+    let y = fraction(&b.y, "y", false);
+    let width = fraction(&b.width, "width", true);
+    let height = fraction(&b.height, "height", true);
+    if x + width > 1.0001 {
+        ok = false;
+        errors.push(at(
+            b.width.span(),
+            format!(
+                "text box `{}`: x + width = {} runs past the right edge of the image",
+                b.column.get_ref(),
+                x + width
+            ),
+        ));
+    }
+    if y + height > 1.0001 {
+        ok = false;
+        errors.push(at(
+            b.height.span(),
+            format!(
+                "text box `{}`: y + height = {} runs past the bottom edge of the image",
+                b.column.get_ref(),
+                y + height
+            ),
+        ));
+    }
+    let align = match &b.align {
+        None => Align::Start,
+        Some(a) => match a.get_ref().as_str() {
+            "start" => Align::Start,
+            "center" | "centre" => Align::Center,
+            "end" => Align::End,
+            other => {
+                ok = false;
+                errors.push(at(
+                    a.span(),
+                    format!(
+                        "text box `{}`: unknown align `{other}` (expected start, center or end; start is the reading side: right for Arabic and Hebrew)",
+                        b.column.get_ref()
+                    ),
+                ));
+                Align::Start
+            }
+        },
+    };
+    let valign = match &b.valign {
+        None => VAlign::Top,
+        Some(a) => match a.get_ref().as_str() {
+            "top" => VAlign::Top,
+            "middle" | "center" | "centre" => VAlign::Middle,
+            "bottom" => VAlign::Bottom,
+            other => {
+                ok = false;
+                errors.push(at(
+                    a.span(),
+                    format!(
+                        "text box `{}`: unknown valign `{other}` (expected top, middle or bottom)",
+                        b.column.get_ref()
+                    ),
+                ));
+                VAlign::Top
+            }
+        },
+    };
+    let padding = match &b.padding {
+        None => 0.0,
+        Some(n) => {
+            let v = n.get_ref().get();
+            if v.is_finite() && (0.0..=2000.0).contains(&v) {
+                v as f32
+            } else {
+                ok = false;
+                errors.push(at(
+                    n.span(),
+                    format!(
+                        "text box `{}`: padding = {v} must be pixels between 0 and 2000",
+                        b.column.get_ref()
+                    ),
+                ));
+                0.0
+            }
+        }
+    };
+    let max_lines = match &b.max_lines {
+        None => None,
+        Some(n) if *n.get_ref() >= 1 => Some(*n.get_ref() as usize),
+        Some(n) => {
+            ok = false;
+            errors.push(at(
+                n.span(),
+                format!(
+                    "text box `{}`: max_lines must be 1 or more",
+                    b.column.get_ref()
+                ),
+            ));
+            None
+        }
+    };
+    let mut size = |n: &Option<Spanned<Num>>, key: &str, default: f32| -> f32 {
+        match n {
+            None => default,
+            Some(n) => {
+                let v = n.get_ref().get();
+                if v.is_finite() && (1.0..=2000.0).contains(&v) {
+                    v as f32
+                } else {
+                    ok = false;
+                    errors.push(at(
+                        n.span(),
+                        format!(
+                            "text box `{}`: {key} = {v} must be a font size in pixels between 1 and 2000",
+                            b.column.get_ref()
+                        ),
+                    ));
+                    default
+                }
+            }
+        }
+    };
+    let min_size = size(&b.min_size, "min_size", DEFAULT_MIN_SIZE);
+    let max_size = size(
+        &b.max_size,
+        "max_size",
+        DEFAULT_MAX_SIZE.max(
+            b.min_size
+                .as_ref()
+                .map_or(0.0, |n| n.get_ref().get() as f32),
+        ),
+    );
+    if min_size > max_size {
+        ok = false;
+        let span = b.min_size.as_ref().map_or(b.column.span(), |n| n.span());
+        errors.push(at(
+            span,
+            format!(
+                "text box `{}`: min_size {min_size} is larger than max_size {max_size}",
+                b.column.get_ref()
+            ),
+        ));
+    }
+    let line_height = match &b.line_height {
+        None => DEFAULT_LINE_HEIGHT,
+        Some(n) => {
+            let v = n.get_ref().get();
+            if v.is_finite() && (0.8..=3.0).contains(&v) {
+                v as f32
+            } else {
+                ok = false;
+                errors.push(at(
+                    n.span(),
+                    format!(
+                        "text box `{}`: line_height = {v} must be between 0.8 and 3",
+                        b.column.get_ref()
+                    ),
+                ));
+                DEFAULT_LINE_HEIGHT
+            }
+        }
+    };
+    let mut colour = |c: &Option<Spanned<String>>| -> Option<[u8; 4]> {
+        let c = c.as_ref()?;
+        match parse_color(c.get_ref()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                ok = false;
+                errors.push(at(
+                    c.span(),
+                    format!("text box `{}`: {e}", b.column.get_ref()),
+                ));
+                None
+            }
+        }
+    };
+    let color = colour(&b.color).unwrap_or([255, 255, 255, 255]);
+    let scrim = colour(&b.scrim);
+    let column = b.column.get_ref().trim().to_string();
+    if column.is_empty() || column.contains('.') || column == "id" {
+        ok = false;
+        errors.push(at(
+            b.column.span(),
+            format!(
+                "text box column `{column}` must name a base copy column such as `headline` (per-locale columns like `headline.de-DE` are picked automatically)"
+            ),
+        ));
+    }
+    if taken.iter().any(|o: &TextBoxSpec| o.column == column) {
+        ok = false;
+        errors.push(at(
+            b.column.span(),
+            format!("variant `{variant}` has two text boxes for column `{column}`"),
+        ));
+    }
+    let (line, col) = super::span::line_col(src, b.column.span().start);
+    ok.then_some(TextBoxSpec {
+        column,
+        x,
+        y,
+        width,
+        height,
+        align,
+        valign,
+        padding,
+        max_lines,
+        min_size,
+        max_size,
+        line_height,
+        color,
+        scrim,
+        bold: b.bold.unwrap_or(false),
+        line,
+        col,
+    })
+}
+
 /// Validate a variant's `text` and `text_boxes`. `name_span` locates the
 /// variant for problems that have no better place.
 pub(crate) fn parse_text_mode(
@@ -121,237 +363,8 @@ pub(crate) fn parse_text_mode(
     }
     let mut out = Vec::with_capacity(boxes.len());
     for b in boxes {
-        let b = b.into_inner();
-        let mut ok = true;
-        let mut fraction = |n: &Spanned<Num>, key: &str, positive: bool| -> f32 {
-            let v = n.get_ref().get();
-            let valid = v.is_finite() && (0.0..=1.0).contains(&v) && (!positive || v > 0.0);
-            if !valid {
-                ok = false;
-                errors.push(at(
-                    n.span(),
-                    format!(
-                        "text box `{}`: {key} = {v} must be a fraction of the image between 0 and 1{}",
-                        b.column.get_ref(),
-                        if positive { " (and above 0)" } else { "" }
-                    ),
-                ));
-            }
-            v as f32
-        };
-        let x = fraction(&b.x, "x", false);
-        let y = fraction(&b.y, "y", false);
-        let width = fraction(&b.width, "width", true);
-        let height = fraction(&b.height, "height", true);
-        if x + width > 1.0001 {
-            ok = false;
-            errors.push(at(
-                b.width.span(),
-                format!(
-                    "text box `{}`: x + width = {} runs past the right edge of the image",
-                    b.column.get_ref(),
-                    x + width
-                ),
-            ));
-        }
-        if y + height > 1.0001 {
-            ok = false;
-            errors.push(at(
-                b.height.span(),
-                format!(
-                    "text box `{}`: y + height = {} runs past the bottom edge of the image",
-                    b.column.get_ref(),
-                    y + height
-                ),
-            ));
-        }
-        let align = match &b.align {
-            None => Align::Start,
-            Some(a) => match a.get_ref().as_str() {
-                "start" => Align::Start,
-                "center" | "centre" => Align::Center,
-                "end" => Align::End,
-                other => {
-                    ok = false;
-                    errors.push(at(
-                        a.span(),
-                        format!(
-                            "text box `{}`: unknown align `{other}` (expected start, center or end; start is the reading side: right for Arabic and Hebrew)",
-                            b.column.get_ref()
-                        ),
-                    ));
-                    Align::Start
-                }
-            },
-        };
-        let valign = match &b.valign {
-            None => VAlign::Top,
-            Some(a) => match a.get_ref().as_str() {
-                "top" => VAlign::Top,
-                "middle" | "center" | "centre" => VAlign::Middle,
-                "bottom" => VAlign::Bottom,
-                other => {
-                    ok = false;
-                    errors.push(at(
-                        a.span(),
-                        format!(
-                            "text box `{}`: unknown valign `{other}` (expected top, middle or bottom)",
-                            b.column.get_ref()
-                        ),
-                    ));
-                    VAlign::Top
-                }
-            },
-        };
-        let padding = match &b.padding {
-            None => 0.0,
-            Some(n) => {
-                let v = n.get_ref().get();
-                if v.is_finite() && (0.0..=2000.0).contains(&v) {
-                    v as f32
-                } else {
-                    ok = false;
-                    errors.push(at(
-                        n.span(),
-                        format!(
-                            "text box `{}`: padding = {v} must be pixels between 0 and 2000",
-                            b.column.get_ref()
-                        ),
-                    ));
-                    0.0
-                }
-            }
-        };
-        let max_lines = match &b.max_lines {
-            None => None,
-            Some(n) if *n.get_ref() >= 1 => Some(*n.get_ref() as usize),
-            Some(n) => {
-                ok = false;
-                errors.push(at(
-                    n.span(),
-                    format!(
-                        "text box `{}`: max_lines must be 1 or more",
-                        b.column.get_ref()
-                    ),
-                ));
-                None
-            }
-        };
-        let mut size = |n: &Option<Spanned<Num>>, key: &str, default: f32| -> f32 {
-            match n {
-                None => default,
-                Some(n) => {
-                    let v = n.get_ref().get();
-                    if v.is_finite() && (1.0..=2000.0).contains(&v) {
-                        v as f32
-                    } else {
-                        ok = false;
-                        errors.push(at(
-                            n.span(),
-                            format!(
-                                "text box `{}`: {key} = {v} must be a font size in pixels between 1 and 2000",
-                                b.column.get_ref()
-                            ),
-                        ));
-                        default
-                    }
-                }
-            }
-        };
-        let min_size = size(&b.min_size, "min_size", DEFAULT_MIN_SIZE);
-        let max_size = size(
-            &b.max_size,
-            "max_size",
-            DEFAULT_MAX_SIZE.max(
-                b.min_size
-                    .as_ref()
-                    .map_or(0.0, |n| n.get_ref().get() as f32),
-            ),
-        );
-        if min_size > max_size {
-            ok = false;
-            let span = b.min_size.as_ref().map_or(b.column.span(), |n| n.span());
-            errors.push(at(
-                span,
-                format!(
-                    "text box `{}`: min_size {min_size} is larger than max_size {max_size}",
-                    b.column.get_ref()
-                ),
-            ));
-        }
-        let line_height = match &b.line_height {
-            None => DEFAULT_LINE_HEIGHT,
-            Some(n) => {
-                let v = n.get_ref().get();
-                if v.is_finite() && (0.8..=3.0).contains(&v) {
-                    v as f32
-                } else {
-                    ok = false;
-                    errors.push(at(
-                        n.span(),
-                        format!(
-                            "text box `{}`: line_height = {v} must be between 0.8 and 3",
-                            b.column.get_ref()
-                        ),
-                    ));
-                    DEFAULT_LINE_HEIGHT
-                }
-            }
-        };
-        let mut colour = |c: &Option<Spanned<String>>| -> Option<[u8; 4]> {
-            let c = c.as_ref()?;
-            match parse_color(c.get_ref()) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    ok = false;
-                    errors.push(at(
-                        c.span(),
-                        format!("text box `{}`: {e}", b.column.get_ref()),
-                    ));
-                    None
-                }
-            }
-        };
-        let color = colour(&b.color).unwrap_or([255, 255, 255, 255]);
-        let scrim = colour(&b.scrim);
-        let column = b.column.get_ref().trim().to_string();
-        if column.is_empty() || column.contains('.') || column == "id" {
-            ok = false;
-            errors.push(at(
-                b.column.span(),
-                format!(
-                    "text box column `{column}` must name a base copy column such as `headline` (per-locale columns like `headline.de-DE` are picked automatically)"
-                ),
-            ));
-        }
-        if out.iter().any(|o: &TextBoxSpec| o.column == column) {
-            ok = false;
-            errors.push(at(
-                b.column.span(),
-                format!("variant `{variant}` has two text boxes for column `{column}`"),
-            ));
-        }
-        let (line, col) = super::span::line_col(src, b.column.span().start);
-        if ok {
-            out.push(TextBoxSpec {
-                column,
-                x,
-                y,
-                width,
-                height,
-                align,
-                valign,
-                padding,
-                max_lines,
-                min_size,
-                max_size,
-                line_height,
-                color,
-                scrim,
-                bold: b.bold.unwrap_or(false),
-                line,
-                col,
-            });
+        if let Some(spec) = parse_box(path, src, variant, b.into_inner(), &out, errors) {
+            out.push(spec);
         }
     }
     TextMode::Overlay(out)

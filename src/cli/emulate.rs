@@ -1,4 +1,4 @@
-//! `adloc emulate`: the loopback Gemini emulator, for offline rehearsals.
+//! `adloc emulate`: the loopback Gemini and OpenAI emulator, for offline rehearsals.
 
 use crate::domain::{Error, ExitCode};
 
@@ -17,8 +17,12 @@ pub(super) async fn emulate(a: EmulateArgs) -> Result<ExitCode, Error> {
     let handle = adloc_emulator::spawn(config, a.port)
         .await
         .map_err(|e| Error::Usage(format!("cannot listen on 127.0.0.1:{}: {e}", a.port)))?;
-    println!("Gemini emulator listening on {}", handle.base_url());
+    println!(
+        "Gemini and OpenAI emulator listening on {}",
+        handle.base_url()
+    );
     println!("  export GOOGLE_GEMINI_BASE_URL={}", handle.base_url());
+    println!("  export OPENAI_BASE_URL={}", handle.openai_base_url());
     let _ = tokio::signal::ctrl_c().await;
     handle.shutdown().await;
     Ok(ExitCode::Success)

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use secrecy::SecretString;
+
 use crate::provider::gemini::GeminiConfig;
-use crate::run::{GeminiEnv, ProviderChoice, RunOptions};
+use crate::run::{GeminiEnv, OpenAiEnv, ProviderChoice, ProviderEnv, RunOptions};
 
 fn var(k: &str) -> Option<String> {
     std::env::var(k)
@@ -27,10 +29,30 @@ pub(super) fn gemini() -> GeminiEnv {
     }
 }
 
-/// The provider when none is given: gemini when a key is set, else local.
-pub(super) fn default_provider(gemini: &GeminiEnv) -> ProviderChoice {
-    if gemini.api_key.is_some() {
-        ProviderChoice::Gemini
+/// OpenAI's key, endpoint (with `/v1`) and optional headers, as OpenAI's
+/// SDKs read them.
+pub(super) fn openai() -> OpenAiEnv {
+    OpenAiEnv {
+        api_key: var("OPENAI_API_KEY").map(SecretString::from),
+        base_url: var("OPENAI_BASE_URL"),
+        organization: var("OPENAI_ORG_ID"),
+        project: var("OPENAI_PROJECT_ID"),
+    }
+}
+
+/// Both vendors' settings.
+pub(super) fn providers() -> ProviderEnv {
+    ProviderEnv {
+        gemini: gemini(),
+        openai: openai(),
+    }
+}
+
+/// The provider when none is given: each job's model decides when any
+/// vendor key is set, else the local renderer.
+pub(super) fn default_provider(env: &ProviderEnv) -> ProviderChoice {
+    if env.gemini.api_key.is_some() || env.openai.api_key.is_some() {
+        ProviderChoice::ByModel
     } else {
         ProviderChoice::Local
     }
@@ -41,7 +63,7 @@ pub(super) fn default_provider(gemini: &GeminiEnv) -> ProviderChoice {
 /// `ADLOC_BATCH_POLL_MAX_MS`) and the kill tests' crash points
 /// (`ADLOC_CRASH_AT`).
 pub(super) fn apply(opts: &mut RunOptions) {
-    opts.gemini = gemini();
+    opts.env = providers();
     let ms = |k: &str| {
         var(k)
             .and_then(|v| v.parse::<u64>().ok())

@@ -51,9 +51,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Cancel a campaign's remote batches; their jobs return to pending.
     Cancel(CancelArgs),
-    /// Requeue failed and/or blocked jobs.
+    /// Requeue failed and/or blocked jobs, or redo fallbacks with the primary model.
     Retry(RetryArgs),
-    /// Serve a Gemini-compatible emulator on 127.0.0.1 for offline rehearsal.
+    /// Serve a Gemini- and OpenAI-compatible emulator on 127.0.0.1 for offline rehearsal.
     #[cfg(feature = "emulator")]
     Emulate(EmulateArgs),
 }
@@ -73,8 +73,10 @@ pub struct PlanArgs {
 pub enum ProviderArg {
     /// Local proof renderer (no network, no key, no cost).
     Local,
-    /// Google Gemini (needs GEMINI_API_KEY or GOOGLE_API_KEY).
+    /// Google Gemini only (needs GEMINI_API_KEY or GOOGLE_API_KEY).
     Gemini,
+    /// OpenAI GPT Image only (needs OPENAI_API_KEY).
+    Openai,
 }
 
 /// Mode names on the command line.
@@ -93,7 +95,8 @@ pub enum ModeArg {
 pub struct RunArgs {
     /// The campaign folder (holds campaign.toml).
     pub campaign_dir: PathBuf,
-    /// Provider (default: gemini when an API key is set, else local).
+    /// Provider (default: each variant's model decides among the vendors with
+    /// an API key; local when no key is set).
     #[arg(long, value_enum)]
     pub provider: Option<ProviderArg>,
     /// Override the campaign's mode.
@@ -161,6 +164,10 @@ pub struct RetryArgs {
     /// Requeue blocked jobs.
     #[arg(long)]
     pub blocked: bool,
+    /// Regenerate with the primary model what a fallback model made (or
+    /// failed to make); the next run asks the primary again.
+    #[arg(long)]
+    pub fallbacks: bool,
     /// State database.
     #[arg(long, default_value = ".adloc/state.db")]
     pub state: PathBuf,

@@ -41,6 +41,42 @@ pub(super) async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
     }
     println!("  images to pay for: {}", r.to_generate);
     println!("  estimated cost: ${rt:.4} realtime, ${bt:.4} batch");
+    let wrt = run::estimate_worst(&campaign, &specs, &planned.generate, BillingMode::Realtime);
+    let wbt = run::estimate_worst(&campaign, &specs, &planned.generate, BillingMode::Batch);
+    if wrt > rt || wbt > bt {
+        println!(
+            "  worst case if every job fell back to the dearest model of its chain: ${wrt:.4} realtime, ${wbt:.4} batch (the budget check uses this)"
+        );
+    }
+    for v in &campaign.variants {
+        let chain: Vec<String> = v
+            .models
+            .iter()
+            .map(|m| match v.quality_for(m) {
+                Some(q) => format!("{m} (quality {q})"),
+                None => m.to_string(),
+            })
+            .collect();
+        let line = if v.models.len() > 1 {
+            let on: Vec<&str> = v.fallback_on.iter().map(|t| t.as_str()).collect();
+            format!("{}; falls back on {}", chain.join(" → "), on.join(", "))
+        } else {
+            chain.join("")
+        };
+        println!("  variant {}: {line}", v.name);
+    }
+    let today = jiff::Timestamp::now().to_string();
+    let today = today.get(..10).unwrap_or("");
+    let mut warned = Vec::new();
+    for m in campaign.variants.iter().flat_map(|v| &v.models) {
+        if warned.contains(&m) {
+            continue;
+        }
+        warned.push(m);
+        if let Some((on, replacement)) = crate::domain::shutdown_within(m.as_str(), today, 30) {
+            println!("  warning: {m} shuts down on {on}, within 30 days; switch to {replacement}");
+        }
+    }
     if let Some(b) = campaign.budget_usd {
         println!("  budget: ${b:.2}");
     }

@@ -17,11 +17,12 @@ pub(super) async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCod
     opts.provider = match a.provider {
         Some(ProviderArg::Local) => ProviderChoice::Local,
         Some(ProviderArg::Gemini) => ProviderChoice::Gemini,
+        Some(ProviderArg::Openai) => ProviderChoice::OpenAi,
         None => {
-            let c = env::default_provider(&opts.gemini);
+            let c = env::default_provider(&opts.env);
             if c == ProviderChoice::Local {
                 eprintln!(
-                    "notice: no GEMINI_API_KEY or GOOGLE_API_KEY set; using the local proof renderer (no network, no cost)"
+                    "notice: no GEMINI_API_KEY, GOOGLE_API_KEY or OPENAI_API_KEY set; using the local proof renderer (no network, no cost)"
                 );
             }
             c

@@ -17,10 +17,10 @@ pub(super) async fn status(a: StatusArgs) -> Result<ExitCode, Error> {
     {
         let campaign = crate::campaign::Campaign::load(dir)?;
         name = Some(campaign.name.clone());
-        if env::default_provider(&env::gemini()) == ProviderChoice::Gemini && a.state.exists() {
+        if env::default_provider(&env::providers()) == ProviderChoice::ByModel && a.state.exists() {
             let mut opts = RunOptions::new(dir);
             env::apply(&mut opts);
-            opts.provider = ProviderChoice::Gemini;
+            opts.provider = ProviderChoice::ByModel;
             opts.out = a.out.clone();
             opts.state = a.state.clone();
             opts.ingest_only = true;

@@ -337,6 +337,6 @@ fn pad_colours_take_every_form_text_boxes_take() {
         parse("[[renditions]]\nsize = \"20x20\"\nfit = \"contain\"\npad = \"#ffff0\"\n");
     assert_eq!(
         errors.0[0].message,
-        format!("pad: {}", parse_color("#ffff0").unwrap_err())
+        format!("rendition pad: {}", parse_color("#ffff0").unwrap_err())
     );
 }

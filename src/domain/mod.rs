@@ -16,8 +16,8 @@ pub use error::{Error, ExitCode, InputErrors, InputProblem, Result};
 pub use key::{JobKey, RowId, Target};
 pub use locale::{Locale, LocaleError};
 pub use model::{
-    AspectRatio, BillingMode, ImageSize, ModelFamily, ModelId, Quality, UnknownModel, Vendor,
-    gpt_size, parse_ratio, shutdown_within,
+    AspectRatio, BillingMode, ImageSize, ModelId, Quality, Vendor, gpt_size, parse_ratio,
+    shutdown_within,
 };
 pub use pricing::{PriceTable, PricingOverride, round_micro};
 pub use reason::Reason;

@@ -832,6 +832,27 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_size_table_is_what_the_code_sends() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("<!-- gpt-sizes:start -->").unwrap();
+        let end = readme.find("<!-- gpt-sizes:end -->").unwrap();
+        let sizes = [ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4];
+        let mut rows = 0;
+        for line in readme[start..end]
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains('x'))
+        {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            for (size, cell) in sizes.iter().zip(&cells[1..]) {
+                let (w, h) = gpt_size(cells[0], *size).unwrap();
+                assert_eq!(*cell, format!("{w}x{h}"), "{} {size}", cells[0]);
+            }
+            rows += 1;
+        }
+        assert_eq!(rows, RATIOS_10.len());
+    }
+
+    #[test]
     fn shut_down_models_are_refused_naming_their_replacement() {
         let e = "gpt-image-1".parse::<ModelId>().unwrap_err().to_string();
         assert!(

@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::campaign::{Campaign, Row, Variant};
 use crate::domain::{
-    ImageRequest, InputErrors, InputProblem, JobKey, Locale, ProofText, ReferenceImage, Target,
+    FallbackTrigger, ImageRequest, InputErrors, InputProblem, JobKey, Locale, ModelId, ProofText,
+    Quality, ReferenceImage, Target,
 };
 use crate::prompt::{FailureKind, Prompts, RenderFailure};
 
@@ -40,6 +41,36 @@ pub struct JobSpec {
     pub request_hash: String,
     /// CSV line of the row (for messages).
     pub row_line: u64,
+    /// The variant's models in order (the primary first), each with the
+    /// quality it is asked with.
+    pub chain: Vec<(ModelId, Option<Quality>)>,
+    /// What moves this job to the next model of the chain.
+    pub fallback_on: Vec<FallbackTrigger>,
+}
+
+impl JobSpec {
+    /// The request and its hash when `model` (of the chain) is asked
+    /// instead of the primary. The prompt, frame and references are the
+    /// same; only the model and its quality differ.
+    pub fn request_for(&self, model: &ModelId) -> (ImageRequest, String) {
+        let mut req = self.request.clone();
+        if &req.model != model {
+            req.quality = self
+                .chain
+                .iter()
+                .find(|(m, _)| m == model)
+                .and_then(|(_, q)| *q);
+            req.model = model.clone();
+        }
+        let hash = request_hash(&req);
+        (req, hash)
+    }
+
+    /// The model after `model` in the chain, if any.
+    pub fn next_model(&self, model: &ModelId) -> Option<&ModelId> {
+        let i = self.chain.iter().position(|(m, _)| m == model)?;
+        self.chain.get(i + 1).map(|(m, _)| m)
+    }
 }
 
 /// Hex SHA-256 over the canonical form of everything that reaches the
@@ -164,6 +195,12 @@ fn build_spec(
         request,
         request_hash,
         row_line: row.line,
+        chain: variant
+            .models
+            .iter()
+            .map(|m| (m.clone(), variant.quality_for(m)))
+            .collect(),
+        fallback_on: variant.fallback_on.clone(),
     })
 }
 

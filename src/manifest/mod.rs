@@ -128,6 +128,12 @@ pub struct AssetEntry {
     /// For overlay-text assets: the art and how the copy was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay: Option<OverlayInfo>,
+    /// When a fallback model made the asset: the model the job was moved off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_from: Option<String>,
+    /// Why it was moved (`unauthenticated`, `credit_exhausted`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<Reason>,
 }
 
 /// One failed or blocked job.
@@ -217,6 +223,8 @@ fn asset_entry(j: &JobRow, renditions: &HashMap<JobId, Vec<RenditionEntry>>) -> 
         created_at: rfc3339(j.finished_at),
         renditions: renditions.get(&j.id).cloned().unwrap_or_default(),
         overlay: None,
+        fallback_from: j.fallback_from.as_ref().map(ToString::to_string),
+        fallback_reason: j.fallback_reason,
     })
 }
 
@@ -280,6 +288,8 @@ fn composite_entry(c: &CompositeRow) -> Option<AssetEntry> {
             compose_sha256: c.compose_hash.clone(),
             boxes: c.layout.clone(),
         }),
+        fallback_from: None,
+        fallback_reason: None,
     })
 }
 

@@ -10,7 +10,10 @@ use futures_util::StreamExt;
 
 use super::{Ctx, JobInfo, JobOutcome, RunOptions, StopReason, dispatch_realtime, settle};
 use crate::campaign::{BatchFailurePolicy, Campaign, RunMode};
-use crate::domain::{BatchState, BillingMode, Error, ImageSize, JobKey, JobState, Result, now_ms};
+use crate::domain::{
+    BatchState, BillingMode, Error, ImageSize, JobKey, JobState, ModelId, Reason, Result, Vendor,
+    now_ms,
+};
 use crate::expand::JobSpec;
 use crate::provider::{BatchApi, BatchChunk, BatchItem, ErrorClass, RemoteBatch, RemoteState};
 use crate::store::{BatchJob, BatchRow, JobId, Store};
@@ -60,10 +63,6 @@ pub(crate) async fn dispatch(
     concurrency: usize,
     left_running: &mut Vec<String>,
 ) -> Result<Option<StopReason>> {
-    let api = ctx
-        .provider
-        .batch()
-        .ok_or_else(|| Error::Internal("provider has no batch API".into()))?;
     let settings = &campaign.batch;
     // Keep every input file under the 2 GB limit, sizing by the largest line.
     let widest = ctx
@@ -89,7 +88,10 @@ pub(crate) async fn dispatch(
     // since died may or may not exist remotely. (A live owner is still
     // creating it: leave it alone.)
     for b in ctx.store.open_batches(&ctx.campaign).await? {
-        if b.state == BatchState::Submitting && b.owner_gone {
+        if b.state == BatchState::Submitting
+            && b.owner_gone
+            && let Some(api) = api_for(ctx, &b.model)
+        {
             resume_submitting(ctx, api, &b).await?;
         }
     }
@@ -101,7 +103,7 @@ pub(crate) async fn dispatch(
         }
         let past_deadline = deadline.is_some_and(|d| now_ms() >= d);
         if past_deadline {
-            return finish_in_realtime(ctx, api, concurrency, opts).await;
+            return finish_in_realtime(ctx, concurrency, opts).await;
         }
 
         // 2. Submit what is pending (auto: small remainders go realtime;
@@ -128,7 +130,7 @@ pub(crate) async fn dispatch(
             return dispatch_realtime(ctx, concurrency, opts.drain_timeout).await;
         }
         if pending > 0
-            && let Some(stop) = submit_pending(ctx, api, &eligible, batch_size, token_cap).await?
+            && let Some(stop) = submit_pending(ctx, &eligible, batch_size, token_cap).await?
         {
             return Ok(Some(stop));
         }
@@ -160,6 +162,9 @@ pub(crate) async fn dispatch(
             let rb = RemoteBatch {
                 name: remote.clone(),
                 display_name: b.display_name.clone(),
+            };
+            let Some(api) = api_for(ctx, &b.model) else {
+                continue;
             };
             ctx.store.batch_polled(b.id).await?;
             let state = match api.poll(&rb).await {
@@ -283,15 +288,68 @@ async fn resume_submitting(ctx: &Ctx, api: &dyn BatchApi, b: &BatchRow) -> Resul
 /// Chunk pending jobs into batches and create them remotely.
 async fn submit_pending(
     ctx: &Ctx,
-    api: &dyn BatchApi,
     eligible: &HashSet<JobId>,
     batch_size: usize,
     token_cap: Option<u64>,
 ) -> Result<Option<StopReason>> {
-    let model = match ctx.specs.values().next() {
-        Some(s) => s.request.model.clone(),
-        None => return Ok(None),
-    };
+    // Every model a job may ask, primaries and fallbacks, in plan order.
+    let mut models: Vec<ModelId> = Vec::new();
+    for spec in ctx.specs.values() {
+        for (m, _) in &spec.chain {
+            if !models.contains(m) {
+                models.push(m.clone());
+            }
+        }
+    }
+    models.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    for model in models {
+        if ctx.providers.for_model(&model).is_none() {
+            continue;
+        }
+        let Some(api) = api_for(ctx, &model) else {
+            continue;
+        };
+        // A GPT Image batch file targets one endpoint: jobs with reference
+        // images (edits) and without (generations) go in separate batches.
+        let groups: Vec<HashSet<JobId>> = if model.vendor() == Vendor::OpenAi {
+            let (edits, gens): (HashSet<JobId>, HashSet<JobId>) = eligible.iter().partition(|id| {
+                ctx.specs
+                    .get(id)
+                    .is_some_and(|s| !s.request.references.is_empty())
+            });
+            vec![gens, edits]
+        } else {
+            vec![eligible.clone()]
+        };
+        for group in groups.iter().filter(|g| !g.is_empty()) {
+            if let Some(stop) = submit_model(ctx, api, &model, group, batch_size, token_cap).await?
+            {
+                return Ok(Some(stop));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The batch capability of the vendor serving `model` (also when the vendor
+/// is down for new work: its open batches are still polled and ingested).
+fn api_for<'a>(ctx: &'a Ctx, model: &ModelId) -> Option<&'a dyn BatchApi> {
+    match ctx.providers.local() {
+        Some(l) => l.batch(),
+        None => ctx.providers.vendor(model.vendor())?.batch(),
+    }
+}
+
+/// Chunk the pending jobs of one model (among `eligible`) into batches and
+/// create them remotely.
+async fn submit_model(
+    ctx: &Ctx,
+    api: &dyn BatchApi,
+    model: &ModelId,
+    eligible: &HashSet<JobId>,
+    batch_size: usize,
+    token_cap: Option<u64>,
+) -> Result<Option<StopReason>> {
     let cap = token_cap.unwrap_or_else(|| model.family().default_batch_enqueued_tokens());
     loop {
         if ctx.cancel.is_cancelled() {
@@ -311,7 +369,7 @@ async fn submit_pending(
         }
         let Some((row, jobs)) = ctx
             .store
-            .assign_batch(ctx.run, &ctx.campaign, &model, eligible, limit)
+            .assign_batch(ctx.run, &ctx.campaign, model, eligible, limit)
             .await?
         else {
             return Ok(None);
@@ -326,9 +384,15 @@ async fn submit_pending(
                 .specs
                 .get(&j.id)
                 .ok_or_else(|| Error::Internal(format!("job {} has no expanded request", j.id)))?;
+            // A job moved to a fallback model asks that model.
+            let request = if j.model == spec.request.model {
+                spec.request.clone()
+            } else {
+                spec.request_for(&j.model).0
+            };
             items.push(BatchItem {
                 key: key_for(j.id, &j.key),
-                request: spec.request.clone(),
+                request,
             });
         }
         let chunk = BatchChunk {
@@ -420,6 +484,10 @@ async fn ingest(
             key: &job.key,
             model: &job.model,
             size,
+            provider: ctx
+                .providers
+                .vendor(b.model.vendor())
+                .map_or(ctx.provider.kind(), |p| p.kind()),
         };
         crate::run::crash_point("batch-ingest-item");
         if let JobOutcome::Stop(s) = settle(
@@ -450,11 +518,13 @@ async fn ingest(
 /// The deadline has come: cancel open batches and finish their jobs in realtime.
 async fn finish_in_realtime(
     ctx: &Arc<Ctx>,
-    api: &dyn BatchApi,
     concurrency: usize,
     opts: &RunOptions,
 ) -> Result<Option<StopReason>> {
     for b in ctx.store.open_batches(&ctx.campaign).await? {
+        let Some(api) = api_for(ctx, &b.model) else {
+            continue;
+        };
         match &b.remote_name {
             Some(name) => {
                 let rb = RemoteBatch {
@@ -484,11 +554,21 @@ async fn finish_in_realtime(
 /// jobs to pending. Returns the batches cancelled.
 pub(crate) async fn cancel_all(
     store: &Store,
-    api: &dyn BatchApi,
+    providers: &super::Providers,
     campaign: &str,
 ) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for b in store.open_batches(campaign).await? {
+        let Some(api) = providers.vendor(b.model.vendor()).and_then(|p| p.batch()) else {
+            return Err(Error::run_terminal(
+                Reason::Unauthenticated,
+                format!(
+                    "batch {} belongs to {}, which has no API key in this environment",
+                    b.display_name,
+                    b.model.vendor().as_str()
+                ),
+            ));
+        };
         match &b.remote_name {
             Some(name) => {
                 let rb = RemoteBatch {

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::assets;
 use crate::campaign::{Campaign, RunMode};
 use crate::domain::{
-    BillingMode, Error, ExitCode, PriceTable, ProviderKind, Reason, Result, RunOutcome, now_ms,
+    BillingMode, Error, ExitCode, FallbackTrigger, ModelId, PriceTable, Reason, Result, RunOutcome,
+    Vendor, now_ms,
 };
 use crate::expand::{self, JobSpec};
 use crate::manifest;
@@ -25,8 +26,8 @@ pub(crate) mod batch;
 mod provider;
 mod settle;
 
-pub(crate) use provider::make_provider;
-pub use provider::{GeminiEnv, ProviderChoice};
+pub use provider::{GeminiEnv, OpenAiEnv, ProviderChoice, ProviderEnv};
+pub(crate) use provider::{Providers, make_providers, trigger_for};
 pub(crate) use settle::{JobInfo, settle};
 
 static CRASH_AT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -68,8 +69,8 @@ pub struct RunOptions {
     pub campaign_dir: PathBuf,
     /// Provider (the CLI picks gemini when a key is set, else local).
     pub provider: ProviderChoice,
-    /// Gemini key, endpoint and version from the environment.
-    pub gemini: GeminiEnv,
+    /// Vendor keys and endpoints from the environment.
+    pub env: ProviderEnv,
     /// Batch poll cadence override for rehearsals against the emulator
     /// (`ADLOC_BATCH_POLL_MS`, `ADLOC_BATCH_POLL_MAX_MS`): first and longest.
     pub poll_override: (Option<Duration>, Option<Duration>),
@@ -108,7 +109,7 @@ impl RunOptions {
         RunOptions {
             campaign_dir: campaign_dir.into(),
             provider: ProviderChoice::Local,
-            gemini: GeminiEnv::default(),
+            env: ProviderEnv::default(),
             poll_override: (None, None),
             mode: None,
             out: PathBuf::from("out"),
@@ -171,8 +172,8 @@ impl std::fmt::Display for StopReason {
 pub struct RunSummary {
     /// Campaign name.
     pub campaign: String,
-    /// Provider used.
-    pub provider: ProviderKind,
+    /// Providers used (`local`, `gemini`, `openai`, or several joined by `+`).
+    pub provider: String,
     /// Mode used.
     pub mode: String,
     /// What the sync found.
@@ -201,7 +202,11 @@ pub(crate) struct Ctx {
     pub run: RunId,
     pub campaign: String,
     pub campaign_out: PathBuf,
+    /// The primary provider: batches go to it.
     pub provider: Arc<dyn Provider>,
+    /// Every provider of the run, by vendor: realtime jobs go to the one of
+    /// the model they ask.
+    pub providers: Providers,
     pub specs: HashMap<JobId, Arc<JobSpec>>,
     pub prices: PriceTable,
     pub policy: RetryPolicy,
@@ -299,11 +304,46 @@ pub fn estimate(
     crate::domain::round_micro(total)
 }
 
+/// Estimated USD if every job flagged in `generate` were made by the most
+/// expensive model of its variant's chain (the budget check's figure: a run
+/// that falls back must still fit the budget).
+pub fn estimate_worst(
+    campaign: &Campaign,
+    specs: &[JobSpec],
+    generate: &[bool],
+    mode: BillingMode,
+) -> f64 {
+    let prices = PriceTable::new(campaign.pricing.clone());
+    let total: f64 = specs
+        .iter()
+        .zip(generate)
+        .filter(|(_, g)| **g)
+        .map(|(s, _)| {
+            let primary = prices.estimate(&s.request, mode);
+            let Some(v) = campaign.variants.iter().find(|v| v.name == s.key.variant) else {
+                return primary;
+            };
+            v.models
+                .iter()
+                .map(|m| {
+                    let mut req = s.request.clone();
+                    req.quality = v.quality_for(m);
+                    req.model = m.clone();
+                    prices.estimate(&req, mode)
+                })
+                .fold(primary, f64::max)
+        })
+        .sum();
+    crate::domain::round_micro(total)
+}
+
 /// Run a campaign to completion (or to a stop).
 pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSummary> {
     let (campaign, specs) = load_and_expand(&opts.campaign_dir)?;
     let choice = opts.provider;
-    let provider = make_provider(choice, &campaign, &opts.gemini)?;
+    let providers = make_providers(choice, &campaign, &opts.env)?;
+    let provider = primary_provider(&providers, &specs)?;
+    let provider_names = providers.names();
     let mut mode = opts.mode.unwrap_or(campaign.mode);
     if provider.batch().is_none() && mode != RunMode::Realtime {
         tracing::info!(
@@ -347,7 +387,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     }
 
     let run_id = store
-        .start_run(&campaign.name, provider.kind(), mode.as_str())
+        .start_run(&campaign.name, &provider_names, mode.as_str())
         .await?;
     let specs_by_id: HashMap<JobId, Arc<JobSpec>> = ids
         .into_iter()
@@ -361,6 +401,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         campaign: campaign.name.clone(),
         campaign_out: campaign_out.clone(),
         provider: provider.clone(),
+        providers,
         specs: specs_by_id,
         prices: PriceTable::new(campaign.pricing.clone()),
         policy: RetryPolicy::new(campaign.retry),
@@ -390,10 +431,16 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         ProviderChoice::Local => opts
             .concurrency
             .min(std::thread::available_parallelism().map_or(2, |n| n.get())),
-        ProviderChoice::Gemini => opts.concurrency,
+        // Per vendor: each vendor's pool gets this many calls in flight.
+        ProviderChoice::Gemini | ProviderChoice::OpenAi | ProviderChoice::ByModel => {
+            opts.concurrency
+        }
     }
     .max(1);
 
+    if !opts.ingest_only {
+        fall_back_unavailable(&ctx).await?;
+    }
     let mut batches_left = Vec::new();
     let outcome = match mode {
         RunMode::Realtime => dispatch_realtime(&ctx, concurrency, opts.drain_timeout).await,
@@ -444,7 +491,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     store.close().await;
     Ok(RunSummary {
         campaign: campaign.name.clone(),
-        provider: provider.kind(),
+        provider: provider_names,
         mode: mode.as_str().to_string(),
         planned: planned.report,
         totals: m.totals,
@@ -479,7 +526,7 @@ fn check_budget(
     if choice == ProviderChoice::Local {
         return Ok(());
     }
-    let estimate = estimate(campaign, specs, &planned.generate, mode);
+    let estimate = estimate_worst(campaign, specs, &planned.generate, mode);
     let limits = [
         (campaign.budget_usd, "budget.max_usd in campaign.toml"),
         (opts.max_spend, "--max-spend"),
@@ -514,8 +561,10 @@ async fn dispatch_realtime(
     concurrency: usize,
     drain: Duration,
 ) -> Result<Option<StopReason>> {
-    let limiter = rate_limiter(ctx);
-    let mut set: JoinSet<Result<JobOutcome>> = JoinSet::new();
+    let limiters = rate_limiters(ctx);
+    let pools = pools(ctx);
+    let mut in_flight: HashMap<Option<Vendor>, usize> = HashMap::new();
+    let mut set: JoinSet<(Option<Vendor>, Result<(Option<Vendor>, JobOutcome)>)> = JoinSet::new();
     let mut stop: Option<StopReason> = None;
     loop {
         if stop.is_none() && ctx.cancel.is_cancelled() {
@@ -524,21 +573,29 @@ async fn dispatch_realtime(
         if stop.is_some() {
             break;
         }
-        let free = concurrency.saturating_sub(set.len());
-        if free > 0 {
+        // One pool per vendor: each gets `concurrency` calls in flight, and
+        // claims only jobs whose model it serves.
+        for (vendor, models) in &pools {
+            let busy = in_flight.get(vendor).copied().unwrap_or(0);
+            let free = concurrency.saturating_sub(busy);
+            if free == 0 {
+                continue;
+            }
             for job in ctx
                 .store
-                .claim(ctx.run, &ctx.campaign, free, ctx.lease)
+                .claim(ctx.run, &ctx.campaign, free, ctx.lease, models)
                 .await?
             {
                 let ctx = ctx.clone();
-                let limiter = limiter.clone();
+                let v = *vendor;
+                *in_flight.entry(v).or_default() += 1;
+                let limiter = limiters.get(&job.model.vendor()).cloned();
                 set.spawn(async move {
                     if let Some(l) = &limiter {
                         l.until_ready().await;
                     }
                     crash_point("realtime-after-claim");
-                    realtime_one(&ctx, job).await
+                    (v, realtime_one(&ctx, job).await)
                 });
             }
         }
@@ -569,7 +626,13 @@ async fn dispatch_realtime(
         }
         tokio::select! {
             Some(res) = set.join_next() => {
-                if let Some(s) = handle_join(res)? {
+                let res = res.map(|(pool, r)| {
+                    if let Some(n) = in_flight.get_mut(&pool) {
+                        *n = n.saturating_sub(1);
+                    }
+                    r
+                });
+                if let Some(s) = handle_join(ctx, res).await? {
                     stop.get_or_insert(s);
                 }
             }
@@ -581,7 +644,13 @@ async fn dispatch_realtime(
     while !set.is_empty() {
         tokio::select! {
             Some(res) = set.join_next() => {
-                if let Some(s) = handle_join(res)? {
+                let res = res.map(|(pool, r)| {
+                    if let Some(n) = in_flight.get_mut(&pool) {
+                        *n = n.saturating_sub(1);
+                    }
+                    r
+                });
+                if let Some(s) = handle_join(ctx, res).await? {
                     stop.get_or_insert(s);
                 }
             }
@@ -597,11 +666,23 @@ async fn dispatch_realtime(
     Ok(stop)
 }
 
-fn handle_join(
-    res: std::result::Result<Result<JobOutcome>, tokio::task::JoinError>,
+/// What a finished task means for the run: a stop, unless it was one
+/// vendor's failure and its jobs could move to another vendor.
+async fn handle_join(
+    ctx: &Ctx,
+    res: std::result::Result<Result<(Option<Vendor>, JobOutcome)>, tokio::task::JoinError>,
 ) -> Result<Option<StopReason>> {
     match res {
-        Ok(Ok(JobOutcome::Stop(s))) => Ok(Some(s)),
+        Ok(Ok((Some(vendor), JobOutcome::Stop(s))))
+            if !matches!(s, StopReason::Interrupted | StopReason::SpendCap(_)) =>
+        {
+            if fall_back_vendor(ctx, vendor, s.reason()).await? > 0 {
+                Ok(None)
+            } else {
+                Ok(Some(s))
+            }
+        }
+        Ok(Ok((_, JobOutcome::Stop(s)))) => Ok(Some(s)),
         Ok(Ok(_)) => Ok(None),
         Ok(Err(e)) => Err(e),
         Err(e) if e.is_cancelled() => Ok(None),
@@ -611,42 +692,236 @@ fn handle_join(
 
 type Limiter = governor::DefaultDirectRateLimiter;
 
-fn rate_limiter(ctx: &Ctx) -> Option<Arc<Limiter>> {
-    if ctx.provider.kind() == ProviderKind::Local {
-        return None;
+/// The realtime pools: one per vendor the jobs' chains use, each with the
+/// models it serves (`None` and no filter for the local renderer).
+fn pools(ctx: &Ctx) -> Vec<(Option<Vendor>, Vec<String>)> {
+    if ctx.providers.local().is_some() {
+        return vec![(None, Vec::new())];
     }
-    let spec = ctx.specs.values().next()?;
-    let rpm = ctx.rpm.unwrap_or(spec.request.model.family().default_rpm());
-    let per_min = std::num::NonZeroU32::new(rpm)?;
-    // Burst of a tenth of a minute's quota: smooth, but no idle start.
-    let burst = std::num::NonZeroU32::new((rpm / 10).max(1))?;
-    Some(Arc::new(governor::RateLimiter::direct(
-        governor::Quota::per_minute(per_min).allow_burst(burst),
-    )))
+    let mut by: Vec<(Option<Vendor>, Vec<String>)> = Vec::new();
+    for spec in ctx.specs.values() {
+        for (m, _) in &spec.chain {
+            let v = Some(m.vendor());
+            let i = match by.iter().position(|(x, _)| *x == v) {
+                Some(i) => i,
+                None => {
+                    by.push((v, Vec::new()));
+                    by.len() - 1
+                }
+            };
+            if !by[i].1.iter().any(|x| x == m.as_str()) {
+                by[i].1.push(m.as_str().to_string());
+            }
+        }
+    }
+    by
 }
 
-/// One realtime attempt for a claimed job.
-async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<JobOutcome> {
+/// One client-side limiter per vendor (its requests per minute), so a slow
+/// vendor's quota does not pace the other's calls.
+fn rate_limiters(ctx: &Ctx) -> HashMap<Vendor, Arc<Limiter>> {
+    let mut out = HashMap::new();
+    if ctx.providers.local().is_some() {
+        return out;
+    }
+    for spec in ctx.specs.values() {
+        for (model, _) in &spec.chain {
+            let v = model.vendor();
+            if out.contains_key(&v) {
+                continue;
+            }
+            let rpm = ctx.rpm.unwrap_or(model.family().default_rpm());
+            let (Some(per_min), Some(burst)) = (
+                std::num::NonZeroU32::new(rpm),
+                // Burst of a tenth of a minute's quota: smooth, but no idle start.
+                std::num::NonZeroU32::new((rpm / 10).max(1)),
+            ) else {
+                continue;
+            };
+            out.insert(
+                v,
+                Arc::new(governor::RateLimiter::direct(
+                    governor::Quota::per_minute(per_min).allow_burst(burst),
+                )),
+            );
+        }
+    }
+    out
+}
+
+/// The provider batches go to: the vendor of the first job's model.
+fn primary_provider(providers: &Providers, specs: &[JobSpec]) -> Result<Arc<dyn Provider>> {
+    if let Some(l) = providers.local() {
+        return Ok(l.clone());
+    }
+    specs
+        .iter()
+        .find_map(|s| providers.for_model(&s.request.model))
+        .or_else(|| providers.any())
+        .ok_or_else(|| Error::run_terminal(Reason::Unauthenticated, "no provider available"))
+}
+
+/// Move a pending job off `from` to the next model of its chain whose
+/// vendor is usable in this run, when `trigger` is one of its variant's
+/// `fallback_on`. Returns whether it moved.
+async fn move_on(
+    ctx: &Ctx,
+    id: JobId,
+    spec: &JobSpec,
+    from: &ModelId,
+    trigger: FallbackTrigger,
+    reason: Reason,
+) -> Result<bool> {
+    if !spec.fallback_on.contains(&trigger) {
+        return Ok(false);
+    }
+    let mut next = spec.next_model(from);
+    while let Some(m) = next {
+        if ctx.providers.for_model(m).is_some() {
+            let (_, hash) = spec.request_for(m);
+            let moved = ctx.store.fall_back(id, m, &hash, from, reason).await?;
+            if moved {
+                tracing::info!(job = %spec.key, from = %from, to = %m, reason = reason.code(), "falling back to the next model of the chain");
+            }
+            return Ok(moved);
+        }
+        next = spec.next_model(m);
+    }
+    Ok(false)
+}
+
+/// Whether the chain has a model after `from` whose vendor is usable.
+fn usable_next(ctx: &Ctx, spec: &JobSpec, from: &ModelId) -> bool {
+    let mut next = spec.next_model(from);
+    while let Some(m) = next {
+        if ctx.providers.for_model(m).is_some() {
+            return true;
+        }
+        next = spec.next_model(m);
+    }
+    false
+}
+
+/// A vendor stopped working for this run (`reason`): send nothing more to
+/// it, and move its pending jobs to their next models. Returns how many moved.
+async fn fall_back_vendor(ctx: &Ctx, vendor: Vendor, reason: Reason) -> Result<usize> {
+    ctx.providers.mark_down(vendor);
+    let trigger = trigger_for(reason);
+    let mut models: Vec<&ModelId> = Vec::new();
+    for spec in ctx.specs.values() {
+        for (m, _) in &spec.chain {
+            if m.vendor() == vendor && !models.contains(&m) {
+                models.push(m);
+            }
+        }
+    }
+    let mut moved = 0;
+    for m in models {
+        for id in ctx.store.pending_on_model(&ctx.campaign, m).await? {
+            if let Some(spec) = ctx.specs.get(&id)
+                && move_on(ctx, id, spec, m, trigger, reason).await?
+            {
+                moved += 1;
+            }
+        }
+    }
+    if moved > 0 {
+        tracing::warn!(
+            vendor = vendor.as_str(),
+            reason = reason.code(),
+            jobs = moved,
+            "vendor unusable for this run; its jobs moved to their fallback models"
+        );
+    }
+    Ok(moved)
+}
+
+/// Jobs whose model's vendor has no provider in this run (no key, or a
+/// forced `--provider`) move to the first usable model of their chain.
+async fn fall_back_unavailable(ctx: &Ctx) -> Result<usize> {
+    if ctx.providers.local().is_some() {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    for v in [Vendor::Gemini, Vendor::OpenAi] {
+        if ctx.providers.vendor(v).is_none() {
+            moved += fall_back_vendor(ctx, v, Reason::Unauthenticated).await?;
+        }
+    }
+    Ok(moved)
+}
+
+/// One realtime attempt for a claimed job: the outcome, and the vendor it
+/// went to (so a vendor-level stop can fall back instead of ending the run).
+async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<(Option<Vendor>, JobOutcome)> {
     let Some(spec) = ctx.specs.get(&job.id).cloned() else {
         // Claimed a job this process did not expand (another runner's newer
         // campaign). Hand it back untouched.
         ctx.store
             .settle(job.id, Some(ctx.run), &Settlement::Requeue, None)
             .await?;
-        return Ok(JobOutcome::Retry);
+        return Ok((None, JobOutcome::Retry));
+    };
+    let model = job.model.clone();
+    let vendor = model.vendor();
+    let Some(provider) = ctx.providers.for_model(&model) else {
+        // Its vendor went down (or has no key): hand it back and move it on
+        // if its chain allows; otherwise the run cannot make it.
+        ctx.store
+            .settle(job.id, Some(ctx.run), &Settlement::Requeue, None)
+            .await?;
+        let reason = Reason::Unauthenticated;
+        if move_on(ctx, job.id, &spec, &model, trigger_for(reason), reason).await? {
+            return Ok((None, JobOutcome::Retry));
+        }
+        return Ok((
+            None,
+            JobOutcome::Stop(StopReason::Provider(
+                Reason::ModelNotFound,
+                format!("no usable provider for {model} in this run, and no fallback model left"),
+            )),
+        ));
+    };
+    let request = if model == spec.request.model {
+        spec.request.clone()
+    } else {
+        spec.request_for(&model).0
     };
     if job.attempts == 1 {
         ctx.budget.first_attempt();
     }
     let started = now_ms();
-    let result = ctx.provider.generate(&spec.request).await;
+    let result = provider.generate(&request).await;
     crash_point("realtime-after-call");
+    // A block moves the job to the next model when the variant says so.
+    if let Err(e) = &result
+        && matches!(e.reason, Reason::BlockedPrompt | Reason::BlockedImage)
+        && spec.fallback_on.contains(&FallbackTrigger::Blocked)
+        && usable_next(ctx, &spec, &model)
+    {
+        ctx.store
+            .settle(job.id, Some(ctx.run), &Settlement::Requeue, None)
+            .await?;
+        if move_on(
+            ctx,
+            job.id,
+            &spec,
+            &model,
+            FallbackTrigger::Blocked,
+            e.reason,
+        )
+        .await?
+        {
+            return Ok((Some(vendor), JobOutcome::Retry));
+        }
+    }
     let info = JobInfo {
         key: &spec.key,
-        model: &spec.request.model,
+        model: &model,
         size: spec.request.image_size,
+        provider: provider.kind(),
     };
-    settle(
+    let outcome = settle(
         ctx,
         job.id,
         job.attempts,
@@ -655,5 +930,6 @@ async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<JobOutcome> {
         BillingMode::Realtime,
         started,
     )
-    .await
+    .await?;
+    Ok((Some(vendor), outcome))
 }

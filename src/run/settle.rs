@@ -141,6 +141,8 @@ pub(crate) struct JobInfo<'a> {
     pub key: &'a JobKey,
     pub model: &'a ModelId,
     pub size: ImageSize,
+    /// Who made (or failed to make) the image.
+    pub provider: crate::domain::ProviderKind,
 }
 
 /// Record the result of one generation (realtime or one batch line): store
@@ -189,7 +191,7 @@ pub(crate) async fn settle(
     };
     let v = verdict(&stored, attempts, ctx.policy.max_attempts());
     let cost_usd = match &stored {
-        Ok(_) if ctx.provider.kind() == crate::domain::ProviderKind::Local => 0.0,
+        Ok(_) if spec.provider == crate::domain::ProviderKind::Local => 0.0,
         Ok((_, Some(u))) => ctx.prices.cost_of_usage(spec.model, spec.size, mode, u),
         Ok((_, None)) => ctx.prices.per_image(spec.model, spec.size, mode),
         Err(_) => 0.0,
@@ -215,7 +217,7 @@ pub(crate) async fn settle(
         budget_ok,
         delay_ms,
     };
-    let (settlement, attempt, outcome) = decide(ctx.provider.kind(), stored, v, &facts);
+    let (settlement, attempt, outcome) = decide(spec.provider, stored, v, &facts);
     if matches!(outcome, JobOutcome::Done) {
         crash_point("before-job-update");
     }

@@ -150,6 +150,8 @@ pub struct Claimed {
     pub attempts: u32,
     /// The request hash the job was queued with.
     pub request_hash: String,
+    /// The model to ask (the primary, or a fallback the job was moved to).
+    pub model: ModelId,
 }
 
 /// One call's outcome, for the attempts ledger.
@@ -269,6 +271,10 @@ pub struct JobRow {
     pub finished_at: Option<i64>,
     /// Remote batch id, if any.
     pub batch_id: Option<i64>,
+    /// The model the job was moved off, when a fallback model made it.
+    pub fallback_from: Option<ModelId>,
+    /// Why it was moved.
+    pub fallback_reason: Option<Reason>,
 }
 
 /// Everything the store knows about one campaign, typed: the read model the
@@ -370,12 +376,7 @@ impl Store {
     }
 
     /// Record the start of a run by this process.
-    pub async fn start_run(
-        &self,
-        campaign: &str,
-        provider: ProviderKind,
-        mode: &str,
-    ) -> Result<RunId> {
+    pub async fn start_run(&self, campaign: &str, provider: &str, mode: &str) -> Result<RunId> {
         let now = now_ms();
         let host = hostname();
         let row = sqlx::query(
@@ -383,7 +384,7 @@ impl Store {
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(campaign)
-        .bind(provider.as_str())
+        .bind(provider)
         .bind(mode)
         .bind(std::process::id() as i64)
         .bind(host)
@@ -491,7 +492,7 @@ impl Store {
         campaign: &str,
     ) -> Result<HashMap<(String, String, String), LiveJob>> {
         let rows = sqlx::query(
-            "SELECT id, row_id, locale, variant, request_hash, state FROM jobs
+            "SELECT id, row_id, locale, variant, COALESCE(plan_hash, request_hash), state FROM jobs
              WHERE campaign = ? AND state NOT IN ('superseded', 'retired')",
         )
         .bind(campaign)
@@ -558,8 +559,8 @@ impl Store {
                 .map_err(|e| Error::Internal(e.to_string()))?;
             let done = sqlx::query(
                 "INSERT INTO jobs (campaign, row_id, locale, variant, resolved_locale, resolution,
-                    request_hash, model, aspect_ratio, image_size, prompt, state, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    request_hash, plan_hash, model, aspect_ratio, image_size, prompt, state, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             )
             .bind(&spec.key.campaign)
             .bind(spec.key.row.as_str())
@@ -567,6 +568,7 @@ impl Store {
             .bind(&spec.key.variant)
             .bind(spec.resolved_locale.as_deref().unwrap_or(ART_LOCALE_COLUMN))
             .bind(resolution)
+            .bind(&spec.request_hash)
             .bind(&spec.request_hash)
             .bind(spec.request.model.as_str())
             .bind(spec.request.aspect_ratio.as_str())
@@ -597,6 +599,7 @@ impl Store {
         campaign: &str,
         limit: usize,
         lease: Duration,
+        models: &[String],
     ) -> Result<Vec<Claimed>> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -607,11 +610,22 @@ impl Store {
                     attempts = attempts + 1, updated_at = ?3
              WHERE id IN (SELECT id FROM jobs
                           WHERE campaign = ?4 AND state = 'pending'
-                            AND (not_before IS NULL OR not_before <= ?3)
+                            AND (not_before IS NULL OR not_before <= ?3) {models}
                           ORDER BY not_before IS NOT NULL, not_before, id LIMIT ?5)
                AND state IN {from}
-             RETURNING id, campaign, row_id, locale, variant, attempts, request_hash",
-            from = from_states_sql(JobState::InFlight)
+             RETURNING id, campaign, row_id, locale, variant, attempts, request_hash, model",
+            from = from_states_sql(JobState::InFlight),
+            // Model ids come from the model table (letters, digits, `.`, `-`),
+            // never from input text; quote them anyway.
+            models = if models.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> = models
+                    .iter()
+                    .map(|m| format!("'{}'", m.replace('\'', "''")))
+                    .collect();
+                format!("AND model IN ({})", list.join(", "))
+            },
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(run)
@@ -630,6 +644,7 @@ impl Store {
                     key: dec.key(&r, 1)?,
                     attempts: r.get::<i64, _>(5) as u32,
                     request_hash: r.get(6),
+                    model: parsed("model", &r.get::<String, _>(7))?,
                 })
             })
             .collect()
@@ -813,6 +828,68 @@ impl Store {
         Ok(res.rows_affected() == 1)
     }
 
+    /// Move a pending (or just-blocked) job to another model of its chain,
+    /// in one transaction: the request it will ask changes (`model`,
+    /// `request_hash`), what it was planned as (`plan_hash`) does not, so a
+    /// rerun keeps what the fallback made. Returns false when the job was
+    /// no longer pending (another runner took it).
+    pub async fn fall_back(
+        &self,
+        job: JobId,
+        to: &ModelId,
+        request_hash: &str,
+        from: &ModelId,
+        reason: Reason,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE jobs SET model = ?, request_hash = ?, fallback_from = COALESCE(fallback_from, ?),
+                    fallback_reason = ?, attempts = 0, not_before = NULL, error_code = NULL,
+                    error_detail = NULL, block_reason = NULL, updated_at = ?
+             WHERE id = ? AND state = 'pending'",
+        )
+        .bind(to.as_str())
+        .bind(request_hash)
+        .bind(from.as_str())
+        .bind(reason.code())
+        .bind(now_ms())
+        .bind(job)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Pending jobs of the campaign whose current model is `model`.
+    pub async fn pending_on_model(&self, campaign: &str, model: &ModelId) -> Result<Vec<JobId>> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM jobs WHERE campaign = ? AND state = 'pending' AND model = ? ORDER BY id",
+        )
+        .bind(campaign)
+        .bind(model.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// `adloc retry --fallbacks`: forget what fallback models made, so the
+    /// next run asks each job's primary model again. Returns how many.
+    pub async fn retry_fallbacks(&self, campaign: &str) -> Result<u64> {
+        let sql = format!(
+            "UPDATE jobs SET state = 'superseded', updated_at = ?
+             WHERE campaign = ? AND fallback_from IS NOT NULL AND state IN ('done', 'failed', 'blocked')
+               AND state IN {}",
+            from_states_sql(JobState::Superseded)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(now_ms())
+            .bind(campaign)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(res.rows_affected())
+    }
+
     /// Requeue terminal jobs on request (`adloc retry`). Returns how many.
     pub async fn requeue(&self, campaign: &str, failed: bool, blocked: bool) -> Result<u64> {
         let mut states = Vec::new();
@@ -847,7 +924,7 @@ impl Store {
             "SELECT id, campaign, row_id, locale, variant, state, resolved_locale, resolution,
                     request_hash, model, aspect_ratio, image_size, prompt, attempts, provider, mode,
                     asset_path, sha256, bytes, width, height, mime_type, cost_usd, error_code,
-                    error_detail, block_reason, finished_at, batch_id
+                    error_detail, block_reason, finished_at, batch_id, fallback_from, fallback_reason
              FROM jobs WHERE campaign = ? AND state != 'superseded'
              ORDER BY row_id, locale, variant, id",
         )
@@ -889,6 +966,8 @@ impl Store {
                     block_reason: r.get(25),
                     finished_at: r.get(26),
                     batch_id: r.get(27),
+                    fallback_from: opt(28).map(|m| parsed("model", &m)).transpose()?,
+                    fallback_reason: opt(29).map(|c| parsed("reason", &c)).transpose()?,
                 })
             })
             .collect()

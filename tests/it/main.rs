@@ -9,5 +9,6 @@ mod crash;
 mod foundation;
 mod images;
 mod localization;
+mod openai;
 mod realtime;
 mod vocabulary;

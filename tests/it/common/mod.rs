@@ -164,6 +164,8 @@ impl Workspace {
             .env_remove("GEMINI_API_KEY")
             .env_remove("GOOGLE_API_KEY")
             .env_remove("GOOGLE_GEMINI_BASE_URL")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
             .env("ADLOC_LOG", "adloc=warn")
             .args(args);
         for (k, v) in env {
@@ -268,6 +270,9 @@ pub struct Emu {
 }
 
 pub const KEY: &str = "test-key-7f3a9c2e51";
+/// The OpenAI key the emulator accepts when started with [`KEY`]: the same
+/// secret (the emulator checks one key for both surfaces).
+pub const OPENAI_KEY: &str = KEY;
 
 impl Emu {
     pub fn start(faults: adloc_emulator::Faults) -> Emu {
@@ -304,6 +309,24 @@ impl Emu {
         self.handle.as_ref().unwrap().set_faults(f);
     }
 
+    /// Environment for the binary with only the OpenAI key and endpoint.
+    pub fn openai_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+            (
+                "OPENAI_BASE_URL",
+                self.handle.as_ref().unwrap().openai_base_url(),
+            ),
+        ]
+    }
+
+    /// Environment for the binary with both vendors' keys and endpoints.
+    pub fn both_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.env();
+        env.extend(self.openai_env());
+        env
+    }
+
     /// Environment for the binary: key and base URL.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -325,6 +348,12 @@ impl Workspace {
     /// Run any command with the emulator's key and base URL in the environment.
     pub fn adloc_emu(&self, emu: &Emu, args: &[&str]) -> Output {
         let env = emu.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.adloc_env(args, &env)
+    }
+
+    /// Run any command with an explicit environment list (owned values).
+    pub fn adloc_with(&self, env: &[(&'static str, String)], args: &[&str]) -> Output {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.adloc_env(args, &env)
     }

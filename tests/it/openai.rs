@@ -1,0 +1,400 @@
+//! GPT Image through OpenAI's API, through the binary against the emulator's
+//! OpenAI surface: a variant on GPT Image, references through edits, a
+//! Gemini outage failing over to GPT Image, refusals and key hygiene.
+
+use adloc_emulator::Faults;
+
+use crate::common::*;
+
+/// A one-locale campaign with `rows` and a hero variant on `model` (a TOML
+/// value: a string or a chain), realtime, fast retries, no client pacing.
+fn gpt_campaign(ws: &Workspace, rows: &[(&str, &str)], model: &str, extra: &str) {
+    ws.small_campaign(rows);
+    let p = ws.campaign().join("campaign.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let text = text.replace(
+        "aspect_ratio = \"16:9\"\n",
+        &format!("aspect_ratio = \"16:9\"\nmodel = {model}\n"),
+    );
+    std::fs::write(
+        &p,
+        format!("{text}\n[retry]\nbase_delay_ms = 1\nmax_delay_ms = 5\n{extra}"),
+    )
+    .unwrap();
+}
+
+fn assets(ws: &Workspace) -> Vec<serde_json::Value> {
+    ws.manifest()["assets"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_variant_on_gpt_image_is_bought_from_openai_with_its_exact_size_and_usage_cost() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
+        "\"gpt-image-2.6-sunburst\"\nquality = \"high\"",
+        "",
+    );
+    let o = ws.adloc_with(&emu.openai_env(), &["run", "campaigns/example"]);
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 3);
+    for a in assets(&ws) {
+        assert_eq!(a["provider"], "openai", "{a}");
+        assert_eq!(a["model"], "gpt-image-2.6-sunburst");
+        assert_eq!(
+            (a["width"].as_u64(), a["height"].as_u64()),
+            (Some(1376), Some(768))
+        );
+        assert_eq!(a["mime_type"], "image/png");
+        assert!(a["cost_usd"].as_f64().unwrap() > 0.0, "{a}");
+    }
+    let s = emu.stats();
+    assert_eq!(s.openai.realtime_billed_images, 3);
+    assert_eq!(s.generate_calls, 0, "Gemini was asked");
+    // A rerun pays for nothing.
+    let o = ws.adloc_with(&emu.openai_env(), &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(emu.stats().openai.realtime_billed_images, 3);
+}
+
+#[test]
+fn reference_images_go_through_the_edits_endpoint() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake")],
+        "\"gpt-image-2.6-sunburst\"",
+        "\n[references]\nfiles = [\"logo.png\"]\n",
+    );
+    image::RgbImage::from_pixel(32, 32, image::Rgb([200, 10, 10]))
+        .save(ws.campaign().join("logo.png"))
+        .unwrap();
+    let o = ws.adloc_with(&emu.openai_env(), &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let s = emu.stats().openai;
+    assert_eq!(s.edit_calls, 2, "{s:?}");
+    assert_eq!(s.edit_images_received, 2, "{s:?}");
+    assert_eq!(s.generate_calls, 0, "{s:?}");
+}
+
+#[test]
+fn a_gemini_outage_fails_over_to_gpt_image_and_the_run_exits_0() {
+    let emu = Emu::start(Faults {
+        rate_503: 1.0,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
+        "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]",
+        "max_attempts = 50\n",
+    );
+    let o = ws.adloc_with(&emu.both_env(), &["run", "campaigns/example"]);
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 3);
+    for a in assets(&ws) {
+        assert_eq!(a["provider"], "openai", "{a}");
+        assert_eq!(a["model"], "gpt-image-2.6-sunburst");
+        assert_eq!(a["fallback_from"], "gemini-3.1-flash-image", "{a}");
+        assert_eq!(a["fallback_reason"], "retry_budget_exhausted", "{a}");
+    }
+    assert!(emu.stats().generate_calls > 0, "Gemini was never tried");
+    assert_eq!(emu.stats().openai.realtime_billed_images, 3);
+    // Gemini recovers; the fallback's images stay: nothing is bought again.
+    emu.set_faults(Faults::default());
+    let before = emu.stats();
+    let o = ws.adloc_with(&emu.both_env(), &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let after = emu.stats();
+    assert_eq!(after.billed_images, before.billed_images);
+    assert_eq!(after.openai.billed_images, before.openai.billed_images);
+    // Unless asked: `retry --fallbacks` brings the primary back.
+    let o = ws.adloc(&["retry", "example", "--fallbacks"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = ws.adloc_with(&emu.both_env(), &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for a in assets(&ws) {
+        assert_eq!(a["model"], "gemini-3.1-flash-image", "{a}");
+        assert!(a.get("fallback_from").is_none(), "{a}");
+    }
+}
+
+#[test]
+fn a_shut_down_model_is_refused_at_load_naming_its_replacement() {
+    let ws = Workspace::new();
+    gpt_campaign(&ws, &[("a", "a ridge")], "\"gpt-image-1\"", "");
+    let o = ws.adloc(&["plan", "campaigns/example"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.contains("campaign.toml:"), "{err}");
+    assert!(err.contains("shut down on 2026-10-23"), "{err}");
+    assert!(err.contains("gpt-image-2.6-sunburst"), "{err}");
+    assert!(!ws.path().join(".adloc").exists());
+}
+
+#[test]
+fn plan_shows_the_chain_and_the_budget_uses_the_worst_case() {
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake")],
+        "[\"gemini-3.1-flash-lite-image\", \"gpt-image-2.6-sunburst\"]\nquality = \"high\"",
+        "",
+    );
+    let o = ws.adloc(&["plan", "campaigns/example"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        out.contains("variant hero: gemini-3.1-flash-lite-image → gpt-image-2.6-sunburst (quality high); falls back on outage, quota, model_unavailable"),
+        "{out}"
+    );
+    assert!(out.contains("worst case if every job fell back"), "{out}");
+    // A budget above the primary's estimate but below the worst case refuses.
+    let emu = Emu::start(Faults::default());
+    ws.append_toml("\n[budget]\nmax_usd = 0.1\n");
+    let o = ws.adloc_with(&emu.both_env(), &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert!(stderr(&o).contains("exceeds the budget"), "{}", stderr(&o));
+    assert_eq!(
+        emu.stats().openai.generate_calls + emu.stats().generate_calls,
+        0
+    );
+}
+
+#[test]
+fn a_moderation_block_is_blocked_with_its_reason() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "EMULATE_MODERATION")],
+        "\"gpt-image-2.6-sunburst\"",
+        "",
+    );
+    let o = ws.adloc_with(&emu.openai_env(), &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let m = ws.manifest();
+    let f = &m["failures"][0];
+    assert_eq!(f["row_id"], "b");
+    assert_eq!(f["state"], "blocked");
+    assert_eq!(f["reason"], "blocked_prompt");
+    assert_eq!(assets(&ws).len(), 1);
+}
+
+#[test]
+fn insufficient_quota_stops_the_run_with_exit_4_and_leaves_jobs_pending() {
+    let emu = Emu::start(Faults::default());
+    let mut f = Faults::default();
+    f.openai.insufficient_quota_after = Some(1);
+    emu.set_faults(f);
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
+        "\"gpt-image-2.6-sunburst\"",
+        "",
+    );
+    let o = ws.adloc_with(
+        &emu.openai_env(),
+        &["run", "campaigns/example", "--concurrency", "1"],
+    );
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert!(stderr(&o).contains("credit_exhausted"), "{}", stderr(&o));
+    let m = ws.manifest();
+    assert_eq!(m["totals"]["done"], 1);
+    assert_eq!(m["totals"]["pending"], 2);
+}
+
+#[test]
+fn the_openai_key_appears_only_in_the_authorization_header() {
+    let emu = Emu::start(Faults {
+        ..Faults::default()
+    });
+    let mut f = Faults::default();
+    f.openai.rate_503 = 0.3;
+    f.openai.rate_429 = 0.2;
+    f.openai.retry_after_ms = 5;
+    emu.set_faults(f);
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[
+            ("a", "one"),
+            ("b", "two"),
+            ("c", "EMULATE_INVALID_ARGUMENT"),
+        ],
+        "\"gpt-image-2.6-sunburst\"",
+        "",
+    );
+    let o = ws.adloc_with(
+        &emu.openai_env(),
+        &["--log-format", "json", "run", "campaigns/example"],
+    );
+    assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
+    assert!(!stdout(&o).contains(OPENAI_KEY) && !stderr(&o).contains(OPENAI_KEY));
+    for (path, bytes) in ws.all_bytes() {
+        assert!(
+            !bytes
+                .windows(OPENAI_KEY.len())
+                .any(|w| w == OPENAI_KEY.as_bytes()),
+            "key found in {}",
+            path.display()
+        );
+    }
+}
+
+/// Run with extra environment on top of the OpenAI key and endpoint.
+fn run_openai(
+    ws: &Workspace,
+    emu: &Emu,
+    extra: &[(&'static str, &str)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut env = emu.openai_env();
+    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    for (k, v) in extra {
+        env.push((k, v.to_string()));
+    }
+    let mut all = vec!["run", "campaigns/example"];
+    all.extend_from_slice(args);
+    ws.adloc_with(&env, &all)
+}
+
+#[test]
+fn an_openai_batch_is_bought_at_half_price_and_never_created_twice_across_crashes() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[
+            ("a", "a ridge"),
+            ("b", "a lake"),
+            ("c", "a forest"),
+            ("d", "a dune"),
+        ],
+        "\"gpt-image-2.6-sunburst\"",
+        "",
+    );
+    // Killed right after the create call returned, before it was recorded:
+    // the rerun must find the batch by its tag instead of creating another.
+    let o = run_openai(
+        &ws,
+        &emu,
+        &[("ADLOC_CRASH_AT", "batch-after-create")],
+        &["--mode", "batch"],
+    );
+    assert_ne!(code(&o), 0, "the crash point did not fire");
+    assert_eq!(emu.stats().openai.batches_created, 1);
+    let o = run_openai(&ws, &emu, &[], &["--mode", "batch"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let s = emu.stats().openai;
+    assert_eq!(s.batches_created, 1, "a batch was created twice: {s:?}");
+    assert!(s.batch_metadata.values().all(|n| *n == 1), "{s:?}");
+    assert_eq!(s.batch_billed_images, 4);
+    assert_eq!(s.realtime_billed_images, 0);
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 4);
+    for a in m["assets"].as_array().unwrap() {
+        assert_eq!(a["mode"], "batch", "{a}");
+        assert_eq!(a["provider"], "openai", "{a}");
+    }
+    // Half the realtime price for the same images.
+    let batch_cost = m["totals"]["cost_usd"].as_f64().unwrap();
+    let rt = Workspace::new();
+    gpt_campaign(
+        &rt,
+        &[
+            ("a", "a ridge"),
+            ("b", "a lake"),
+            ("c", "a forest"),
+            ("d", "a dune"),
+        ],
+        "\"gpt-image-2.6-sunburst\"",
+        "",
+    );
+    let o = run_openai(&rt, &emu, &[], &["--mode", "realtime"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let rt_cost = rt.manifest()["totals"]["cost_usd"].as_f64().unwrap();
+    assert!(
+        (batch_cost * 2.0 - rt_cost).abs() < 1e-6,
+        "batch {batch_cost} vs realtime {rt_cost}"
+    );
+}
+
+#[test]
+fn a_crash_before_the_batch_create_resubmits_exactly_once() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake")],
+        "\"gpt-image-2.6-sunburst\"",
+        "",
+    );
+    let o = run_openai(
+        &ws,
+        &emu,
+        &[("ADLOC_CRASH_AT", "batch-before-create")],
+        &["--mode", "batch"],
+    );
+    assert_ne!(code(&o), 0, "the crash point did not fire");
+    assert_eq!(emu.stats().openai.batches_created, 0);
+    let o = run_openai(&ws, &emu, &[], &["--mode", "batch"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    assert_eq!(emu.stats().openai.batches_created, 1);
+    assert_eq!(emu.stats().openai.batch_billed_images, 2);
+}
+
+#[test]
+fn a_realtime_crash_after_the_file_is_written_pays_for_nothing_twice_but_that_call() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
+        "\"gpt-image-2.6-sunburst\"",
+        "",
+    );
+    let o = run_openai(
+        &ws,
+        &emu,
+        &[("ADLOC_CRASH_AT", "before-job-update")],
+        &["--mode", "realtime", "--concurrency", "1"],
+    );
+    assert_ne!(code(&o), 0, "the crash point did not fire");
+    let o = run_openai(&ws, &emu, &[], &["--mode", "realtime"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let m = ws.manifest();
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 3);
+    assert!(temporaries(ws.path()).is_empty());
+    // The one call in flight at the kill is paid again; nothing else.
+    let twice: u64 = emu
+        .stats()
+        .openai
+        .prompts_billed
+        .values()
+        .map(|n| n.saturating_sub(1))
+        .sum();
+    assert!(twice <= 1, "{twice} images paid twice");
+}
