@@ -1,0 +1,1 @@
+//! OpenAI surface tests over real HTTP.
