@@ -46,6 +46,8 @@ pub struct Faults {
     pub daily_quota_after: Option<u64>,
     /// Batch and Files faults.
     pub batch: BatchFaults,
+    /// Faults of the OpenAI surface (`[openai]`).
+    pub openai: crate::OpenAiFaults,
 }
 
 /// Faults for the batch surface. The HTTP fault fields apply to
@@ -139,6 +141,7 @@ impl Faults {
                 return Err(format!("`{name}` must be between 0 and 1, got {r}"));
             }
         }
+        self.openai.validate()?;
         if !(self.retry_delay_s.is_finite() && self.retry_delay_s >= 0.0) {
             return Err(format!(
                 "`retry_delay_s` must be a non-negative number, got {}",

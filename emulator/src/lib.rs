@@ -118,6 +118,7 @@ mod faults;
 mod files;
 mod generate;
 mod models;
+mod openai;
 mod wire;
 
 #[cfg(test)]
@@ -141,6 +142,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 pub use faults::{BatchFaults, Faults};
+pub use openai::{OpenAiFaults, OpenAiStats};
 
 use errors::{ApiError, json_response};
 use faults::{HttpFault, HttpFaults, draw};
@@ -187,6 +189,9 @@ pub struct EmulatorStats {
     pub faults_injected: u64,
     /// SHA-256 (hex) of the prompt → number of billed responses for it.
     pub prompts_billed: BTreeMap<String, u64>,
+    /// Counters of the OpenAI surface (`/openai/v1/…`).
+    #[serde(default)]
+    pub openai: OpenAiStats,
 }
 
 /// A running emulator. Dropping it leaves the server running until the
@@ -206,6 +211,12 @@ impl EmulatorHandle {
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.shared.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/openai/v1`: the OpenAI surface's base URL
+    /// (what a client puts in `OPENAI_BASE_URL`).
+    pub fn openai_base_url(&self) -> String {
+        format!("http://{}/openai/v1", self.shared.addr)
     }
 
     /// A snapshot of the counters.
@@ -262,6 +273,7 @@ pub async fn spawn(config: EmulatorConfig, port: u16) -> std::io::Result<Emulato
         images: generate::ImageCache::default(),
         files: files::FileStore::default(),
         batches: batch::BatchStore::default(),
+        openai: openai::OpenAiState::default(),
         dir: TempDir(dir),
         addr,
         ids: AtomicU64::new(0),
@@ -319,6 +331,7 @@ pub(crate) struct Shared {
     images: generate::ImageCache,
     files: files::FileStore,
     batches: batch::BatchStore,
+    openai: openai::OpenAiState,
     dir: TempDir,
     addr: SocketAddr,
     ids: AtomicU64,
@@ -342,6 +355,8 @@ impl Shared {
         c.batch_create = 0;
         c.batch_ordinal = 0;
         c.downloads = 0;
+        drop(c);
+        self.openai.reset_counters();
     }
 
     fn lock_counters(&self) -> std::sync::MutexGuard<'_, Counters> {
@@ -521,6 +536,9 @@ async fn dispatch(State(s): State<Arc<Shared>>, req: Request) -> Response {
             Ok(json_response(StatusCode::OK, &json!(s.faults())))
         }
         (&Method::POST, ["_emulator", "faults"]) => set_faults_http(&s, body).await,
+        (_, ["openai", "v1", rest @ ..]) => {
+            return openai::route(&s, &method, rest, &headers, &query, body).await;
+        }
         (&Method::POST, ["upload", ver, "files"]) if is_version(ver) => {
             files::upload(&s, ver, &headers, &query, body).await
         }
@@ -595,7 +613,7 @@ async fn set_faults_http(s: &Shared, body: Body) -> Result<Response, ApiError> {
 }
 
 /// Sleep for an HTTP fault profile's latency.
-async fn apply_latency(s: &Shared, http: &HttpFaults, index: u64, kind: &[u8]) {
+pub(crate) async fn apply_latency(s: &Shared, http: &HttpFaults, index: u64, kind: &[u8]) {
     let u = draw(s.seed, &[b"latency", kind, &index.to_le_bytes()]);
     let d = http.latency(u);
     if !d.is_zero() {
@@ -634,7 +652,7 @@ fn fault_error(f: HttpFault, model: &str, faults: &Faults) -> ApiError {
 /// A 200 whose body stops half-way and then kills the connection: headers
 /// and a prefix go out, a short pause lets them reach the client, then the
 /// stream errors and hyper drops the connection.
-fn reset_response(full: Vec<u8>) -> Response {
+pub(crate) fn reset_response(full: Vec<u8>) -> Response {
     let cut = (full.len() / 2).max(1).min(full.len());
     let prefix = Bytes::from(full).slice(..cut);
     let stream = futures_util::stream::unfold(0u8, move |step| {
