@@ -8,6 +8,7 @@
 
 pub mod gemini;
 pub mod local;
+pub(crate) mod openai;
 pub mod retry;
 
 use std::pin::Pin;

@@ -1,0 +1,200 @@
+//! Turning a parsed `ImagesResponse` into an image (protocol §1.2): shared
+//! by realtime calls and batch output lines.
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+
+use super::classify::{RetryHints, Site, classify_error};
+use super::wire::{ImageUsage, ImagesResponse, OUTPUT_MIME};
+use crate::imaging::{ImageError, check};
+use crate::provider::{Generated, ProviderError, Reason, Usage};
+
+/// Standard alphabet (RFC 4648 §4), padding tolerated either way.
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+fn undecodable(detail: impl Into<String>) -> ProviderError {
+    ProviderError::retryable(Reason::UndecodableImage, detail, None)
+}
+
+/// Interpret a 2xx `ImagesResponse`: `data[0].b64_json` decoded and checked
+/// in full as a PNG (adloc always asks for `output_format: png`), usage
+/// mapped. Bytes that do not decode are a *retryable* `UndecodableImage`
+/// (a fresh attempt usually yields a good image; the run layer's attempt
+/// limit stops a repeat offender). A body with no image is `BadResponse`,
+/// unless it carries an error envelope, which is classified by its code.
+pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
+    let Some(data) = resp
+        .data
+        .first()
+        .and_then(|d| d.b64_json.as_deref())
+        .filter(|d| !d.trim().is_empty())
+    else {
+        if let Some(err) = &resp.error {
+            return Err(classify_error(
+                None,
+                err,
+                RetryHints::default(),
+                Site::Model,
+            ));
+        }
+        return Err(ProviderError::retryable(
+            Reason::BadResponse,
+            "response has no data[0].b64_json",
+            None,
+        ));
+    };
+    let bytes = decode_b64(data)?;
+    let checked = check(&bytes, OUTPUT_MIME).map_err(|e| match e {
+        ImageError::MimeMismatch { actual, .. } => undecodable(format!(
+            "asked for {OUTPUT_MIME} (output_format png) but the bytes are {actual}"
+        )),
+        ImageError::Undecodable(m) => {
+            undecodable(format!("{OUTPUT_MIME} image does not decode: {m}"))
+        }
+    })?;
+    Ok(Generated {
+        bytes,
+        mime_type: OUTPUT_MIME.to_string(),
+        usage: resp.usage.as_ref().map(usage_from),
+        model_version: None,
+        verified_dims: Some((checked.width, checked.height)),
+    })
+}
+
+/// Standard base64, whitespace (line wrapping) tolerated.
+fn decode_b64(data: &str) -> Result<Vec<u8>, ProviderError> {
+    let cleaned;
+    let data = if data.bytes().any(|b| b.is_ascii_whitespace()) {
+        cleaned = data
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect::<String>();
+        cleaned.as_str()
+    } else {
+        data
+    };
+    B64.decode(data)
+        .map_err(|e| undecodable(format!("b64_json is not valid base64: {e}")))
+}
+
+/// Map OpenAI `usage` to [`Usage`]: `input_tokens` → `prompt_tokens`,
+/// `input_tokens_details.image_tokens` → `input_image_tokens`,
+/// `output_tokens` → `image_tokens`. When `output_tokens_details` splits
+/// the output, its text tokens go to `text_tokens` (billed at the text
+/// rate) and the rest stays image tokens.
+pub fn usage_from(u: &ImageUsage) -> Usage {
+    let input_image = u
+        .input_tokens_details
+        .as_ref()
+        .map_or(0, |d| d.image_tokens)
+        .min(u.input_tokens);
+    let text_out = u
+        .output_tokens_details
+        .as_ref()
+        .map_or(0, |d| d.text_tokens)
+        .min(u.output_tokens);
+    Usage {
+        prompt_tokens: u.input_tokens,
+        input_image_tokens: input_image,
+        image_tokens: u.output_tokens - text_out,
+        text_tokens: text_out,
+        thought_tokens: 0,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::io::Cursor;
+
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::*;
+    use crate::provider::ErrorClass;
+
+    /// A tiny valid PNG (4x2).
+    pub(crate) fn png_bytes() -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(4, 2, image::Rgb([200, 10, 10]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    fn run(json: &str) -> Result<Generated, ProviderError> {
+        interpret(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn png_is_decoded_checked_and_usage_mapped() {
+        let json = format!(
+            r#"{{"created":1,"data":[{{"b64_json":"{}"}}],"usage":{{"input_tokens":50,"input_tokens_details":{{"text_tokens":10,"image_tokens":40}},"output_tokens":272,"total_tokens":322}}}}"#,
+            STANDARD.encode(png_bytes())
+        );
+        let g = run(&json).unwrap();
+        assert_eq!(g.bytes, png_bytes());
+        assert_eq!(g.mime_type, "image/png");
+        assert_eq!(g.verified_dims, Some((4, 2)));
+        assert_eq!(
+            g.usage,
+            Some(Usage {
+                prompt_tokens: 50,
+                input_image_tokens: 40,
+                image_tokens: 272,
+                text_tokens: 0,
+                thought_tokens: 0
+            })
+        );
+    }
+
+    #[test]
+    fn output_details_split_text_from_image_tokens() {
+        let u: ImageUsage = serde_json::from_str(
+            r#"{"input_tokens":9,"output_tokens":300,"output_tokens_details":{"image_tokens":272,"text_tokens":28}}"#,
+        )
+        .unwrap();
+        let u = usage_from(&u);
+        assert_eq!((u.image_tokens, u.text_tokens), (272, 28));
+    }
+
+    #[test]
+    fn bad_base64_wrong_format_and_truncated_png_are_undecodable() {
+        let e = run(r#"{"data":[{"b64_json":"@@not base64@@"}]}"#).unwrap_err();
+        assert_eq!(e.reason, Reason::UndecodableImage);
+        assert_eq!(e.class, ErrorClass::Retryable { retry_after: None });
+        let jpeg = {
+            let img = image::RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3]));
+            let mut out = Cursor::new(Vec::new());
+            img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+            out.into_inner()
+        };
+        let e = run(&format!(
+            r#"{{"data":[{{"b64_json":"{}"}}]}}"#,
+            STANDARD.encode(jpeg)
+        ))
+        .unwrap_err();
+        assert_eq!(e.reason, Reason::UndecodableImage);
+        assert!(e.detail.contains("image/jpeg"), "{}", e.detail);
+        let mut png = png_bytes();
+        png.truncate(png.len() / 2);
+        let e = run(&format!(
+            r#"{{"data":[{{"b64_json":"{}"}}]}}"#,
+            STANDARD.encode(png)
+        ))
+        .unwrap_err();
+        assert_eq!(e.reason, Reason::UndecodableImage);
+    }
+
+    #[test]
+    fn no_image_is_bad_response_and_an_embedded_error_is_classified() {
+        let e = run(r#"{"created":1,"data":[]}"#).unwrap_err();
+        assert_eq!(e.reason, Reason::BadResponse);
+        assert!(e.is_retryable());
+        let e = run(r#"{"error":{"message":"no","type":"image_generation_user_error","code":"moderation_blocked"}}"#)
+            .unwrap_err();
+        assert_eq!(e.reason, Reason::BlockedPrompt);
+    }
+}
