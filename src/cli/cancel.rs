@@ -1,6 +1,6 @@
 //! `adloc cancel`: cancel a campaign's remote batches.
 
-use crate::domain::Vendor;
+use crate::run::ProviderChoice;
 use crate::domain::{Error, ExitCode};
 use crate::run;
 
