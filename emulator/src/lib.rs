@@ -111,6 +111,82 @@
 //! billed when the batch reaches SUCCEEDED; cancelled, failed and expired
 //! batches bill nothing. Realtime answers cut off by `rate_reset` are not
 //! billed.
+//!
+//! # OpenAI surface
+//!
+//! The OpenAI Image API (`shared/protocols/openai.md`) is served on the
+//! same listener under `/openai/v1` ([`EmulatorHandle::openai_base_url`],
+//! what a client puts in `OPENAI_BASE_URL`). Every reply is
+//! `Content-Type: application/json` (file content: `application/octet-stream`)
+//! with an `x-request-id: req_<32 hex>` header; errors use the 4-key
+//! envelope `{"error":{message,type,param,code}}`. Auth is
+//! `Authorization: Bearer <key>` (the same [`EmulatorConfig::api_key`]):
+//! missing or wrong → 401 `invalid_api_key`, the key masked to its first 3
+//! and last 4 characters. `OpenAI-Organization` / `OpenAI-Project` are
+//! accepted and ignored.
+//!
+//! | Route (under `/openai/v1`) | |
+//! |---|---|
+//! | `POST /images/generations` | JSON; `ImagesResponse` with real PNG/JPEG/WebP bytes |
+//! | `POST /images/edits` | multipart (`image` or `image[]` ×1..16, `mask`) or JSON (`images:[{file_id}\|{image_url: data:…}]`) |
+//! | `POST /files` | multipart `purpose` (`batch`, `vision`, `user_data`) + `file` → FileObject (`file-` + 22 base62) |
+//! | `GET /files/{id}`, `GET /files/{id}/content`, `DELETE /files/{id}` | metadata, raw bytes, delete |
+//! | `POST /batches` | `input_file_id`, `endpoint` (`/v1/images/generations`\|`/v1/images/edits`), `completion_window: "24h"`, `metadata` → `validating` |
+//! | `GET /batches/{id}` | each get advances: `in_progress` (… `finalizing` on get N−1 when N ≥ 3) → terminal on get N (`polls_until_done`) |
+//! | `POST /batches/{id}/cancel` | → `cancelling`; the next get → `cancelled` (409 once terminal) |
+//! | `GET /batches?after=&limit=` | newest first, `{object:"list",data,first_id,last_id,has_more}`; does not advance batches |
+//!
+//! Models: `gpt-image-2`, `gpt-image-2-2026-04-21`, `gpt-image-2.5-sunburst`,
+//! `gpt-image-2.5-flare` (and their `-2026-09-08` snapshots),
+//! `gpt-image-2.6-sunburst`, `gpt-image-2.6-flare`; anything else
+//! (`gpt-image-1*`, `chatgpt-image-latest`, `dall-e-*`) is 404
+//! `model_not_found`. `size` is `auto` (= 1024x1024) or `WxH`, multiples of
+//! 16, aspect 1:3..3:1, long side ≤ 3840, short side ≤ 2160; `quality`
+//! `auto` resolves to `medium`, `xhigh`/`max` only for gpt-image-2.5-*;
+//! `background` `auto` resolves to `opaque`. Output tokens per image are
+//! 272/1056/4160 (low/medium/high; xhigh 2×, max 4× high) scaled by area
+//! relative to 1024×1024, times `n`; input text tokens are ⌈chars/4⌉, input
+//! image tokens 85 + 170 per 512×512 tile of each input image. Not
+//! supported: `stream: true` (400), `input_fidelity` (400
+//! `unsupported_parameter`), http(s) `image_url`s (400 `invalid_image_url`).
+//!
+//! Trigger words (realtime and batch lines): `EMULATE_MODERATION` → 400
+//! `moderation_blocked` (type `image_generation_user_error`, with
+//! `moderation_details`); `EMULATE_INVALID_ARGUMENT` → 400
+//! `invalid_request_error`.
+//!
+//! ```toml
+//! [openai]
+//! latency_ms = 0              # fixed delay before every image request
+//! latency_jitter_ms = 0
+//! rate_429 = 0.0              # 429 rate_limit_exceeded + retry-after-ms / retry-after
+//! retry_after_ms = 1000       #   (retry-after = whole seconds, rounded up)
+//! rate_500 = 0.0              # 500 server_error
+//! rate_503 = 0.0              # 503 server_is_overloaded
+//! rate_reset = 0.0            # 200 + part of the body, then the connection drops (not billed)
+//! first_429 = 0               # first N image requests: 429; then first_500, first_503
+//! first_500 = 0
+//! first_503 = 0
+//! insufficient_quota_after = 100  # every image request after the 100th: 429 insufficient_quota
+//! moderation_rate = 0.0       # 400 moderation_blocked (realtime and batch lines)
+//! item_error_rate = 0.0       # per batch line: 500 server_error line in the error file
+//! fail_batches = 0            # first N batches end `failed`
+//! expire_batches = 0          # next N end `expired`: the first ⌈n/2⌉ lines answered,
+//!                             #   the rest `batch_expired` in the error file
+//! polls_until_done = 2        # terminal on the Nth get
+//! # done_after_ms = 500       # or: terminal after this time since create
+//! create_429_first = 0        # first N POST /batches: 429 (nothing created)
+//! ```
+//!
+//! Batch lines are validated at create (JSON object, unique `custom_id`,
+//! `method` POST, `url` = `endpoint`, ≤ 50,000 lines); any error makes the
+//! first get `failed` with `errors.data[]` entries carrying `line`. Lines
+//! are answered when the batch turns terminal, output/error JSONL lines come
+//! in a seed-shuffled order (join on `custom_id`). Billing
+//! ([`OpenAiStats`]): realtime images when the 200 went out whole; batch
+//! lines when the batch completes or expires (answered lines only);
+//! cancelled batches (the first ⌈n/2⌉ lines answered if cancelled after
+//! `validating`, the rest `batch_cancelled`) and failed ones bill nothing.
 
 mod batch;
 mod errors;

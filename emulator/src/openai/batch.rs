@@ -99,7 +99,10 @@ impl Batch {
     }
 
     fn terminal(&self) -> bool {
-        matches!(self.status, "completed" | "failed" | "expired" | "cancelled")
+        matches!(
+            self.status,
+            "completed" | "failed" | "expired" | "cancelled"
+        )
     }
 }
 
@@ -124,9 +127,7 @@ fn validate_lines(text: &str, endpoint: &str) -> (Vec<Line>, Vec<Value>) {
     let mut lines = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
-    let err = |code: &str, message: String, line: usize| {
-        json!({"code": code, "message": message, "param": null, "line": line})
-    };
+    let err = |code: &str, message: String, line: usize| json!({"code": code, "message": message, "param": null, "line": line});
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         if raw.trim().is_empty() {
@@ -135,12 +136,20 @@ fn validate_lines(text: &str, endpoint: &str) -> (Vec<Line>, Vec<Value>) {
         let v: Value = match serde_json::from_str(raw) {
             Ok(v @ Value::Object(_)) => v,
             _ => {
-                errors.push(err("invalid_json_line", format!("Line {n} is not a valid JSON object."), n));
+                errors.push(err(
+                    "invalid_json_line",
+                    format!("Line {n} is not a valid JSON object."),
+                    n,
+                ));
                 continue;
             }
         };
         let Some(custom_id) = v["custom_id"].as_str().filter(|c| !c.is_empty()) else {
-            errors.push(err("missing_custom_id", format!("Line {n} has no 'custom_id'."), n));
+            errors.push(err(
+                "missing_custom_id",
+                format!("Line {n} has no 'custom_id'."),
+                n,
+            ));
             continue;
         };
         if !seen.insert(custom_id.to_string()) {
@@ -152,7 +161,11 @@ fn validate_lines(text: &str, endpoint: &str) -> (Vec<Line>, Vec<Value>) {
             continue;
         }
         if v["method"] != "POST" {
-            errors.push(err("invalid_method", format!("Line {n}: 'method' must be 'POST'."), n));
+            errors.push(err(
+                "invalid_method",
+                format!("Line {n}: 'method' must be 'POST'."),
+                n,
+            ));
             continue;
         }
         if v["url"].as_str() != Some(endpoint) {
@@ -164,7 +177,11 @@ fn validate_lines(text: &str, endpoint: &str) -> (Vec<Line>, Vec<Value>) {
             continue;
         }
         if !v["body"].is_object() {
-            errors.push(err("invalid_body", format!("Line {n}: 'body' must be an object."), n));
+            errors.push(err(
+                "invalid_body",
+                format!("Line {n}: 'body' must be an object."),
+                n,
+            ));
             continue;
         }
         lines.push(Line {
@@ -444,8 +461,14 @@ async fn finish(s: &Shared, job: Job) {
     }
     let shuffle = |v: &mut Vec<(String, Value)>| {
         v.sort_by(|a, b| {
-            let ka = draw(s.seed, &[b"openai-order", job.id.as_bytes(), a.0.as_bytes()]);
-            let kb = draw(s.seed, &[b"openai-order", job.id.as_bytes(), b.0.as_bytes()]);
+            let ka = draw(
+                s.seed,
+                &[b"openai-order", job.id.as_bytes(), a.0.as_bytes()],
+            );
+            let kb = draw(
+                s.seed,
+                &[b"openai-order", job.id.as_bytes(), b.0.as_bytes()],
+            );
             ka.total_cmp(&kb)
         });
     };
@@ -510,7 +533,10 @@ pub(crate) async fn get(s: &Arc<Shared>, id: &str) -> Result<Response, OaiError>
     let faults = s.faults().openai;
     let job = {
         let mut g = s.openai.batches.lock();
-        let b = g.iter_mut().find(|b| b.id == id).ok_or_else(|| not_found(id))?;
+        let b = g
+            .iter_mut()
+            .find(|b| b.id == id)
+            .ok_or_else(|| not_found(id))?;
         if b.terminal() || b.finishing {
             return Ok(json_response(StatusCode::OK, &b.json()));
         }
@@ -612,7 +638,10 @@ pub(crate) async fn get(s: &Arc<Shared>, id: &str) -> Result<Response, OaiError>
 
 pub(crate) fn cancel(s: &Arc<Shared>, id: &str) -> Result<Response, OaiError> {
     let mut g = s.openai.batches.lock();
-    let b = g.iter_mut().find(|b| b.id == id).ok_or_else(|| not_found(id))?;
+    let b = g
+        .iter_mut()
+        .find(|b| b.id == id)
+        .ok_or_else(|| not_found(id))?;
     match b.status {
         "validating" | "in_progress" | "finalizing" if !b.finishing => {
             b.cancelled_after_start = b.status != "validating";

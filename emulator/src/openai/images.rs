@@ -160,11 +160,7 @@ impl Fields<'_> {
         }
     }
 
-    fn choice(
-        &self,
-        k: &str,
-        allowed: &[&'static str],
-    ) -> Result<Option<&'static str>, OaiError> {
+    fn choice(&self, k: &str, allowed: &[&'static str]) -> Result<Option<&'static str>, OaiError> {
         let Some(v) = self.str(k)? else {
             return Ok(None);
         };
@@ -264,7 +260,9 @@ fn parse_params(f: &Fields<'_>, extra: &[&str]) -> Result<Params, OaiError> {
     if !(1..=10).contains(&n) {
         return Err(OaiError::invalid_value(
             "n",
-            format!("Invalid 'n': integer below minimum value or above maximum value. Expected a value between 1 and 10, but got {n} instead."),
+            format!(
+                "Invalid 'n': integer below minimum value or above maximum value. Expected a value between 1 and 10, but got {n} instead."
+            ),
         ));
     }
     let (w, h) = parse_size(f.str("size")?.unwrap_or("auto"))?;
@@ -304,7 +302,9 @@ fn parse_params(f: &Fields<'_>, extra: &[&str]) -> Result<Params, OaiError> {
     {
         return Err(OaiError::invalid_value(
             "output_compression",
-            format!("Invalid 'output_compression': expected a value between 0 and 100, but got {c} instead."),
+            format!(
+                "Invalid 'output_compression': expected a value between 0 and 100, but got {c} instead."
+            ),
         ));
     }
     f.choice("moderation", &["low", "auto"])?;
@@ -382,7 +382,11 @@ fn decode(bytes: &[u8]) -> Option<(image::ImageFormat, Input)> {
 
 /// Check and decode edit inputs: 1..16 images, an optional PNG mask the
 /// size of the first image.
-fn check_inputs(images: &[Bytes], mask: Option<&Bytes>, param: &str) -> Result<Vec<Input>, OaiError> {
+fn check_inputs(
+    images: &[Bytes],
+    mask: Option<&Bytes>,
+    param: &str,
+) -> Result<Vec<Input>, OaiError> {
     if images.is_empty() {
         return Err(OaiError::invalid("Missing required parameter: 'image'.")
             .param(param)
@@ -402,7 +406,10 @@ fn check_inputs(images: &[Bytes], mask: Option<&Bytes>, param: &str) -> Result<V
     if let Some(m) = mask {
         let (fmt, d) = decode(m).ok_or_else(|| invalid_image("mask", 0))?;
         if fmt != image::ImageFormat::Png {
-            return Err(OaiError::invalid_value("mask", "The mask must be a PNG image."));
+            return Err(OaiError::invalid_value(
+                "mask",
+                "The mask must be a PNG image.",
+            ));
         }
         if (d.w, d.h) != (out[0].w, out[0].h) {
             return Err(OaiError::invalid_value(
@@ -486,18 +493,21 @@ pub(crate) fn parse_json_edit(s: &Shared, v: &Value) -> Result<(Params, Vec<Inpu
             .collect::<Result<Vec<_>, _>>()?,
         Some(v) => return Err(OaiError::invalid_type("images", "an array", v)),
     };
-    let mask = f.get("mask").map(|m| resolve_ref(s, m, "mask")).transpose()?;
+    let mask = f
+        .get("mask")
+        .map(|m| resolve_ref(s, m, "mask"))
+        .transpose()?;
     let inputs = check_inputs(&images, mask.as_ref(), "images")?;
     Ok((p, inputs))
 }
 
 fn check_fidelity(f: &Fields<'_>) -> Result<(), OaiError> {
     if f.get("input_fidelity").is_some() {
-        return Err(OaiError::invalid(
-            "input_fidelity is not supported for this model; omit it.",
-        )
-        .param("input_fidelity")
-        .code("unsupported_parameter"));
+        return Err(
+            OaiError::invalid("input_fidelity is not supported for this model; omit it.")
+                .param("input_fidelity")
+                .code("unsupported_parameter"),
+        );
     }
     Ok(())
 }
@@ -582,10 +592,19 @@ pub(crate) async fn render(s: &Shared, p: &Params, inputs: &[Input]) -> Result<B
                     .image_b64(p.w, p.h, mime, &p.prompt_sha, &salt)
                     .await
                     .map_err(|e| {
-                        OaiError::new(500, "server_error", format!("image encoding: {}", e.message))
+                        OaiError::new(
+                            500,
+                            "server_error",
+                            format!("image encoding: {}", e.message),
+                        )
                     })?
             }
-            Format::Webp => s.openai.webp.image_b64(p.w, p.h, &p.prompt_sha, &salt).await?,
+            Format::Webp => {
+                s.openai
+                    .webp
+                    .image_b64(p.w, p.h, &p.prompt_sha, &salt)
+                    .await?
+            }
         };
         data.push(json!({ "b64_json": b64 }));
     }
@@ -719,8 +738,11 @@ async fn realtime(
 /// so different prompts never share bytes.
 #[derive(Default)]
 pub(crate) struct WebpCache {
-    map: Mutex<HashMap<(u32, u32, u8), Arc<OnceCell<Arc<Vec<u8>>>>>>,
+    map: Mutex<HashMap<(u32, u32, u8), WebpCell>>,
 }
+
+/// One encoded simple-format WebP, filled once.
+type WebpCell = Arc<OnceCell<Arc<Vec<u8>>>>;
 
 const PALETTE: [[u8; 3]; 8] = [
     [220, 60, 50],
@@ -808,7 +830,16 @@ mod unit {
         assert_eq!(parse_size("3840x2160").unwrap(), (3840, 2160));
         assert_eq!(parse_size("2160x3840").unwrap(), (2160, 3840));
         assert_eq!(parse_size("1536x512").unwrap(), (1536, 512));
-        for bad in ["1000x1000", "1600x512", "3856x2160", "2176x2176", "0x16", "x", "16x-16", " 16x16"] {
+        for bad in [
+            "1000x1000",
+            "1600x512",
+            "3856x2160",
+            "2176x2176",
+            "0x16",
+            "x",
+            "16x-16",
+            " 16x16",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }

@@ -152,7 +152,7 @@ pub(crate) struct OaiError {
     pub param: Option<String>,
     pub code: Option<&'static str>,
     /// Extra keys inside `error` (e.g. `moderation_details`).
-    pub extra: Option<(&'static str, Value)>,
+    pub extra: Option<Box<(&'static str, Value)>>,
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -249,7 +249,10 @@ impl OaiError {
             ("retry-after", retry_after_ms.div_ceil(1000).to_string()),
             ("x-ratelimit-limit-requests", "5".into()),
             ("x-ratelimit-remaining-requests", "0".into()),
-            ("x-ratelimit-reset-requests", format!("{}ms", retry_after_ms)),
+            (
+                "x-ratelimit-reset-requests",
+                format!("{}ms", retry_after_ms),
+            ),
         ];
         e
     }
@@ -276,10 +279,10 @@ impl OaiError {
             ),
         )
         .code("moderation_blocked");
-        e.extra = Some((
+        e.extra = Some(Box::new((
             "moderation_details",
             json!({"moderation_stage": "input", "categories": ["violence"]}),
-        ));
+        )));
         e
     }
 
@@ -291,8 +294,8 @@ impl OaiError {
             "param": self.param,
             "code": self.code,
         });
-        if let Some((k, v)) = &self.extra {
-            inner[*k] = v.clone();
+        if let Some(extra) = &self.extra {
+            inner[extra.0] = extra.1.clone();
         }
         json!({ "error": inner })
     }

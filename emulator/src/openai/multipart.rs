@@ -57,9 +57,11 @@ pub(crate) fn parse(boundary: &str, body: &Bytes) -> Result<Vec<Part>, String> {
         }
         pos += 2;
         let head_end = find(body, b"\r\n\r\n", pos).ok_or("unterminated part headers")?;
-        let head = std::str::from_utf8(&body[pos..head_end]).map_err(|_| "non-UTF-8 part headers")?;
+        let head =
+            std::str::from_utf8(&body[pos..head_end]).map_err(|_| "non-UTF-8 part headers")?;
         let data_start = head_end + 4;
-        let data_end = find(body, delim.as_bytes(), data_start).ok_or("unterminated multipart part")?;
+        let data_end =
+            find(body, delim.as_bytes(), data_start).ok_or("unterminated multipart part")?;
         let mut name = None;
         let mut filename = None;
         for line in head.split("\r\n") {

@@ -77,7 +77,12 @@ fn assert_error(r: &Reply, status: u16, kind: &str, code: &str, param: Option<&s
     assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
     assert_eq!(e["type"], kind, "{}", r.body);
     assert_eq!(e["code"], code, "{}", r.body);
-    assert_eq!(e["param"], param.map_or(Value::Null, |p| json!(p)), "{}", r.body);
+    assert_eq!(
+        e["param"],
+        param.map_or(Value::Null, |p| json!(p)),
+        "{}",
+        r.body
+    );
     assert_request_id(r);
 }
 
@@ -285,16 +290,35 @@ async fn invalid_sizes_qualities_and_parameters_get_400s_with_the_right_codes() 
         b[k] = v;
         b
     };
-    for size in ["1000x1000", "512x512x", "1600x512", "3856x2160", "2176x2176", "256"] {
+    for size in [
+        "1000x1000",
+        "512x512x",
+        "1600x512",
+        "3856x2160",
+        "2176x2176",
+        "256",
+    ] {
         let r = generate(&h, &c, with("size", json!(size))).await;
-        assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("size"));
+        assert_error(
+            &r,
+            400,
+            "invalid_request_error",
+            "invalid_value",
+            Some("size"),
+        );
     }
     for size in ["3840x2160", "2160x3840", "1536x512", "16x16"] {
         let r = generate(&h, &c, with("size", json!(size))).await;
         assert_eq!(r.status, 200, "{size}: {}", r.body);
     }
     let r = generate(&h, &c, with("quality", json!("xhigh"))).await;
-    assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("quality"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        Some("quality"),
+    );
     let mut b = with("quality", json!("xhigh"));
     b["model"] = json!("gpt-image-2.5-flare");
     let r = generate(&h, &c, b).await;
@@ -303,7 +327,13 @@ async fn invalid_sizes_qualities_and_parameters_get_400s_with_the_right_codes() 
     assert_eq!(r.body["usage"]["output_tokens"], 8320);
     for k in ["response_format", "style", "frobnicate"] {
         let r = generate(&h, &c, with(k, json!("x"))).await;
-        assert_error(&r, 400, "invalid_request_error", "unknown_parameter", Some(k));
+        assert_error(
+            &r,
+            400,
+            "invalid_request_error",
+            "unknown_parameter",
+            Some(k),
+        );
     }
     let r = generate(&h, &c, with("n", json!(11))).await;
     assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("n"));
@@ -312,16 +342,51 @@ async fn invalid_sizes_qualities_and_parameters_get_400s_with_the_right_codes() 
     let mut b = with("background", json!("transparent"));
     b["output_format"] = json!("jpeg");
     let r = generate(&h, &c, b).await;
-    assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("background"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        Some("background"),
+    );
     let r = generate(&h, &c, with("output_format", json!("gif"))).await;
-    assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("output_format"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        Some("output_format"),
+    );
     let r = generate(&h, &c, with("prompt", json!(""))).await;
-    assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("prompt"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        Some("prompt"),
+    );
     let r = generate(&h, &c, with("prompt", json!("x".repeat(32_001)))).await;
-    assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("prompt"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        Some("prompt"),
+    );
     let r = generate(&h, &c, json!({"prompt": "a cat"})).await;
-    assert_error(&r, 400, "invalid_request_error", "missing_required_parameter", Some("model"));
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("model"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "missing_required_parameter",
+        Some("model"),
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("model")
+    );
     assert_eq!(h.stats().openai.realtime_billed_images, 5);
     h.shutdown().await;
 }
@@ -329,7 +394,14 @@ async fn invalid_sizes_qualities_and_parameters_get_400s_with_the_right_codes() 
 #[tokio::test]
 async fn shut_down_and_unknown_models_are_404_model_not_found() {
     let (h, c) = start(OpenAiFaults::default()).await;
-    for m in ["gpt-image-1", "gpt-image-1.5", "gpt-image-1-mini", "chatgpt-image-latest", "dall-e-3", "gpt-image-9"] {
+    for m in [
+        "gpt-image-1",
+        "gpt-image-1.5",
+        "gpt-image-1-mini",
+        "chatgpt-image-latest",
+        "dall-e-3",
+        "gpt-image-9",
+    ] {
         let r = generate(&h, &c, json!({"model": m, "prompt": "a cat"})).await;
         assert_error(&r, 404, "invalid_request_error", "model_not_found", None);
         assert!(r.body["error"]["message"].as_str().unwrap().contains(m));
@@ -344,7 +416,12 @@ async fn shut_down_and_unknown_models_are_404_model_not_found() {
         "gpt-image-2.6-sunburst",
         "gpt-image-2.6-flare",
     ] {
-        let r = generate(&h, &c, json!({"model": m, "prompt": "a cat", "quality": "low"})).await;
+        let r = generate(
+            &h,
+            &c,
+            json!({"model": m, "prompt": "a cat", "quality": "low"}),
+        )
+        .await;
         assert_eq!(r.status, 200, "{m}: {}", r.body);
     }
     h.shutdown().await;
@@ -387,7 +464,10 @@ async fn a_bad_key_is_401_invalid_api_key_with_the_key_masked() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(crate::openai::mask_key("sk-abcdefghijkl1234"), "sk-************1234");
+    assert_eq!(
+        crate::openai::mask_key("sk-abcdefghijkl1234"),
+        "sk-************1234"
+    );
     h.shutdown().await;
 }
 
@@ -437,7 +517,13 @@ async fn multipart_edit_with_two_images_and_a_mask_works_and_counts_images() {
         &[("image", "a.png", "image/png", b"not a png".to_vec())],
     );
     let r = post_multipart(&h, &c, "/images/edits", form).await;
-    assert_error(&r, 400, "invalid_request_error", "invalid_image", Some("image"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_image",
+        Some("image"),
+    );
     let form = multipart(
         &[("prompt", "edit it"), ("model", "gpt-image-2")],
         &[
@@ -446,7 +532,13 @@ async fn multipart_edit_with_two_images_and_a_mask_works_and_counts_images() {
         ],
     );
     let r = post_multipart(&h, &c, "/images/edits", form).await;
-    assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("mask"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        Some("mask"),
+    );
     let form = multipart(
         &[("prompt", "edit it"), ("model", "gpt-image-2")],
         &[
@@ -455,7 +547,13 @@ async fn multipart_edit_with_two_images_and_a_mask_works_and_counts_images() {
         ],
     );
     let r = post_multipart(&h, &c, "/images/edits", form).await;
-    assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("mask"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        Some("mask"),
+    );
     let form = multipart(&[("prompt", "edit it"), ("model", "gpt-image-2")], &[]);
     let r = post_multipart(&h, &c, "/images/edits", form).await;
     assert_eq!(r.status, 400);
@@ -473,7 +571,10 @@ async fn json_edit_with_a_file_id_and_a_data_url_works_and_counts_images() {
     let meta = get(&h, &c, &format!("/files/{id}")).await;
     assert_eq!(meta.body["purpose"], "vision");
     assert_eq!(meta.body["object"], "file");
-    let data_url = format!("data:image/png;base64,{}", STANDARD.encode(png_bytes(16, 16)));
+    let data_url = format!(
+        "data:image/png;base64,{}",
+        STANDARD.encode(png_bytes(16, 16))
+    );
     let r = post(
         &h,
         &c,
@@ -569,12 +670,28 @@ async fn every_request_after_the_nth_gets_insufficient_quota() {
 #[tokio::test]
 async fn trigger_words_give_moderation_blocked_and_invalid_request() {
     let (h, c) = start(OpenAiFaults::default()).await;
-    let r = generate(&h, &c, json!({"model": "gpt-image-2", "prompt": "a cat EMULATE_MODERATION"})).await;
-    assert_error(&r, 400, "image_generation_user_error", "moderation_blocked", None);
+    let r = generate(
+        &h,
+        &c,
+        json!({"model": "gpt-image-2", "prompt": "a cat EMULATE_MODERATION"}),
+    )
+    .await;
+    assert_error(
+        &r,
+        400,
+        "image_generation_user_error",
+        "moderation_blocked",
+        None,
+    );
     let d = &r.body["error"]["moderation_details"];
     assert!(d["moderation_stage"].is_string());
     assert!(d["categories"].is_array());
-    let r = generate(&h, &c, json!({"model": "gpt-image-2", "prompt": "EMULATE_INVALID_ARGUMENT"})).await;
+    let r = generate(
+        &h,
+        &c,
+        json!({"model": "gpt-image-2", "prompt": "EMULATE_INVALID_ARGUMENT"}),
+    )
+    .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"]["type"], "invalid_request_error");
     let (h2, c2) = start(OpenAiFaults {
@@ -583,7 +700,13 @@ async fn trigger_words_give_moderation_blocked_and_invalid_request() {
     })
     .await;
     let r = generate(&h2, &c2, json!({"model": "gpt-image-2", "prompt": "a cat"})).await;
-    assert_error(&r, 400, "image_generation_user_error", "moderation_blocked", None);
+    assert_error(
+        &r,
+        400,
+        "image_generation_user_error",
+        "moderation_blocked",
+        None,
+    );
     assert_eq!(h.stats().openai.billed_images, 0);
     assert_eq!(h2.stats().openai.faults_injected, 1);
     h.shutdown().await;
@@ -625,7 +748,14 @@ async fn create_batch(
     endpoint: &str,
     tag: &str,
 ) -> Reply {
-    let file = upload(h, c, "batch", "batch.jsonl", (lines.join("\n") + "\n").into_bytes()).await;
+    let file = upload(
+        h,
+        c,
+        "batch",
+        "batch.jsonl",
+        (lines.join("\n") + "\n").into_bytes(),
+    )
+    .await;
     post(
         h,
         c,
@@ -637,7 +767,9 @@ async fn create_batch(
 }
 
 fn jsonl(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -678,21 +810,32 @@ async fn a_batch_of_generations_goes_validating_to_completed_with_output_and_err
         assert!(seen.len() < 5);
     };
     assert_eq!(seen, ["in_progress", "finalizing", "completed"]);
-    assert_eq!(done["request_counts"], json!({"total": 5, "completed": 4, "failed": 1}));
+    assert_eq!(
+        done["request_counts"],
+        json!({"total": 5, "completed": 4, "failed": 1})
+    );
     assert_eq!(done["model"], "gpt-image-2");
     for k in ["in_progress_at", "finalizing_at", "completed_at"] {
         assert!(done[k].is_i64(), "{k}");
     }
     let out = jsonl(&content(&h, &c, done["output_file_id"].as_str().unwrap()).await);
     let err = jsonl(&content(&h, &c, done["error_file_id"].as_str().unwrap()).await);
-    let mut ids: Vec<&str> = out.iter().map(|l| l["custom_id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = out
+        .iter()
+        .map(|l| l["custom_id"].as_str().unwrap())
+        .collect();
     ids.sort_unstable();
     assert_eq!(ids, ["gen-0000", "gen-0001", "gen-0002", "gen-0004"]);
     for l in &out {
         assert_eq!(l["response"]["status_code"], 200);
         assert_eq!(l["error"], Value::Null);
         assert!(l["id"].as_str().unwrap().starts_with("batch_req_"));
-        assert!(l["response"]["request_id"].as_str().unwrap().starts_with("req_"));
+        assert!(
+            l["response"]["request_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("req_")
+        );
         let imgs = decode_images(&l["response"]["body"]);
         assert_eq!((imgs[0].width(), imgs[0].height()), (1024, 1024));
         assert_eq!(l["response"]["body"]["usage"]["output_tokens"], 272);
@@ -700,7 +843,10 @@ async fn a_batch_of_generations_goes_validating_to_completed_with_output_and_err
     assert_eq!(err.len(), 1);
     assert_eq!(err[0]["custom_id"], "gen-0003");
     assert_eq!(err[0]["response"]["status_code"], 400);
-    assert_eq!(err[0]["response"]["body"]["error"]["code"], "moderation_blocked");
+    assert_eq!(
+        err[0]["response"]["body"]["error"]["code"],
+        "moderation_blocked"
+    );
     let st = h.stats().openai;
     assert_eq!(st.batches_created, 1);
     assert_eq!(st.batch_metadata.get("run-1"), Some(&1));
@@ -729,7 +875,10 @@ async fn a_batch_of_json_edits_reads_its_file_ids() {
     assert_eq!(done["status"], "completed", "{done}");
     let out = jsonl(&content(&h, &c, done["output_file_id"].as_str().unwrap()).await);
     assert_eq!(out[0]["custom_id"], "edit-7");
-    assert_eq!(out[0]["response"]["body"]["usage"]["input_tokens_details"]["image_tokens"], 255);
+    assert_eq!(
+        out[0]["response"]["body"]["usage"]["input_tokens_details"]["image_tokens"],
+        255
+    );
     assert_eq!(done["error_file_id"], Value::Null);
     h.shutdown().await;
 }
@@ -741,8 +890,10 @@ async fn invalid_batch_lines_fail_the_batch_with_line_numbers() {
         gen_line("a", "one"),
         gen_line("a", "dup"),
         "not json".to_string(),
-        json!({"custom_id": "m", "method": "GET", "url": "/v1/images/generations", "body": {}}).to_string(),
-        json!({"custom_id": "u", "method": "POST", "url": "/v1/images/edits", "body": {}}).to_string(),
+        json!({"custom_id": "m", "method": "GET", "url": "/v1/images/generations", "body": {}})
+            .to_string(),
+        json!({"custom_id": "u", "method": "POST", "url": "/v1/images/edits", "body": {}})
+            .to_string(),
     ];
     let r = create_batch(&h, &c, &lines, "/v1/images/generations", "bad").await;
     assert_eq!(r.body["status"], "validating");
@@ -757,12 +908,23 @@ async fn invalid_batch_lines_fail_the_batch_with_line_numbers() {
         .collect();
     assert_eq!(
         got,
-        [(2, "duplicate_custom_id"), (3, "invalid_json_line"), (4, "invalid_method"), (5, "mismatched_url")]
+        [
+            (2, "duplicate_custom_id"),
+            (3, "invalid_json_line"),
+            (4, "invalid_method"),
+            (5, "mismatched_url")
+        ]
     );
     assert_eq!(h.stats().openai.batch_billed_images, 0);
     // Bad create requests are rejected outright.
     let r = post(&h, &c, "/batches", &json!({"input_file_id": "file-x", "endpoint": "/v1/chat/completions", "completion_window": "24h"})).await;
-    assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("endpoint"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        Some("endpoint"),
+    );
     h.shutdown().await;
 }
 
@@ -774,18 +936,28 @@ async fn an_expired_batch_splits_finished_lines_from_batch_expired_ones() {
         ..OpenAiFaults::default()
     })
     .await;
-    let lines: Vec<String> = (0..4).map(|i| gen_line(&format!("g{i}"), &format!("p{i}"))).collect();
-    let id = create_batch(&h, &c, &lines, "/v1/images/generations", "exp").await.body["id"]
+    let lines: Vec<String> = (0..4)
+        .map(|i| gen_line(&format!("g{i}"), &format!("p{i}")))
+        .collect();
+    let id = create_batch(&h, &c, &lines, "/v1/images/generations", "exp")
+        .await
+        .body["id"]
         .as_str()
         .unwrap()
         .to_string();
     let b = get(&h, &c, &format!("/batches/{id}")).await.body;
     assert_eq!(b["status"], "expired");
     assert!(b["expired_at"].is_i64());
-    assert_eq!(b["request_counts"], json!({"total": 4, "completed": 2, "failed": 2}));
+    assert_eq!(
+        b["request_counts"],
+        json!({"total": 4, "completed": 2, "failed": 2})
+    );
     let out = jsonl(&content(&h, &c, b["output_file_id"].as_str().unwrap()).await);
     let err = jsonl(&content(&h, &c, b["error_file_id"].as_str().unwrap()).await);
-    let mut done: Vec<&str> = out.iter().map(|l| l["custom_id"].as_str().unwrap()).collect();
+    let mut done: Vec<&str> = out
+        .iter()
+        .map(|l| l["custom_id"].as_str().unwrap())
+        .collect();
     done.sort_unstable();
     assert_eq!(done, ["g0", "g1"]);
     for l in &err {
@@ -796,11 +968,16 @@ async fn an_expired_batch_splits_finished_lines_from_batch_expired_ones() {
     assert_eq!(st.batch_billed_images, 2);
     assert_eq!(st.faults_injected, 1);
     // The next batch completes normally.
-    let id = create_batch(&h, &c, &lines, "/v1/images/generations", "exp").await.body["id"]
+    let id = create_batch(&h, &c, &lines, "/v1/images/generations", "exp")
+        .await
+        .body["id"]
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(get(&h, &c, &format!("/batches/{id}")).await.body["status"], "completed");
+    assert_eq!(
+        get(&h, &c, &format!("/batches/{id}")).await.body["status"],
+        "completed"
+    );
     assert_eq!(h.stats().openai.batch_metadata.get("exp"), Some(&2));
     h.shutdown().await;
 }
@@ -822,7 +999,11 @@ async fn fail_batches_and_create_429_first_inject_batch_faults() {
     let id = r.body["id"].as_str().unwrap().to_string();
     let b = get(&h, &c, &format!("/batches/{id}")).await.body;
     assert_eq!(b["status"], "failed");
-    assert!(b["errors"]["data"].as_array().is_some_and(|d| !d.is_empty()));
+    assert!(
+        b["errors"]["data"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+    );
     let st = h.stats().openai;
     assert_eq!(st.batches_created, 1);
     assert_eq!(st.batch_billed_images, 0);
@@ -837,19 +1018,29 @@ async fn cancel_goes_cancelling_then_cancelled_with_partial_results_billing_noth
         ..OpenAiFaults::default()
     })
     .await;
-    let lines: Vec<String> = (0..3).map(|i| gen_line(&format!("c{i}"), &format!("q{i}"))).collect();
-    let id = create_batch(&h, &c, &lines, "/v1/images/generations", "cx").await.body["id"]
+    let lines: Vec<String> = (0..3)
+        .map(|i| gen_line(&format!("c{i}"), &format!("q{i}")))
+        .collect();
+    let id = create_batch(&h, &c, &lines, "/v1/images/generations", "cx")
+        .await
+        .body["id"]
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(get(&h, &c, &format!("/batches/{id}")).await.body["status"], "in_progress");
+    assert_eq!(
+        get(&h, &c, &format!("/batches/{id}")).await.body["status"],
+        "in_progress"
+    );
     let r = post(&h, &c, &format!("/batches/{id}/cancel"), &json!({})).await;
     assert_eq!(r.body["status"], "cancelling");
     assert!(r.body["cancelling_at"].is_i64());
     let b = get(&h, &c, &format!("/batches/{id}")).await.body;
     assert_eq!(b["status"], "cancelled");
     assert!(b["cancelled_at"].is_i64());
-    assert_eq!(b["request_counts"], json!({"total": 3, "completed": 2, "failed": 1}));
+    assert_eq!(
+        b["request_counts"],
+        json!({"total": 3, "completed": 2, "failed": 1})
+    );
     let err = jsonl(&content(&h, &c, b["error_file_id"].as_str().unwrap()).await);
     assert_eq!(err[0]["error"]["code"], "batch_cancelled");
     let r = post(&h, &c, &format!("/batches/{id}/cancel"), &json!({})).await;
@@ -864,14 +1055,23 @@ async fn list_pagination_finds_a_batch_by_its_metadata_tag() {
     let (h, c) = start(OpenAiFaults::default()).await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        let r = create_batch(&h, &c, &[gen_line("g", "p")], "/v1/images/generations", &format!("tag-{i}")).await;
+        let r = create_batch(
+            &h,
+            &c,
+            &[gen_line("g", "p")],
+            "/v1/images/generations",
+            &format!("tag-{i}"),
+        )
+        .await;
         ids.push(r.body["id"].as_str().unwrap().to_string());
     }
     let mut after: Option<String> = None;
     let mut found = None;
     let mut order = Vec::new();
     loop {
-        let q = after.as_ref().map_or(String::new(), |a| format!("&after={a}"));
+        let q = after
+            .as_ref()
+            .map_or(String::new(), |a| format!("&after={a}"));
         let page = get(&h, &c, &format!("/batches?limit=2{q}")).await.body;
         assert_eq!(page["object"], "list");
         let data = page["data"].as_array().unwrap();
@@ -893,6 +1093,12 @@ async fn list_pagination_finds_a_batch_by_its_metadata_tag() {
     ids.reverse();
     assert_eq!(order, ids, "newest first");
     let r = get(&h, &c, "/batches?limit=0").await;
-    assert_error(&r, 400, "invalid_request_error", "invalid_value", Some("limit"));
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        Some("limit"),
+    );
     h.shutdown().await;
 }
