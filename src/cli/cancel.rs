@@ -1,8 +1,8 @@
 //! `adloc cancel`: cancel a campaign's remote batches.
 
-use crate::run::ProviderChoice;
 use crate::domain::{Error, ExitCode};
 use crate::run;
+use crate::run::ProviderChoice;
 
 use super::{CancelArgs, env, open_state};
 

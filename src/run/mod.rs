@@ -207,6 +207,8 @@ pub(crate) struct Ctx {
     /// Every provider of the run, by vendor: realtime jobs go to the one of
     /// the model they ask.
     pub providers: Providers,
+    /// Vendors that stopped working, with the stop each would have been.
+    pub stops: std::sync::Mutex<Vec<(Vendor, StopReason)>>,
     pub specs: HashMap<JobId, Arc<JobSpec>>,
     pub prices: PriceTable,
     pub policy: RetryPolicy,
@@ -402,6 +404,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         campaign_out: campaign_out.clone(),
         provider: provider.clone(),
         providers,
+        stops: std::sync::Mutex::new(Vec::new()),
         specs: specs_by_id,
         prices: PriceTable::new(campaign.pricing.clone()),
         policy: RetryPolicy::new(campaign.retry),
@@ -555,6 +558,9 @@ pub(crate) enum JobOutcome {
     Stop(StopReason),
 }
 
+/// A realtime attempt's outcome and the vendor it went to.
+type Attempted = (Option<Vendor>, JobOutcome);
+
 /// Realtime dispatch: claim, call, store, record — `concurrency` at a time.
 async fn dispatch_realtime(
     ctx: &Arc<Ctx>,
@@ -564,7 +570,7 @@ async fn dispatch_realtime(
     let limiters = rate_limiters(ctx);
     let pools = pools(ctx);
     let mut in_flight: HashMap<Option<Vendor>, usize> = HashMap::new();
-    let mut set: JoinSet<(Option<Vendor>, Result<(Option<Vendor>, JobOutcome)>)> = JoinSet::new();
+    let mut set: JoinSet<(Option<Vendor>, Result<Attempted>)> = JoinSet::new();
     let mut stop: Option<StopReason> = None;
     loop {
         if stop.is_none() && ctx.cancel.is_cancelled() {
@@ -576,6 +582,9 @@ async fn dispatch_realtime(
         // One pool per vendor: each gets `concurrency` calls in flight, and
         // claims only jobs whose model it serves.
         for (vendor, models) in &pools {
+            if vendor.is_some_and(|v| ctx.providers.unusable(v).is_some()) {
+                continue;
+            }
             let busy = in_flight.get(vendor).copied().unwrap_or(0);
             let free = concurrency.saturating_sub(busy);
             if free == 0 {
@@ -600,7 +609,15 @@ async fn dispatch_realtime(
             }
         }
         if set.is_empty() {
-            match ctx.store.next_pending(&ctx.campaign).await? {
+            let live: Vec<String> = pools
+                .iter()
+                .filter(|(v, _)| v.is_none_or(|v| ctx.providers.unusable(v).is_none()))
+                .flat_map(|(_, m)| m.iter().cloned())
+                .collect();
+            if live.is_empty() && pools.iter().any(|(v, _)| v.is_some()) {
+                break;
+            }
+            match ctx.store.next_pending(&ctx.campaign, &live).await? {
                 None => {
                     // Another runner holds the rest: wait for it (and take
                     // its jobs back if it dies) instead of ending early.
@@ -663,6 +680,31 @@ async fn dispatch_realtime(
     }
     // Whatever we still hold (aborted calls) goes back to pending now rather than at lease expiry.
     ctx.store.release_run_leases(ctx.run).await?;
+    // A vendor that failed leaves its unmoved jobs pending: that is the
+    // run's stop, with the vendor's reason.
+    if stop.is_none() {
+        let stops = ctx
+            .stops
+            .lock()
+            .map_err(|_| Error::Internal("stop list poisoned".into()))?
+            .clone();
+        for (vendor, s) in stops {
+            let models: Vec<String> = pools
+                .iter()
+                .filter(|(v, _)| *v == Some(vendor))
+                .flat_map(|(_, m)| m.iter().cloned())
+                .collect();
+            if ctx
+                .store
+                .next_pending(&ctx.campaign, &models)
+                .await?
+                .is_some()
+            {
+                stop = Some(s);
+                break;
+            }
+        }
+    }
     Ok(stop)
 }
 
@@ -670,17 +712,27 @@ async fn dispatch_realtime(
 /// vendor's failure and its jobs could move to another vendor.
 async fn handle_join(
     ctx: &Ctx,
-    res: std::result::Result<Result<(Option<Vendor>, JobOutcome)>, tokio::task::JoinError>,
+    res: std::result::Result<Result<Attempted>, tokio::task::JoinError>,
 ) -> Result<Option<StopReason>> {
     match res {
+        // One vendor failed: it takes no more work, its jobs move on along
+        // their chains, and the run ends (with this reason) only when
+        // nothing is left that a usable vendor can make.
         Ok(Ok((Some(vendor), JobOutcome::Stop(s))))
             if !matches!(s, StopReason::Interrupted | StopReason::SpendCap(_)) =>
         {
-            if fall_back_vendor(ctx, vendor, s.reason()).await? > 0 {
-                Ok(None)
-            } else {
-                Ok(Some(s))
+            // Calls in flight when the vendor went down come back one by
+            // one; each pass moves whatever of its jobs is pending by then.
+            let first = ctx.providers.unusable(vendor).is_none();
+            let reason = ctx.providers.unusable(vendor).unwrap_or(s.reason());
+            fall_back_vendor(ctx, vendor, reason).await?;
+            if first {
+                ctx.stops
+                    .lock()
+                    .map_err(|_| Error::Internal("stop list poisoned".into()))?
+                    .push((vendor, s));
             }
+            Ok(None)
         }
         Ok(Ok((_, JobOutcome::Stop(s)))) => Ok(Some(s)),
         Ok(Ok(_)) => Ok(None),
@@ -805,7 +857,7 @@ fn usable_next(ctx: &Ctx, spec: &JobSpec, from: &ModelId) -> bool {
 /// A vendor stopped working for this run (`reason`): send nothing more to
 /// it, and move its pending jobs to their next models. Returns how many moved.
 async fn fall_back_vendor(ctx: &Ctx, vendor: Vendor, reason: Reason) -> Result<usize> {
-    ctx.providers.mark_down(vendor);
+    ctx.providers.mark_down(vendor, reason);
     let trigger = trigger_for(reason);
     let mut models: Vec<&ModelId> = Vec::new();
     for spec in ctx.specs.values() {
@@ -853,7 +905,7 @@ async fn fall_back_unavailable(ctx: &Ctx) -> Result<usize> {
 
 /// One realtime attempt for a claimed job: the outcome, and the vendor it
 /// went to (so a vendor-level stop can fall back instead of ending the run).
-async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<(Option<Vendor>, JobOutcome)> {
+async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<Attempted> {
     let Some(spec) = ctx.specs.get(&job.id).cloned() else {
         // Claimed a job this process did not expand (another runner's newer
         // campaign). Hand it back untouched.
@@ -865,22 +917,18 @@ async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<(Option<Vendor>, JobOut
     let model = job.model.clone();
     let vendor = model.vendor();
     let Some(provider) = ctx.providers.for_model(&model) else {
-        // Its vendor went down (or has no key): hand it back and move it on
-        // if its chain allows; otherwise the run cannot make it.
+        // Its vendor went down while the job was being claimed: hand it
+        // back and move it on if its chain allows. If not, it stays pending
+        // (its vendor's pool claims nothing more) and the run reports it.
         ctx.store
             .settle(job.id, Some(ctx.run), &Settlement::Requeue, None)
             .await?;
-        let reason = Reason::Unauthenticated;
-        if move_on(ctx, job.id, &spec, &model, trigger_for(reason), reason).await? {
-            return Ok((None, JobOutcome::Retry));
-        }
-        return Ok((
-            None,
-            JobOutcome::Stop(StopReason::Provider(
-                Reason::ModelNotFound,
-                format!("no usable provider for {model} in this run, and no fallback model left"),
-            )),
-        ));
+        let reason = ctx
+            .providers
+            .unusable(vendor)
+            .unwrap_or(Reason::Unauthenticated);
+        move_on(ctx, job.id, &spec, &model, trigger_for(reason), reason).await?;
+        return Ok((None, JobOutcome::Retry));
     };
     let request = if model == spec.request.model {
         spec.request.clone()

@@ -2,7 +2,7 @@
 //! settings and what the command line resolved from the environment, and
 //! the routing of each job to the provider of the model it asks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
@@ -85,7 +85,8 @@ impl ProviderEnv {
 pub(crate) struct Providers {
     local: Option<Arc<dyn Provider>>,
     vendors: HashMap<Vendor, Arc<dyn Provider>>,
-    down: Mutex<HashSet<Vendor>>,
+    /// Vendors that stopped working in this run, with why.
+    down: Mutex<HashMap<Vendor, Reason>>,
 }
 
 impl Providers {
@@ -96,7 +97,7 @@ impl Providers {
             return Some(l.clone());
         }
         let v = model.vendor();
-        if self.down.lock().is_ok_and(|d| d.contains(&v)) {
+        if self.down.lock().is_ok_and(|d| d.contains_key(&v)) {
             return None;
         }
         self.vendors.get(&v).cloned()
@@ -133,11 +134,24 @@ impl Providers {
         names.join("+")
     }
 
-    /// Stop sending new work to a vendor for the rest of the run.
-    pub(crate) fn mark_down(&self, v: Vendor) {
+    /// Stop sending new work to a vendor for the rest of the run; the first
+    /// reason is kept.
+    pub(crate) fn mark_down(&self, v: Vendor, reason: Reason) {
         if let Ok(mut d) = self.down.lock() {
-            d.insert(v);
+            d.entry(v).or_insert(reason);
         }
+    }
+
+    /// Why a vendor cannot take work in this run: it went down, or it has no
+    /// provider (no key, or another vendor was forced). `None` when usable.
+    pub(crate) fn unusable(&self, v: Vendor) -> Option<Reason> {
+        if self.local.is_some() {
+            return None;
+        }
+        if let Some(r) = self.down.lock().ok().and_then(|d| d.get(&v).copied()) {
+            return Some(r);
+        }
+        (!self.vendors.contains_key(&v)).then_some(Reason::Unauthenticated)
     }
 }
 
@@ -159,7 +173,7 @@ pub(crate) fn make_providers(
     let mut p = Providers {
         local: None,
         vendors: HashMap::new(),
-        down: Mutex::new(HashSet::new()),
+        down: Mutex::new(HashMap::new()),
     };
     let wanted: Vec<Vendor> = match choice {
         ProviderChoice::Local => {

@@ -60,6 +60,20 @@ fn from_states_sql(to: JobState) -> String {
     format!("({})", names.join(", "))
 }
 
+/// `AND model IN (…)` for a non-empty list of model ids. Model ids come from
+/// the model table (letters, digits, `.`, `-`), never from input text; they
+/// are quoted anyway.
+fn model_filter(models: &[String]) -> String {
+    if models.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = models
+        .iter()
+        .map(|m| format!("'{}'", m.replace('\'', "''")))
+        .collect();
+    format!("AND model IN ({})", list.join(", "))
+}
+
 /// Turns stored text back into typed values. Locales are parsed once per
 /// distinct tag: parsing is ICU work and a campaign has few locales but may
 /// have a hundred thousand rows.
@@ -615,17 +629,7 @@ impl Store {
                AND state IN {from}
              RETURNING id, campaign, row_id, locale, variant, attempts, request_hash, model",
             from = from_states_sql(JobState::InFlight),
-            // Model ids come from the model table (letters, digits, `.`, `-`),
-            // never from input text; quote them anyway.
-            models = if models.is_empty() {
-                String::new()
-            } else {
-                let list: Vec<String> = models
-                    .iter()
-                    .map(|m| format!("'{}'", m.replace('\'', "''")))
-                    .collect();
-                format!("AND model IN ({})", list.join(", "))
-            },
+            models = model_filter(models),
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(run)
@@ -652,14 +656,21 @@ impl Store {
 
     /// The earliest `not_before` among pending jobs (to sleep until), and
     /// whether any pending job exists at all.
-    pub async fn next_pending(&self, campaign: &str) -> Result<Option<Option<i64>>> {
-        let row = sqlx::query(
-            "SELECT COUNT(*), MIN(not_before) FROM jobs WHERE campaign = ? AND state = 'pending'",
-        )
-        .bind(campaign)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(self.err())?;
+    /// `models` (when not empty) limits it to jobs asking one of them.
+    pub async fn next_pending(
+        &self,
+        campaign: &str,
+        models: &[String],
+    ) -> Result<Option<Option<i64>>> {
+        let sql = format!(
+            "SELECT COUNT(*), MIN(not_before) FROM jobs WHERE campaign = ? AND state = 'pending' {}",
+            model_filter(models)
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(campaign)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.err())?;
         let n: i64 = row.get(0);
         Ok((n > 0).then(|| row.get::<Option<i64>, _>(1)))
     }

@@ -25,7 +25,6 @@ pub mod config;
 mod response;
 pub mod wire;
 
-pub use batch::{EDITS_ENDPOINT, GENERATIONS_ENDPOINT, endpoint_for};
 pub use client::OpenAiProvider;
 pub use config::OpenAiConfig;
 
