@@ -501,6 +501,7 @@ mod tests {
             prompt: format!("A sunny beach product shot for {locale}"),
             aspect_ratio: ratio.parse().unwrap(),
             image_size: size,
+            quality: None,
             references: Vec::new(),
             grounding: false,
             proof: ProofText {

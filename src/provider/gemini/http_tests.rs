@@ -99,6 +99,7 @@ fn request(model: &str) -> ImageRequest {
         prompt: "a red fox".into(),
         aspect_ratio: "1:1".parse().unwrap(),
         image_size: ImageSize::K1,
+        quality: None,
         references: vec![],
         grounding: false,
         proof: ProofText::default(),

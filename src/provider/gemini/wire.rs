@@ -749,6 +749,7 @@ mod tests {
             prompt: "Poster \"Sale\"".to_string(),
             aspect_ratio: "16:9".parse().unwrap(),
             image_size: ImageSize::K2,
+            quality: None,
             references: refs,
             grounding,
             proof: ProofText::default(),

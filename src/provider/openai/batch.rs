@@ -385,7 +385,10 @@ impl OpenAiProvider {
 
     /// `GET /files/{id}/content` as a buffered reader over the streamed
     /// body (never held whole in memory).
-    async fn download_reader(&self, file_id: &str) -> Result<BoxReader<'static>, ProviderError> {
+    pub(crate) async fn download_reader(
+        &self,
+        file_id: &str,
+    ) -> Result<BoxReader<'static>, ProviderError> {
         let path = format!("files/{}/content", id_segment(file_id, "file")?);
         // No whole-request timeout: results files run to hundreds of MB.
         let rb = self
@@ -405,7 +408,11 @@ impl OpenAiProvider {
     /// line that cannot be attributed (the stream goes on) or a download or
     /// I/O failure / a final line cut short, both retryable (the stream
     /// ends: downloading again is idempotent).
-    fn stream_files(&self, files: Vec<String>, first: BoxReader<'static>) -> OutcomeStream<'_> {
+    pub(crate) fn stream_files(
+        &self,
+        files: Vec<String>,
+        first: BoxReader<'static>,
+    ) -> OutcomeStream<'_> {
         struct State<'s> {
             provider: &'s OpenAiProvider,
             files: VecDeque<String>,
