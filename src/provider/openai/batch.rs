@@ -496,9 +496,14 @@ impl BatchApi for OpenAiProvider {
     async fn submit(&self, chunk: &BatchChunk) -> Result<RemoteBatch, ProviderError> {
         let endpoint = Self::chunk_endpoint(chunk)?;
         let (tmp, size) = Self::write_jsonl(chunk, endpoint).await?;
-        let file_id = self.upload_jsonl(tmp.path(), size).await?;
+        let file_id = self
+            .upload_jsonl(tmp.path(), size)
+            .await
+            .map_err(|e| self.scrub(e))?;
         drop(tmp);
-        self.create_batch(chunk, &file_id, endpoint).await
+        self.create_batch(chunk, &file_id, endpoint)
+            .await
+            .map_err(|e| self.scrub(e))
     }
 
     async fn find(&self, display_name: &str) -> Result<Option<RemoteBatch>, ProviderError> {
@@ -540,7 +545,7 @@ impl BatchApi for OpenAiProvider {
     }
 
     async fn poll(&self, batch: &RemoteBatch) -> Result<RemoteState, ProviderError> {
-        match self.get_batch(&batch.name).await {
+        match self.get_batch(&batch.name).await.map_err(|e| self.scrub(e)) {
             Ok(b) => Ok(batch_state(&b)),
             Err(e) if e.http_status == Some(404) => Ok(RemoteState::Failed(format!(
                 "batch {} not found on the server: {}",
@@ -556,7 +561,10 @@ impl BatchApi for OpenAiProvider {
         &'a self,
         batch: &'a RemoteBatch,
     ) -> Result<OutcomeStream<'a>, ProviderError> {
-        let b = self.get_batch(&batch.name).await?;
+        let b = self
+            .get_batch(&batch.name)
+            .await
+            .map_err(|e| self.scrub(e))?;
         let files: Vec<String> = b.result_files().into_iter().map(str::to_string).collect();
         let Some(first) = files.first() else {
             return match batch_state(&b) {

@@ -311,7 +311,7 @@ async fn too_many_or_unsupported_references_are_refused_before_sending() {
 }
 
 #[tokio::test]
-async fn each_error_class_over_http() {
+async fn every_error_class_is_classified_over_http_and_an_echoed_key_is_scrubbed() {
     let (base, _fx) = serve(|_, n| match n {
         0 => Response::builder()
             .status(429)
