@@ -225,11 +225,25 @@ fn id_segment(id: &str, what: &str) -> Result<String, ProviderError> {
 type BoxReader<'a> = Box<dyn AsyncBufRead + Send + Unpin + 'a>;
 
 impl OpenAiProvider {
-    /// The one endpoint of a chunk, or an error telling the caller to split it.
+    /// The one endpoint of a chunk, or an error telling the caller to split
+    /// it (by endpoint, or by model).
     fn chunk_endpoint(chunk: &BatchChunk) -> Result<&'static str, ProviderError> {
         let first = chunk.items.first().ok_or_else(|| {
             ProviderError::job_terminal(Reason::InvalidArgument, "cannot submit an empty batch")
         })?;
+        if let Some(other) = chunk
+            .items
+            .iter()
+            .find(|i| i.request.model.as_str() != chunk.model.as_str())
+        {
+            return Err(ProviderError::job_terminal(
+                Reason::InvalidArgument,
+                format!(
+                    "batch chunk {:?} is for model {} but item {:?} asks for {}; an OpenAI batch input file holds one model",
+                    chunk.display_name, chunk.model, other.key, other.request.model
+                ),
+            ));
+        }
         let endpoint = endpoint_for(&first.request);
         if let Some(other) = chunk
             .items

@@ -593,6 +593,11 @@ async fn batch_submit_of_generations_uses_the_generations_endpoint_and_refuses_m
         (ErrorClass::JobTerminal, Reason::InvalidArgument)
     );
     assert!(e.detail.contains("endpoint_for"), "{}", e.detail);
+    let mut two_models = chunk(0);
+    two_models.items[1].request.model = "gpt-image-2.6-flare".parse().unwrap();
+    let e = p.submit(&two_models).await.unwrap_err();
+    assert_eq!(e.reason, Reason::InvalidArgument);
+    assert!(e.detail.contains("one model"), "{}", e.detail);
     assert_eq!(
         fx.seen.lock().unwrap().len(),
         2,
