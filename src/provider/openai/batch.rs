@@ -225,11 +225,25 @@ fn id_segment(id: &str, what: &str) -> Result<String, ProviderError> {
 type BoxReader<'a> = Box<dyn AsyncBufRead + Send + Unpin + 'a>;
 
 impl OpenAiProvider {
-    /// The one endpoint of a chunk, or an error telling the caller to split it.
+    /// The one endpoint of a chunk, or an error telling the caller to split
+    /// it (by endpoint, or by model).
     fn chunk_endpoint(chunk: &BatchChunk) -> Result<&'static str, ProviderError> {
         let first = chunk.items.first().ok_or_else(|| {
             ProviderError::job_terminal(Reason::InvalidArgument, "cannot submit an empty batch")
         })?;
+        if let Some(other) = chunk
+            .items
+            .iter()
+            .find(|i| i.request.model.as_str() != chunk.model.as_str())
+        {
+            return Err(ProviderError::job_terminal(
+                Reason::InvalidArgument,
+                format!(
+                    "batch chunk {:?} is for model {} but item {:?} asks for {}; an OpenAI batch input file holds one model",
+                    chunk.display_name, chunk.model, other.key, other.request.model
+                ),
+            ));
+        }
         let endpoint = endpoint_for(&first.request);
         if let Some(other) = chunk
             .items
@@ -385,7 +399,10 @@ impl OpenAiProvider {
 
     /// `GET /files/{id}/content` as a buffered reader over the streamed
     /// body (never held whole in memory).
-    async fn download_reader(&self, file_id: &str) -> Result<BoxReader<'static>, ProviderError> {
+    pub(crate) async fn download_reader(
+        &self,
+        file_id: &str,
+    ) -> Result<BoxReader<'static>, ProviderError> {
         let path = format!("files/{}/content", id_segment(file_id, "file")?);
         // No whole-request timeout: results files run to hundreds of MB.
         let rb = self
@@ -405,7 +422,11 @@ impl OpenAiProvider {
     /// line that cannot be attributed (the stream goes on) or a download or
     /// I/O failure / a final line cut short, both retryable (the stream
     /// ends: downloading again is idempotent).
-    fn stream_files(&self, files: Vec<String>, first: BoxReader<'static>) -> OutcomeStream<'_> {
+    pub(crate) fn stream_files(
+        &self,
+        files: Vec<String>,
+        first: BoxReader<'static>,
+    ) -> OutcomeStream<'_> {
         struct State<'s> {
             provider: &'s OpenAiProvider,
             files: VecDeque<String>,
@@ -489,9 +510,14 @@ impl BatchApi for OpenAiProvider {
     async fn submit(&self, chunk: &BatchChunk) -> Result<RemoteBatch, ProviderError> {
         let endpoint = Self::chunk_endpoint(chunk)?;
         let (tmp, size) = Self::write_jsonl(chunk, endpoint).await?;
-        let file_id = self.upload_jsonl(tmp.path(), size).await?;
+        let file_id = self
+            .upload_jsonl(tmp.path(), size)
+            .await
+            .map_err(|e| self.scrub(e))?;
         drop(tmp);
-        self.create_batch(chunk, &file_id, endpoint).await
+        self.create_batch(chunk, &file_id, endpoint)
+            .await
+            .map_err(|e| self.scrub(e))
     }
 
     async fn find(&self, display_name: &str) -> Result<Option<RemoteBatch>, ProviderError> {
@@ -533,7 +559,7 @@ impl BatchApi for OpenAiProvider {
     }
 
     async fn poll(&self, batch: &RemoteBatch) -> Result<RemoteState, ProviderError> {
-        match self.get_batch(&batch.name).await {
+        match self.get_batch(&batch.name).await.map_err(|e| self.scrub(e)) {
             Ok(b) => Ok(batch_state(&b)),
             Err(e) if e.http_status == Some(404) => Ok(RemoteState::Failed(format!(
                 "batch {} not found on the server: {}",
@@ -549,7 +575,10 @@ impl BatchApi for OpenAiProvider {
         &'a self,
         batch: &'a RemoteBatch,
     ) -> Result<OutcomeStream<'a>, ProviderError> {
-        let b = self.get_batch(&batch.name).await?;
+        let b = self
+            .get_batch(&batch.name)
+            .await
+            .map_err(|e| self.scrub(e))?;
         let files: Vec<String> = b.result_files().into_iter().map(str::to_string).collect();
         let Some(first) = files.first() else {
             return match batch_state(&b) {

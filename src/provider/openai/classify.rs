@@ -176,14 +176,15 @@ pub fn classify_error(
             },
         }
     };
-    // `x-should-retry` wins over the status (the SDK's rule, §3.5), except
-    // that it never turns a run-stopping answer into a retry.
+    // `x-should-retry: false` wins over the status (the SDK's rule, §3.5).
+    // `true` only revives an otherwise unclassified 4xx (`Other`): it never
+    // turns a policy block, a refused argument or a run stop into a retry.
     match hints.should_retry {
         Some(false) if e.is_retryable() => {
             e.class = ErrorClass::JobTerminal;
             e.detail = truncate(format!("{} [x-should-retry: false]", e.detail));
         }
-        Some(true) if e.class == ErrorClass::JobTerminal => {
+        Some(true) if e.class == ErrorClass::JobTerminal && e.reason == Reason::Other => {
             e.class = ErrorClass::Retryable { retry_after: delay };
         }
         _ => {}
@@ -558,12 +559,19 @@ mod tests {
             "true never revives a run stop"
         );
         let e = classify_http(
-            400,
+            418,
             &headers(&[("x-should-retry", "true"), ("retry-after-ms", "5")]),
             b"{}",
             Site::Model,
         );
         assert_eq!(e.retry_after(), Some(Duration::from_millis(5)));
+        let e = classify_http(
+            400,
+            &headers(&[("x-should-retry", "true")]),
+            br#"{"error":{"code":"moderation_blocked","message":"no"}}"#,
+            Site::Model,
+        );
+        assert_eq!(e.class, ErrorClass::JobTerminal, "a block is never retried");
     }
 
     #[test]

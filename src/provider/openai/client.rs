@@ -236,7 +236,7 @@ impl Provider for OpenAiProvider {
     /// One images call; no retries here (the run layer owns the retry
     /// policy and reads the error's class and server delay).
     async fn generate(&self, req: &ImageRequest) -> Result<Generated, ProviderError> {
-        self.generate_once(req).await
+        self.generate_once(req).await.map_err(|e| self.scrub(e))
     }
 
     fn batch(&self) -> Option<&dyn BatchApi> {

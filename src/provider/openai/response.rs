@@ -51,7 +51,11 @@ pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
     let bytes = decode_b64(data)?;
     let checked = check(&bytes, OUTPUT_MIME).map_err(|e| match e {
         ImageError::MimeMismatch { actual, .. } => undecodable(format!(
-            "asked for {OUTPUT_MIME} (output_format png) but the bytes are {actual}"
+            "asked for {OUTPUT_MIME} (output_format png) but the bytes are {actual}{}",
+            resp.output_format
+                .as_deref()
+                .map(|f| format!(" (response output_format {f})"))
+                .unwrap_or_default()
         )),
         ImageError::Undecodable(m) => {
             undecodable(format!("{OUTPUT_MIME} image does not decode: {m}"))
