@@ -1,7 +1,7 @@
 //! Client configuration: endpoint (with `/v1`), key, organization and
 //! project headers, timeouts. The library reads no environment variables;
 //! the CLI reads `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_ORG_ID` and
-//! `OPENAI_PROJECT_ID` and passes the values to [`OpenAiConfig::from_parts`].
+//! `OPENAI_PROJECT_ID` (blank counts as unset) and fills this in.
 
 use std::fmt;
 use std::time::Duration;
@@ -59,32 +59,11 @@ impl OpenAiConfig {
             request_timeout: Duration::from_secs(300),
         }
     }
-
-    /// Build a config from the values the CLI read (`OPENAI_API_KEY`,
-    /// `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`). Empty or
-    /// blank values count as unset; `None` when there is no key.
-    pub fn from_parts(
-        api_key: Option<String>,
-        base_url: Option<String>,
-        organization: Option<String>,
-        project: Option<String>,
-    ) -> Option<Self> {
-        let usable = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let key = usable(api_key)?;
-        let mut c = OpenAiConfig::new(SecretString::from(key));
-        if let Some(b) = usable(base_url) {
-            c.base_url = b;
-        }
-        c.organization = usable(organization);
-        c.project = usable(project);
-        Some(c)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     #[test]
     fn debug_redacts_the_key() {
@@ -92,29 +71,5 @@ mod tests {
         let s = format!("{c:?}");
         assert!(!s.contains("sk-very-secret"), "{s}");
         assert!(s.contains("REDACTED"));
-    }
-
-    #[test]
-    fn from_parts_treats_blank_as_unset_and_keeps_the_v1_default() {
-        assert!(OpenAiConfig::from_parts(Some("  ".into()), None, None, None).is_none());
-        let c = OpenAiConfig::from_parts(
-            Some(" sk-x ".into()),
-            Some(String::new()),
-            Some("org-1".into()),
-            Some(" ".into()),
-        )
-        .unwrap();
-        assert_eq!(c.api_key.expose_secret(), "sk-x");
-        assert_eq!(c.base_url, "https://api.openai.com/v1");
-        assert_eq!(c.organization.as_deref(), Some("org-1"));
-        assert_eq!(c.project, None);
-        let c = OpenAiConfig::from_parts(
-            Some("k".into()),
-            Some("http://127.0.0.1:9/v1".into()),
-            None,
-            None,
-        )
-        .unwrap();
-        assert_eq!(c.base_url, "http://127.0.0.1:9/v1");
     }
 }

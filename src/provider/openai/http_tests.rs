@@ -16,8 +16,9 @@ use futures_util::StreamExt as _;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use super::batch::{EDITS_ENDPOINT, GENERATIONS_ENDPOINT, endpoint_for};
 use super::response::tests::png_bytes;
-use super::{EDITS_ENDPOINT, GENERATIONS_ENDPOINT, OpenAiConfig, OpenAiProvider, endpoint_for};
+use super::{OpenAiConfig, OpenAiProvider};
 use crate::domain::{ImageSize, ModelId, ProofText, Quality, ReferenceImage};
 use crate::provider::{
     BatchApi, BatchChunk, BatchItem, ErrorClass, ImageRequest, Provider, Reason, RemoteBatch,

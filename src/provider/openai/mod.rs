@@ -16,7 +16,6 @@
 
 // The CLI does not construct the OpenAI provider yet; until it does, the
 // library build sees these items as unused.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
 
 mod batch;
 pub mod classify;
