@@ -756,20 +756,29 @@ pub fn gpt_size(ratio: &str, size: ImageSize) -> Option<(u32, u32)> {
         let h = (area / r).sqrt();
         Some(((h * r) as u32, h as u32))
     })?;
+    // Otherwise the shorter side is rounded to a multiple of 16 first and
+    // the longer side derived from it at the requested ratio, so rounding
+    // never bends the frame (21:9 at 512 is 784x336, not 800x336).
     let (long, short) = (w.max(h), w.min(h));
+    if w % 16 == 0 && h % 16 == 0 && long <= GPT_MAX_LONG && short <= GPT_MAX_SHORT {
+        return Some((w, h));
+    }
     let scale = (f64::from(GPT_MAX_LONG) / f64::from(long))
         .min(f64::from(GPT_MAX_SHORT) / f64::from(short))
         .min(1.0);
-    let fit = |v: u32| (((f64::from(v) * scale) / 16.0).round() as u32).max(1) * 16;
-    let (mut w, mut h) = (fit(w), fit(h));
-    // Rounding up may cross a limit by one step; step back inside.
-    while w.max(h) > GPT_MAX_LONG || w.min(h) > GPT_MAX_SHORT {
-        if w >= h {
-            w -= 16;
-        } else {
-            h -= 16;
-        }
+    let ratio = f64::from(rw.max(rh)) / f64::from(rw.min(rh));
+    let round16 = |v: f64| ((v / 16.0).round() as u32).max(1) * 16;
+    let mut short = round16(f64::from(short) * scale);
+    let mut long = round16(f64::from(short) * ratio);
+    while long > GPT_MAX_LONG || short > GPT_MAX_SHORT {
+        short -= 16;
+        long = round16(f64::from(short) * ratio);
     }
+    let (w, h) = if rw >= rh {
+        (long, short)
+    } else {
+        (short, long)
+    };
     Some((w, h))
 }
 
@@ -827,7 +836,8 @@ mod tests {
         }
         assert_eq!(gpt_size("16:9", ImageSize::K1), Some((1376, 768)));
         assert_eq!(gpt_size("1:1", ImageSize::K1), Some((1024, 1024)));
-        assert_eq!(gpt_size("16:9", ImageSize::K4), Some((3840, 2144)));
+        assert_eq!(gpt_size("16:9", ImageSize::K4), Some((3808, 2144)));
+        assert_eq!(gpt_size("21:9", ImageSize::S512), Some((784, 336)));
         assert_eq!(gpt_size("4:1", ImageSize::K1), None);
     }
 
