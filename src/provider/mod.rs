@@ -10,6 +10,7 @@ pub mod gemini;
 pub mod local;
 pub(crate) mod openai;
 pub mod retry;
+pub(crate) mod transport;
 
 use std::pin::Pin;
 use std::time::Duration;

@@ -27,17 +27,6 @@ pub enum ProviderChoice {
     ByModel,
 }
 
-impl ProviderChoice {
-    /// The provider kind this choice names (`ByModel` reports its first vendor).
-    pub fn kind(self) -> ProviderKind {
-        match self {
-            ProviderChoice::Local => ProviderKind::Local,
-            ProviderChoice::Gemini | ProviderChoice::ByModel => ProviderKind::Gemini,
-            ProviderChoice::OpenAi => ProviderKind::OpenAi,
-        }
-    }
-}
-
 /// Gemini settings from the environment, read once by the command line.
 #[derive(Debug, Clone, Default)]
 pub struct GeminiEnv {
