@@ -735,6 +735,15 @@ async fn handle_join(
             Ok(None)
         }
         Ok(Ok((_, JobOutcome::Stop(s)))) => Ok(Some(s)),
+        // A call that was in flight when its vendor went down may come back
+        // as a plain retry: its job must move on too, or it would wait for
+        // a vendor that takes no more work.
+        Ok(Ok((Some(vendor), _))) => {
+            if let Some(reason) = ctx.providers.unusable(vendor) {
+                fall_back_vendor(ctx, vendor, reason).await?;
+            }
+            Ok(None)
+        }
         Ok(Ok(_)) => Ok(None),
         Ok(Err(e)) => Err(e),
         Err(e) if e.is_cancelled() => Ok(None),
