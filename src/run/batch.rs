@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::{Ctx, JobInfo, JobOutcome, RunOptions, StopReason, dispatch_realtime, settle};
+use super::{
+    Ctx, JobInfo, JobOutcome, RunOptions, StopReason, dispatch_realtime, leftover_stop,
+    live_models, settle, vendor_failed, vendor_models,
+};
 use crate::campaign::{BatchFailurePolicy, Campaign, RunMode};
 use crate::domain::{
     BatchState, BillingMode, Error, ImageSize, JobKey, JobState, ModelId, Reason, Result, Vendor,
@@ -105,40 +108,69 @@ pub(crate) async fn dispatch(
         if past_deadline {
             return finish_in_realtime(ctx, concurrency, opts).await;
         }
+        // The models still served (a vendor that failed takes no new work
+        // and its jobs have moved on along their chains).
+        let Some(live) = live_models(ctx) else {
+            return leftover_stop(ctx).await;
+        };
 
-        // 2. Submit what is pending (auto: small remainders go realtime;
-        // jobs of failed batches go realtime when so configured).
+        // 2. Submit what is pending (auto: a vendor's small remainder goes
+        // realtime; jobs of failed batches go realtime when so configured).
         let pending = if opts.ingest_only {
             0
         } else {
-            count_pending(ctx, &eligible).await?
+            count_pending(ctx, &eligible, &live).await?
         };
         if pending > 0 && failed_to_realtime {
             tracing::info!(
                 jobs = pending,
                 "finishing the jobs of a failed batch in realtime"
             );
-            if let Some(stop) = dispatch_realtime(ctx, concurrency, opts.drain_timeout).await? {
+            let stop = dispatch_realtime(ctx, concurrency, opts.drain_timeout, None).await?;
+            if let Some(stop) = stop.filter(|s| !carries_on(ctx, s)) {
                 return Ok(Some(stop));
             }
             failed_to_realtime = false;
             continue;
         }
-        let open = ctx.store.open_batches(&ctx.campaign).await?;
-        if pending > 0 && mode == RunMode::Auto && pending < realtime_below && open.is_empty() {
-            tracing::info!(jobs = pending, "auto mode: small remainder goes realtime");
-            return dispatch_realtime(ctx, concurrency, opts.drain_timeout).await;
-        }
+        let open = live_open_batches(ctx).await?;
+        let realtime_vendors = if mode == RunMode::Auto && pending > 0 {
+            small_remainders(ctx, &eligible, &open, realtime_below).await?
+        } else {
+            Vec::new()
+        };
         if pending > 0
-            && let Some(stop) = submit_pending(ctx, &eligible, batch_size, token_cap).await?
+            && let Some(stop) =
+                submit_pending(ctx, &eligible, batch_size, token_cap, &realtime_vendors).await?
         {
             return Ok(Some(stop));
         }
+        if !realtime_vendors.is_empty() {
+            // The batches just created run remotely meanwhile.
+            let names: Vec<&str> = realtime_vendors.iter().map(|v| v.as_str()).collect();
+            tracing::info!(vendors = ?names, "auto mode: a small remainder goes realtime");
+            let stop = dispatch_realtime(
+                ctx,
+                concurrency,
+                opts.drain_timeout,
+                Some(&realtime_vendors),
+            )
+            .await?;
+            if let Some(stop) = stop.filter(|s| !carries_on(ctx, s)) {
+                return Ok(Some(stop));
+            }
+            continue;
+        }
 
-        let open = ctx.store.open_batches(&ctx.campaign).await?;
+        let open = live_open_batches(ctx).await?;
         if open.is_empty() {
-            if opts.ingest_only || count_pending(ctx, &eligible).await? == 0 {
-                return Ok(None);
+            let live = live_models(ctx);
+            let left = match &live {
+                Some(live) if !opts.ingest_only => count_pending(ctx, &eligible, live).await?,
+                _ => 0,
+            };
+            if left == 0 {
+                return leftover_stop(ctx).await;
             }
             // Retryable item failures wait for their not_before.
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -170,7 +202,13 @@ pub(crate) async fn dispatch(
             let state = match api.poll(&rb).await {
                 Ok(s) => s,
                 Err(e) if e.class == ErrorClass::RunTerminal => {
-                    return Ok(Some(StopReason::Provider(e.reason, e.detail)));
+                    let stop = StopReason::Provider(e.reason, e.detail);
+                    if !carries_on(ctx, &stop) {
+                        return Ok(Some(stop));
+                    }
+                    // Its batches stay recorded: a later run polls them again.
+                    vendor_failed(ctx, b.model.vendor(), stop).await?;
+                    continue;
                 }
                 Err(e) => {
                     tracing::warn!(batch = %remote, error = %e, "poll failed; will poll again");
@@ -182,7 +220,10 @@ pub(crate) async fn dispatch(
                 RemoteState::Succeeded => {
                     any_finished = true;
                     if let Some(stop) = ingest(ctx, api, b, &rb).await? {
-                        return Ok(Some(stop));
+                        if !carries_on(ctx, &stop) {
+                            return Ok(Some(stop));
+                        }
+                        vendor_failed(ctx, b.model.vendor(), stop).await?;
                     }
                 }
                 RemoteState::Failed(msg) => {
@@ -248,10 +289,63 @@ fn poll_wait(open: &[BatchRow], initial: Duration, max: Duration) -> Duration {
     initial.saturating_mul(2u32.saturating_pow(polls)).min(max)
 }
 
-/// Pending jobs this run expanded (ids only: this runs on every poll).
-async fn count_pending(ctx: &Ctx, eligible: &HashSet<JobId>) -> Result<usize> {
-    let ids = ctx.store.pending_ids(&ctx.campaign).await?;
+/// Pending jobs this run expanded that ask one of `models` (all when
+/// empty). Ids only: this runs on every poll.
+async fn count_pending(ctx: &Ctx, eligible: &HashSet<JobId>, models: &[String]) -> Result<usize> {
+    let ids = ctx.store.pending_ids(&ctx.campaign, models).await?;
     Ok(ids.iter().filter(|id| eligible.contains(id)).count())
+}
+
+/// Open batches of vendors still usable in this run (a failed vendor's
+/// batches are left for a later run to poll).
+async fn live_open_batches(ctx: &Ctx) -> Result<Vec<BatchRow>> {
+    let open = ctx.store.open_batches(&ctx.campaign).await?;
+    Ok(open
+        .into_iter()
+        .filter(|b| ctx.providers.unusable(b.model.vendor()).is_none())
+        .collect())
+}
+
+/// Auto mode, per vendor: a vendor whose pending jobs are fewer than
+/// `below` and that has no batch open finishes them in realtime (a batch
+/// would only add its turnaround); the others keep batching.
+async fn small_remainders(
+    ctx: &Ctx,
+    eligible: &HashSet<JobId>,
+    open: &[BatchRow],
+    below: usize,
+) -> Result<Vec<Vendor>> {
+    if ctx.providers.local().is_some() {
+        // The local renderer: one pool, all models.
+        let n = count_pending(ctx, eligible, &[]).await?;
+        return Ok(if n > 0 && n < below && open.is_empty() {
+            vec![Vendor::Gemini, Vendor::OpenAi]
+        } else {
+            Vec::new()
+        });
+    }
+    let mut out = Vec::new();
+    for v in [Vendor::Gemini, Vendor::OpenAi] {
+        if ctx.providers.vendor(v).is_none() || ctx.providers.unusable(v).is_some() {
+            continue;
+        }
+        let models = vendor_models(ctx, v);
+        if models.is_empty() || open.iter().any(|b| b.model.vendor() == v) {
+            continue;
+        }
+        let n = count_pending(ctx, eligible, &models).await?;
+        if n > 0 && n < below {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the run carries on after `stop`: a vendor's failure moves its
+/// jobs to their fallbacks; Ctrl-C, the spend cap and anything the local
+/// renderer reports end the run.
+fn carries_on(ctx: &Ctx, stop: &StopReason) -> bool {
+    stop.is_vendor_failure() && ctx.providers.local().is_none()
 }
 
 /// Look a `submitting` batch up by display name: if it exists remotely,
@@ -291,6 +385,7 @@ async fn submit_pending(
     eligible: &HashSet<JobId>,
     batch_size: usize,
     token_cap: Option<u64>,
+    realtime: &[Vendor],
 ) -> Result<Option<StopReason>> {
     // Every model a job may ask, primaries and fallbacks, in plan order.
     let mut models: Vec<ModelId> = Vec::new();
@@ -303,7 +398,10 @@ async fn submit_pending(
     }
     models.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     for model in models {
-        if ctx.providers.for_model(&model).is_none() {
+        if ctx.providers.for_model(&model).is_none()
+            || (ctx.providers.local().is_none() && realtime.contains(&model.vendor()))
+            || (ctx.providers.local().is_some() && !realtime.is_empty())
+        {
             continue;
         }
         let Some(api) = api_for(ctx, &model) else {
@@ -324,7 +422,13 @@ async fn submit_pending(
         for group in groups.iter().filter(|g| !g.is_empty()) {
             if let Some(stop) = submit_model(ctx, api, &model, group, batch_size, token_cap).await?
             {
-                return Ok(Some(stop));
+                if !carries_on(ctx, &stop) {
+                    return Ok(Some(stop));
+                }
+                // The vendor failed: its jobs move on, and the models after
+                // this one (or the next pass) batch them.
+                vendor_failed(ctx, model.vendor(), stop).await?;
+                break;
             }
         }
     }
@@ -378,7 +482,7 @@ async fn submit_model(
         for j in &jobs {
             // The retry budget is a ratio of first attempts: batch items count too.
             if j.attempts == 1 {
-                ctx.budget.first_attempt();
+                ctx.budget(model).first_attempt();
             }
             let spec = ctx
                 .specs
@@ -426,8 +530,8 @@ async fn submit_model(
                     let wait = ctx.policy.delay(1, retry_after, fastrand::f64());
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "batch create failed; checking whether it exists before trying again");
                     tokio::time::sleep(wait).await;
-                    if !ctx.budget.try_retry() {
-                        let (f, r) = ctx.budget.counts();
+                    if !ctx.budget(model).try_retry() {
+                        let (f, r) = ctx.budget(model).counts();
                         resume_submitting(ctx, api, &row).await?;
                         return Ok(Some(StopReason::RetryBudget(f, r)));
                     }
@@ -547,7 +651,7 @@ async fn finish_in_realtime(
         }
     }
     tracing::info!("deadline reached: finishing the remaining jobs in realtime");
-    dispatch_realtime(ctx, concurrency, opts.drain_timeout).await
+    dispatch_realtime(ctx, concurrency, opts.drain_timeout, None).await
 }
 
 /// Cancel every open batch of a campaign (`adloc cancel`) and return their

@@ -142,6 +142,12 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// True for a stop that is one vendor's failure (its jobs may move to
+    /// another vendor), false for the run's own (Ctrl-C, the spend cap).
+    pub fn is_vendor_failure(&self) -> bool {
+        !matches!(self, StopReason::Interrupted | StopReason::SpendCap(_))
+    }
+
     /// The reason code, in the shared vocabulary.
     pub fn reason(&self) -> Reason {
         match self {
@@ -212,7 +218,9 @@ pub(crate) struct Ctx {
     pub specs: HashMap<JobId, Arc<JobSpec>>,
     pub prices: PriceTable,
     pub policy: RetryPolicy,
-    pub budget: RetryBudget,
+    /// One retry budget per vendor: one vendor's outage spends its own
+    /// budget, not the one its fallback needs.
+    budgets: (RetryBudget, RetryBudget),
     pub spend_cap: Option<f64>,
     pub spent_micros: AtomicU64,
     pub cancel: CancellationToken,
@@ -223,6 +231,13 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// The retry budget of the vendor serving `model`.
+    pub(crate) fn budget(&self, model: &ModelId) -> &RetryBudget {
+        match model.vendor() {
+            Vendor::Gemini => &self.budgets.0,
+            Vendor::OpenAi => &self.budgets.1,
+        }
+    }
     pub(crate) fn spent(&self) -> f64 {
         self.spent_micros.load(Ordering::Relaxed) as f64 / 1e6
     }
@@ -408,7 +423,10 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         specs: specs_by_id,
         prices: PriceTable::new(campaign.pricing.clone()),
         policy: RetryPolicy::new(campaign.retry),
-        budget: RetryBudget::new(&campaign.retry),
+        budgets: (
+            RetryBudget::new(&campaign.retry),
+            RetryBudget::new(&campaign.retry),
+        ),
         spend_cap: spend_cap(&campaign, &opts, choice),
         spent_micros: AtomicU64::new(0),
         cancel: cancel.clone(),
@@ -446,7 +464,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     }
     let mut batches_left = Vec::new();
     let outcome = match mode {
-        RunMode::Realtime => dispatch_realtime(&ctx, concurrency, opts.drain_timeout).await,
+        RunMode::Realtime => dispatch_realtime(&ctx, concurrency, opts.drain_timeout, None).await,
         RunMode::Batch | RunMode::Auto => {
             batch::dispatch(&ctx, &campaign, mode, &opts, concurrency, &mut batches_left).await
         }
@@ -562,13 +580,19 @@ pub(crate) enum JobOutcome {
 type Attempted = (Option<Vendor>, JobOutcome);
 
 /// Realtime dispatch: claim, call, store, record — `concurrency` at a time.
+/// `only` limits it to the pools of some vendors (auto mode's small
+/// remainders); `None` runs every pool.
 async fn dispatch_realtime(
     ctx: &Arc<Ctx>,
     concurrency: usize,
     drain: Duration,
+    only: Option<&[Vendor]>,
 ) -> Result<Option<StopReason>> {
     let limiters = rate_limiters(ctx);
-    let pools = pools(ctx);
+    let mut pools = pools(ctx);
+    if let Some(only) = only {
+        pools.retain(|(v, _)| v.is_none_or(|v| only.contains(&v)));
+    }
     let mut in_flight: HashMap<Option<Vendor>, usize> = HashMap::new();
     let mut set: JoinSet<(Option<Vendor>, Result<Attempted>)> = JoinSet::new();
     let mut stop: Option<StopReason> = None;
@@ -680,32 +704,79 @@ async fn dispatch_realtime(
     }
     // Whatever we still hold (aborted calls) goes back to pending now rather than at lease expiry.
     ctx.store.release_run_leases(ctx.run).await?;
-    // A vendor that failed leaves its unmoved jobs pending: that is the
-    // run's stop, with the vendor's reason.
     if stop.is_none() {
-        let stops = ctx
-            .stops
+        stop = leftover_stop(ctx).await?;
+    }
+    Ok(stop)
+}
+
+/// A vendor failed for this run with `stop`: it takes no more work, and
+/// its pending jobs move on along their chains. The stop is kept: it
+/// becomes the run's only if something is left that no usable vendor can
+/// make ([`leftover_stop`]). Calls in flight when the vendor went down come
+/// back one by one; each call moves whatever of its jobs is pending by then.
+pub(crate) async fn vendor_failed(ctx: &Ctx, vendor: Vendor, stop: StopReason) -> Result<()> {
+    let first = ctx.providers.unusable(vendor).is_none();
+    let reason = ctx.providers.unusable(vendor).unwrap_or(stop.reason());
+    fall_back_vendor(ctx, vendor, reason).await?;
+    if first {
+        tracing::warn!(vendor = vendor.as_str(), reason = reason.code(), "{stop}");
+        ctx.stops
             .lock()
             .map_err(|_| Error::Internal("stop list poisoned".into()))?
-            .clone();
-        for (vendor, s) in stops {
-            let models: Vec<String> = pools
-                .iter()
-                .filter(|(v, _)| *v == Some(vendor))
-                .flat_map(|(_, m)| m.iter().cloned())
-                .collect();
-            if ctx
-                .store
-                .next_pending(&ctx.campaign, &models)
-                .await?
-                .is_some()
-            {
-                stop = Some(s);
-                break;
+            .push((vendor, stop));
+    }
+    Ok(())
+}
+
+/// A vendor that failed and left jobs pending on its models (none of their
+/// chains had a usable model left), or batches it can no longer be asked
+/// about: that is the run's stop, with the vendor's reason.
+pub(crate) async fn leftover_stop(ctx: &Ctx) -> Result<Option<StopReason>> {
+    let stops = ctx
+        .stops
+        .lock()
+        .map_err(|_| Error::Internal("stop list poisoned".into()))?
+        .clone();
+    if stops.is_empty() {
+        return Ok(None);
+    }
+    let open = ctx.store.open_batches(&ctx.campaign).await?;
+    for (vendor, s) in stops {
+        let models = vendor_models(ctx, vendor);
+        let pending = ctx.store.next_pending(&ctx.campaign, &models).await?;
+        if pending.is_some() || open.iter().any(|b| b.model.vendor() == vendor) {
+            return Ok(Some(s));
+        }
+    }
+    Ok(None)
+}
+
+/// Every model of `vendor` that some job's chain uses.
+pub(crate) fn vendor_models(ctx: &Ctx, vendor: Vendor) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for spec in ctx.specs.values() {
+        for (m, _) in &spec.chain {
+            if m.vendor() == vendor && !out.iter().any(|x| x == m.as_str()) {
+                out.push(m.as_str().to_string());
             }
         }
     }
-    Ok(stop)
+    out
+}
+
+/// The models this run can still send work to: `Some(vec![])` means every
+/// model (the local renderer), `None` that every vendor has failed.
+pub(crate) fn live_models(ctx: &Ctx) -> Option<Vec<String>> {
+    if ctx.providers.local().is_some() {
+        return Some(Vec::new());
+    }
+    let live: Vec<String> = [Vendor::Gemini, Vendor::OpenAi]
+        .into_iter()
+        .filter(|v| ctx.providers.vendor(*v).is_some() && ctx.providers.unusable(*v).is_none())
+        .flat_map(|v| vendor_models(ctx, v))
+        .collect();
+    (!live.is_empty()).then_some(live)
 }
 
 /// What a finished task means for the run: a stop, unless it was one
@@ -718,20 +789,8 @@ async fn handle_join(
         // One vendor failed: it takes no more work, its jobs move on along
         // their chains, and the run ends (with this reason) only when
         // nothing is left that a usable vendor can make.
-        Ok(Ok((Some(vendor), JobOutcome::Stop(s))))
-            if !matches!(s, StopReason::Interrupted | StopReason::SpendCap(_)) =>
-        {
-            // Calls in flight when the vendor went down come back one by
-            // one; each pass moves whatever of its jobs is pending by then.
-            let first = ctx.providers.unusable(vendor).is_none();
-            let reason = ctx.providers.unusable(vendor).unwrap_or(s.reason());
-            fall_back_vendor(ctx, vendor, reason).await?;
-            if first {
-                ctx.stops
-                    .lock()
-                    .map_err(|_| Error::Internal("stop list poisoned".into()))?
-                    .push((vendor, s));
-            }
+        Ok(Ok((Some(vendor), JobOutcome::Stop(s)))) if s.is_vendor_failure() => {
+            vendor_failed(ctx, vendor, s).await?;
             Ok(None)
         }
         Ok(Ok((_, JobOutcome::Stop(s)))) => Ok(Some(s)),
@@ -945,7 +1004,7 @@ async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<Attempted> {
         spec.request_for(&model).0
     };
     if job.attempts == 1 {
-        ctx.budget.first_attempt();
+        ctx.budget(&model).first_attempt();
     }
     let started = now_ms();
     let result = provider.generate(&request).await;

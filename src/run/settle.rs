@@ -198,7 +198,7 @@ pub(crate) async fn settle(
     };
     let (budget_ok, delay_ms) = match v {
         Verdict::Retry { retry_after } => (
-            Some(ctx.budget.try_retry()),
+            Some(ctx.budget(spec.model).try_retry()),
             ctx.policy
                 .delay(attempts, retry_after, fastrand::f64())
                 .as_millis() as i64,
@@ -259,7 +259,7 @@ pub(crate) async fn settle(
                 .finished_one(settlement.target_state().as_str(), &key);
         }
         JobOutcome::BudgetSpent => {
-            let (first, retries) = ctx.budget.counts();
+            let (first, retries) = ctx.budget(spec.model).counts();
             return Ok(JobOutcome::Stop(StopReason::RetryBudget(first, retries)));
         }
         JobOutcome::Retry | JobOutcome::Stop(_) => {}

@@ -675,14 +675,18 @@ impl Store {
         Ok((n > 0).then(|| row.get::<Option<i64>, _>(1)))
     }
 
-    /// Ids of the campaign's pending jobs (whatever their `not_before`).
-    pub async fn pending_ids(&self, campaign: &str) -> Result<Vec<JobId>> {
-        let rows: Vec<(i64,)> =
-            sqlx::query_as("SELECT id FROM jobs WHERE campaign = ? AND state = 'pending'")
-                .bind(campaign)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(self.err())?;
+    /// Ids of the campaign's pending jobs (whatever their `not_before`);
+    /// `models` (when not empty) limits it to jobs asking one of them.
+    pub async fn pending_ids(&self, campaign: &str, models: &[String]) -> Result<Vec<JobId>> {
+        let sql = format!(
+            "SELECT id FROM jobs WHERE campaign = ? AND state = 'pending' {}",
+            model_filter(models)
+        );
+        let rows: Vec<(i64,)> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(campaign)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 

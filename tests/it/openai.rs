@@ -398,3 +398,276 @@ fn a_realtime_crash_after_the_file_is_written_pays_for_nothing_twice_but_that_ca
         .sum();
     assert!(twice <= 1, "{twice} images paid twice");
 }
+
+#[test]
+fn a_gemini_batch_outage_fails_over_to_gpt_image_batches_and_the_run_exits_0() {
+    let emu = Emu::start(Faults {
+        batch: adloc_emulator::BatchFaults {
+            rate_503: 1.0,
+            ..Default::default()
+        },
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
+        "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]",
+        "max_attempts = 50\n",
+    );
+    let mut env = emu.both_env();
+    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--mode", "batch"]);
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let s = emu.stats();
+    assert_eq!(
+        s.batches_created, 0,
+        "no Gemini batch can be created: {s:?}"
+    );
+    assert!(
+        s.faults_injected > 0,
+        "Gemini's batch create was never tried"
+    );
+    assert_eq!(s.openai.batches_created, 1, "{:?}", s.openai);
+    assert_eq!(s.openai.batch_billed_images, 3);
+    assert_eq!(s.openai.realtime_billed_images, 0);
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 3);
+    for a in assets(&ws) {
+        assert_eq!(a["provider"], "openai", "{a}");
+        assert_eq!(a["mode"], "batch", "{a}");
+        assert_eq!(a["fallback_from"], "gemini-3.1-flash-image", "{a}");
+        assert_eq!(a["fallback_reason"], "retry_budget_exhausted", "{a}");
+    }
+}
+
+#[test]
+fn a_batch_vendor_failure_with_no_fallback_left_stops_with_exit_4_and_jobs_pending() {
+    let emu = Emu::start(Faults {
+        batch: adloc_emulator::BatchFaults {
+            rate_503: 1.0,
+            ..Default::default()
+        },
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake")],
+        "\"gemini-3.1-flash-image\"",
+        "max_attempts = 50\n",
+    );
+    let mut env = emu.both_env();
+    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--mode", "batch"]);
+    assert_eq!(
+        code(&o),
+        4,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(ws.manifest()["totals"]["pending"], 2);
+    assert_eq!(emu.stats().openai.billed_images, 0);
+}
+
+/// Six rows, hero and square on Gemini (12 jobs) and story on GPT Image
+/// (6 jobs), auto mode with small remainders below 10 going realtime.
+fn two_vendor_campaign(ws: &Workspace) {
+    let rows: Vec<(String, String)> = (0..6)
+        .map(|i| (format!("r{i}"), format!("scene {i}")))
+        .collect();
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    ws.small_campaign(&rows);
+    let dir = ws.campaign();
+    let mut text = std::fs::read_to_string(dir.join("campaign.toml")).unwrap();
+    text.push_str(
+        "\n[[variants]]\nname = \"square\"\ntemplate = \"hero.hbs\"\naspect_ratio = \"1:1\"\n\
+         \n[[variants]]\nname = \"story\"\ntemplate = \"hero.hbs\"\naspect_ratio = \"9:16\"\nmodel = \"gpt-image-2.6-sunburst\"\n\
+         \n[batch]\nauto_realtime_below = 10\n",
+    );
+    std::fs::write(dir.join("campaign.toml"), text).unwrap();
+}
+
+#[test]
+fn auto_mode_decides_per_vendor_a_small_remainder_goes_realtime_the_rest_batches() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    two_vendor_campaign(&ws);
+    let mut env = emu.both_env();
+    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--mode", "auto"]);
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let s = emu.stats();
+    assert_eq!(s.batch_billed_images, 12, "{s:?}");
+    assert_eq!(s.realtime_billed_images, 0);
+    assert_eq!(s.openai.realtime_billed_images, 6, "{:?}", s.openai);
+    assert_eq!(s.openai.batches_created, 0);
+    for a in assets(&ws) {
+        let want = if a["provider"] == "openai" {
+            "realtime"
+        } else {
+            "batch"
+        };
+        assert_eq!(a["mode"], want, "{a}");
+    }
+}
+
+#[test]
+fn a_run_killed_after_failing_over_resumes_on_the_fallback_and_pays_nothing_twice() {
+    let emu = Emu::start(Faults {
+        rate_503: 1.0,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[
+            ("a", "a ridge"),
+            ("b", "a lake"),
+            ("c", "a forest"),
+            ("d", "a dune"),
+        ],
+        "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]",
+        "max_attempts = 50\n",
+    );
+    // Killed like `kill -9` while the second fallback image is being recorded.
+    let mut env = emu.both_env();
+    env.push(("ADLOC_CRASH_AT", "before-job-update:2".to_string()));
+    let o = ws.adloc_with(
+        &env,
+        &[
+            "run",
+            "campaigns/example",
+            "--mode",
+            "realtime",
+            "--concurrency",
+            "1",
+        ],
+    );
+    assert_ne!(code(&o), 0, "the crash point did not fire: {}", stderr(&o));
+    let gemini_calls = emu.stats().generate_calls;
+    assert!(gemini_calls > 0);
+    let o = ws.adloc_with(
+        &emu.both_env(),
+        &["run", "campaigns/example", "--mode", "realtime"],
+    );
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 4);
+    for a in assets(&ws) {
+        assert_eq!(a["provider"], "openai", "{a}");
+        assert_eq!(a["fallback_from"], "gemini-3.1-flash-image", "{a}");
+    }
+    let s = emu.stats();
+    // Jobs that had moved stay moved: the rerun asks OpenAI for them at once.
+    assert_eq!(
+        s.generate_calls, gemini_calls,
+        "the rerun asked Gemini again"
+    );
+    // Only the call in flight at the kill is paid twice.
+    let twice: u64 = s
+        .openai
+        .prompts_billed
+        .values()
+        .map(|n| n.saturating_sub(1))
+        .sum();
+    assert!(twice <= 1, "{twice} images paid twice: {:?}", s.openai);
+    assert!(temporaries(ws.path()).is_empty());
+}
+
+#[test]
+fn a_batch_run_killed_after_failing_over_finds_its_openai_batch_instead_of_creating_another() {
+    let emu = Emu::start(Faults {
+        batch: adloc_emulator::BatchFaults {
+            rate_503: 1.0,
+            ..Default::default()
+        },
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
+        "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]",
+        "max_attempts = 50\n",
+    );
+    let mut env = emu.both_env();
+    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    let mut crash = env.clone();
+    crash.push(("ADLOC_CRASH_AT", "batch-after-create".to_string()));
+    let o = ws.adloc_with(&crash, &["run", "campaigns/example", "--mode", "batch"]);
+    assert_ne!(code(&o), 0, "the crash point did not fire: {}", stderr(&o));
+    assert_eq!(emu.stats().openai.batches_created, 1);
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--mode", "batch"]);
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let s = emu.stats();
+    assert_eq!(
+        s.openai.batches_created, 1,
+        "a batch was created twice: {:?}",
+        s.openai
+    );
+    assert_eq!(s.openai.batch_billed_images, 3);
+    assert_eq!(s.batches_created, 0);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &ws.manifest()), 3);
+}
+
+#[test]
+fn each_vendor_has_its_own_retry_budget_so_the_fallback_may_retry_after_an_outage() {
+    let emu = Emu::start(Faults {
+        rate_503: 1.0,
+        openai: adloc_emulator::OpenAiFaults {
+            first_503: 2,
+            ..Default::default()
+        },
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
+        "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]",
+        "max_attempts = 50\n",
+    );
+    let o = ws.adloc_with(
+        &emu.both_env(),
+        &["run", "campaigns/example", "--concurrency", "1"],
+    );
+    // Gemini spent its budget; OpenAI's two 503s are retried from its own.
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let s = emu.stats().openai;
+    assert_eq!(s.faults_injected, 2, "{s:?}");
+    assert_eq!(s.realtime_billed_images, 3);
+}
