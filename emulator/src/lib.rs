@@ -85,8 +85,11 @@
 //! is recognized as such. IDs are 32 bits, unique per image, kept in an
 //! in-memory registry ID → strings. Images of prompts without quoted copy
 //! are not signed and keep the cached encoding path; signed images are
-//! encoded per response (about 0.2–2 ms at 1K; see
-//! `generate::tests::signed_image_cost`).
+//! encoded per response: JPEG whole (≈0.3–0.5 ms at 1K, ≈1–1.6 ms at 2K),
+//! PNG as cached compressed rows above the signature plus the signature
+//! rows deflated per image (≈0.8–1.8 ms at 1K, ≈1.6–3 ms at 2K), release
+//! build, see `generate::tests::signed_image_cost`. Signed OpenAI WebP
+//! images are encoded whole.
 //!
 //! **Misspelling.** With probability `misspell_rate`, or always when the
 //! prompt contains the trigger word `EMULATE_MISSPELL`, an image paints one

@@ -265,6 +265,12 @@ impl Signature {
         }
     }
 
+    /// First pixel row the signature touches (a multiple of 16; the rows
+    /// above are those of the unsigned image).
+    pub(crate) fn top(&self) -> u32 {
+        self.ys[0]
+    }
+
     /// The gray level at pixel (`x`, `y`), if it is in the signature.
     pub(crate) fn gray_at(&self, x: u32, y: u32) -> Option<u8> {
         if y < self.ys[0] {
