@@ -19,9 +19,9 @@ use super::errors::{ApiError, json_response};
 use super::faults::{HttpFault, draw};
 use super::files::{decode_token, encode_token, page_size};
 use super::generate;
-use super::wire;
 use super::{KIND_ITEM, Query, Shared, now_rfc3339};
-use crate::models::ModelId;
+use super::{read, wire};
+use crate::Target;
 
 /// Inline batches must stay under 20 MB (§3.1).
 const MAX_INLINE_BYTES: usize = 20 * 1024 * 1024;
@@ -84,6 +84,8 @@ struct Results {
     failed: u64,
     /// (prompt hash, images) per item that produced images.
     billed: Vec<([u8; 32], u64)>,
+    /// Reader items answered (billed as reads when the batch succeeds).
+    reads: u64,
     /// Inline input: responses in request order.
     inline: Option<Vec<Value>>,
     /// File input: (path, size, sha256 hex) of the JSONL written.
@@ -210,6 +212,7 @@ impl Batch {
                     for (sha, images) in &r.billed {
                         s.bill(sha, *images, true);
                     }
+                    s.with_stats(|st| st.reads_billed += r.reads);
                     self.finish(State::Succeeded);
                     if self.plan.output_polls > 0 {
                         s.fault_injected();
@@ -353,7 +356,7 @@ async fn create_inner(
     http: &super::faults::HttpFaults,
     index: u64,
 ) -> Result<Response, ApiError> {
-    let model_id: ModelId = model.parse().map_err(|_| {
+    let model_id = Target::parse(model).ok_or_else(|| {
         ApiError::not_found(format!(
             "models/{model} is not found for API version {ver}, or is not supported for \
              batchGenerateContent. Call ListModels to see the list of available models and \
@@ -634,7 +637,7 @@ fn item_from_inline(v: &Value) -> Item {
 async fn process(
     s: &Arc<Shared>,
     id: &str,
-    model: &ModelId,
+    model: &Target,
     source: Source,
     item_error_rate: f64,
 ) -> Result<Results, String> {
@@ -680,6 +683,7 @@ async fn process(
         successful: 0,
         failed: 0,
         billed: Vec::new(),
+        reads: 0,
         inline: None,
         file: None,
     };
@@ -692,6 +696,10 @@ async fn process(
         match outcome {
             Ok((body, sha, images)) => {
                 results.successful += 1;
+                if matches!(model, Target::Reader(_)) {
+                    results.reads += 1;
+                    s.with_stats(|st| st.reads += 1);
+                }
                 if images > 0 {
                     results.billed.push((sha, images));
                 }
@@ -736,20 +744,26 @@ async fn process(
 /// (numeric gRPC codes), everything else a full response.
 async fn run_item(
     s: &Arc<Shared>,
-    model: &ModelId,
+    model: &Target,
     item: &Item,
     item_error_rate: f64,
 ) -> Result<(Value, [u8; 32], u64), ApiError> {
     let v = item.request.as_ref().map_err(Clone::clone)?;
-    let req = wire::parse_request(v, model, &s.files)?;
-    let attempt = s.attempt(KIND_ITEM, &req.prompt_sha);
-    let u = draw(s.seed, &[b"item", &req.prompt_sha, &attempt.to_le_bytes()]);
+    let (sha, job) = match model {
+        Target::Image(m) => {
+            let req = wire::parse_request(v, m, &s.files)?;
+            (req.prompt_sha, Ok((m, req)))
+        }
+        Target::Reader(r) => {
+            let req = read::parse(s, v).await?;
+            (req.sha, Err((*r, req)))
+        }
+    };
+    let attempt = s.attempt(KIND_ITEM, &sha);
+    let u = draw(s.seed, &[b"item", &sha, &attempt.to_le_bytes()]);
     if u < item_error_rate {
         s.fault_injected();
-        let pick = draw(
-            s.seed,
-            &[b"item-kind", &req.prompt_sha, &attempt.to_le_bytes()],
-        );
+        let pick = draw(s.seed, &[b"item-kind", &sha, &attempt.to_le_bytes()]);
         return Err(if pick < 0.34 {
             ApiError::new(
                 429,
@@ -762,8 +776,13 @@ async fn run_item(
             ApiError::new(503, "UNAVAILABLE", "The service is currently unavailable.")
         });
     }
-    let built = generate::build(&s.images, s.seed, model, &req, s.response_id()).await?;
-    Ok((built.body, req.prompt_sha, built.images))
+    match job {
+        Ok((m, req)) => {
+            let built = generate::build(s, m, &req, s.response_id()).await?;
+            Ok((built.body, sha, built.images))
+        }
+        Err((r, req)) => Ok((read::build(s, r, &req, s.response_id()), sha, 0)),
+    }
 }
 
 /// `GET /{ver}/batches/{id}`: also counts as a poll.

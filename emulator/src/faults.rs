@@ -44,6 +44,12 @@ pub struct Faults {
     /// Every realtime request after the Nth gets a per-day quota 429
     /// (`quotaId: GenerateRequestsPerDayPerProjectPerModel`).
     pub daily_quota_after: Option<u64>,
+    /// Probability that a generated image (either surface, realtime or
+    /// batch) that paints quoted copy paints one of its strings misspelled.
+    pub misspell_rate: f64,
+    /// Probability that a read by a reader model returns one string altered
+    /// although the image is right (drawn per read).
+    pub misread_rate: f64,
     /// Batch and Files faults.
     pub batch: BatchFaults,
     /// Faults of the OpenAI surface (`[openai]`).
@@ -129,6 +135,8 @@ impl Faults {
             ("rate_503", self.rate_503),
             ("rate_504", self.rate_504),
             ("rate_reset", self.rate_reset),
+            ("misspell_rate", self.misspell_rate),
+            ("misread_rate", self.misread_rate),
             ("batch.rate_429", self.batch.rate_429),
             ("batch.rate_500", self.batch.rate_500),
             ("batch.rate_503", self.batch.rate_503),

@@ -12,7 +12,9 @@ use tokio::sync::OnceCell;
 
 use super::errors::ApiError;
 use super::wire::GenRequest;
+use crate::Shared;
 use crate::models::{ModelFamily, ModelId};
+use crate::paint::Signature;
 
 /// Trigger words, checked in this order; the first one found wins.
 pub(crate) const TRIGGERS: &[(&str, Trigger)] = &[
@@ -52,11 +54,11 @@ pub(crate) struct Built {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct ImageKey {
-    w: u32,
-    h: u32,
-    png: bool,
-    bucket: u8,
+pub(crate) struct ImageKey {
+    pub(crate) w: u32,
+    pub(crate) h: u32,
+    pub(crate) png: bool,
+    pub(crate) bucket: u8,
 }
 
 /// Encoded images keyed by (size, format, colour bucket). Encoding is the
@@ -65,6 +67,8 @@ struct ImageKey {
 #[derive(Default)]
 pub(crate) struct ImageCache {
     map: Mutex<HashMap<ImageKey, EncodedCell>>,
+    /// Compressed rows above the signature, for signed PNGs.
+    png_tops: Arc<PngTops>,
 }
 
 /// One encoded image, filled once by whichever request needs it first.
@@ -108,7 +112,7 @@ impl ImageCache {
         };
         cell.get_or_try_init(|| async move {
             tokio::task::spawn_blocking(move || {
-                let bytes = encode(key)?;
+                let bytes = encode(key, None)?;
                 // PNG: after the signature and IHDR (33 bytes); JPEG: after
                 // SOI, whose 2 bytes the padded comment brings to a multiple of 3.
                 let split = if key.png { 33 } else { 2 };
@@ -130,7 +134,9 @@ impl ImageCache {
     }
 
     /// Base64 of an image of `w`×`h` whose colour and bytes depend on `sha`
-    /// (the prompt hash): same prompt, same bytes.
+    /// (the prompt hash): same prompt, same bytes. With `sig`, the image
+    /// also carries that pixel signature (see [`crate::paint`]) and is
+    /// encoded for this response alone.
     pub(crate) async fn image_b64(
         &self,
         w: u32,
@@ -138,6 +144,7 @@ impl ImageCache {
         mime: &str,
         sha: &[u8; 32],
         salt: &str,
+        sig: Option<u32>,
     ) -> Result<String, ApiError> {
         let png = mime == "image/png";
         let key = ImageKey {
@@ -146,8 +153,16 @@ impl ImageCache {
             png,
             bucket: sha[0] % BUCKETS,
         };
+        let note = format!("adloc-emulator {}{salt}", hex::encode(sha));
+        if let Some(id) = sig {
+            let tops = self.png_tops.clone();
+            let bytes = tokio::task::spawn_blocking(move || signed_image(&tops, key, id, &note))
+                .await
+                .map_err(|e| ApiError::internal(format!("image encoder task failed: {e}")))??;
+            return Ok(STANDARD.encode(bytes));
+        }
         let enc = self.get(key).await?;
-        let mut note = format!("adloc-emulator {}{salt}", hex::encode(sha));
+        let mut note = note;
         let head_len = |n: usize| {
             if png {
                 enc.split + png_text_chunk_len(n)
@@ -170,10 +185,187 @@ impl ImageCache {
     }
 }
 
+/// The bytes of one signed image, with the per-prompt comment. JPEG is
+/// encoded whole (the flat-block encoder is fast); PNG reuses the cached
+/// compressed rows above the signature and compresses only the rows below.
+pub(crate) fn signed_image(
+    tops: &PngTops,
+    key: ImageKey,
+    id: u32,
+    note: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let sig = Signature::new(id, key.w, key.h);
+    let bytes = if key.png {
+        encode_png_signed(tops, key, &sig)?
+    } else {
+        encode_jpeg(key, Some(&sig))?
+    };
+    let split = if key.png { 33 } else { 2 };
+    let mut out = Vec::with_capacity(bytes.len() + note.len() + 32);
+    out.extend_from_slice(&bytes[..split]);
+    if key.png {
+        push_png_text(&mut out, note);
+    } else {
+        push_jpeg_comment(&mut out, note);
+    }
+    out.extend_from_slice(&bytes[split..]);
+    Ok(out)
+}
+
+/// The zlib stream of a PNG's rows above the signature, ending on a sync
+/// flush so per-image deflate blocks can follow.
+pub(crate) struct PngTop {
+    prefix: Vec<u8>,
+    adler: u32,
+}
+
+/// One [`PngTop`], computed once.
+type PngTopCell = Arc<std::sync::OnceLock<Arc<PngTop>>>;
+
+/// Cached [`PngTop`]s per (image key, first signature row).
+#[derive(Default)]
+pub(crate) struct PngTops {
+    map: Mutex<HashMap<(ImageKey, u32), PngTopCell>>,
+}
+
+/// One filtered PNG row: `Sub` on the first row of a block row, `Up` (all
+/// zeros) on the 15 identical rows below it.
+fn png_row(key: ImageKey, sig: Option<&Signature>, y: u32, out: &mut Vec<u8>) {
+    if !y.is_multiple_of(16) {
+        out.push(2);
+        out.resize(out.len() + key.w as usize * 3, 0);
+        return;
+    }
+    out.push(1);
+    let mut left = [0u8; 3];
+    for x in 0..key.w {
+        let c = block_colour(key, sig, x / 16, y / 16);
+        for i in 0..3 {
+            out.push(c[i].wrapping_sub(left[i]));
+        }
+        left = c;
+    }
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    const BASE: u32 = 65_521;
+    let (mut a, mut b) = (1u32, 0u32);
+    for chunk in data.chunks(5552) {
+        for &x in chunk {
+            a += u32::from(x);
+            b += a;
+        }
+        a %= BASE;
+        b %= BASE;
+    }
+    (b << 16) | a
+}
+
+/// Adler-32 of `A ‖ B` from the Adler-32s of both and `B`'s length (zlib's
+/// `adler32_combine`).
+fn adler32_combine(a1: u32, a2: u32, len2: u64) -> u32 {
+    const BASE: u64 = 65_521;
+    let rem = len2 % BASE;
+    let mut sum1 = u64::from(a1 & 0xffff);
+    let mut sum2 = (rem * sum1) % BASE;
+    sum1 += u64::from(a2 & 0xffff) + BASE - 1;
+    sum2 += u64::from(a1 >> 16) + u64::from(a2 >> 16) + BASE - rem;
+    sum1 %= BASE;
+    sum2 %= BASE;
+    (sum1 | (sum2 << 16)) as u32
+}
+
+/// Run `input` through `c` with `flush`; the output produced.
+fn deflate(c: &mut flate2::Compress, input: &[u8], flush: flate2::FlushCompress) -> Vec<u8> {
+    // Room for the worst case (stored blocks), so one call normally does it.
+    let mut out = Vec::with_capacity(input.len() + input.len() / 100 + 1024);
+    let base = c.total_in();
+    loop {
+        let done = (c.total_in() - base) as usize;
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().max(4096));
+        }
+        match c.compress_vec(&input[done..], &mut out, flush) {
+            Ok(flate2::Status::StreamEnd) | Err(_) => break,
+            Ok(_) => {
+                if (c.total_in() - base) as usize == input.len() && out.len() < out.capacity() {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+impl PngTops {
+    fn get(&self, key: ImageKey, top: u32) -> Arc<PngTop> {
+        let cell = self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((key, top))
+            .or_default()
+            .clone();
+        cell.get_or_init(|| {
+            let mut raw = Vec::with_capacity((key.w as usize * 3 + 1) * top as usize);
+            for y in 0..top.min(key.h) {
+                png_row(key, None, y, &mut raw);
+            }
+            let mut c = flate2::Compress::new(flate2::Compression::default(), true);
+            let prefix = deflate(&mut c, &raw, flate2::FlushCompress::Sync);
+            Arc::new(PngTop {
+                prefix,
+                adler: adler32(&raw),
+            })
+        })
+        .clone()
+    }
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc.sum().to_be_bytes());
+}
+
+/// A signed RGB PNG: cached compressed rows above the signature, then the
+/// signature rows deflated on their own, one zlib stream.
+fn encode_png_signed(tops: &PngTops, key: ImageKey, sig: &Signature) -> Result<Vec<u8>, ApiError> {
+    let top = sig.top().min(key.h);
+    let cached = tops.get(key, top);
+    let mut raw = Vec::with_capacity((key.w as usize * 3 + 1) * (key.h - top) as usize);
+    for y in top..key.h {
+        png_row(key, Some(sig), y, &mut raw);
+    }
+    let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+    let tail = deflate(&mut c, &raw, flate2::FlushCompress::Finish);
+    let adler = adler32_combine(cached.adler, adler32(&raw), raw.len() as u64);
+    let mut idat = Vec::with_capacity(cached.prefix.len() + tail.len() + 4);
+    idat.extend_from_slice(&cached.prefix);
+    idat.extend_from_slice(&tail);
+    idat.extend_from_slice(&adler.to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&key.w.to_be_bytes());
+    ihdr.extend_from_slice(&key.h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"IDAT", &idat);
+    png_chunk(&mut out, b"IEND", &[]);
+    Ok(out)
+}
+
 /// The colour of the 16×16 block at block coordinates (`bx`, `by`):
 /// horizontal bands shaded darker downwards, with an accent stripe on the
 /// left. Edges fall on 16-pixel boundaries so every JPEG block is flat.
-fn block_colour(key: ImageKey, bx: u32, by: u32) -> [u8; 3] {
+fn block_colour(key: ImageKey, sig: Option<&Signature>, bx: u32, by: u32) -> [u8; 3] {
+    if let Some(g) = sig.and_then(|s| s.gray_at(bx * 16, by * 16)) {
+        return [g, g, g];
+    }
     let base = PALETTE[key.bucket as usize];
     let accent = PALETTE[(key.bucket as usize + 5) % PALETTE.len()];
     let band_blocks = (key.h / 16 / 6).max(1);
@@ -187,17 +379,17 @@ fn block_colour(key: ImageKey, bx: u32, by: u32) -> [u8; 3] {
     ]
 }
 
-fn encode(key: ImageKey) -> Result<Vec<u8>, ApiError> {
+fn encode(key: ImageKey, sig: Option<&Signature>) -> Result<Vec<u8>, ApiError> {
     if key.png {
-        encode_png(key)
+        encode_png(key, sig)
     } else {
-        encode_jpeg(key)
+        encode_jpeg(key, sig)
     }
 }
 
 /// PNG through the `image` crate. Rows repeat within a band, so the `Up`
 /// filter turns them into zeros and deflate shrinks them to almost nothing.
-fn encode_png(key: ImageKey) -> Result<Vec<u8>, ApiError> {
+fn encode_png(key: ImageKey, sig: Option<&Signature>) -> Result<Vec<u8>, ApiError> {
     use image::ImageEncoder;
     let ImageKey { w, h, .. } = key;
     let (wu, hu) = (w as usize, h as usize);
@@ -207,7 +399,7 @@ fn encode_png(key: ImageKey) -> Result<Vec<u8>, ApiError> {
         if y % 16 == 0 {
             row.clear();
             for x in 0..w {
-                row.extend_from_slice(&block_colour(key, x / 16, y / 16));
+                row.extend_from_slice(&block_colour(key, sig, x / 16, y / 16));
             }
         }
         raw.extend_from_slice(&row);
@@ -261,7 +453,7 @@ impl BitWriter {
 /// "no change" and EOB cost one bit each. A 1K image is a few KB instead of
 /// the ~30 KB a general encoder produces, which keeps responses cheap to
 /// serve and to parse at benchmark rates.
-fn encode_jpeg(key: ImageKey) -> Result<Vec<u8>, ApiError> {
+fn encode_jpeg(key: ImageKey, sig: Option<&Signature>) -> Result<Vec<u8>, ApiError> {
     let (Ok(w16), Ok(h16)) = (u16::try_from(key.w), u16::try_from(key.h)) else {
         return Err(ApiError::internal("image too large for JPEG"));
     };
@@ -316,7 +508,7 @@ fn encode_jpeg(key: ImageKey) -> Result<Vec<u8>, ApiError> {
     };
     for my in 0..key.h.div_ceil(16) {
         for mx in 0..key.w.div_ceil(16) {
-            let [r, g, b] = block_colour(key, mx, my).map(f32::from);
+            let [r, g, b] = block_colour(key, sig, mx, my).map(f32::from);
             let y = 0.299 * r + 0.587 * g + 0.114 * b;
             let cb = 128.0 - 0.168_736 * r - 0.331_264 * g + 0.5 * b;
             let cr = 128.0 + 0.5 * r - 0.418_688 * g - 0.081_312 * b;
@@ -400,15 +592,17 @@ fn text_tokens(s: &str) -> u64 {
 }
 
 /// Build the response for one validated request. Pure apart from the image
-/// cache: the same request (and seed) gives the same body, except for
-/// `responseId` which the caller supplies.
+/// cache and the paint registry: the same request (and seed) gives the same
+/// body, except for `responseId` which the caller supplies and the pixel
+/// signature of images that paint quoted copy.
 pub(crate) async fn build(
-    cache: &ImageCache,
-    seed: u64,
+    s: &Shared,
     model: &ModelId,
     req: &GenRequest,
     response_id: String,
 ) -> Result<Built, ApiError> {
+    let cache = &s.images;
+    let seed = s.seed;
     let family = model.family();
     let sha = &req.prompt_sha;
     let trigger = trigger_of(&req.prompt);
@@ -496,7 +690,9 @@ pub(crate) async fn build(
         if family == ModelFamily::Pro3 {
             // An interim thought image: small, so a client that wrongly
             // keeps it is caught by a dimension check.
-            let data = cache.image_b64(256, 256, mime, sha, "-thought").await?;
+            let data = cache
+                .image_b64(256, 256, mime, sha, "-thought", None)
+                .await?;
             parts.push(json!({
                 "inlineData": {"mimeType": mime, "data": data},
                 "thought": true,
@@ -548,7 +744,8 @@ pub(crate) async fn build(
             } else {
                 format!("-{i}")
             };
-            cache.image_b64(w, h, mime, sha, &salt).await?
+            let sig = s.paint_image(&req.prompt, sha);
+            cache.image_b64(w, h, mime, sha, &salt, sig).await?
         };
         let mut p = json!({"inlineData": {"mimeType": mime, "data": data}});
         if sign {
@@ -611,8 +808,14 @@ mod tests {
     async fn spliced_images_decode_with_the_right_size_and_differ_per_prompt() {
         let cache = ImageCache::default();
         for mime in ["image/png", "image/jpeg"] {
-            let a = cache.image_b64(40, 30, mime, &[1; 32], "").await.unwrap();
-            let b = cache.image_b64(40, 30, mime, &[1; 32], "-x").await.unwrap();
+            let a = cache
+                .image_b64(40, 30, mime, &[1; 32], "", None)
+                .await
+                .unwrap();
+            let b = cache
+                .image_b64(40, 30, mime, &[1; 32], "-x", None)
+                .await
+                .unwrap();
             assert_ne!(a, b);
             for data in [a, b] {
                 let bytes = STANDARD.decode(data).unwrap();
@@ -626,6 +829,7 @@ mod tests {
                         png: false,
                         bucket: 1 % BUCKETS,
                     },
+                    None,
                     0,
                     0,
                 );
@@ -645,10 +849,73 @@ mod tests {
             png: false,
             bucket: 7,
         };
-        let bytes = encode(key).unwrap();
+        let bytes = encode(key, None).unwrap();
         assert!(bytes.len() < 200_000, "{}", bytes.len());
         let img = image::load_from_memory(&bytes).unwrap();
         assert_eq!((img.width(), img.height()), (5504, 3072));
+    }
+
+    /// Per-image cost of a signed image (the pixel signature defeats the
+    /// encoding cache). Printed, not asserted; run with
+    /// `cargo test -p adloc-emulator --release -- --ignored --nocapture signed_image_cost`.
+    #[test]
+    #[ignore = "timing report; run in release"]
+    fn signed_image_cost() {
+        for (w, h) in [(1024, 1024), (1376, 768), (2048, 2048), (2752, 1536)] {
+            for png in [false, true] {
+                let key = ImageKey {
+                    w,
+                    h,
+                    png,
+                    bucket: 3,
+                };
+                let tops = PngTops::default();
+                let first = std::time::Instant::now();
+                let bytes = signed_image(&tops, key, 99, "adloc-emulator note").unwrap();
+                let first = first.elapsed().as_secs_f64() * 1000.0;
+                let n = 20u32;
+                let t = std::time::Instant::now();
+                let mut len = 0;
+                for id in 0..n {
+                    len = signed_image(&tops, key, id, "adloc-emulator note")
+                        .unwrap()
+                        .len();
+                }
+                let per = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+                let fmt = if png { "png" } else { "jpeg" };
+                println!(
+                    "signed {w}x{h} {fmt}: {per:.3} ms/image ({first:.1} ms for the first), {len} bytes"
+                );
+                let img = image::load_from_memory(&bytes).unwrap().to_rgb8();
+                assert_eq!(crate::paint::read_signature(&img), Some(99));
+            }
+        }
+    }
+
+    #[test]
+    fn spliced_signed_pngs_decode_and_match_a_full_encode() {
+        let tops = PngTops::default();
+        for (w, h) in [(40, 30), (1024, 1024), (632, 424), (192, 1536)] {
+            let key = ImageKey {
+                w,
+                h,
+                png: true,
+                bucket: 4,
+            };
+            for id in [1u32, 0xABCD_1234] {
+                let bytes = signed_image(&tops, key, id, "note").unwrap();
+                let got = image::load_from_memory(&bytes).unwrap().to_rgb8();
+                let sig = Signature::new(id, w, h);
+                let full = encode_png(key, Some(&sig)).unwrap();
+                let want = image::load_from_memory(&full).unwrap().to_rgb8();
+                assert!(got == want, "{w}x{h} {id}");
+            }
+        }
+        assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
+        assert_eq!(
+            adler32_combine(adler32(b"Wiki"), adler32(b"pedia"), 5),
+            adler32(b"Wikipedia")
+        );
     }
 
     #[test]

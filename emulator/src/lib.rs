@@ -61,6 +61,71 @@
 //! | `EMULATE_TWO_IMAGES` | 200, two image parts (two images billed) |
 //! | `EMULATE_INVALID_ARGUMENT` | 400 `INVALID_ARGUMENT` (batch: item error with code 3) |
 //!
+//! # Copy painting and reader models (copy QA)
+//!
+//! Every image the emulator generates (Gemini realtime and batch items,
+//! OpenAI generations, edits and batch lines; not Pro's interim thought
+//! images) "paints" the copy of its prompt: the strings the prompt puts in
+//! double quotes, straight `"…"` or curly `“…”` (trimmed; empty ones and
+//! exact repeats dropped). The emulator remembers, per image, the exact
+//! strings painted, for its whole lifetime;
+//! [`EmulatorHandle::painted`] decodes an image (PNG, JPEG, WebP) and
+//! returns them, so a test can check an asset saved on disk.
+//!
+//! **Signature.** An image with copy carries a pixel signature: 12 flat
+//! gray cells along the bottom edge — black, white (calibration), eight
+//! 4-bit ID nibbles at gray level `17 × nibble`, a check nibble (odd
+//! weights, so any one wrong nibble fails), black — laid out as the
+//! 12×1 … 1×12 grid with the largest cells (at most a quarter of the image
+//! height; cell edges on 16-px boundaries). The reader samples the middle
+//! 40 % of each cell, normalizes by the calibration cells and requires
+//! every cell flat and gray, so the ID survives downscaling with any filter
+//! (Lanczos3, bilinear, nearest) to 512 px and JPEG (q ≥ 75) or PNG
+//! re-encoding, while an image without one (a photo, a reference image)
+//! is recognized as such. IDs are 32 bits, unique per image, kept in an
+//! in-memory registry ID → strings. Images of prompts without quoted copy
+//! are not signed and keep the cached encoding path; signed images are
+//! encoded per response: JPEG whole (≈0.3–0.5 ms at 1K, ≈1–1.6 ms at 2K),
+//! PNG as cached compressed rows above the signature plus the signature
+//! rows deflated per image (≈0.8–1.8 ms at 1K, ≈1.6–3 ms at 2K), release
+//! build, see `generate::tests::signed_image_cost`. Signed OpenAI WebP
+//! images are encoded whole.
+//!
+//! **Misspelling.** With probability `misspell_rate`, or always when the
+//! prompt contains the trigger word `EMULATE_MISSPELL`, an image paints one
+//! of its strings with one character altered (dropped, doubled, two
+//! adjacent letters swapped, or substituted), such that it still differs
+//! after Unicode NFC, whitespace collapse, straight/curly quote folding and
+//! lowercasing. Draws depend on (seed, prompt hash, how many images of that
+//! prompt were painted), so regenerating draws afresh.
+//! [`EmulatorStats::misspelled`] counts such images. `EMULATE_MISSPELL`
+//! combines with the trigger words below (it is not part of the
+//! first-match table) and works on the OpenAI surface too.
+//!
+//! **Readers.** Text models on `POST /{ver}/models/{model}:generateContent`
+//! and in batches (inline or file input), protocol §7b:
+//! `gemini-3.1-flash-lite`, `gemini-3.5-flash-lite`, `gemini-3.5-flash`,
+//! `gemini-3.6-flash`, `gemini-3.7-flash`, `gemini-3.8-flash`.
+//! `gemini-2.5-flash` and `gemini-2.5-pro` (retired 2026-12-01) are 404
+//! `NOT_FOUND`. `responseModalities` with IMAGE, any `imageConfig`, or both
+//! `responseSchema` and `responseJsonSchema` → 400 `INVALID_ARGUMENT`. The
+//! answer is one text part per candidate (`candidateCount` 1..8): with a
+//! schema, JSON `{"<prop>":[…]}` for the schema's first array-of-strings
+//! property (`propertyOrdering`, then `required`, then map order; types in
+//! either case) or `[…]` for an array schema; without one, the strings as
+//! lines (`text/plain`) or `{"texts":[…]}` (`application/json`). The
+//! strings are those painted into each input image in order; an image
+//! without a signature contributes none; no image part → `[]`.
+//! `finishReason: STOP` (`MAX_TOKENS`, text cut, when `maxOutputTokens` is
+//! too small); `usageMetadata.promptTokenCount` = text ≈ chars/4 + 258 per
+//! image ≤ 384 px, else 258 per 768×768 tile (§6). With probability
+//! `misread_rate` (drawn per read and candidate) the answer alters one
+//! string although the image is right. Reads go through the realtime HTTP
+//! fault machinery (latency, `rate_*`, `first_*`, `daily_quota_after`, and
+//! `[batch]` item errors in batches) and are billed as reads
+//! ([`EmulatorStats::reads`], `reads_billed`, `read_calls`, `misread`),
+//! never in `billed_images` or `prompts_billed`.
+//!
 //! # Faults
 //!
 //! [`Faults`] is loaded from TOML ([`Faults::from_toml_file`]) or JSON
@@ -89,6 +154,8 @@
 //! first_500 = 0               #   first_504, first_reset in sequence
 //! daily_quota_after = 100     # every request after the 100th: per-day quota 429
 //!                             #   (quotaId GenerateRequestsPerDayPerProjectPerModel)
+//! misspell_rate = 0.0         # per generated image with copy (both surfaces): one string misspelled
+//! misread_rate = 0.0          # per read: one string of the answer altered
 //! [batch]
 //! latency_ms = 0              # same HTTP knobs, for batchGenerateContent (create) only:
 //! rate_429 = 0.0              #   rate_429/500/503/504/reset, latency_jitter_ms
@@ -195,8 +262,12 @@ mod files;
 mod generate;
 mod models;
 mod openai;
+mod paint;
+mod read;
 mod wire;
 
+#[cfg(test)]
+mod copy_tests;
 #[cfg(test)]
 mod tests;
 
@@ -268,6 +339,24 @@ pub struct EmulatorStats {
     /// Counters of the OpenAI surface (`/openai/v1/…`).
     #[serde(default)]
     pub openai: OpenAiStats,
+    /// `generateContent` requests to reader models received (any outcome;
+    /// also counted in `generate_calls`).
+    #[serde(default)]
+    pub read_calls: u64,
+    /// Reads answered: realtime reader 200s (including ones cut off by
+    /// `rate_reset`) plus batch reader lines that got a response.
+    #[serde(default)]
+    pub reads: u64,
+    /// Reads billed: realtime reader 200s sent whole plus reader lines of
+    /// batches that succeeded. Never counted in `billed_images`.
+    #[serde(default)]
+    pub reads_billed: u64,
+    /// Reads whose answer altered one string (`misread_rate`).
+    #[serde(default)]
+    pub misread: u64,
+    /// Generated images (both surfaces) painted with a misspelled string.
+    #[serde(default)]
+    pub misspelled: u64,
 }
 
 /// A running emulator. Dropping it leaves the server running until the
@@ -298,6 +387,16 @@ impl EmulatorHandle {
     /// A snapshot of the counters.
     pub fn stats(&self) -> EmulatorStats {
         self.shared.stats_snapshot()
+    }
+
+    /// What the emulator painted into the image `image_bytes` (PNG, JPEG or
+    /// WebP, possibly downscaled and re-encoded since): the quoted strings
+    /// of its prompt as painted, a misspelling included. `None` when the
+    /// image carries no signature: not made by this emulator, or made from
+    /// a prompt without quoted copy.
+    pub fn painted(&self, image_bytes: &[u8]) -> Option<Vec<String>> {
+        let id = paint::signature_of(image_bytes)?;
+        self.shared.paint.get(id).map(|p| p.texts.clone())
     }
 
     /// Replace the faults while running; "first N" counters restart.
@@ -350,6 +449,7 @@ pub async fn spawn(config: EmulatorConfig, port: u16) -> std::io::Result<Emulato
         files: files::FileStore::default(),
         batches: batch::BatchStore::default(),
         openai: openai::OpenAiState::default(),
+        paint: paint::Registry::new(config.seed),
         dir: TempDir(dir),
         addr,
         ids: AtomicU64::new(0),
@@ -397,6 +497,12 @@ struct Counters {
 /// Attempt-counter kinds.
 const KIND_REALTIME: u8 = 0;
 const KIND_ITEM: u8 = 1;
+const KIND_PAINT: u8 = 2;
+const KIND_READ: u8 = 3;
+const KIND_MISREAD: u8 = 4;
+
+/// The trigger word that misspells every image of a prompt containing it.
+pub(crate) const MISSPELL_TRIGGER: &str = "EMULATE_MISSPELL";
 
 pub(crate) struct Shared {
     seed: u64,
@@ -408,6 +514,7 @@ pub(crate) struct Shared {
     files: files::FileStore,
     batches: batch::BatchStore,
     openai: openai::OpenAiState,
+    paint: paint::Registry,
     dir: TempDir,
     addr: SocketAddr,
     ids: AtomicU64,
@@ -466,6 +573,31 @@ impl Shared {
             }
             *s.prompts_billed.entry(hex::encode(prompt_sha)).or_default() += 1;
         });
+    }
+
+    /// Paint the quoted copy of `prompt` into one new image: returns the
+    /// signature id to embed, or `None` when the prompt has no quoted copy
+    /// (the image keeps the cached, unsigned path). The misspelling draw
+    /// depends on (seed, prompt hash, how many images of it were painted).
+    pub(crate) fn paint_image(&self, prompt: &str, sha: &[u8; 32]) -> Option<u32> {
+        let mut texts = paint::quoted_copy(prompt);
+        if texts.is_empty() {
+            return None;
+        }
+        let n = self.attempt(KIND_PAINT, sha).to_le_bytes();
+        let forced = prompt.contains(MISSPELL_TRIGGER);
+        let rate = self.faults().misspell_rate;
+        if (forced || draw(self.seed, &[b"misspell", sha, &n]) < rate)
+            && paint::misspell_one(&mut texts, self.dice(b"misspell-how", sha, &n))
+        {
+            self.with_stats(|st| st.misspelled += 1);
+        }
+        Some(self.paint.register(texts))
+    }
+
+    /// Four independent draws.
+    pub(crate) fn dice(&self, what: &[u8], key: &[u8], n: &[u8]) -> [f64; 4] {
+        [0u8, 1, 2, 3].map(|i| draw(self.seed, &[what, key, n, &[i]]))
     }
 
     /// How many times this prompt was seen before (per kind), then count it.
@@ -772,7 +904,12 @@ async fn generate_content(
         c.realtime += 1;
         i
     };
-    s.with_stats(|st| st.generate_calls += 1);
+    s.with_stats(|st| {
+        st.generate_calls += 1;
+        if read::reader_id(model).is_some() {
+            st.read_calls += 1;
+        }
+    });
     let faults = s.faults();
     let http = faults.realtime_http();
     apply_latency(s, &http, index, b"realtime").await;
@@ -795,7 +932,7 @@ async fn generate_inner(
     index: u64,
 ) -> Result<Response, ApiError> {
     s.check_auth(headers, query)?;
-    let model_id: models::ModelId = model.parse().map_err(|_| {
+    let target = Target::parse(model).ok_or_else(|| {
         ApiError::not_found(format!(
             "models/{model} is not found for API version {ver}, or is not supported for \
              generateContent. Call ListModels to see the list of available models and their \
@@ -804,14 +941,34 @@ async fn generate_inner(
     })?;
     let bytes = read_body(body).await?;
     let v = wire::normalize(wire::parse_json(&bytes)?)?;
-    let req = wire::parse_request(&v, &model_id, &s.files)?;
+    drop(bytes);
+    enum Job {
+        Image(models::ModelId, wire::GenRequest),
+        Read(&'static str, read::ReadRequest),
+    }
+    let (job, kind, sha) = match target {
+        Target::Image(m) => {
+            let req = wire::parse_request(&v, &m, &s.files)?;
+            let sha = req.prompt_sha;
+            (Job::Image(m, req), KIND_REALTIME, sha)
+        }
+        Target::Reader(r) => {
+            let req = read::parse(s, &v).await?;
+            let sha = req.sha;
+            (Job::Read(r, req), KIND_READ, sha)
+        }
+    };
+    let model_name = match &job {
+        Job::Image(m, _) => m.as_str().to_string(),
+        Job::Read(r, _) => (*r).to_string(),
+    };
 
     if let Some(after) = faults.daily_quota_after
         && index >= after
     {
         s.fault_injected();
         return Err(errors::quota_429(
-            model_id.as_str(),
+            &model_name,
             // Waiting seconds is pointless for a per-day quota.
             43_200.0,
             true,
@@ -819,25 +976,65 @@ async fn generate_inner(
             faults.retry_after_header,
         ));
     }
-    let attempt = s.attempt(KIND_REALTIME, &req.prompt_sha);
-    let u = draw(
-        s.seed,
-        &[b"realtime", &req.prompt_sha, &attempt.to_le_bytes()],
-    );
+    let attempt = s.attempt(kind, &sha);
+    let u = draw(s.seed, &[b"realtime", &sha, &attempt.to_le_bytes()]);
     let fault = http.decide(index, u);
     if let Some(f) = fault
         && f != HttpFault::Reset
     {
         s.fault_injected();
-        return Err(fault_error(f, model_id.as_str(), faults));
+        return Err(fault_error(f, &model_name, faults));
     }
-    let built = generate::build(&s.images, s.seed, &model_id, &req, s.response_id()).await?;
+    let body = match &job {
+        Job::Image(m, req) => {
+            let built = generate::build(s, m, req, s.response_id()).await?;
+            if fault != Some(HttpFault::Reset) {
+                s.bill(&req.prompt_sha, built.images, false);
+            }
+            built.body
+        }
+        Job::Read(r, req) => {
+            let body = read::build(s, r, req, s.response_id());
+            s.with_stats(|st| {
+                st.reads += 1;
+                if fault != Some(HttpFault::Reset) {
+                    st.reads_billed += 1;
+                }
+            });
+            body
+        }
+    };
     if fault == Some(HttpFault::Reset) {
         s.fault_injected();
-        return Ok(reset_response(built.body.to_string().into_bytes()));
+        return Ok(reset_response(body.to_string().into_bytes()));
     }
-    s.bill(&req.prompt_sha, built.images, false);
-    Ok(json_response(StatusCode::OK, &built.body))
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// What a model id in a `generateContent` or `batchGenerateContent` path
+/// names: an image model or a reader (text) model.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    Image(models::ModelId),
+    Reader(&'static str),
+}
+
+impl Target {
+    /// `None` for unknown ids, retired readers (`gemini-2.5-flash`,
+    /// `gemini-2.5-pro`) included.
+    pub(crate) fn parse(model: &str) -> Option<Target> {
+        if let Some(r) = read::reader_id(model) {
+            return Some(Target::Reader(r));
+        }
+        model.parse().ok().map(Target::Image)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Target::Image(m) => m.as_str(),
+            Target::Reader(r) => r,
+        }
+    }
 }
 
 /// RFC 3339 UTC with nanoseconds, as the service prints timestamps.

@@ -140,7 +140,7 @@ fn type_error(path: &str, ty: &str, v: &Value) -> ApiError {
     ApiError::invalid(format!("Invalid value at '{path}' ({ty}), {v}"))
 }
 
-fn as_object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
+pub(crate) fn as_object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
     v.as_object().ok_or_else(|| {
         ApiError::invalid(format!(
             "Invalid JSON payload received. Expected an object at '{path}', got {v}."
@@ -148,7 +148,7 @@ fn as_object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Api
     })
 }
 
-fn as_array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, ApiError> {
+pub(crate) fn as_array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, ApiError> {
     v.as_array().ok_or_else(|| {
         ApiError::invalid(format!(
             "Invalid JSON payload received. Expected a list at '{path}', got {v}."
@@ -156,16 +156,16 @@ fn as_array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, ApiError> {
     })
 }
 
-fn as_str<'a>(v: &'a Value, path: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn as_str<'a>(v: &'a Value, path: &str) -> Result<&'a str, ApiError> {
     v.as_str().ok_or_else(|| type_error(path, "TYPE_STRING", v))
 }
 
-fn as_bool(v: &Value, path: &str) -> Result<bool, ApiError> {
+pub(crate) fn as_bool(v: &Value, path: &str) -> Result<bool, ApiError> {
     v.as_bool().ok_or_else(|| type_error(path, "TYPE_BOOL", v))
 }
 
 /// Proto3 JSON integers may come as numbers or strings.
-fn as_i64(v: &Value, path: &str) -> Result<i64, ApiError> {
+pub(crate) fn as_i64(v: &Value, path: &str) -> Result<i64, ApiError> {
     match v {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.parse().ok(),
@@ -208,7 +208,7 @@ pub(crate) struct GenRequest {
     pub image_tokens_in: u64,
 }
 
-const TOP_FIELDS: &[&str] = &[
+pub(crate) const TOP_FIELDS: &[&str] = &[
     "contents",
     "tools",
     "toolConfig",
@@ -221,8 +221,8 @@ const TOP_FIELDS: &[&str] = &[
     "serviceTier",
     "store",
 ];
-const CONTENT_FIELDS: &[&str] = &["role", "parts"];
-const PART_FIELDS: &[&str] = &[
+pub(crate) const CONTENT_FIELDS: &[&str] = &["role", "parts"];
+pub(crate) const PART_FIELDS: &[&str] = &[
     "text",
     "inlineData",
     "fileData",
@@ -236,9 +236,9 @@ const PART_FIELDS: &[&str] = &[
     "partMetadata",
     "mediaResolution",
 ];
-const BLOB_FIELDS: &[&str] = &["mimeType", "data", "displayName"];
-const FILE_DATA_FIELDS: &[&str] = &["mimeType", "fileUri", "displayName"];
-const GEN_CONFIG_FIELDS: &[&str] = &[
+pub(crate) const BLOB_FIELDS: &[&str] = &["mimeType", "data", "displayName"];
+pub(crate) const FILE_DATA_FIELDS: &[&str] = &["mimeType", "fileUri", "displayName"];
+pub(crate) const GEN_CONFIG_FIELDS: &[&str] = &[
     "stopSequences",
     "responseMimeType",
     "responseSchema",
@@ -264,7 +264,7 @@ const GEN_CONFIG_FIELDS: &[&str] = &[
 /// The Developer API has no `personGeneration`, `outputMimeType`, … (§1.2):
 /// they are unknown fields here.
 const IMAGE_CONFIG_FIELDS: &[&str] = &["aspectRatio", "imageSize"];
-const THINKING_FIELDS: &[&str] = &["includeThoughts", "thinkingBudget", "thinkingLevel"];
+pub(crate) const THINKING_FIELDS: &[&str] = &["includeThoughts", "thinkingBudget", "thinkingLevel"];
 
 /// What the request refers to outside itself: Files API ids.
 pub(crate) trait FileLookup {
@@ -624,13 +624,20 @@ fn image_dims(bytes: &[u8]) -> Option<(u32, u32)> {
 /// priced at a fixed 560 per image.
 fn input_image_tokens(family: ModelFamily, dims: Option<(u32, u32)>) -> u64 {
     match family {
-        ModelFamily::Flash25 => match dims {
-            Some((w, h)) if w > 384 || h > 384 => {
-                u64::from(w.div_ceil(768)) * u64::from(h.div_ceil(768)) * 258
-            }
-            _ => 258,
-        },
+        ModelFamily::Flash25 => tiled_image_tokens(dims),
         _ => 560,
+    }
+}
+
+/// The documented tiling rule for input images (protocol §6, "Input image
+/// tokens", from Google's image-understanding page): 258 tokens when both
+/// sides are ≤ 384 px, otherwise 258 per 768×768 tile. Unknown size: 258.
+pub(crate) fn tiled_image_tokens(dims: Option<(u32, u32)>) -> u64 {
+    match dims {
+        Some((w, h)) if w > 384 || h > 384 => {
+            u64::from(w.div_ceil(768)) * u64::from(h.div_ceil(768)) * 258
+        }
+        _ => 258,
     }
 }
 

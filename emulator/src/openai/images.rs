@@ -16,6 +16,7 @@ use tokio::sync::OnceCell;
 use super::{KIND_REALTIME, OaiError, json_response, multipart, now_unix, read_body};
 use crate::Shared;
 use crate::faults::{HttpFault, draw};
+use crate::paint::Signature;
 
 /// Models served: the emulator's own capability table.
 const MODELS: &[&str] = &[
@@ -581,6 +582,7 @@ pub(crate) async fn render(s: &Shared, p: &Params, inputs: &[Input]) -> Result<B
     let mut data = Vec::with_capacity(p.n as usize);
     for i in 0..p.n {
         let salt = format!(" openai {i}");
+        let sig = s.paint_image(&p.prompt, &p.prompt_sha);
         let b64 = match p.format {
             Format::Png | Format::Jpeg => {
                 let mime = if p.format == Format::Png {
@@ -589,7 +591,7 @@ pub(crate) async fn render(s: &Shared, p: &Params, inputs: &[Input]) -> Result<B
                     "image/jpeg"
                 };
                 s.images
-                    .image_b64(p.w, p.h, mime, &p.prompt_sha, &salt)
+                    .image_b64(p.w, p.h, mime, &p.prompt_sha, &salt, sig)
                     .await
                     .map_err(|e| {
                         OaiError::new(
@@ -602,7 +604,7 @@ pub(crate) async fn render(s: &Shared, p: &Params, inputs: &[Input]) -> Result<B
             Format::Webp => {
                 s.openai
                     .webp
-                    .image_b64(p.w, p.h, &p.prompt_sha, &salt)
+                    .image_b64(p.w, p.h, &p.prompt_sha, &salt, sig)
                     .await?
             }
         };
@@ -755,7 +757,7 @@ const PALETTE: [[u8; 3]; 8] = [
     [130, 90, 60],
 ];
 
-fn encode_webp(w: u32, h: u32, bucket: u8) -> Result<Vec<u8>, String> {
+fn encode_webp(w: u32, h: u32, bucket: u8, sig: Option<&Signature>) -> Result<Vec<u8>, String> {
     let base = PALETTE[bucket as usize % PALETTE.len()];
     let accent = PALETTE[(bucket as usize + 3) % PALETTE.len()];
     let band = (h / 6).max(1);
@@ -764,6 +766,10 @@ fn encode_webp(w: u32, h: u32, bucket: u8) -> Result<Vec<u8>, String> {
     for y in 0..h {
         let shade = ((y / band) as u8).wrapping_mul(9);
         for x in 0..w {
+            if let Some(g) = sig.and_then(|s| s.gray_at(x, y)) {
+                raw.extend([g, g, g]);
+                continue;
+            }
             let c = if x < stripe { accent } else { base };
             raw.extend(c.map(|v| v.saturating_sub(shade)));
         }
@@ -782,21 +788,41 @@ impl WebpCache {
         h: u32,
         sha: &[u8; 32],
         salt: &str,
+        sig: Option<u32>,
     ) -> Result<String, OaiError> {
         let bucket = sha[0] % PALETTE.len() as u8;
+        if let Some(id) = sig {
+            // Signed: encoded for this response alone.
+            let bytes = tokio::task::spawn_blocking(move || {
+                encode_webp(w, h, bucket, Some(&Signature::new(id, w, h)))
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|e| OaiError::new(500, "server_error", format!("webp encoding: {e}")))?;
+            return Ok(wrap_webp(&bytes, w, h, sha, salt));
+        }
         let cell = {
             let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
             map.entry((w, h, bucket)).or_default().clone()
         };
         let simple = cell
             .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || encode_webp(w, h, bucket).map(Arc::new))
+                tokio::task::spawn_blocking(move || encode_webp(w, h, bucket, None).map(Arc::new))
                     .await
                     .map_err(|e| e.to_string())?
             })
             .await
             .map_err(|e| OaiError::new(500, "server_error", format!("webp encoding: {e}")))?
             .clone();
+        Ok(wrap_webp(&simple, w, h, sha, salt))
+    }
+}
+
+/// Rewrap a simple-format WebP as VP8X + its chunks + an `XMP ` chunk
+/// carrying the prompt hash, as base64.
+fn wrap_webp(simple: &[u8], w: u32, h: u32, sha: &[u8; 32], salt: &str) -> String {
+    {
         // simple = "RIFF" size "WEBP" + chunks; rebuild as VP8X + chunks + XMP.
         let chunks = simple.get(12..).unwrap_or_default();
         let mut note = format!("adloc-emulator {}{salt}", hex::encode(sha)).into_bytes();
@@ -816,7 +842,7 @@ impl WebpCache {
         let mut out = b"RIFF".to_vec();
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
         out.extend_from_slice(&body);
-        Ok(STANDARD.encode(&out))
+        STANDARD.encode(&out)
     }
 }
 
