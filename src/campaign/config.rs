@@ -8,11 +8,12 @@ use std::str::FromStr;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::qa::QaKeys;
 use super::span::at;
 use super::valid_campaign_name;
 use crate::domain::{
     AspectRatio, FallbackTrigger, ImageSize, InputErrors, InputProblem, Locale, ModelId,
-    PricingOverride, Quality, RetrySettings,
+    PricingOverride, Quality, ReaderModel, RetrySettings,
 };
 use crate::imaging::RenditionSpec;
 
@@ -80,6 +81,9 @@ struct Raw {
     gemini: Option<RawGemini>,
     #[serde(default)]
     references: Option<Spanned<super::references::RawReferences>>,
+    /// Copy QA defaults; see [`super::qa`].
+    #[serde(default)]
+    qa: Option<Spanned<super::qa::RawQa>>,
 }
 
 #[derive(Deserialize)]
@@ -106,9 +110,12 @@ struct RawVariant {
     /// `model` (default) or `overlay`; see [`crate::overlay`].
     #[serde(default)]
     text: Option<Spanned<String>>,
-    /// Overlay text boxes.
+    /// Overlay text boxes (or, with copy QA, its overlay fallback).
     #[serde(default)]
     text_boxes: Vec<Spanned<super::text_boxes::RawTextBox>>,
+    /// Copy QA keys overriding `[qa]` for this variant.
+    #[serde(default)]
+    qa: Option<Spanned<super::qa::RawQa>>,
 }
 
 #[derive(Deserialize)]
@@ -117,11 +124,16 @@ struct RawBudget {
     max_usd: Option<Spanned<f64>>,
 }
 
+/// `[pricing."<image model>"."<size>"]` takes `realtime` and `batch` (USD
+/// per image); `[pricing."<reader>".tokens]` takes `input` and `output`
+/// (USD per 1M realtime tokens).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPrice {
     realtime: Option<f64>,
     batch: Option<f64>,
+    input: Option<f64>,
+    output: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -231,6 +243,7 @@ pub(super) struct VariantConfig {
     pub fallback_on: Vec<FallbackTrigger>,
     pub renditions: Vec<RenditionSpec>,
     pub text: super::TextMode,
+    pub qa: Option<super::qa::ResolvedQa>,
 }
 
 /// The validated configuration.
@@ -313,8 +326,9 @@ fn parse_chain(
 fn parse_variant(
     path: &Path,
     text: &str,
-    v: RawVariant,
+    mut v: RawVariant,
     model: Option<&ModelId>,
+    campaign_qa: Option<&QaKeys>,
     taken: &[VariantConfig],
     errors: &mut InputErrors,
 ) -> VariantConfig {
@@ -450,6 +464,29 @@ fn parse_variant(
     }
     let renditions = super::renditions::parse_specs(path, text, &vname, v.renditions, errors);
     let (tl, tc) = super::span::line_col(text, v.template.span().start);
+    let own_qa = v.qa.take().map(|q| {
+        super::qa::parse_keys(
+            path,
+            text,
+            &format!("variant `{vname}` [variants.qa]"),
+            q,
+            errors,
+        )
+    });
+    // With copy QA, a model-text variant's text boxes are its overlay
+    // fallback rather than a mistake.
+    let model_text = v.text.as_ref().is_none_or(|t| t.get_ref() == "model");
+    let fallback_boxes = if model_text && (campaign_qa.is_some() || own_qa.is_some()) {
+        super::text_boxes::parse_boxes(
+            path,
+            text,
+            &vname,
+            std::mem::take(&mut v.text_boxes),
+            errors,
+        )
+    } else {
+        Vec::new()
+    };
     let text_mode = super::text_boxes::parse_text_mode(
         path,
         text,
@@ -457,6 +494,16 @@ fn parse_variant(
         v.name.span(),
         v.text.as_ref(),
         v.text_boxes,
+        errors,
+    );
+    let qa = super::qa::resolve(
+        path,
+        text,
+        &vname,
+        campaign_qa,
+        own_qa.as_ref(),
+        &text_mode,
+        fallback_boxes,
         errors,
     );
     VariantConfig {
@@ -472,6 +519,58 @@ fn parse_variant(
         fallback_on,
         renditions,
         text: text_mode,
+        qa,
+    }
+}
+
+/// `[pricing."<reader>".tokens]`: `input` and `output` USD per 1M realtime
+/// tokens (Batch Mode half), each a non-negative number.
+fn parse_reader_pricing(
+    path: &Path,
+    id: &str,
+    reader: ReaderModel,
+    tables: BTreeMap<String, RawPrice>,
+    pricing: &mut Vec<PricingOverride>,
+    errors: &mut InputErrors,
+) {
+    for (key, price) in tables {
+        let table = format!("[pricing.\"{id}\".{key}]");
+        if key != "tokens" {
+            errors.push(InputProblem::file(
+                path,
+                format!(
+                    "{table}: a reader is priced per token: use [pricing.\"{id}\".tokens] with input and output (USD per 1M tokens)"
+                ),
+            ));
+            continue;
+        }
+        if price.realtime.is_some() || price.batch.is_some() {
+            errors.push(InputProblem::file(
+                path,
+                format!(
+                    "{table}: a reader takes input and output (USD per 1M realtime tokens; batch is half), not realtime or batch"
+                ),
+            ));
+        }
+        let rate = |v: Option<f64>, what: &str, errors: &mut InputErrors| match v {
+            Some(v) if !(v.is_finite() && v >= 0.0) => {
+                errors.push(InputProblem::file(
+                    path,
+                    format!(
+                        "{table}: {what} = {v} must be a non-negative price in USD per 1M tokens"
+                    ),
+                ));
+                None
+            }
+            v => v,
+        };
+        let input = rate(price.input, "input", errors);
+        let output = rate(price.output, "output", errors);
+        pricing.push(PricingOverride::Reader {
+            reader,
+            input,
+            output,
+        });
     }
 }
 
@@ -567,8 +666,19 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             "at least one [[variants]] entry is required".into(),
         ));
     }
+    let campaign_qa = raw
+        .qa
+        .map(|q| super::qa::parse_keys(path, text, "[qa]", q, errors));
     for v in raw.variants.into_inner() {
-        let parsed = parse_variant(path, text, v, model.as_ref(), &variants, errors);
+        let parsed = parse_variant(
+            path,
+            text,
+            v,
+            model.as_ref(),
+            campaign_qa.as_ref(),
+            &variants,
+            errors,
+        );
         variants.push(parsed);
     }
 
@@ -587,6 +697,10 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
 
     let mut pricing = Vec::new();
     for (model_id, sizes) in raw.pricing {
+        if let Ok(reader) = model_id.parse::<ReaderModel>() {
+            parse_reader_pricing(path, &model_id, reader, sizes, &mut pricing, errors);
+            continue;
+        }
         if model_id.parse::<ModelId>().is_err() {
             errors.push(InputProblem::file(
                 path,
@@ -595,8 +709,16 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             continue;
         }
         for (size, price) in sizes {
+            if price.input.is_some() || price.output.is_some() {
+                errors.push(InputProblem::file(
+                    path,
+                    format!(
+                        "[pricing.\"{model_id}\".\"{size}\"]: input and output are token rates of copy-QA readers; an image model's price is realtime and batch, USD per image"
+                    ),
+                ));
+            }
             match size.parse::<ImageSize>() {
-                Ok(image_size) => pricing.push(PricingOverride {
+                Ok(image_size) => pricing.push(PricingOverride::Image {
                     model: model_id.clone(),
                     image_size,
                     realtime: price.realtime,

@@ -3,6 +3,7 @@
 //! where there is one; loading reads files and never writes anything.
 
 mod config;
+pub(crate) mod qa;
 pub(crate) mod references;
 pub(crate) mod renditions;
 mod rows;
@@ -18,6 +19,7 @@ use crate::domain::{
 use crate::imaging::RenditionSpec;
 
 pub use config::{BatchFailurePolicy, BatchSettings, GeminiSettings, RunMode};
+pub use qa::{OnMismatch, QaSettings};
 pub use references::References;
 pub use rows::{Row, Rows};
 pub use text_boxes::TextMode;
@@ -48,6 +50,9 @@ pub struct Variant {
     pub renditions: Vec<RenditionSpec>,
     /// Who puts the copy on the image: the model, or adloc (overlay).
     pub text: TextMode,
+    /// Copy QA (`[qa]` / `[variants.qa]`): `Some` only for model-text
+    /// variants with QA on.
+    pub qa: Option<QaSettings>,
 }
 
 /// A loaded, validated campaign.
@@ -155,6 +160,7 @@ impl Campaign {
                         fallback_on: v.fallback_on.clone(),
                         renditions: v.renditions.clone(),
                         text: v.text.clone(),
+                        qa: v.qa.as_ref().map(|q| q.settings.clone()),
                     }),
                     Err(e) => errors.push(InputProblem::file(
                         &path,
@@ -177,6 +183,12 @@ impl Campaign {
 
         if let Some(rows) = &rows {
             text_boxes::check_columns(&variants, rows, &config_path, &mut errors);
+            qa::check_columns(
+                cfg.variants.iter().filter_map(|v| v.qa.as_ref()),
+                rows,
+                &config_path,
+                &mut errors,
+            );
         }
         let references = references::load(
             references::LoadInput {

@@ -25,7 +25,8 @@ pub(crate) enum Num {
 }
 
 impl Num {
-    fn get(self) -> f64 {
+    /// The value as a float.
+    pub(crate) fn get(self) -> f64 {
         match self {
             Num::Int(i) => i as f64,
             Num::Float(f) => f,
@@ -361,13 +362,26 @@ pub(crate) fn parse_text_mode(
         ));
         return TextMode::Model;
     }
+    TextMode::Overlay(parse_boxes(path, src, variant, boxes, errors))
+}
+
+/// Validate a variant's `[[variants.text_boxes]]`: the overlay layout, or
+/// the layout copy QA falls back to on a model-text variant. Unusable boxes
+/// are left out (their problems are in `errors`).
+pub(crate) fn parse_boxes(
+    path: &Path,
+    src: &str,
+    variant: &str,
+    boxes: Vec<Spanned<RawTextBox>>,
+    errors: &mut InputErrors,
+) -> Vec<TextBoxSpec> {
     let mut out = Vec::with_capacity(boxes.len());
     for b in boxes {
         if let Some(spec) = parse_box(path, src, variant, b.into_inner(), &out, errors) {
             out.push(spec);
         }
     }
-    TextMode::Overlay(out)
+    out
 }
 
 /// How a variant gets its copy onto the image.
@@ -398,8 +412,9 @@ impl TextMode {
     }
 }
 
-/// Check that every text box names a column the rows CSV has (as a base
-/// column or a per-locale override), at the box's line in campaign.toml.
+/// Check that every text box (overlay or copy-QA fallback) names a column
+/// the rows CSV has (as a base column or a per-locale override), at the
+/// box's line in campaign.toml.
 pub(crate) fn check_columns(
     variants: &[super::Variant],
     rows: &Rows,
@@ -407,7 +422,8 @@ pub(crate) fn check_columns(
     errors: &mut InputErrors,
 ) {
     for v in variants {
-        for b in v.text.boxes().unwrap_or_default() {
+        let qa_boxes = v.qa.as_ref().map_or(&[][..], |q| &q.fallback_boxes[..]);
+        for b in v.text.boxes().unwrap_or_default().iter().chain(qa_boxes) {
             let known = rows.kinds.iter().any(|k| match k {
                 ColumnKind::Base(n) => *n == b.column,
                 ColumnKind::Override { base, .. } => *base == b.column,

@@ -48,6 +48,12 @@ pub(super) async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
             "  worst case if every job fell back to the dearest model of its chain: ${wrt:.4} realtime, ${wbt:.4} batch (the budget check uses this)"
         );
     }
+    let today = jiff::Timestamp::now().to_string();
+    let today = today.get(..10).unwrap_or("");
+    // Copy QA's reads next to the image cost; nothing without [qa].
+    for line in crate::expand::report::qa_report(&campaign, &specs, &planned.generate, today) {
+        println!("{line}");
+    }
     for v in &campaign.variants {
         let chain: Vec<String> = v
             .models
@@ -65,8 +71,6 @@ pub(super) async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
         };
         println!("  variant {}: {line}", v.name);
     }
-    let today = jiff::Timestamp::now().to_string();
-    let today = today.get(..10).unwrap_or("");
     let mut warned = Vec::new();
     for m in campaign.variants.iter().flat_map(|v| &v.models) {
         if warned.contains(&m) {

@@ -114,10 +114,10 @@ impl fmt::Display for Quality {
 }
 
 /// A model that the vendor no longer serves, with its replacement.
-struct Retired {
-    id: &'static str,
-    shut_down: &'static str,
-    replacement: &'static str,
+pub(super) struct Retired {
+    pub(super) id: &'static str,
+    pub(super) shut_down: &'static str,
+    pub(super) replacement: &'static str,
 }
 
 /// Models whose shutdown date has been announced (shared/protocols/openai.md,
@@ -205,13 +205,19 @@ pub enum UnknownModel {
 
 /// A model whose announced shutdown is within `days` of `today`
 /// (`YYYY-MM-DD`): `(shutdown date, replacement)`, for `plan` warnings.
+/// Image models and copy-QA readers alike (their ids never overlap).
 pub fn shutdown_within(id: &str, today: &str, days: i64) -> Option<(&'static str, &'static str)> {
     let today: jiff::civil::Date = today.parse().ok()?;
-    LIFECYCLE.iter().find(|r| r.id == id).and_then(|r| {
-        let on: jiff::civil::Date = r.shut_down.parse().ok()?;
-        let left = today.until(on).ok()?.get_days();
-        (left > 0 && i64::from(left) <= days).then_some((r.shut_down, r.replacement))
-    })
+    let id = id.strip_prefix("models/").unwrap_or(id);
+    LIFECYCLE
+        .iter()
+        .chain(super::reader::READER_LIFECYCLE)
+        .find(|r| r.id == id)
+        .and_then(|r| {
+            let on: jiff::civil::Date = r.shut_down.parse().ok()?;
+            let left = today.until(on).ok()?.get_days();
+            (left > 0 && i64::from(left) <= days).then_some((r.shut_down, r.replacement))
+        })
 }
 
 fn known_model_list() -> String {

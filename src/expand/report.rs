@@ -1,11 +1,12 @@
 //! What `adloc plan` reports about localization before any money is spent:
-//! every copy fallback, what overlay variants save, and every overlay box
-//! whose copy cannot fit.
+//! every copy fallback, what overlay variants save, every overlay box
+//! whose copy cannot fit, and what copy QA's reads add.
 
 use std::collections::BTreeSet;
 
 use super::{ComposeSpec, JobSpec, compose_plan, copy_columns};
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, OnMismatch};
+use crate::domain::{BillingMode, PriceTable, ReaderModel, round_micro};
 use crate::imaging::text::{self, TextError};
 
 /// One copy fallback: a row's column for a locale came from another tag.
@@ -179,6 +180,125 @@ pub fn report(campaign: &Campaign, specs: &[JobSpec]) -> Vec<String> {
                 overflows.len()
             )
         });
+    }
+    lines
+}
+
+/// Copy QA's share of a plan, for one billing mode.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct QaEstimate {
+    /// Model-text images to generate that QA will read.
+    pub reads: usize,
+    /// USD for one read of each: the expected cost when images pass.
+    /// Second reads and regenerations are not included.
+    pub reads_usd: f64,
+    /// USD beyond the plan's image estimate at worst: every image made
+    /// `1 + max_regenerations` times (once for `overlay`, `fail`, `keep`),
+    /// each attempt read twice, images priced at the dearest model of the
+    /// variant's chain, plus one copy-free art image per job whose variant
+    /// has fallback text boxes (an upper bound: art is shared by a row's
+    /// locales). Not yet part of the budget check (`run::estimate_worst`).
+    pub worst_extra_usd: f64,
+}
+
+/// Reads a read costs at most per attempt: the read, and a second read
+/// confirming a mismatch before anything is regenerated.
+const WORST_READS_PER_ATTEMPT: f64 = 2.0;
+
+/// Copy QA's cost for the specs flagged in `generate` (art jobs are never
+/// read: overlay composites are exact by construction).
+pub fn qa_estimate(
+    campaign: &Campaign,
+    specs: &[JobSpec],
+    generate: &[bool],
+    mode: BillingMode,
+) -> QaEstimate {
+    let prices = PriceTable::new(campaign.pricing.clone());
+    let mut out = QaEstimate::default();
+    for (s, _) in specs.iter().zip(generate).filter(|(_, g)| **g) {
+        if s.key.target.is_art() {
+            continue;
+        }
+        let Some(v) = campaign.variants.iter().find(|v| v.name == s.key.variant) else {
+            continue;
+        };
+        let Some(qa) = &v.qa else {
+            continue;
+        };
+        let read = prices.estimate_read(qa.reader, mode);
+        let image = v
+            .models
+            .iter()
+            .map(|m| {
+                let mut req = s.request.clone();
+                req.quality = v.quality_for(m);
+                req.model = m.clone();
+                prices.estimate(&req, mode)
+            })
+            .fold(prices.estimate(&s.request, mode), f64::max);
+        let attempts = f64::from(qa.max_images());
+        let art = match qa.on_mismatch {
+            OnMismatch::Regenerate | OnMismatch::Overlay if !qa.fallback_boxes.is_empty() => image,
+            _ => 0.0,
+        };
+        out.reads += 1;
+        out.reads_usd += read;
+        out.worst_extra_usd +=
+            (attempts - 1.0) * image + attempts * WORST_READS_PER_ATTEMPT * read + art;
+    }
+    out.reads_usd = round_micro(out.reads_usd);
+    out.worst_extra_usd = round_micro(out.worst_extra_usd);
+    out
+}
+
+/// The lines `adloc plan` prints about copy QA, each already indented;
+/// none when no variant has QA. `today` is `YYYY-MM-DD` (UTC).
+pub fn qa_report(
+    campaign: &Campaign,
+    specs: &[JobSpec],
+    generate: &[bool],
+    today: &str,
+) -> Vec<String> {
+    let mut readers: Vec<ReaderModel> = campaign
+        .variants
+        .iter()
+        .filter_map(|v| v.qa.as_ref().map(|q| q.reader))
+        .collect();
+    readers.sort();
+    readers.dedup();
+    if readers.is_empty() {
+        return Vec::new();
+    }
+    let rt = qa_estimate(campaign, specs, generate, BillingMode::Realtime);
+    let bt = qa_estimate(campaign, specs, generate, BillingMode::Batch);
+    let names: Vec<&str> = readers.iter().map(|r| r.as_str()).collect();
+    let mut lines = vec![
+        format!(
+            "  copy QA: {} read(s) by {}: ${:.4} realtime, ${:.4} batch (one read per image; second reads and regenerations not included)",
+            rt.reads,
+            names.join(", "),
+            rt.reads_usd,
+            bt.reads_usd
+        ),
+        format!(
+            "  copy QA worst case: +${:.4} realtime, +${:.4} batch over the image estimate ((1 + max_regenerations) × (image + 2 reads) per image, at the dearest model of its chain)",
+            rt.worst_extra_usd, bt.worst_extra_usd
+        ),
+    ];
+    let prices = PriceTable::new(campaign.pricing.clone());
+    for r in &readers {
+        let rates = prices.reader_rates(*r);
+        if rates.unconfirmed {
+            lines.push(format!(
+                "  warning: reader {r} price ${:.2}/${:.2} per 1M input/output tokens is unconfirmed; set [pricing.\"{r}\".tokens] input and output to your price",
+                rates.input, rates.output
+            ));
+        }
+        if let Some((on, replacement)) = crate::domain::shutdown_within(r.as_str(), today, 30) {
+            lines.push(format!(
+                "  warning: reader {r} shuts down on {on}, within 30 days; switch to {replacement}"
+            ));
+        }
     }
     lines
 }
