@@ -160,7 +160,7 @@ impl Campaign {
                         fallback_on: v.fallback_on.clone(),
                         renditions: v.renditions.clone(),
                         text: v.text.clone(),
-                        qa: v.qa.as_ref().map(|q| q.settings.clone()),
+                        qa: v.qa.as_ref().and_then(|q| q.settings.clone()),
                     }),
                     Err(e) => errors.push(InputProblem::file(
                         &path,

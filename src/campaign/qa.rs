@@ -148,7 +148,8 @@ pub(crate) struct QaKeys {
 /// the column check once the rows are read).
 #[derive(Debug, Clone)]
 pub(crate) struct ResolvedQa {
-    pub settings: QaSettings,
+    /// `None` when a key is missing or invalid (its problem is in the errors).
+    pub settings: Option<QaSettings>,
     pub expect_at: Vec<ExpectAt>,
 }
 
@@ -263,7 +264,8 @@ fn push_once(errors: &mut InputErrors, p: InputProblem) {
 
 /// The QA settings of one variant: its own `[variants.qa]` keys over the
 /// campaign's `[qa]`. `None` when QA is off for it (no table applies, or it
-/// is an overlay variant) or when a required key is missing or invalid.
+/// is an overlay variant). The `expect` entries are kept even when another
+/// key is bad, so their column check still runs in the same pass.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn resolve(
     path: &Path,
@@ -353,38 +355,40 @@ pub(crate) fn resolve(
         Some(None) => (None, None),
         Some(Some((v, span))) => (Some(v), Some(span)),
     };
+    let mut mismatch_ok = true;
     if let (Some(OnMismatch::Overlay), Some(span), true) =
         (on_mismatch, mismatch_span, fallback_boxes.is_empty())
     {
+        mismatch_ok = false;
         errors.push(at(
             span,
             format!(
                 "variant `{variant}`: on_mismatch = \"overlay\" needs [[variants.text_boxes]] to typeset the copy into; add them to the variant or choose regenerate, fail or keep"
             ),
         ));
-        return None;
     }
     let max_regenerations = max_regenerations.unwrap_or(Some(DEFAULT_MAX_REGENERATIONS));
     let tolerance = tolerance.unwrap_or(Some(DEFAULT_TOLERANCE));
-    let (
-        Some(reader),
-        Some(expect_at),
-        Some(on_mismatch),
-        Some(max_regenerations),
-        Some(tolerance),
-    ) = (reader, expect, on_mismatch, max_regenerations, tolerance)
-    else {
-        return None;
-    };
-    Some(ResolvedQa {
-        settings: QaSettings {
+    let expect_at = expect.clone().unwrap_or_default();
+    let settings = match (reader, expect, on_mismatch, max_regenerations, tolerance) {
+        (
+            Some(reader),
+            Some(expect),
+            Some(on_mismatch),
+            Some(max_regenerations),
+            Some(tolerance),
+        ) if mismatch_ok => Some(QaSettings {
             reader,
-            expect: expect_at.iter().map(|e| e.column.clone()).collect(),
+            expect: expect.into_iter().map(|e| e.column).collect(),
             on_mismatch,
             max_regenerations,
             tolerance,
             fallback_boxes,
-        },
+        }),
+        _ => None,
+    };
+    Some(ResolvedQa {
+        settings,
         expect_at,
     })
 }
@@ -447,7 +451,7 @@ model = "gemini-3.1-flash-image"
             .iter()
             .find(|v| v.name == variant)
             .and_then(|v| v.qa.as_ref())
-            .map(|q| &q.settings)
+            .and_then(|q| q.settings.as_ref())
     }
 
     fn ok(body: &str) -> config::Config {
@@ -702,6 +706,18 @@ height = 0.5
             "{HERO}[[variants.text_boxes]]\ncolumn = \"headline\"\nx = 0\ny = 0\nwidth = 1\nheight = 0.5\n"
         ));
         assert!(e.contains("its text mode is \"model\""), "{e}");
+    }
+
+    #[test]
+    fn a_bad_reader_still_keeps_expect_for_the_column_check() {
+        let (cfg, errors) = parse(&format!(
+            "\n[qa]\nreader = \"gemini-2.5-pro\"\nexpect = [\"tagline\"]\n{HERO}"
+        ));
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        let v = &cfg.unwrap().variants[0];
+        let qa = v.qa.as_ref().unwrap();
+        assert_eq!(qa.settings, None);
+        assert_eq!(qa.expect_at[0].column, "tagline");
     }
 
     #[test]
