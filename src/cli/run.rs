@@ -92,6 +92,17 @@ pub(super) async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCod
         "  this run: {} new, {} changed, {} unchanged, {} retired",
         s.planned.new, s.planned.changed, s.planned.unchanged, s.planned.retired
     );
+    if t.qa_pass + t.qa_regenerated + t.qa_fell_back_to_overlay + t.qa_failed > 0 {
+        println!(
+            "  copy QA: {} passed first time, {} regenerated, {} fell back to overlay, {} failed (text_mismatch); reading cost ${:.4}, regenerations ${:.4}",
+            t.qa_pass,
+            t.qa_regenerated,
+            t.qa_fell_back_to_overlay,
+            t.qa_failed,
+            t.qa_cost_usd,
+            t.qa_regeneration_cost_usd
+        );
+    }
     for b in &s.batches_left {
         println!("  batch submitted: {b}");
     }

@@ -9,10 +9,6 @@ mod key;
 mod locale;
 mod model;
 mod pricing;
-#[allow(
-    dead_code,
-    reason = "copy QA (issue 12): its read step in run/ and provider/ is not wired yet; drop once it is"
-)]
 pub mod readback;
 mod reader;
 mod reason;
@@ -26,27 +22,15 @@ pub use model::{
     AspectRatio, BillingMode, ImageSize, ModelId, Quality, Vendor, gpt_size, parse_ratio,
     shutdown_within,
 };
+pub use pricing::READ_MAX_SIDE_PX;
 pub use pricing::{PriceTable, PricingOverride, round_micro};
-#[allow(
-    unused_imports,
-    reason = "copy QA (issue 12): its read step in run/ and provider/ is not wired yet; drop once it is"
-)]
-pub use pricing::{
-    READ_IMAGE_TOKENS, READ_INSTRUCTION_TOKENS, READ_MAX_SIDE_PX, READ_OUTPUT_TOKENS,
-};
-#[allow(
-    unused_imports,
-    reason = "copy QA (issue 12): its read step in run/ and provider/ is not wired yet; drop once it is"
-)]
-pub use readback::{Readback, StringCheck};
+pub use readback::StringCheck;
 pub use reader::ReaderModel;
-#[allow(
-    unused_imports,
-    reason = "copy QA (issue 12): its read step in run/ and provider/ is not wired yet; drop once it is"
-)]
-pub use reader::{ReaderRates, UnknownReader};
 pub use reason::Reason;
-pub use request::{AssetRecord, ImageRequest, ProofText, ReferenceImage, RetrySettings, Usage};
+pub use request::{
+    AssetRecord, ImageRequest, ProofText, ReadRequest, ReferenceImage, RetrySettings, Transcript,
+    Usage,
+};
 pub use state::{
     AttemptOutcome, BatchState, CompositeState, FallbackTrigger, JobState, ProviderKind, RunOutcome,
 };

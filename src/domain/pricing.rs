@@ -48,10 +48,6 @@ pub enum PricingOverride {
 /// 150 tokens (≈ 600 characters at chars/4). The answer is a JSON list of
 /// the strings on an ad, about 100 tokens; this assumes the reader is asked
 /// not to think (thoughts are billed as output tokens, §7b).
-#[allow(
-    dead_code,
-    reason = "copy QA (issue 12): its read step in run/ and provider/ is not wired yet; drop once it is"
-)]
 pub const READ_MAX_SIDE_PX: u32 = 1024;
 /// Input tokens of the downscaled image (see [`READ_MAX_SIDE_PX`]).
 pub const READ_IMAGE_TOKENS: u64 = 1_100;
@@ -133,10 +129,6 @@ impl PriceTable {
     /// Actual USD for one read from its token usage: every prompt token
     /// (image and instruction) at the input rate, transcription and thought
     /// tokens at the output rate; Batch Mode half.
-    #[allow(
-        dead_code,
-        reason = "copy QA (issue 12): its read step in run/ and provider/ is not wired yet; drop once it is"
-    )]
     pub fn cost_of_read(&self, reader: ReaderModel, mode: BillingMode, usage: &Usage) -> f64 {
         let rates = self.reader_rates(reader);
         let cost = (usage.prompt_tokens as f64 * rates.input

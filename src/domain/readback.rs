@@ -14,7 +14,7 @@
 //! merge lines ("Own the ridge. Shop now" for a headline and a CTA) and
 //! split them (a two-line headline as two strings).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 /// NFC, every run of Unicode white space (NBSP, ideographic space, line
@@ -47,7 +47,7 @@ pub fn normalize(s: &str) -> String {
 }
 
 /// One expected string and where the transcription came closest to it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StringCheck {
     /// The base copy column (`headline`).
     pub column: String,

@@ -53,6 +53,7 @@ reasons! {
     CreditExhausted => "credit_exhausted": "Prepaid credit is used up (402): the run stops.",
     ModelNotFound => "model_not_found": "The provider does not serve the model (404): the run stops.",
     TextOverflow => "text_overflow": "Overlay copy does not fit its text box at the minimum font size.",
+    TextMismatch => "text_mismatch": "Copy QA: the copy read back from the image does not match the expected copy, after a second read and the regenerations allowed.",
     BatchFailed => "batch_failed": "A remote batch ended failed, expired or cancelled before the item ran.",
     AttemptsExhausted => "attempts_exhausted": "The per-job attempt limit was reached on retryable errors.",
     RenditionFailed => "rendition_failed": "A rendition could not be derived from its master (unreadable, changed or undecodable master).",

@@ -80,6 +80,36 @@ pub struct Usage {
     pub thought_tokens: u64,
 }
 
+/// A copy-QA read: one image for a reader model to transcribe.
+#[derive(Clone)]
+pub struct ReadRequest {
+    /// The reader.
+    pub reader: crate::domain::ReaderModel,
+    /// The image as sent (already downscaled).
+    pub image: Vec<u8>,
+    /// Its MIME type.
+    pub mime_type: String,
+}
+
+impl std::fmt::Debug for ReadRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadRequest")
+            .field("reader", &self.reader)
+            .field("image", &format_args!("<{} bytes>", self.image.len()))
+            .field("mime_type", &self.mime_type)
+            .finish()
+    }
+}
+
+/// What a reader transcribed, verbatim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// Each piece of visible text, in reading order.
+    pub texts: Vec<String>,
+    /// Token usage, when reported.
+    pub usage: Option<Usage>,
+}
+
 /// A file written into the asset tree, recorded with its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssetRecord {

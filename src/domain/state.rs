@@ -8,6 +8,10 @@
 //!                         │ (resume: not found remotely)     │ results line
 //!                         ▼                                   ▼
 //!                      pending                    done | blocked | failed | pending
+//! copy QA on: an image stored from in_flight or batch_submitted goes to
+//!   checking ──claim──► read_in_flight ──► done (pass, kept) | failed (text_mismatch)
+//!      ▲   ──assign──► read_batch_submitting ──► read_batch_submitted ──► (same)
+//!      └── read again (first mismatch, retryable error)     regenerate ──► pending
 //! any live state ──(request hash changed)──► superseded;  row removed ──► retired
 //! blocked | failed ──(adloc retry)──► pending
 //! ```
@@ -26,6 +30,14 @@ pub enum JobState {
     BatchSubmitting,
     /// Part of a batch created remotely.
     BatchSubmitted,
+    /// Copy QA: the image is stored; its read-back is due.
+    Checking,
+    /// Copy QA: claimed by a runner for a realtime read, under a lease.
+    ReadInFlight,
+    /// Copy QA: assigned to a read batch not yet confirmed remotely.
+    ReadBatchSubmitting,
+    /// Copy QA: part of a read batch created remotely.
+    ReadBatchSubmitted,
     /// The asset exists and its checksum is recorded.
     Done,
     /// The provider refused (safety, policy): terminal until `adloc retry --blocked`.
@@ -40,11 +52,15 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, for status listings.
-    pub const ALL: [JobState; 9] = [
+    pub const ALL: [JobState; 13] = [
         JobState::Pending,
         JobState::InFlight,
         JobState::BatchSubmitting,
         JobState::BatchSubmitted,
+        JobState::Checking,
+        JobState::ReadInFlight,
+        JobState::ReadBatchSubmitting,
+        JobState::ReadBatchSubmitted,
         JobState::Done,
         JobState::Blocked,
         JobState::Failed,
@@ -59,6 +75,10 @@ impl JobState {
             JobState::InFlight => "in_flight",
             JobState::BatchSubmitting => "batch_submitting",
             JobState::BatchSubmitted => "batch_submitted",
+            JobState::Checking => "checking",
+            JobState::ReadInFlight => "read_in_flight",
+            JobState::ReadBatchSubmitting => "read_batch_submitting",
+            JobState::ReadBatchSubmitted => "read_batch_submitted",
             JobState::Done => "done",
             JobState::Blocked => "blocked",
             JobState::Failed => "failed",
@@ -85,16 +105,39 @@ impl JobState {
     pub fn from_states(to: JobState) -> &'static [JobState] {
         use JobState::*;
         match to {
-            Pending => &[InFlight, BatchSubmitting, BatchSubmitted, Blocked, Failed],
+            // A regeneration after a confirmed copy mismatch comes from a read.
+            Pending => &[
+                InFlight,
+                BatchSubmitting,
+                BatchSubmitted,
+                Blocked,
+                Failed,
+                ReadInFlight,
+                ReadBatchSubmitted,
+            ],
             InFlight => &[Pending],
             BatchSubmitting => &[Pending],
             BatchSubmitted => &[BatchSubmitting],
-            Done | Blocked | Failed => &[InFlight, BatchSubmitted],
+            Checking => &[
+                InFlight,
+                BatchSubmitted,
+                ReadInFlight,
+                ReadBatchSubmitting,
+                ReadBatchSubmitted,
+            ],
+            ReadInFlight | ReadBatchSubmitting => &[Checking],
+            ReadBatchSubmitted => &[ReadBatchSubmitting],
+            Done | Failed => &[InFlight, BatchSubmitted, ReadInFlight, ReadBatchSubmitted],
+            Blocked => &[InFlight, BatchSubmitted],
             Superseded | Retired => &[
                 Pending,
                 InFlight,
                 BatchSubmitting,
                 BatchSubmitted,
+                Checking,
+                ReadInFlight,
+                ReadBatchSubmitting,
+                ReadBatchSubmitted,
                 Done,
                 Blocked,
                 Failed,

@@ -46,6 +46,25 @@ pub struct JobSpec {
     pub chain: Vec<(ModelId, Option<Quality>)>,
     /// What moves this job to the next model of the chain.
     pub fallback_on: Vec<FallbackTrigger>,
+    /// Copy QA of this job's image (model-text jobs of a variant with QA).
+    pub qa: Option<QaPlan>,
+}
+
+/// How one job's painted copy is checked: the strings it must show, as
+/// resolved for its locale, and what a confirmed mismatch leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QaPlan {
+    /// The reader model.
+    pub reader: crate::domain::ReaderModel,
+    /// (column, expected text) for every expected column whose copy is not
+    /// empty in this locale.
+    pub expected: Vec<(String, String)>,
+    /// What a confirmed mismatch leads to.
+    pub on_mismatch: crate::campaign::OnMismatch,
+    /// Images bought again at most, after the first.
+    pub max_regenerations: u32,
+    /// Allowed character error rate per string.
+    pub tolerance: f64,
 }
 
 impl JobSpec {
@@ -183,6 +202,28 @@ fn build_spec(
         proof,
     };
     let request_hash = request_hash(&request);
+    // The expected copy is the row's copy as the template saw it: resolved
+    // along the locale's fallback chain.
+    let qa = match (&target, variant.qa.as_ref()) {
+        (Target::Locale(_), Some(q)) => {
+            let expected = q
+                .expect
+                .iter()
+                .filter_map(|col| {
+                    let text = context.get("row")?.get(col)?.as_str()?.trim();
+                    (!text.is_empty()).then(|| (col.clone(), text.to_string()))
+                })
+                .collect();
+            Some(QaPlan {
+                reader: q.reader,
+                expected,
+                on_mismatch: q.on_mismatch,
+                max_regenerations: q.max_regenerations,
+                tolerance: q.tolerance,
+            })
+        }
+        _ => None,
+    };
     Ok(JobSpec {
         key: JobKey {
             campaign: campaign.name.clone(),
@@ -201,6 +242,7 @@ fn build_spec(
             .map(|m| (m.clone(), variant.quality_for(m)))
             .collect(),
         fallback_on: variant.fallback_on.clone(),
+        qa,
     })
 }
 

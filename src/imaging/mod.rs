@@ -15,7 +15,7 @@ pub use color::parse_color;
 pub use compose::{BoxLayout, TextBoxSpec, VAlign, compose_bytes};
 pub use resize::{
     Fit, MAX_SIDE, OutputFormat, RenditionSpec, aspect_check, cover_crop, decode_master, downscale,
-    render,
+    for_reading, render,
 };
 pub use sheet::{Cell, Layout, render_sheet};
 

@@ -361,3 +361,21 @@ pub fn downscale(
         size: (nw, nh),
     })
 }
+
+/// The image as a copy-QA reader is sent it: unchanged when its longer side
+/// is at most `max_side` (no re-encoding, no loss), else downscaled to it
+/// (fewer input tokens; text the size of an ad's stays legible).
+pub fn for_reading(bytes: &[u8], max_side: u32) -> Result<Downscaled, String> {
+    let format = image::guess_format(bytes).map_err(|e| e.to_string())?;
+    let reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
+    if w.max(h) <= max_side {
+        return Ok(Downscaled {
+            bytes: bytes.to_vec(),
+            mime_type: super::mime_of(format).to_string(),
+            size: (w, h),
+        });
+    }
+    let img = decode_master(bytes).map_err(|e| e.to_string())?;
+    downscale(&img, format, max_side)
+}

@@ -16,10 +16,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::assets::write_atomic;
+use crate::domain::StringCheck;
 use crate::domain::{CompositeState, Error, JobState, Reason, Result, round_micro};
 use crate::expand::ComposeSpec;
 use crate::imaging::{BoxLayout, aspect_check};
-use crate::store::{CampaignState, CompositeRow, JobId, JobRow, RenditionEntry};
+use crate::store::{CampaignState, CompositeRow, JobId, JobRow, QaVerdict, RenditionEntry};
 
 /// The manifest schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -66,6 +67,25 @@ pub struct Totals {
     /// Renditions that could not be made (each is also in `failures`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub renditions_failed: u64,
+    /// Copy QA: assets whose copy passed the first image's reads.
+    #[serde(default)]
+    pub qa_pass: u64,
+    /// Copy QA: assets that needed at least one regeneration (done or not).
+    #[serde(default)]
+    pub qa_regenerated: u64,
+    /// Copy QA: assets typeset locally after the model's copy stayed wrong.
+    #[serde(default)]
+    pub qa_fell_back_to_overlay: u64,
+    /// Copy QA: jobs failed with `text_mismatch`.
+    #[serde(default)]
+    pub qa_failed: u64,
+    /// Copy QA: what reading cost, apart from `cost_usd`.
+    #[serde(default)]
+    pub qa_cost_usd: f64,
+    /// Copy QA: what the images thrown away after a mismatch cost, apart
+    /// from `cost_usd` (which is what the current assets cost).
+    #[serde(default)]
+    pub qa_regeneration_cost_usd: f64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -134,6 +154,27 @@ pub struct AssetEntry {
     /// Why it was moved (`unauthenticated`, `credit_exhausted`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<Reason>,
+    /// Copy QA of a model-text asset (when its variant has `[qa]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qa: Option<QaEntry>,
+}
+
+/// What copy QA found for one asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QaEntry {
+    /// The reader model (empty when skipped without reading).
+    pub reader: String,
+    /// `pass`, `fail`, `kept` or `skipped`.
+    pub verdict: String,
+    /// Reads made, across regenerations.
+    pub reads: u32,
+    /// Images bought again after a confirmed mismatch.
+    pub regenerations: u32,
+    /// Per expected string: what was meant, the best matching read, and
+    /// its character error rate.
+    pub strings: Vec<StringCheck>,
+    /// What reading cost (not in `cost_usd`).
+    pub cost_usd: f64,
 }
 
 /// One failed or blocked job.
@@ -158,6 +199,9 @@ pub struct FailureEntry {
     pub attempts: u32,
     /// Request hash.
     pub request_sha256: String,
+    /// Copy QA, for a `text_mismatch` failure: what was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qa: Option<QaEntry>,
     /// For a rendition that could not be made: its path (the master exists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rendition: Option<String>,
@@ -225,6 +269,19 @@ fn asset_entry(j: &JobRow, renditions: &HashMap<JobId, Vec<RenditionEntry>>) -> 
         overlay: None,
         fallback_from: j.fallback_from.as_ref().map(ToString::to_string),
         fallback_reason: j.fallback_reason,
+        qa: qa_entry(j),
+    })
+}
+
+fn qa_entry(j: &JobRow) -> Option<QaEntry> {
+    let q = j.qa.as_ref()?;
+    Some(QaEntry {
+        reader: q.reader.clone().unwrap_or_default(),
+        verdict: q.verdict.map_or("pending", |v| v.as_str()).to_string(),
+        reads: q.reads,
+        regenerations: q.regenerations,
+        strings: q.strings.clone(),
+        cost_usd: round_micro(q.cost_usd),
     })
 }
 
@@ -239,6 +296,7 @@ fn failure_entry(j: &JobRow) -> FailureEntry {
         block_reason: j.block_reason.clone(),
         attempts: j.attempts,
         request_sha256: j.request_hash.clone(),
+        qa: qa_entry(j),
         rendition: None,
     }
 }
@@ -290,7 +348,23 @@ fn composite_entry(c: &CompositeRow) -> Option<AssetEntry> {
         }),
         fallback_from: None,
         fallback_reason: None,
+        qa: None,
     })
+}
+
+/// Copy QA totals of one finished job.
+fn count_qa(t: &mut Totals, j: &JobRow) {
+    let Some(q) = &j.qa else { return };
+    t.qa_cost_usd += q.cost_usd;
+    t.qa_regeneration_cost_usd += q.regeneration_cost_usd;
+    if q.regenerations > 0 {
+        t.qa_regenerated += 1;
+    }
+    match (j.state, q.verdict) {
+        (JobState::Done, Some(QaVerdict::Pass)) if q.regenerations == 0 => t.qa_pass += 1,
+        (JobState::Failed, _) if j.error_code == Some(Reason::TextMismatch) => t.qa_failed += 1,
+        _ => {}
+    }
 }
 
 /// Entries and totals of a set of job rows (model-text jobs, or art).
@@ -305,6 +379,7 @@ fn job_entries(m: &mut Manifest, jobs: &[&JobRow], state: &CampaignState) {
                 continue;
             }
             JobState::Done => {
+                count_qa(&mut m.totals, j);
                 if let Some(a) = asset_entry(j, &state.renditions) {
                     m.totals.cost_usd += a.cost_usd;
                     m.assets.push(a);
@@ -312,6 +387,7 @@ fn job_entries(m: &mut Manifest, jobs: &[&JobRow], state: &CampaignState) {
                 m.totals.done += 1;
             }
             JobState::Failed | JobState::Blocked => {
+                count_qa(&mut m.totals, j);
                 if j.state == JobState::Failed {
                     m.totals.failed += 1;
                 } else {
@@ -319,10 +395,15 @@ fn job_entries(m: &mut Manifest, jobs: &[&JobRow], state: &CampaignState) {
                 }
                 m.failures.push(failure_entry(j));
             }
+            // An image whose copy is still being read back is not done.
             JobState::Pending
             | JobState::InFlight
             | JobState::BatchSubmitting
-            | JobState::BatchSubmitted => m.totals.pending += 1,
+            | JobState::BatchSubmitted
+            | JobState::Checking
+            | JobState::ReadInFlight
+            | JobState::ReadBatchSubmitting
+            | JobState::ReadBatchSubmitted => m.totals.pending += 1,
         }
         m.totals.jobs += 1;
     }
@@ -399,6 +480,8 @@ pub fn build(name: &str, state: &CampaignState, compose: &[ComposeSpec]) -> Mani
         ))
     });
     m.totals.cost_usd = round_micro(m.totals.cost_usd);
+    m.totals.qa_cost_usd = round_micro(m.totals.qa_cost_usd);
+    m.totals.qa_regeneration_cost_usd = round_micro(m.totals.qa_regeneration_cost_usd);
     m
 }
 
@@ -459,6 +542,7 @@ fn overlay_entries(
                         block_reason: None,
                         attempts: c.art.attempts,
                         request_sha256: c.art.request_hash.clone(),
+                        qa: None,
                         rendition: None,
                     });
                 }

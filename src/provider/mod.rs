@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
-pub use crate::domain::{ImageRequest, Reason, Usage};
+pub use crate::domain::{ImageRequest, ReadRequest, Reason, Transcript, Usage};
 use crate::domain::{ModelId, ProviderKind};
 
 /// A successful generation: the raw image bytes exactly as returned.
@@ -213,6 +213,13 @@ pub trait BatchApi: Send + Sync {
     async fn cancel(&self, batch: &RemoteBatch) -> Result<(), ProviderError>;
 }
 
+/// Reading copy back from an image with a text model (copy QA).
+#[async_trait]
+pub trait ReadApi: Send + Sync {
+    /// One read now; no retries here (the run layer owns them).
+    async fn read(&self, req: &ReadRequest) -> Result<Transcript, ProviderError>;
+}
+
 /// An image provider.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -222,4 +229,8 @@ pub trait Provider: Send + Sync {
     async fn generate(&self, req: &ImageRequest) -> Result<Generated, ProviderError>;
     /// The batch capability, if the provider has one.
     fn batch(&self) -> Option<&dyn BatchApi>;
+    /// The copy-QA reader capability, if the provider has one.
+    fn reader(&self) -> Option<&dyn ReadApi> {
+        None
+    }
 }

@@ -19,7 +19,7 @@ use crate::domain::{
 };
 use crate::expand::JobSpec;
 use crate::provider::{BatchApi, BatchChunk, BatchItem, ErrorClass, RemoteBatch, RemoteState};
-use crate::store::{BatchJob, BatchRow, JobId, Store};
+use crate::store::{BatchJob, BatchRow, ImageQa, JobId, Store};
 
 /// The input file limit is 2 GB; stay clear of it.
 const MAX_INPUT_BYTES: u64 = 1_900_000_000;
@@ -126,7 +126,7 @@ pub(crate) async fn dispatch(
                 jobs = pending,
                 "finishing the jobs of a failed batch in realtime"
             );
-            let stop = dispatch_realtime(ctx, concurrency, opts.drain_timeout, None).await?;
+            let stop = dispatch_realtime(ctx, concurrency, opts.drain_timeout, None, true).await?;
             if let Some(stop) = stop.filter(|s| !carries_on(ctx, s)) {
                 return Ok(Some(stop));
             }
@@ -154,8 +154,26 @@ pub(crate) async fn dispatch(
                 concurrency,
                 opts.drain_timeout,
                 Some(&realtime_vendors),
+                true,
             )
             .await?;
+            if let Some(stop) = stop.filter(|s| !carries_on(ctx, s)) {
+                return Ok(Some(stop));
+            }
+            continue;
+        }
+
+        // Copy QA: images ingested from batches are read back while the
+        // other batches run. (Reads go realtime: batched reads are not
+        // built yet.) A regeneration goes back to pending and is batched.
+        if !opts.ingest_only
+            && ctx.providers.vendor(Vendor::Gemini).is_some()
+            && ctx.providers.unusable(Vendor::Gemini).is_none()
+            && ctx.specs.values().any(|s| s.qa.is_some())
+            && ctx.store.next_read(&ctx.campaign).await?.is_some()
+        {
+            let stop =
+                dispatch_realtime(ctx, concurrency, opts.drain_timeout, Some(&[]), true).await?;
             if let Some(stop) = stop.filter(|s| !carries_on(ctx, s)) {
                 return Ok(Some(stop));
             }
@@ -584,14 +602,19 @@ async fn ingest(
         }
         seen += 1;
         let size: ImageSize = job.image_size;
+        let provider = ctx
+            .providers
+            .vendor(b.model.vendor())
+            .map_or(ctx.provider.kind(), |p| p.kind());
         let info = JobInfo {
             key: &job.key,
             model: &job.model,
             size,
-            provider: ctx
-                .providers
-                .vendor(b.model.vendor())
-                .map_or(ctx.provider.kind(), |p| p.kind()),
+            provider,
+            qa: ctx
+                .specs
+                .get(&job.id)
+                .map_or(ImageQa::Off, |s| super::qa::image_qa(s, provider)),
         };
         crate::run::crash_point("batch-ingest-item");
         if let JobOutcome::Stop(s) = settle(
@@ -651,7 +674,7 @@ async fn finish_in_realtime(
         }
     }
     tracing::info!("deadline reached: finishing the remaining jobs in realtime");
-    dispatch_realtime(ctx, concurrency, opts.drain_timeout, None).await
+    dispatch_realtime(ctx, concurrency, opts.drain_timeout, None, true).await
 }
 
 /// Cancel every open batch of a campaign (`adloc cancel`) and return their

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +25,7 @@ use crate::store::{Claimed, JobId, Planned, RunId, Settlement, Store};
 
 pub(crate) mod batch;
 mod provider;
+mod qa;
 mod settle;
 
 pub use provider::{GeminiEnv, OpenAiEnv, ProviderChoice, ProviderEnv};
@@ -233,7 +235,12 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// The retry budget of the vendor serving `model`.
     pub(crate) fn budget(&self, model: &ModelId) -> &RetryBudget {
-        match model.vendor() {
+        self.budget_of(model.vendor())
+    }
+
+    /// The retry budget of a vendor.
+    pub(crate) fn budget_of(&self, vendor: Vendor) -> &RetryBudget {
+        match vendor {
             Vendor::Gemini => &self.budgets.0,
             Vendor::OpenAi => &self.budgets.1,
         }
@@ -241,7 +248,7 @@ impl Ctx {
     pub(crate) fn spent(&self) -> f64 {
         self.spent_micros.load(Ordering::Relaxed) as f64 / 1e6
     }
-    fn add_spend(&self, usd: f64) {
+    pub(crate) fn add_spend(&self, usd: f64) {
         self.spent_micros
             .fetch_add((usd * 1e6).round() as u64, Ordering::Relaxed);
     }
@@ -464,7 +471,9 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     }
     let mut batches_left = Vec::new();
     let outcome = match mode {
-        RunMode::Realtime => dispatch_realtime(&ctx, concurrency, opts.drain_timeout, None).await,
+        RunMode::Realtime => {
+            dispatch_realtime(&ctx, concurrency, opts.drain_timeout, None, true).await
+        }
         RunMode::Batch | RunMode::Auto => {
             batch::dispatch(&ctx, &campaign, mode, &opts, concurrency, &mut batches_left).await
         }
@@ -547,7 +556,12 @@ fn check_budget(
     if choice == ProviderChoice::Local {
         return Ok(());
     }
-    let estimate = estimate_worst(campaign, specs, &planned.generate, mode);
+    // Copy QA's reads are part of what the run will spend; regenerations
+    // after a mismatch are not planned (the spend cap stops them).
+    let reads = expand::report::qa_estimate(campaign, specs, &planned.generate, mode).reads_usd;
+    let estimate = crate::domain::round_micro(
+        estimate_worst(campaign, specs, &planned.generate, mode) + reads,
+    );
     let limits = [
         (campaign.budget_usd, "budget.max_usd in campaign.toml"),
         (opts.max_spend, "--max-spend"),
@@ -580,21 +594,36 @@ pub(crate) enum JobOutcome {
 type Attempted = (Option<Vendor>, JobOutcome);
 
 /// Realtime dispatch: claim, call, store, record — `concurrency` at a time.
-/// `only` limits it to the pools of some vendors (auto mode's small
-/// remainders); `None` runs every pool.
+/// `only` limits it to the image pools of some vendors (auto mode's small
+/// remainders; none at all for batch mode's reads); `None` runs every
+/// pool. `reads` runs the copy-QA read pool too (when a variant has QA and
+/// the images are not the local renderer's).
 async fn dispatch_realtime(
     ctx: &Arc<Ctx>,
     concurrency: usize,
     drain: Duration,
     only: Option<&[Vendor]>,
+    reads: bool,
 ) -> Result<Option<StopReason>> {
+    let reads =
+        reads && ctx.providers.local().is_none() && ctx.specs.values().any(|s| s.qa.is_some());
+    let read_slots = Arc::new(Semaphore::new(concurrency));
     let limiters = rate_limiters(ctx);
     let mut pools = pools(ctx);
     if let Some(only) = only {
         pools.retain(|(v, _)| v.is_none_or(|v| only.contains(&v)));
     }
-    let mut in_flight: HashMap<Option<Vendor>, usize> = HashMap::new();
-    let mut set: JoinSet<(Option<Vendor>, Result<Attempted>)> = JoinSet::new();
+    // A pool's concurrency bounds its calls in flight and their settling:
+    // a task holds its slot until its outcome is recorded, so at a kill at
+    // most `concurrency` paid results per pool are unrecorded (and bought
+    // again). It gives the slot back (and says so on `freed`) before the
+    // task's own bookkeeping ends.
+    let slots: HashMap<Option<Vendor>, Arc<Semaphore>> = pools
+        .iter()
+        .map(|(v, _)| (*v, Arc::new(Semaphore::new(concurrency))))
+        .collect();
+    let freed = Arc::new(Notify::new());
+    let mut set: JoinSet<Result<Attempted>> = JoinSet::new();
     let mut stop: Option<StopReason> = None;
     loop {
         if stop.is_none() && ctx.cancel.is_cancelled() {
@@ -609,8 +638,10 @@ async fn dispatch_realtime(
             if vendor.is_some_and(|v| ctx.providers.unusable(v).is_some()) {
                 continue;
             }
-            let busy = in_flight.get(vendor).copied().unwrap_or(0);
-            let free = concurrency.saturating_sub(busy);
+            let Some(sem) = slots.get(vendor) else {
+                continue;
+            };
+            let free = sem.available_permits();
             if free == 0 {
                 continue;
             }
@@ -619,17 +650,40 @@ async fn dispatch_realtime(
                 .claim(ctx.run, &ctx.campaign, free, ctx.lease, models)
                 .await?
             {
+                let Ok(slot) = sem.clone().try_acquire_owned() else {
+                    return Err(Error::Internal("realtime pool over-claimed".into()));
+                };
                 let ctx = ctx.clone();
-                let v = *vendor;
-                *in_flight.entry(v).or_default() += 1;
+                let freed = freed.clone();
                 let limiter = limiters.get(&job.model.vendor()).cloned();
                 set.spawn(async move {
                     if let Some(l) = &limiter {
                         l.until_ready().await;
                     }
                     crash_point("realtime-after-claim");
-                    (v, realtime_one(&ctx, job).await)
+                    realtime_one(&ctx, job, Slot { slot, freed }).await
                 });
+            }
+        }
+        // Copy QA reads: a pool of their own on the reader's vendor.
+        let reading = reads && ctx.providers.unusable(Vendor::Gemini).is_none();
+        if reading && read_slots.available_permits() > 0 {
+            for job in ctx
+                .store
+                .claim_reads(
+                    ctx.run,
+                    &ctx.campaign,
+                    read_slots.available_permits(),
+                    ctx.lease,
+                )
+                .await?
+            {
+                let Ok(slot) = read_slots.clone().try_acquire_owned() else {
+                    return Err(Error::Internal("read pool over-claimed".into()));
+                };
+                let ctx = ctx.clone();
+                let freed = freed.clone();
+                set.spawn(async move { qa::read_one(&ctx, job, Slot { slot, freed }).await });
             }
         }
         if set.is_empty() {
@@ -638,10 +692,25 @@ async fn dispatch_realtime(
                 .filter(|(v, _)| v.is_none_or(|v| ctx.providers.unusable(v).is_none()))
                 .flat_map(|(_, m)| m.iter().cloned())
                 .collect();
-            if live.is_empty() && pools.iter().any(|(v, _)| v.is_some()) {
-                break;
-            }
-            match ctx.store.next_pending(&ctx.campaign, &live).await? {
+            // No image pool left (all failed, or none asked for): only reads.
+            let images_done =
+                pools.is_empty() || (live.is_empty() && pools.iter().any(|(v, _)| v.is_some()));
+            let images = if images_done {
+                None
+            } else {
+                ctx.store.next_pending(&ctx.campaign, &live).await?
+            };
+            let due_reads = if reading {
+                ctx.store.next_read(&ctx.campaign).await?
+            } else {
+                None
+            };
+            let next = match (images, due_reads) {
+                (None, None) => None,
+                (Some(a), None) | (None, Some(a)) => Some(a),
+                (Some(a), Some(b)) => Some(a.zip(b).map(|(a, b)| a.min(b))),
+            };
+            match next {
                 None => {
                     // Another runner holds the rest: wait for it (and take
                     // its jobs back if it dies) instead of ending early.
@@ -667,16 +736,11 @@ async fn dispatch_realtime(
         }
         tokio::select! {
             Some(res) = set.join_next() => {
-                let res = res.map(|(pool, r)| {
-                    if let Some(n) = in_flight.get_mut(&pool) {
-                        *n = n.saturating_sub(1);
-                    }
-                    r
-                });
                 if let Some(s) = handle_join(ctx, res).await? {
                     stop.get_or_insert(s);
                 }
             }
+            _ = freed.notified() => {}
             _ = ctx.cancel.cancelled() => {}
         }
     }
@@ -685,12 +749,6 @@ async fn dispatch_realtime(
     while !set.is_empty() {
         tokio::select! {
             Some(res) = set.join_next() => {
-                let res = res.map(|(pool, r)| {
-                    if let Some(n) = in_flight.get_mut(&pool) {
-                        *n = n.saturating_sub(1);
-                    }
-                    r
-                });
                 if let Some(s) = handle_join(ctx, res).await? {
                     stop.get_or_insert(s);
                 }
@@ -971,9 +1029,23 @@ async fn fall_back_unavailable(ctx: &Ctx) -> Result<usize> {
     Ok(moved)
 }
 
+/// A place in a realtime pool, held for the duration of one call.
+struct Slot {
+    slot: tokio::sync::OwnedSemaphorePermit,
+    freed: Arc<Notify>,
+}
+
+impl Slot {
+    /// The call returned: let the dispatcher start the next one.
+    fn release(self) {
+        drop(self.slot);
+        self.freed.notify_one();
+    }
+}
+
 /// One realtime attempt for a claimed job: the outcome, and the vendor it
 /// went to (so a vendor-level stop can fall back instead of ending the run).
-async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<Attempted> {
+async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> {
     let Some(spec) = ctx.specs.get(&job.id).cloned() else {
         // Claimed a job this process did not expand (another runner's newer
         // campaign). Hand it back untouched.
@@ -1036,6 +1108,7 @@ async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<Attempted> {
         model: &model,
         size: spec.request.image_size,
         provider: provider.kind(),
+        qa: qa::image_qa(&spec, provider.kind()),
     };
     let outcome = settle(
         ctx,
@@ -1047,5 +1120,6 @@ async fn realtime_one(ctx: &Ctx, job: Claimed) -> Result<Attempted> {
         started,
     )
     .await?;
+    slot.release();
     Ok((Some(vendor), outcome))
 }

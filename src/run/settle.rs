@@ -8,7 +8,7 @@ use crate::domain::{
     now_ms,
 };
 use crate::provider::{ErrorClass, Generated, ProviderError};
-use crate::store::{AttemptRecord, JobId, Settlement};
+use crate::store::{AttemptRecord, ImageQa, JobId, Settlement};
 
 use super::{Ctx, JobOutcome, StopReason, crash_point};
 
@@ -58,6 +58,7 @@ pub(super) struct Facts {
 /// dispatcher should do next. Pure.
 fn decide(
     provider: crate::domain::ProviderKind,
+    qa: ImageQa,
     result: std::result::Result<(AssetRecord, Option<crate::domain::Usage>), ProviderError>,
     v: Verdict,
     f: &Facts,
@@ -71,10 +72,12 @@ fn decide(
         http_status: e.and_then(|e| e.http_status),
         detail: e.map(|e| e.detail.clone()),
         cost_usd: cost,
+        read: false,
     };
     match result {
         Ok((asset, usage)) => (
             Settlement::Done {
+                qa,
                 provider,
                 asset,
                 cost_usd: f.cost_usd,
@@ -143,6 +146,8 @@ pub(crate) struct JobInfo<'a> {
     pub size: ImageSize,
     /// Who made (or failed to make) the image.
     pub provider: crate::domain::ProviderKind,
+    /// Whether its copy is read back before it is done.
+    pub qa: ImageQa,
 }
 
 /// Record the result of one generation (realtime or one batch line): store
@@ -217,7 +222,7 @@ pub(crate) async fn settle(
         budget_ok,
         delay_ms,
     };
-    let (settlement, attempt, outcome) = decide(spec.provider, stored, v, &facts);
+    let (settlement, attempt, outcome) = decide(spec.provider, spec.qa, stored, v, &facts);
     if matches!(outcome, JobOutcome::Done) {
         crash_point("before-job-update");
     }
@@ -247,7 +252,11 @@ pub(crate) async fn settle(
                     "job changed while its image was generated; result kept on disk, not recorded"
                 );
             }
-            ctx.progress.finished_one("done", &key);
+            if spec.qa == ImageQa::Check {
+                tracing::debug!(job = key, "image stored; its copy is read back next");
+            } else {
+                ctx.progress.finished_one("done", &key);
+            }
             if let Some(cap) = ctx.spend_cap
                 && ctx.spent() >= cap
             {
@@ -295,7 +304,13 @@ mod tests {
         let e = ProviderError::retryable(Reason::ServerError, "503", None);
         let r = err(e.clone());
         let v = verdict(&r, 2, 5);
-        let (s, a, o) = decide(ProviderKind::Gemini, r, v, &facts(2, Some(true)));
+        let (s, a, o) = decide(
+            ProviderKind::Gemini,
+            ImageQa::Off,
+            r,
+            v,
+            &facts(2, Some(true)),
+        );
         assert_eq!(
             s,
             Settlement::Retry {
@@ -309,7 +324,7 @@ mod tests {
 
         let r = err(e);
         let v = verdict(&r, 5, 5);
-        let (s, _, o) = decide(ProviderKind::Gemini, r, v, &facts(5, None));
+        let (s, _, o) = decide(ProviderKind::Gemini, ImageQa::Off, r, v, &facts(5, None));
         assert!(matches!(
             s,
             Settlement::Fail {
@@ -328,7 +343,7 @@ mod tests {
             "IMAGE_SAFETY",
         ));
         let v = verdict(&r, 1, 5);
-        let (s, _, _) = decide(ProviderKind::Gemini, r, v, &facts(1, None));
+        let (s, _, _) = decide(ProviderKind::Gemini, ImageQa::Off, r, v, &facts(1, None));
         assert_eq!(s.target_state(), crate::domain::JobState::Blocked);
 
         let r = err(ProviderError::run_terminal(
@@ -336,7 +351,7 @@ mod tests {
             "bad key",
         ));
         let v = verdict(&r, 1, 5);
-        let (s, a, o) = decide(ProviderKind::Gemini, r, v, &facts(1, None));
+        let (s, a, o) = decide(ProviderKind::Gemini, ImageQa::Off, r, v, &facts(1, None));
         assert_eq!(s, Settlement::Requeue);
         assert_eq!(a.outcome, AttemptOutcome::RunTerminal);
         assert!(matches!(
@@ -346,7 +361,13 @@ mod tests {
 
         let r = err(ProviderError::retryable(Reason::RateLimited, "429", None));
         let v = verdict(&r, 1, 5);
-        let (s, _, o) = decide(ProviderKind::Gemini, r, v, &facts(1, Some(false)));
+        let (s, _, o) = decide(
+            ProviderKind::Gemini,
+            ImageQa::Off,
+            r,
+            v,
+            &facts(1, Some(false)),
+        );
         assert!(matches!(
             s,
             Settlement::Retry {

@@ -12,6 +12,7 @@
 
 mod batches;
 mod composites;
+mod qa;
 mod renditions;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +25,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 pub use batches::{BatchJob, BatchRow};
 pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
+pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadSettlement};
 pub use renditions::{RenditionEntry, RenditionFailure};
 
 use crate::domain::{
@@ -188,14 +190,19 @@ pub struct AttemptRecord {
     pub detail: Option<String>,
     /// What this call cost.
     pub cost_usd: f64,
+    /// A copy-QA read rather than an image.
+    pub read: bool,
 }
 
 /// How a finished call leaves its job: a pure decision (made by the run),
 /// applied by [`Store::settle`] in one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settlement {
-    /// The asset is written: the job is done.
+    /// The asset is written: the job is done, or (copy QA) its copy is
+    /// to be read back first.
     Done {
+        /// Copy QA for this image.
+        qa: ImageQa,
         /// Who made it.
         provider: ProviderKind,
         /// The file.
@@ -234,6 +241,9 @@ impl Settlement {
     /// The state the job moves to.
     pub fn target_state(&self) -> JobState {
         match self {
+            Settlement::Done {
+                qa: ImageQa::Check, ..
+            } => JobState::Checking,
             Settlement::Done { .. } => JobState::Done,
             Settlement::Retry { .. } | Settlement::Requeue => JobState::Pending,
             Settlement::Fail { blocked: true, .. } => JobState::Blocked,
@@ -289,6 +299,8 @@ pub struct JobRow {
     pub fallback_from: Option<ModelId>,
     /// Why it was moved.
     pub fallback_reason: Option<Reason>,
+    /// Its copy QA so far (`None` when its copy was never read or skipped).
+    pub qa: Option<QaRecord>,
 }
 
 /// Everything the store knows about one campaign, typed: the read model the
@@ -420,7 +432,8 @@ impl Store {
             .await
             .map_err(self.err())?;
         sqlx::query(
-            "UPDATE jobs SET lease_expires_at = ? WHERE lease_run = ? AND state = 'in_flight'",
+            "UPDATE jobs SET lease_expires_at = ?
+             WHERE lease_run = ? AND state IN ('in_flight', 'read_in_flight')",
         )
         .bind(now + lease.as_millis() as i64)
         .bind(run)
@@ -479,7 +492,21 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(self.err())?;
-        Ok(res.rows_affected())
+        // A read that was in flight is simply due again.
+        let reads = format!(
+            "UPDATE jobs SET state = 'checking', lease_run = NULL, lease_expires_at = NULL, updated_at = ?1
+             WHERE campaign = ?2 AND state = 'read_in_flight' AND state IN {from}
+               AND (lease_expires_at < ?1
+                    OR lease_run IN (SELECT id FROM runs WHERE finished_at IS NOT NULL))",
+            from = from_states_sql(JobState::Checking)
+        );
+        let read_res = sqlx::query(AssertSqlSafe(reads))
+            .bind(now)
+            .bind(campaign)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(res.rows_affected() + read_res.rows_affected())
     }
 
     /// Compare the expanded jobs with the store without writing anything.
@@ -690,20 +717,28 @@ impl Store {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
-    /// Return this run's in-flight jobs to pending (after a bounded drain).
+    /// Return this run's in-flight jobs to pending, and its reads in
+    /// flight to `checking` (after a bounded drain).
     pub async fn release_run_leases(&self, run: RunId) -> Result<u64> {
-        let sql = format!(
-            "UPDATE jobs SET state = 'pending', lease_run = NULL, lease_expires_at = NULL, updated_at = ?
-             WHERE lease_run = ? AND state = 'in_flight' AND state IN {}",
-            from_states_sql(JobState::Pending)
-        );
-        let res = sqlx::query(AssertSqlSafe(sql))
-            .bind(now_ms())
-            .bind(run)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err())?;
-        Ok(res.rows_affected())
+        let mut n = 0;
+        for (from, to) in [
+            (JobState::InFlight, JobState::Pending),
+            (JobState::ReadInFlight, JobState::Checking),
+        ] {
+            let sql = format!(
+                "UPDATE jobs SET state = '{to}', lease_run = NULL, lease_expires_at = NULL, updated_at = ?
+                 WHERE lease_run = ? AND state = '{from}' AND state IN {legal}",
+                legal = from_states_sql(to)
+            );
+            let res = sqlx::query(AssertSqlSafe(sql))
+                .bind(now_ms())
+                .bind(run)
+                .execute(&self.pool)
+                .await
+                .map_err(self.err())?;
+            n += res.rows_affected();
+        }
+        Ok(n)
     }
 
     /// Jobs of the campaign held by other runners (in flight or in a batch
@@ -711,7 +746,8 @@ impl Store {
     pub async fn held_elsewhere(&self, campaign: &str, run: RunId) -> Result<u64> {
         let row = sqlx::query(
             "SELECT COUNT(*) FROM jobs WHERE campaign = ? AND
-               ((state = 'in_flight' AND lease_run IS NOT ?) OR state = 'batch_submitting')",
+               ((state IN ('in_flight', 'read_in_flight') AND lease_run IS NOT ?)
+                OR state IN ('batch_submitting', 'read_batch_submitting'))",
         )
         .bind(campaign)
         .bind(run)
@@ -729,8 +765,8 @@ impl Store {
     ) -> std::result::Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO attempts (job_id, run_id, mode, started_at, finished_at, outcome, reason,
-                                   http_status, detail, cost_usd)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   http_status, detail, cost_usd, kind)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(job)
         .bind(run)
@@ -742,6 +778,7 @@ impl Store {
         .bind(a.http_status.map(i64::from))
         .bind(&a.detail)
         .bind(a.cost_usd)
+        .bind(if a.read { "read" } else { "image" })
         .execute(tx)
         .await?;
         Ok(())
@@ -761,19 +798,22 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let query = match settlement {
             Settlement::Done {
+                qa,
                 provider,
                 asset,
                 cost_usd,
                 usage_json,
             } => sqlx::query(AssertSqlSafe(format!(
-                "UPDATE jobs SET state = 'done', provider = ?, mode = ?, asset_path = ?, sha256 = ?,
+                "UPDATE jobs SET state = ?, provider = ?, mode = ?, asset_path = ?, sha256 = ?,
                         bytes = ?, width = ?, height = ?, mime_type = ?, cost_usd = ?, usage_json = ?,
                         error_code = NULL, error_detail = NULL, block_reason = NULL,
                         lease_run = NULL, lease_expires_at = NULL, not_before = NULL,
+                        qa_image_reads = 0, qa_verdict = ?,
                         updated_at = ?, finished_at = ?
                  WHERE id = ? AND state IN {}",
-                from_states_sql(JobState::Done)
+                from_states_sql(settlement.target_state())
             )))
+            .bind(settlement.target_state().as_str())
             .bind(provider.as_str())
             .bind(attempt.map(|a| a.mode.as_str()))
             .bind(asset.path.clone())
@@ -784,8 +824,9 @@ impl Store {
             .bind(asset.mime_type.clone())
             .bind(*cost_usd)
             .bind(usage_json.clone())
+            .bind(qa.initial_verdict())
             .bind(now)
-            .bind(now),
+            .bind((*qa != ImageQa::Check).then_some(now)),
             other => {
                 let to = other.target_state();
                 let (code, detail, block, not_before) = match other {
@@ -919,7 +960,8 @@ impl Store {
         }
         let sql = format!(
             "UPDATE jobs SET state = 'pending', attempts = 0, not_before = NULL, error_code = NULL,
-                    error_detail = NULL, block_reason = NULL, finished_at = NULL, updated_at = ?
+                    error_detail = NULL, block_reason = NULL, finished_at = NULL,
+                    qa_image_reads = 0, qa_regenerations = 0, qa_verdict = NULL, updated_at = ?
              WHERE campaign = ? AND state IN ({}) AND state IN {}",
             states.join(", "),
             from_states_sql(JobState::Pending)
@@ -939,7 +981,9 @@ impl Store {
             "SELECT id, campaign, row_id, locale, variant, state, resolved_locale, resolution,
                     request_hash, model, aspect_ratio, image_size, prompt, attempts, provider, mode,
                     asset_path, sha256, bytes, width, height, mime_type, cost_usd, error_code,
-                    error_detail, block_reason, finished_at, batch_id, fallback_from, fallback_reason
+                    error_detail, block_reason, finished_at, batch_id, fallback_from, fallback_reason,
+                    qa_reader, qa_verdict, qa_reads, qa_regenerations, qa_strings, qa_cost_usd,
+                    qa_regen_cost_usd
              FROM jobs WHERE campaign = ? AND state != 'superseded'
              ORDER BY row_id, locale, variant, id",
         )
@@ -983,6 +1027,15 @@ impl Store {
                     batch_id: r.get(27),
                     fallback_from: opt(28).map(|m| parsed("model", &m)).transpose()?,
                     fallback_reason: opt(29).map(|c| parsed("reason", &c)).transpose()?,
+                    qa: QaRecord::from_columns(
+                        opt(30),
+                        opt(31),
+                        r.get(32),
+                        r.get(33),
+                        opt(34),
+                        r.get(35),
+                        r.get(36),
+                    )?,
                 })
             })
             .collect()

@@ -10,5 +10,6 @@ mod foundation;
 mod images;
 mod localization;
 mod openai;
+mod qa;
 mod realtime;
 mod vocabulary;

@@ -11,7 +11,10 @@ use super::classify::{Site, classify_http, classify_json_error, classify_transpo
 use super::config::GeminiConfig;
 use super::response;
 use super::wire::{ErrorEnvelope, GenerateContentResponse, build_request};
-use crate::provider::{BatchApi, Generated, ImageRequest, Provider, ProviderError, Reason};
+use crate::provider::{
+    BatchApi, Generated, ImageRequest, Provider, ProviderError, ReadApi, ReadRequest, Reason,
+    Transcript,
+};
 
 /// The API key header; the key never goes into a URL.
 pub(crate) const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-goog-api-key");
@@ -187,6 +190,31 @@ impl Provider for GeminiProvider {
 
     fn batch(&self) -> Option<&dyn BatchApi> {
         Some(self)
+    }
+
+    fn reader(&self) -> Option<&dyn ReadApi> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl ReadApi for GeminiProvider {
+    /// One `generateContent` call to a reader model (protocol §7b).
+    async fn read(&self, req: &ReadRequest) -> Result<Transcript, ProviderError> {
+        let body = serde_json::to_vec(&super::read::build_read(req)).map_err(|e| {
+            ProviderError::job_terminal(Reason::Other, format!("request serialization failed: {e}"))
+        })?;
+        let url = self.api_url(&format!("models/{}:generateContent", req.reader.as_str()));
+        let body = self.post_json(url, body, Site::Model).await?;
+        let parsed: GenerateContentResponse<'_> = serde_json::from_slice(body.as_ref())
+            .map_err(|e| classify_json_error(&e, "generateContent response"))?;
+        if parsed.candidates.is_empty()
+            && parsed.prompt_feedback.is_none()
+            && let Some(err) = embedded_error(body.as_ref())
+        {
+            return Err(err);
+        }
+        super::read::interpret_read(parsed)
     }
 }
 

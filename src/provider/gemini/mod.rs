@@ -16,6 +16,7 @@ pub mod classify;
 mod client;
 pub mod config;
 mod files;
+pub mod read;
 mod response;
 pub mod wire;
 

@@ -1,0 +1,240 @@
+//! Copy QA: read each stored model-text image back with its variant's
+//! reader, compare what was read with the copy that was meant, and decide
+//! (pure: [`decide_read`]) whether the job is done, is read again, is
+//! bought again, or fails with `text_mismatch`.
+
+use crate::campaign::OnMismatch;
+use crate::domain::readback::Readback;
+use crate::domain::{
+    AttemptOutcome, BillingMode, ProviderKind, ReadRequest, Reason, Result, Transcript, Vendor,
+    now_ms,
+};
+use crate::expand::{JobSpec, QaPlan};
+use crate::provider::{ErrorClass, ProviderError};
+use crate::store::{AttemptRecord, ClaimedRead, ImageQa, ReadSettlement};
+
+use super::{Attempted, Ctx, JobOutcome, Slot, StopReason, crash_point};
+
+/// The longer side of the image a reader is sent, in pixels.
+pub(crate) const READ_MAX_SIDE: u32 = crate::domain::READ_MAX_SIDE_PX;
+
+/// What a stored image of `spec` goes through, made by `provider`.
+pub(crate) fn image_qa(spec: &JobSpec, provider: ProviderKind) -> ImageQa {
+    match (&spec.qa, provider) {
+        (None, _) => ImageQa::Off,
+        // The local renderer paints the copy exactly: nothing to read.
+        (Some(_), ProviderKind::Local) => ImageQa::Skipped,
+        (Some(_), _) => ImageQa::Check,
+    }
+}
+
+/// What a read's outcome means for its job. Pure.
+pub(crate) fn decide_read(
+    plan: &QaPlan,
+    job: &ClaimedRead,
+    result: std::result::Result<&Transcript, &ProviderError>,
+    retry_at: Option<i64>,
+) -> ReadSettlement {
+    let transcript = match result {
+        Ok(t) => t,
+        Err(e) => {
+            return match e.class {
+                ErrorClass::Retryable { .. } => ReadSettlement::Again {
+                    not_before: retry_at,
+                    checks: None,
+                    reason: Some(e.reason),
+                    detail: Some(e.detail.clone()),
+                },
+                ErrorClass::JobTerminal => ReadSettlement::Mismatch {
+                    checks: Vec::new(),
+                    detail: format!(
+                        "the reader {} refused to read the image: {}",
+                        plan.reader.as_str(),
+                        e.detail
+                    ),
+                },
+                ErrorClass::RunTerminal => ReadSettlement::Requeue,
+            };
+        }
+    };
+    let check = Readback::check(&plan.expected, &transcript.texts, plan.tolerance);
+    if check.pass() {
+        return ReadSettlement::Pass {
+            checks: check.checks,
+        };
+    }
+    // A first mismatch may be the reader's: a second read costs a fraction
+    // of a cent, a regeneration costs an image.
+    if job.image_reads == 0 {
+        return ReadSettlement::Again {
+            not_before: None,
+            checks: Some(check.checks),
+            reason: None,
+            detail: None,
+        };
+    }
+    let detail = mismatch_detail(&check, job.regenerations);
+    match plan.on_mismatch {
+        OnMismatch::Keep => ReadSettlement::Kept {
+            checks: check.checks,
+        },
+        OnMismatch::Fail => ReadSettlement::Mismatch {
+            checks: check.checks,
+            detail,
+        },
+        OnMismatch::Regenerate if job.regenerations < plan.max_regenerations => {
+            ReadSettlement::Regenerate {
+                checks: check.checks,
+            }
+        }
+        OnMismatch::Regenerate | OnMismatch::Overlay => ReadSettlement::Mismatch {
+            checks: check.checks,
+            detail,
+        },
+    }
+}
+
+fn mismatch_detail(check: &Readback, regenerations: u32) -> String {
+    let wrong: Vec<String> = check
+        .failures()
+        .map(|c| match &c.read {
+            Some(r) => format!("{}: expected {:?}, read {:?}", c.column, c.expected, r),
+            None => format!("{}: expected {:?}, not found", c.column, c.expected),
+        })
+        .collect();
+    format!(
+        "painted copy does not match after {} regeneration(s): {}",
+        regenerations,
+        wrong.join("; ")
+    )
+}
+
+/// One realtime read of a claimed job's image.
+pub(crate) async fn read_one(ctx: &Ctx, job: ClaimedRead, slot: Slot) -> Result<Attempted> {
+    let Some(spec) = ctx.specs.get(&job.id).cloned() else {
+        // Not a job this process expanded: hand it back untouched.
+        settle(ctx, &job, None, &ReadSettlement::Requeue, None).await?;
+        return Ok((None, JobOutcome::Retry));
+    };
+    let Some(plan) = spec.qa.as_ref() else {
+        // QA was turned off since the image was stored: it is done as is.
+        let s = ReadSettlement::Kept { checks: Vec::new() };
+        settle(ctx, &job, None, &s, None).await?;
+        return Ok((None, JobOutcome::Done));
+    };
+    let Some(reader) = ctx
+        .providers
+        .vendor(Vendor::Gemini)
+        .and_then(|p| p.reader())
+    else {
+        settle(ctx, &job, Some(plan), &ReadSettlement::Requeue, None).await?;
+        return Ok((Some(Vendor::Gemini), JobOutcome::Retry));
+    };
+    let path = ctx.campaign_out.join(&job.asset_path);
+    let image = tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&path).map_err(|e| crate::domain::Error::io(&path, e))?;
+        crate::imaging::for_reading(&bytes, READ_MAX_SIDE).map_err(|e| {
+            crate::domain::Error::Internal(format!(
+                "{}: cannot prepare it for reading: {e}",
+                path.display()
+            ))
+        })
+    })
+    .await
+    .map_err(|e| crate::domain::Error::Internal(e.to_string()))??;
+    let request = ReadRequest {
+        reader: plan.reader,
+        image: image.bytes,
+        mime_type: image.mime_type,
+    };
+    let started = now_ms();
+    let result = reader.read(&request).await;
+    let returned = now_ms();
+    crash_point("read-after-call");
+    let (retry_at, budget_ok) = match &result {
+        Err(e) if e.is_retryable() => {
+            let ok = ctx.budget_of(Vendor::Gemini).try_retry();
+            let delay = ctx
+                .policy
+                .delay(1, e.retry_after(), fastrand::f64())
+                .as_millis() as i64;
+            (Some(returned + delay), ok)
+        }
+        Ok(_) => {
+            // A read that answered is a first attempt for the retry budget
+            // (reads that failed ask the budget for their retry instead).
+            ctx.budget_of(Vendor::Gemini).first_attempt();
+            (None, true)
+        }
+        Err(_) => (None, true),
+    };
+    let settlement = decide_read(plan, &job, result.as_ref(), retry_at);
+    let cost = match &result {
+        Ok(Transcript { usage: Some(u), .. }) => {
+            ctx.prices
+                .cost_of_read(plan.reader, BillingMode::Realtime, u)
+        }
+        // No usage reported: the estimate, rather than nothing.
+        Ok(_) => ctx.prices.estimate_read(plan.reader, BillingMode::Realtime),
+        Err(_) => 0.0,
+    };
+    let attempt = AttemptRecord {
+        mode: BillingMode::Realtime,
+        started_at: started,
+        finished_at: returned,
+        outcome: match &result {
+            Ok(_) => AttemptOutcome::Ok,
+            Err(e) => match e.class {
+                ErrorClass::Retryable { .. } => AttemptOutcome::Retry,
+                ErrorClass::JobTerminal => AttemptOutcome::JobTerminal,
+                ErrorClass::RunTerminal => AttemptOutcome::RunTerminal,
+            },
+        },
+        reason: result.as_ref().err().map(|e| e.reason),
+        http_status: result.as_ref().err().and_then(|e| e.http_status),
+        detail: result.as_ref().err().map(|e| e.detail.clone()),
+        cost_usd: cost,
+        read: true,
+    };
+    ctx.add_spend(cost);
+    settle(ctx, &job, Some(plan), &settlement, Some(&attempt)).await?;
+    slot.release();
+    let key = spec.key.to_string();
+    let outcome = match (&settlement, &result) {
+        (ReadSettlement::Requeue, Err(e)) => {
+            JobOutcome::Stop(StopReason::Provider(e.reason, e.detail.clone()))
+        }
+        (ReadSettlement::Again { .. }, Err(_)) if !budget_ok => {
+            let (f, r) = ctx.budget_of(Vendor::Gemini).counts();
+            JobOutcome::Stop(StopReason::RetryBudget(f, r))
+        }
+        (ReadSettlement::Pass { .. } | ReadSettlement::Kept { .. }, _) => {
+            ctx.progress.finished_one("done", &key);
+            JobOutcome::Done
+        }
+        (ReadSettlement::Mismatch { .. }, _) => {
+            tracing::warn!(job = %key, reason = Reason::TextMismatch.code(), "painted copy does not match");
+            ctx.progress.finished_one("failed", &key);
+            JobOutcome::Terminal
+        }
+        (ReadSettlement::Regenerate { .. }, _) => {
+            tracing::info!(job = %key, "painted copy does not match; buying the image again");
+            JobOutcome::Retry
+        }
+        _ => JobOutcome::Retry,
+    };
+    Ok((Some(Vendor::Gemini), outcome))
+}
+
+async fn settle(
+    ctx: &Ctx,
+    job: &ClaimedRead,
+    plan: Option<&QaPlan>,
+    s: &ReadSettlement,
+    attempt: Option<&AttemptRecord>,
+) -> Result<bool> {
+    let reader = plan.map(|p| p.reader);
+    ctx.store
+        .settle_read(job.id, reader, s, attempt, Some(ctx.run))
+        .await
+}

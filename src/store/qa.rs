@@ -1,0 +1,367 @@
+//! Copy QA rows: claiming images whose copy is due to be read back, and
+//! applying a read's outcome in one transaction with its attempt.
+
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{AttemptRecord, Decoder, JobId, RunId, Store, from_states_sql, parsed};
+use crate::domain::readback::StringCheck;
+use crate::domain::{JobKey, JobState, ModelId, ReaderModel, Reason, Result, now_ms};
+
+/// What to do with an image once it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageQa {
+    /// No copy QA: the job is done.
+    Off,
+    /// Read its copy back before the job counts as done.
+    Check,
+    /// QA is on but pointless (the local renderer paints exact copy): done,
+    /// with the verdict `skipped`.
+    Skipped,
+}
+
+impl ImageQa {
+    /// The verdict stored with the image.
+    pub(super) fn initial_verdict(self) -> Option<&'static str> {
+        match self {
+            ImageQa::Skipped => Some("skipped"),
+            ImageQa::Off | ImageQa::Check => None,
+        }
+    }
+}
+
+/// A job claimed for a read: where its image is.
+#[derive(Debug, Clone)]
+pub struct ClaimedRead {
+    /// Row id.
+    pub id: JobId,
+    /// Identity.
+    pub key: JobKey,
+    /// The model that painted the image.
+    pub model: ModelId,
+    /// The image, relative to the campaign's output folder.
+    pub asset_path: String,
+    /// Its MIME type.
+    pub mime_type: String,
+    /// Its SHA-256 (the read is of exactly this file).
+    pub sha256: String,
+    /// Reads of this image so far (not counting this one).
+    pub image_reads: u32,
+    /// Regenerations asked so far.
+    pub regenerations: u32,
+    /// The image's cost (what a regeneration throws away).
+    pub cost_usd: f64,
+}
+
+/// How a read leaves its job: a pure decision of the run, applied by
+/// [`Store::settle_read`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadSettlement {
+    /// Read again, not before `not_before`: a retryable failure of the
+    /// call (`checks` is `None`, not counted as a read) or a first
+    /// mismatch, which is confirmed by a second read before anything is
+    /// regenerated (`checks` is `Some`, counted).
+    Again {
+        /// Earliest next read.
+        not_before: Option<i64>,
+        /// The comparison, when the reader answered.
+        checks: Option<Vec<StringCheck>>,
+        /// Why, for a failed call.
+        reason: Option<Reason>,
+        /// What the reader or the client said.
+        detail: Option<String>,
+    },
+    /// Every expected string is there: done, verdict `pass`.
+    Pass {
+        /// The comparison.
+        checks: Vec<StringCheck>,
+    },
+    /// A confirmed mismatch the variant keeps: done, verdict `kept`.
+    Kept {
+        /// The comparison.
+        checks: Vec<StringCheck>,
+    },
+    /// A confirmed mismatch: the image is bought again (the job goes back
+    /// to pending with fresh attempts; regenerations are counted apart).
+    Regenerate {
+        /// The comparison.
+        checks: Vec<StringCheck>,
+    },
+    /// A confirmed mismatch with nothing left to try: failed, `text_mismatch`.
+    Mismatch {
+        /// The comparison.
+        checks: Vec<StringCheck>,
+        /// What was wrong, for the failure entry.
+        detail: String,
+    },
+    /// The read was not made (the reader's vendor is down, or the run
+    /// stopped): due again, nothing counted.
+    Requeue,
+}
+
+impl ReadSettlement {
+    /// The state the job moves to.
+    pub fn target_state(&self) -> JobState {
+        match self {
+            ReadSettlement::Again { .. } | ReadSettlement::Requeue => JobState::Checking,
+            ReadSettlement::Pass { .. } | ReadSettlement::Kept { .. } => JobState::Done,
+            ReadSettlement::Regenerate { .. } => JobState::Pending,
+            ReadSettlement::Mismatch { .. } => JobState::Failed,
+        }
+    }
+
+    fn checks(&self) -> Option<&[StringCheck]> {
+        match self {
+            ReadSettlement::Again { checks, .. } => checks.as_deref(),
+            ReadSettlement::Pass { checks }
+            | ReadSettlement::Kept { checks }
+            | ReadSettlement::Regenerate { checks }
+            | ReadSettlement::Mismatch { checks, .. } => Some(checks),
+            ReadSettlement::Requeue => None,
+        }
+    }
+}
+
+/// A job's copy QA as stored: what the manifest reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QaRecord {
+    /// The reader asked (`None` when skipped before any read).
+    pub reader: Option<String>,
+    /// The verdict, once there is one (`None` while reads are pending).
+    pub verdict: Option<QaVerdict>,
+    /// Reads in all, across regenerations.
+    pub reads: u32,
+    /// Images bought again after a confirmed mismatch.
+    pub regenerations: u32,
+    /// The last comparison.
+    pub strings: Vec<StringCheck>,
+    /// What reading cost.
+    pub cost_usd: f64,
+    /// What the images thrown away after a mismatch cost.
+    pub regeneration_cost_usd: f64,
+}
+
+/// A copy QA verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QaVerdict {
+    /// Every expected string was read back.
+    Pass,
+    /// A confirmed mismatch (regenerated, fell back or failed).
+    Fail,
+    /// A confirmed mismatch kept as the variant asks.
+    Kept,
+    /// Not read: the local renderer paints exact copy.
+    Skipped,
+}
+
+impl QaVerdict {
+    /// Stable name, as stored and in the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QaVerdict::Pass => "pass",
+            QaVerdict::Fail => "fail",
+            QaVerdict::Kept => "kept",
+            QaVerdict::Skipped => "skipped",
+        }
+    }
+
+    fn parse(s: &str) -> Option<QaVerdict> {
+        [
+            QaVerdict::Pass,
+            QaVerdict::Fail,
+            QaVerdict::Kept,
+            QaVerdict::Skipped,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+impl QaRecord {
+    /// From the `qa_*` columns; `None` for a job QA never touched.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn from_columns(
+        reader: Option<String>,
+        verdict: Option<String>,
+        reads: i64,
+        regenerations: i64,
+        strings: Option<String>,
+        cost_usd: f64,
+        regeneration_cost_usd: f64,
+    ) -> Result<Option<QaRecord>> {
+        if reader.is_none() && verdict.is_none() && reads == 0 {
+            return Ok(None);
+        }
+        let verdict = verdict
+            .map(|v| {
+                QaVerdict::parse(&v).ok_or_else(|| {
+                    crate::domain::Error::Internal(format!("unknown QA verdict {v:?} in the state"))
+                })
+            })
+            .transpose()?;
+        let strings = match strings {
+            Some(s) => serde_json::from_str(&s).map_err(|e| {
+                crate::domain::Error::Internal(format!("unreadable QA strings in the state: {e}"))
+            })?,
+            None => Vec::new(),
+        };
+        Ok(Some(QaRecord {
+            reader,
+            verdict,
+            reads: reads as u32,
+            regenerations: regenerations as u32,
+            strings,
+            cost_usd,
+            regeneration_cost_usd,
+        }))
+    }
+}
+
+impl Store {
+    /// Claim up to `limit` jobs of `campaign` whose read is due, for `run`.
+    pub async fn claim_reads(
+        &self,
+        run: RunId,
+        campaign: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedRead>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE jobs SET state = 'read_in_flight', lease_run = ?1, lease_expires_at = ?2,
+                    updated_at = ?3
+             WHERE id IN (SELECT id FROM jobs
+                          WHERE campaign = ?4 AND state = 'checking'
+                            AND (not_before IS NULL OR not_before <= ?3)
+                          ORDER BY not_before IS NOT NULL, not_before, id LIMIT ?5)
+               AND state IN {from}
+             RETURNING id, campaign, row_id, locale, variant, model, asset_path, mime_type,
+                       sha256, qa_image_reads, qa_regenerations, cost_usd",
+            from = from_states_sql(JobState::ReadInFlight),
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(run)
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .bind(campaign)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
+        let mut dec = Decoder::default();
+        rows.into_iter()
+            .map(|r| {
+                Ok(ClaimedRead {
+                    id: r.get(0),
+                    key: dec.key(&r, 1)?,
+                    model: parsed("model", &r.get::<String, _>(5))?,
+                    asset_path: r.get::<Option<String>, _>(6).unwrap_or_default(),
+                    mime_type: r.get::<Option<String>, _>(7).unwrap_or_default(),
+                    sha256: r.get::<Option<String>, _>(8).unwrap_or_default(),
+                    image_reads: r.get::<i64, _>(9) as u32,
+                    regenerations: r.get::<i64, _>(10) as u32,
+                    cost_usd: r.get::<Option<f64>, _>(11).unwrap_or(0.0),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether any read of the campaign is due or waiting, and the earliest
+    /// `not_before` among them (as [`Store::next_pending`] for images).
+    pub async fn next_read(&self, campaign: &str) -> Result<Option<Option<i64>>> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), MIN(not_before) FROM jobs WHERE campaign = ? AND state = 'checking'",
+        )
+        .bind(campaign)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let n: i64 = row.get(0);
+        Ok((n > 0).then(|| row.get::<Option<i64>, _>(1)))
+    }
+
+    /// Apply a read's outcome (and record its attempt, with its cost, as a
+    /// read) in one transaction. Returns false when the job was no longer
+    /// ours: nothing changes.
+    pub async fn settle_read(
+        &self,
+        job: JobId,
+        reader: Option<ReaderModel>,
+        settlement: &ReadSettlement,
+        attempt: Option<&AttemptRecord>,
+        run: Option<RunId>,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let to = settlement.target_state();
+        let counted = i64::from(settlement.checks().is_some());
+        let checks_json = settlement
+            .checks()
+            .map(|c| serde_json::to_string(c).unwrap_or_else(|_| "[]".into()));
+        let cost = attempt.map_or(0.0, |a| a.cost_usd);
+        let (verdict, code, detail, not_before) = match settlement {
+            ReadSettlement::Again {
+                not_before,
+                reason,
+                detail,
+                ..
+            } => (None, reason.map(Reason::code), detail.clone(), *not_before),
+            ReadSettlement::Pass { .. } => (Some("pass"), None, None, None),
+            ReadSettlement::Kept { .. } => (Some("kept"), None, None, None),
+            ReadSettlement::Regenerate { .. } => (Some("fail"), None, None, None),
+            ReadSettlement::Mismatch { detail, .. } => (
+                Some("fail"),
+                Some(Reason::TextMismatch.code()),
+                Some(detail.clone()),
+                None,
+            ),
+            ReadSettlement::Requeue => (None, None, None, None),
+        };
+        let regenerate = matches!(settlement, ReadSettlement::Regenerate { .. });
+        let sql = format!(
+            "UPDATE jobs SET state = ?1, not_before = ?2, lease_run = NULL, lease_expires_at = NULL,
+                    qa_reader = COALESCE(?3, qa_reader),
+                    qa_reads = qa_reads + ?4,
+                    qa_image_reads = CASE WHEN ?5 THEN 0 ELSE qa_image_reads + ?4 END,
+                    qa_cost_usd = qa_cost_usd + ?6,
+                    qa_strings = COALESCE(?7, qa_strings),
+                    qa_verdict = COALESCE(?8, qa_verdict),
+                    qa_regenerations = qa_regenerations + ?5,
+                    qa_regen_cost_usd = qa_regen_cost_usd + CASE WHEN ?5 THEN COALESCE(cost_usd, 0) ELSE 0 END,
+                    attempts = CASE WHEN ?5 THEN 0 ELSE attempts END,
+                    error_code = CASE WHEN ?1 = 'failed' THEN ?9 ELSE error_code END,
+                    error_detail = CASE WHEN ?1 = 'failed' THEN ?10 ELSE error_detail END,
+                    updated_at = ?11,
+                    finished_at = CASE WHEN ?1 IN ('done', 'failed') THEN ?11 ELSE finished_at END
+             WHERE id = ?12 AND state IN ('read_in_flight', 'read_batch_submitted') AND state IN {}",
+            from_states_sql(to)
+        );
+        let mut tx = self.write_tx().await?;
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(to.as_str())
+            .bind(not_before)
+            .bind(reader.map(ReaderModel::as_str))
+            .bind(counted)
+            .bind(regenerate)
+            .bind(cost)
+            .bind(checks_json)
+            .bind(verdict)
+            .bind(code)
+            .bind(detail)
+            .bind(now)
+            .bind(job)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
+        if let Some(a) = attempt {
+            Store::record_attempt(&mut tx, job, run, a)
+                .await
+                .map_err(self.err())?;
+        }
+        tx.commit().await.map_err(self.err())?;
+        Ok(res.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,340 @@
+//! Copy QA through the binary against the emulator: the emulator paints
+//! the quoted copy of each prompt into its images (misspelled with a set
+//! probability, or always for the `EMULATE_MISSPELL` trigger word), its
+//! reader models read it back (misread with a set probability), and adloc
+//! must never mark a misspelled asset done.
+
+use adloc_emulator::Faults;
+
+use crate::common::*;
+
+/// A one-locale campaign, hero variant on Gemini, rows of (id, scene,
+/// headline), with `[qa]` set by `qa` (TOML lines) and fast retries.
+fn qa_campaign(ws: &Workspace, rows: &[(&str, &str, &str)], mode: &str, qa: &str) {
+    let dir = ws.campaign();
+    let mut csv = String::from("id,scene,headline\n");
+    for (id, scene, headline) in rows {
+        csv.push_str(&format!("{id},{scene},{headline}\n"));
+    }
+    std::fs::write(dir.join("rows.csv"), csv).unwrap();
+    std::fs::write(
+        dir.join("campaign.toml"),
+        format!(
+            "name = \"example\"\nrows = \"rows.csv\"\nlocales = [\"en-US\"]\nmodel = \"gemini-3.1-flash-image\"\nmode = \"{mode}\"\n\n\
+             [[variants]]\nname = \"hero\"\ntemplate = \"hero.hbs\"\naspect_ratio = \"16:9\"\n\n\
+             [qa]\nreader = \"gemini-3.1-flash-lite\"\nexpect = [\"headline\"]\n{qa}\n\
+             [rate_limit]\nrpm = 60000\n\n[retry]\nbase_delay_ms = 1\nmax_delay_ms = 5\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("templates/hero.hbs"),
+        "A hero banner. Scene: {{row.scene}}. Headline, exactly: \"{{row.headline}}\"",
+    )
+    .unwrap();
+}
+
+fn rows(n: usize) -> Vec<(String, String, String)> {
+    (0..n)
+        .map(|i| {
+            (
+                format!("r{i:02}"),
+                format!("mountain scene {i}"),
+                format!("Own the ridge {i}."),
+            )
+        })
+        .collect()
+}
+
+fn borrowed(rows: &[(String, String, String)]) -> Vec<(&str, &str, &str)> {
+    rows.iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect()
+}
+
+fn run(ws: &Workspace, emu: &Emu, extra: &[&str]) -> std::process::Output {
+    let mut env = emu.env();
+    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    let mut args = vec!["run", "campaigns/example"];
+    args.extend_from_slice(extra);
+    ws.adloc_with(&env, &args)
+}
+
+/// Every done asset carries exactly its expected copy (as the emulator
+/// painted it); every QA failure is `text_mismatch`. Returns (done, failed).
+fn assert_no_misspelled_asset_is_done(ws: &Workspace, emu: &Emu) -> (usize, usize) {
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let assets = m["assets"].as_array().unwrap();
+    for a in assets {
+        let bytes = std::fs::read(ws.out().join(a["path"].as_str().unwrap())).unwrap();
+        let painted = emu
+            .handle
+            .as_ref()
+            .unwrap()
+            .painted(&bytes)
+            .expect("an emulator image carries what it painted");
+        let qa = &a["qa"];
+        assert_eq!(qa["verdict"], "pass", "{a}");
+        let expected = qa["strings"][0]["expected"].as_str().unwrap();
+        assert!(
+            painted.iter().any(|p| p == expected),
+            "asset {} marked done but painted {painted:?}, expected {expected:?}",
+            a["path"]
+        );
+        assert_eq!(qa["strings"][0]["cer"], 0.0, "{a}");
+    }
+    let failures = m["failures"].as_array().unwrap();
+    for f in failures {
+        assert_eq!(f["reason"], "text_mismatch", "{f}");
+    }
+    (assets.len(), failures.len())
+}
+
+#[test]
+fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_realtime() {
+    let emu = Emu::start(Faults {
+        misspell_rate: 0.2,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    let r = rows(20);
+    qa_campaign(&ws, &borrowed(&r), "realtime", "max_regenerations = 3\n");
+    let o = run(&ws, &emu, &[]);
+    let (done, failed) = assert_no_misspelled_asset_is_done(&ws, &emu);
+    assert_eq!(done + failed, 20);
+    assert_eq!(code(&o), if failed > 0 { 3 } else { 0 }, "{}", stderr(&o));
+    let t = &ws.manifest()["totals"];
+    let s = emu.stats();
+    assert!(s.misspelled > 0, "the fault never fired: {s:?}");
+    assert!(
+        t["qa_regenerated"].as_u64().unwrap() > 0,
+        "misspelled images were never regenerated: {t}"
+    );
+    // Every image bought is one first image or one regeneration.
+    let regenerations: u64 = ws.manifest()["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(ws.manifest()["failures"].as_array().unwrap())
+        .map(|a| a["qa"]["regenerations"].as_u64().unwrap())
+        .sum();
+    assert_eq!(s.billed_images, 20 + regenerations, "{s:?}");
+    assert!(t["qa_cost_usd"].as_f64().unwrap() > 0.0, "{t}");
+    assert!(stdout(&o).contains("copy QA:"), "{}", stdout(&o));
+}
+
+#[test]
+fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_batch() {
+    let emu = Emu::start(Faults {
+        misspell_rate: 0.2,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    let r = rows(20);
+    qa_campaign(&ws, &borrowed(&r), "batch", "max_regenerations = 3\n");
+    let o = run(&ws, &emu, &[]);
+    let (done, failed) = assert_no_misspelled_asset_is_done(&ws, &emu);
+    assert_eq!(done + failed, 20);
+    assert_eq!(code(&o), if failed > 0 { 3 } else { 0 }, "{}", stderr(&o));
+    let s = emu.stats();
+    assert!(s.misspelled > 0, "{s:?}");
+    // Images, first and regenerated, are bought in batches.
+    assert_eq!(s.realtime_billed_images, 0, "{s:?}");
+    assert!(
+        s.batches_created >= 2,
+        "regenerations were not batched: {s:?}"
+    );
+}
+
+#[test]
+fn a_misread_is_caught_by_the_second_read_and_causes_no_regeneration() {
+    let emu = Emu::start(Faults {
+        misread_rate: 0.2,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    let r = rows(12);
+    qa_campaign(&ws, &borrowed(&r), "realtime", "");
+    let o = run(&ws, &emu, &["--concurrency", "1"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (done, failed) = assert_no_misspelled_asset_is_done(&ws, &emu);
+    assert_eq!((done, failed), (12, 0));
+    let s = emu.stats();
+    assert!(s.misread > 0, "the misread fault never fired: {s:?}");
+    let m = ws.manifest();
+    let reread = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["qa"]["reads"] == 2 && a["qa"]["regenerations"] == 0)
+        .count();
+    assert!(reread > 0, "no asset was read twice");
+    // Nothing was misspelled: an image is bought again only after two
+    // misreads in a row (the first is caught by the second read), never
+    // after one.
+    let regenerations: u64 = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["qa"]["regenerations"].as_u64().unwrap())
+        .sum();
+    assert_eq!(s.billed_images, 12 + regenerations, "{s:?}");
+    assert!(
+        regenerations * 2 <= s.misread,
+        "{regenerations} regenerations for {} misreads",
+        s.misread
+    );
+}
+
+#[test]
+fn regenerations_stop_at_the_limit_and_the_job_fails_with_text_mismatch() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    qa_campaign(
+        &ws,
+        &[
+            ("good", "a calm lake", "Hello lake."),
+            ("bad", "a ridge EMULATE_MISSPELL", "Own the ridge."),
+        ],
+        "realtime",
+        "max_regenerations = 2\n",
+    );
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(
+        code(&o),
+        3,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let f = &m["failures"][0];
+    assert_eq!(f["row_id"], "bad");
+    assert_eq!(f["reason"], "text_mismatch");
+    assert_eq!(f["qa"]["regenerations"], 2, "{f}");
+    // Two reads per image (the second confirms), three images.
+    assert_eq!(f["qa"]["reads"], 6, "{f}");
+    assert!(
+        f["detail"].as_str().unwrap().contains("Own the ridge."),
+        "{f}"
+    );
+    assert_eq!(m["totals"]["qa_failed"], 1);
+    assert_eq!(emu.stats().billed_images, 1 + 3);
+    // A rerun pays for nothing: the failure stands until `adloc retry`.
+    let before = emu.stats();
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let after = emu.stats();
+    assert_eq!(after.billed_images, before.billed_images);
+    assert_eq!(after.reads, before.reads);
+}
+
+#[test]
+fn on_mismatch_fail_fails_at_once_and_keep_keeps_the_image_with_its_verdict() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    qa_campaign(
+        &ws,
+        &[("bad", "a ridge EMULATE_MISSPELL", "Own the ridge.")],
+        "realtime",
+        "on_mismatch = \"fail\"\n",
+    );
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let f = &ws.manifest()["failures"][0];
+    assert_eq!(f["reason"], "text_mismatch");
+    assert_eq!(f["qa"]["regenerations"], 0);
+    assert_eq!(f["qa"]["reads"], 2);
+    assert_eq!(emu.stats().billed_images, 1);
+
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    qa_campaign(
+        &ws,
+        &[("bad", "a ridge EMULATE_MISSPELL", "Own the ridge.")],
+        "realtime",
+        "on_mismatch = \"keep\"\n",
+    );
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let a = &ws.manifest()["assets"][0];
+    assert_eq!(a["qa"]["verdict"], "kept", "{a}");
+    assert!(a["qa"]["strings"][0]["cer"].as_f64().unwrap() > 0.0, "{a}");
+}
+
+#[test]
+fn the_local_renderer_skips_qa_and_records_skipped() {
+    let ws = Workspace::new();
+    let r = rows(3);
+    qa_campaign(&ws, &borrowed(&r), "realtime", "");
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    for a in m["assets"].as_array().unwrap() {
+        assert_eq!(a["provider"], "local");
+        assert_eq!(a["qa"]["verdict"], "skipped", "{a}");
+        assert_eq!(a["qa"]["reads"], 0);
+    }
+}
+
+#[test]
+fn a_rerun_after_qa_buys_and_reads_nothing() {
+    let emu = Emu::start(Faults {
+        misspell_rate: 0.3,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    let r = rows(8);
+    qa_campaign(&ws, &borrowed(&r), "realtime", "max_regenerations = 4\n");
+    let o = run(&ws, &emu, &[]);
+    assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
+    let before = emu.stats();
+    let o = run(&ws, &emu, &[]);
+    assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
+    let after = emu.stats();
+    assert_eq!(after.billed_images, before.billed_images);
+    assert_eq!(after.reads, before.reads);
+}
+
+#[test]
+fn a_kill_mid_qa_resumes_where_the_reads_stopped_and_buys_no_image_twice() {
+    let emu = Emu::start(Faults {
+        misspell_rate: 0.3,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    let r = rows(6);
+    qa_campaign(&ws, &borrowed(&r), "realtime", "max_regenerations = 4\n");
+    let mut env = emu.env();
+    env.push(("ADLOC_CRASH_AT", "read-after-call:4".to_string()));
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--concurrency", "1"]);
+    assert_ne!(code(&o), 0, "the crash point did not fire: {}", stderr(&o));
+    let o = run(&ws, &emu, &["--concurrency", "1"]);
+    assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
+    assert_no_misspelled_asset_is_done(&ws, &emu);
+    let m = ws.manifest();
+    let all: Vec<&serde_json::Value> = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(m["failures"].as_array().unwrap())
+        .collect();
+    let regenerations: u64 = all
+        .iter()
+        .map(|a| a["qa"]["regenerations"].as_u64().unwrap())
+        .sum();
+    let reads: u64 = all.iter().map(|a| a["qa"]["reads"].as_u64().unwrap()).sum();
+    let s = emu.stats();
+    // No image is bought twice: one per job plus its recorded regenerations.
+    assert_eq!(s.billed_images, 6 + regenerations, "{s:?}");
+    // Only the read in flight at the kill is paid again.
+    assert!(
+        s.reads_billed <= reads + 1,
+        "{} reads paid, {reads} recorded",
+        s.reads_billed
+    );
+}
