@@ -85,6 +85,19 @@ impl JobSpec {
         (req, hash)
     }
 
+    /// The estimate of this job at the dearest model of its chain (what it
+    /// costs if it falls back all the way): the budget's worst case.
+    pub fn dearest_estimate(
+        &self,
+        prices: &crate::domain::PriceTable,
+        mode: crate::domain::BillingMode,
+    ) -> f64 {
+        self.chain
+            .iter()
+            .map(|(m, _)| prices.estimate(&self.request_for(m).0, mode))
+            .fold(prices.estimate(&self.request, mode), f64::max)
+    }
+
     /// The model after `model` in the chain, if any.
     pub fn next_model(&self, model: &ModelId) -> Option<&ModelId> {
         let i = self.chain.iter().position(|(m, _)| m == model)?;

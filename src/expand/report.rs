@@ -226,16 +226,7 @@ pub fn qa_estimate(
             continue;
         };
         let read = prices.estimate_read(qa.reader, mode);
-        let image = v
-            .models
-            .iter()
-            .map(|m| {
-                let mut req = s.request.clone();
-                req.quality = v.quality_for(m);
-                req.model = m.clone();
-                prices.estimate(&req, mode)
-            })
-            .fold(prices.estimate(&s.request, mode), f64::max);
+        let image = s.dearest_estimate(&prices, mode);
         let attempts = f64::from(qa.max_images());
         let art = match qa.on_mismatch {
             OnMismatch::Regenerate | OnMismatch::Overlay if !qa.fallback_boxes.is_empty() => image,

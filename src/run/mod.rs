@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -342,21 +342,7 @@ pub fn estimate_worst(
         .iter()
         .zip(generate)
         .filter(|(_, g)| **g)
-        .map(|(s, _)| {
-            let primary = prices.estimate(&s.request, mode);
-            let Some(v) = campaign.variants.iter().find(|v| v.name == s.key.variant) else {
-                return primary;
-            };
-            v.models
-                .iter()
-                .map(|m| {
-                    let mut req = s.request.clone();
-                    req.quality = v.quality_for(m);
-                    req.model = m.clone();
-                    prices.estimate(&req, mode)
-                })
-                .fold(primary, f64::max)
-        })
+        .map(|(s, _)| s.dearest_estimate(&prices, mode))
         .sum();
     crate::domain::round_micro(total)
 }
@@ -614,15 +600,14 @@ async fn dispatch_realtime(
         pools.retain(|(v, _)| v.is_none_or(|v| only.contains(&v)));
     }
     // A pool's concurrency bounds its calls in flight and their settling:
-    // a task holds its slot until its outcome is recorded, so at a kill at
-    // most `concurrency` paid results per pool are unrecorded (and bought
-    // again). It gives the slot back (and says so on `freed`) before the
-    // task's own bookkeeping ends.
+    // a task holds its slot until it ends, so at a kill at most
+    // `concurrency` paid results per pool are unrecorded (and bought
+    // again), and a vendor's failure is handled (its pool stopped) before
+    // the freed slot can be claimed again.
     let slots: HashMap<Option<Vendor>, Arc<Semaphore>> = pools
         .iter()
         .map(|(v, _)| (*v, Arc::new(Semaphore::new(concurrency))))
         .collect();
-    let freed = Arc::new(Notify::new());
     let mut set: JoinSet<Result<Attempted>> = JoinSet::new();
     let mut stop: Option<StopReason> = None;
     loop {
@@ -654,14 +639,13 @@ async fn dispatch_realtime(
                     return Err(Error::Internal("realtime pool over-claimed".into()));
                 };
                 let ctx = ctx.clone();
-                let freed = freed.clone();
                 let limiter = limiters.get(&job.model.vendor()).cloned();
                 set.spawn(async move {
                     if let Some(l) = &limiter {
                         l.until_ready().await;
                     }
                     crash_point("realtime-after-claim");
-                    realtime_one(&ctx, job, Slot { slot, freed }).await
+                    realtime_one(&ctx, job, slot).await
                 });
             }
         }
@@ -682,8 +666,7 @@ async fn dispatch_realtime(
                     return Err(Error::Internal("read pool over-claimed".into()));
                 };
                 let ctx = ctx.clone();
-                let freed = freed.clone();
-                set.spawn(async move { qa::read_one(&ctx, job, Slot { slot, freed }).await });
+                set.spawn(async move { qa::read_one(&ctx, job, slot).await });
             }
         }
         if set.is_empty() {
@@ -740,7 +723,6 @@ async fn dispatch_realtime(
                     stop.get_or_insert(s);
                 }
             }
-            _ = freed.notified() => {}
             _ = ctx.cancel.cancelled() => {}
         }
     }
@@ -1029,19 +1011,8 @@ async fn fall_back_unavailable(ctx: &Ctx) -> Result<usize> {
     Ok(moved)
 }
 
-/// A place in a realtime pool, held for the duration of one call.
-struct Slot {
-    slot: tokio::sync::OwnedSemaphorePermit,
-    freed: Arc<Notify>,
-}
-
-impl Slot {
-    /// The call returned: let the dispatcher start the next one.
-    fn release(self) {
-        drop(self.slot);
-        self.freed.notify_one();
-    }
-}
+/// A place in a realtime pool, held by a task until it ends.
+type Slot = tokio::sync::OwnedSemaphorePermit;
 
 /// One realtime attempt for a claimed job: the outcome, and the vendor it
 /// went to (so a vendor-level stop can fall back instead of ending the run).
@@ -1120,6 +1091,6 @@ async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> 
         started,
     )
     .await?;
-    slot.release();
+    drop(slot);
     Ok((Some(vendor), outcome))
 }

@@ -198,7 +198,7 @@ pub(crate) async fn read_one(ctx: &Ctx, job: ClaimedRead, slot: Slot) -> Result<
     };
     ctx.add_spend(cost);
     settle(ctx, &job, Some(plan), &settlement, Some(&attempt)).await?;
-    slot.release();
+    drop(slot);
     let key = spec.key.to_string();
     let outcome = match (&settlement, &result) {
         (ReadSettlement::Requeue, Err(e)) => {

@@ -65,6 +65,13 @@ fn from_states_sql(to: JobState) -> String {
 /// `AND model IN (…)` for a non-empty list of model ids. Model ids come from
 /// the model table (letters, digits, `.`, `-`), never from input text; they
 /// are quoted anyway.
+/// Where a job held under a lease returns when its lease is given up or
+/// lost: an image call to pending, a read to `checking`.
+const IN_FLIGHT_RETURNS: [(JobState, JobState); 2] = [
+    (JobState::InFlight, JobState::Pending),
+    (JobState::ReadInFlight, JobState::Checking),
+];
+
 fn model_filter(models: &[String]) -> String {
     if models.is_empty() {
         return String::new();
@@ -479,34 +486,26 @@ impl Store {
             }
         }
         let now = now_ms();
-        let sql = format!(
-            "UPDATE jobs SET state = 'pending', lease_run = NULL, lease_expires_at = NULL, updated_at = ?1
-             WHERE campaign = ?2 AND state = 'in_flight' AND state IN {from}
-               AND (lease_expires_at < ?1
-                    OR lease_run IN (SELECT id FROM runs WHERE finished_at IS NOT NULL))",
-            from = from_states_sql(JobState::Pending)
-        );
-        let res = sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(campaign)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err())?;
-        // A read that was in flight is simply due again.
-        let reads = format!(
-            "UPDATE jobs SET state = 'checking', lease_run = NULL, lease_expires_at = NULL, updated_at = ?1
-             WHERE campaign = ?2 AND state = 'read_in_flight' AND state IN {from}
-               AND (lease_expires_at < ?1
-                    OR lease_run IN (SELECT id FROM runs WHERE finished_at IS NOT NULL))",
-            from = from_states_sql(JobState::Checking)
-        );
-        let read_res = sqlx::query(AssertSqlSafe(reads))
-            .bind(now)
-            .bind(campaign)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err())?;
-        Ok(res.rows_affected() + read_res.rows_affected())
+        let mut n = 0;
+        // An image call in flight goes back to pending; a read in flight is
+        // simply due again.
+        for (from, to) in IN_FLIGHT_RETURNS {
+            let sql = format!(
+                "UPDATE jobs SET state = '{to}', lease_run = NULL, lease_expires_at = NULL, updated_at = ?1
+                 WHERE campaign = ?2 AND state = '{from}' AND state IN {legal}
+                   AND (lease_expires_at < ?1
+                        OR lease_run IN (SELECT id FROM runs WHERE finished_at IS NOT NULL))",
+                legal = from_states_sql(to)
+            );
+            let res = sqlx::query(AssertSqlSafe(sql))
+                .bind(now)
+                .bind(campaign)
+                .execute(&self.pool)
+                .await
+                .map_err(self.err())?;
+            n += res.rows_affected();
+        }
+        Ok(n)
     }
 
     /// Compare the expanded jobs with the store without writing anything.
@@ -721,10 +720,7 @@ impl Store {
     /// flight to `checking` (after a bounded drain).
     pub async fn release_run_leases(&self, run: RunId) -> Result<u64> {
         let mut n = 0;
-        for (from, to) in [
-            (JobState::InFlight, JobState::Pending),
-            (JobState::ReadInFlight, JobState::Checking),
-        ] {
+        for (from, to) in IN_FLIGHT_RETURNS {
             let sql = format!(
                 "UPDATE jobs SET state = '{to}', lease_run = NULL, lease_expires_at = NULL, updated_at = ?
                  WHERE lease_run = ? AND state = '{from}' AND state IN {legal}",
