@@ -42,8 +42,6 @@ pub(crate) fn decide_read(
                 ErrorClass::Retryable { .. } => ReadSettlement::Again {
                     not_before: retry_at,
                     checks: None,
-                    reason: Some(e.reason),
-                    detail: Some(e.detail.clone()),
                 },
                 ErrorClass::JobTerminal => ReadSettlement::Mismatch {
                     checks: Vec::new(),
@@ -69,8 +67,6 @@ pub(crate) fn decide_read(
         return ReadSettlement::Again {
             not_before: None,
             checks: Some(check.checks),
-            reason: None,
-            detail: None,
         };
     }
     let detail = mismatch_detail(&check, job.regenerations);

@@ -59,18 +59,14 @@ pub struct ClaimedRead {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadSettlement {
     /// Read again, not before `not_before`: a retryable failure of the
-    /// call (`checks` is `None`, not counted as a read) or a first
-    /// mismatch, which is confirmed by a second read before anything is
-    /// regenerated (`checks` is `Some`, counted).
+    /// call (`checks` is `None`, not counted as a read; its error is in the
+    /// attempt record) or a first mismatch, which is confirmed by a second
+    /// read before anything is regenerated (`checks` is `Some`, counted).
     Again {
         /// Earliest next read.
         not_before: Option<i64>,
         /// The comparison, when the reader answered.
         checks: Option<Vec<StringCheck>>,
-        /// Why, for a failed call.
-        reason: Option<Reason>,
-        /// What the reader or the client said.
-        detail: Option<String>,
     },
     /// Every expected string is there: done, verdict `pass`.
     Pass {
@@ -303,12 +299,7 @@ impl Store {
             .map(|c| serde_json::to_string(c).unwrap_or_else(|_| "[]".into()));
         let cost = attempt.map_or(0.0, |a| a.cost_usd);
         let (verdict, code, detail, not_before) = match settlement {
-            ReadSettlement::Again {
-                not_before,
-                reason,
-                detail,
-                ..
-            } => (None, reason.map(Reason::code), detail.clone(), *not_before),
+            ReadSettlement::Again { not_before, .. } => (None, None, None, *not_before),
             ReadSettlement::Pass { .. } => (Some("pass"), None, None, None),
             ReadSettlement::Kept { .. } => (Some("kept"), None, None, None),
             ReadSettlement::Regenerate { .. } => (Some("fail"), None, None, None),

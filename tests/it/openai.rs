@@ -23,6 +23,27 @@ fn gpt_campaign(ws: &Workspace, rows: &[(&str, &str)], model: &str, extra: &str)
     .unwrap();
 }
 
+/// A chain: Nano Banana 2 first, GPT Image if not.
+const CHAIN: &str = "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]";
+
+/// An emulator whose every Gemini batch create answers 503.
+fn gemini_batch_outage() -> Emu {
+    Emu::start(Faults {
+        batch: adloc_emulator::BatchFaults {
+            rate_503: 1.0,
+            ..Default::default()
+        },
+        ..Faults::default()
+    })
+}
+
+/// Both vendors' keys and endpoints, and a fast batch poll.
+fn batch_env(emu: &Emu) -> Vec<(&'static str, String)> {
+    let mut env = emu.both_env();
+    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    env
+}
+
 fn assets(ws: &Workspace) -> Vec<serde_json::Value> {
     ws.manifest()["assets"].as_array().unwrap().clone()
 }
@@ -98,7 +119,7 @@ fn a_gemini_outage_fails_over_to_gpt_image_and_the_run_exits_0() {
     gpt_campaign(
         &ws,
         &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
-        "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]",
+        CHAIN,
         "max_attempts = 50\n",
     );
     let o = ws.adloc_with(&emu.both_env(), &["run", "campaigns/example"]);
@@ -401,22 +422,15 @@ fn a_realtime_crash_after_the_file_is_written_pays_for_nothing_twice_but_that_ca
 
 #[test]
 fn a_gemini_batch_outage_fails_over_to_gpt_image_batches_and_the_run_exits_0() {
-    let emu = Emu::start(Faults {
-        batch: adloc_emulator::BatchFaults {
-            rate_503: 1.0,
-            ..Default::default()
-        },
-        ..Faults::default()
-    });
+    let emu = gemini_batch_outage();
     let ws = Workspace::new();
     gpt_campaign(
         &ws,
         &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
-        "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]",
+        CHAIN,
         "max_attempts = 50\n",
     );
-    let mut env = emu.both_env();
-    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    let env = batch_env(&emu);
     let o = ws.adloc_with(&env, &["run", "campaigns/example", "--mode", "batch"]);
     assert_eq!(
         code(&o),
@@ -450,13 +464,7 @@ fn a_gemini_batch_outage_fails_over_to_gpt_image_batches_and_the_run_exits_0() {
 
 #[test]
 fn a_batch_vendor_failure_with_no_fallback_left_stops_with_exit_4_and_jobs_pending() {
-    let emu = Emu::start(Faults {
-        batch: adloc_emulator::BatchFaults {
-            rate_503: 1.0,
-            ..Default::default()
-        },
-        ..Faults::default()
-    });
+    let emu = gemini_batch_outage();
     let ws = Workspace::new();
     gpt_campaign(
         &ws,
@@ -464,8 +472,7 @@ fn a_batch_vendor_failure_with_no_fallback_left_stops_with_exit_4_and_jobs_pendi
         "\"gemini-3.1-flash-image\"",
         "max_attempts = 50\n",
     );
-    let mut env = emu.both_env();
-    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    let env = batch_env(&emu);
     let o = ws.adloc_with(&env, &["run", "campaigns/example", "--mode", "batch"]);
     assert_eq!(
         code(&o),
@@ -501,8 +508,7 @@ fn auto_mode_decides_per_vendor_a_small_remainder_goes_realtime_the_rest_batches
     let emu = Emu::start(Faults::default());
     let ws = Workspace::new();
     two_vendor_campaign(&ws);
-    let mut env = emu.both_env();
-    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    let env = batch_env(&emu);
     let o = ws.adloc_with(&env, &["run", "campaigns/example", "--mode", "auto"]);
     assert_eq!(
         code(&o),
@@ -541,7 +547,7 @@ fn a_run_killed_after_failing_over_resumes_on_the_fallback_and_pays_nothing_twic
             ("c", "a forest"),
             ("d", "a dune"),
         ],
-        "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]",
+        CHAIN,
         "max_attempts = 50\n",
     );
     // Killed like `kill -9` while the second fallback image is being recorded.
@@ -598,22 +604,15 @@ fn a_run_killed_after_failing_over_resumes_on_the_fallback_and_pays_nothing_twic
 
 #[test]
 fn a_batch_run_killed_after_failing_over_finds_its_openai_batch_instead_of_creating_another() {
-    let emu = Emu::start(Faults {
-        batch: adloc_emulator::BatchFaults {
-            rate_503: 1.0,
-            ..Default::default()
-        },
-        ..Faults::default()
-    });
+    let emu = gemini_batch_outage();
     let ws = Workspace::new();
     gpt_campaign(
         &ws,
         &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
-        "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]",
+        CHAIN,
         "max_attempts = 50\n",
     );
-    let mut env = emu.both_env();
-    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    let env = batch_env(&emu);
     let mut crash = env.clone();
     crash.push(("ADLOC_CRASH_AT", "batch-after-create".to_string()));
     let o = ws.adloc_with(&crash, &["run", "campaigns/example", "--mode", "batch"]);
@@ -652,7 +651,7 @@ fn each_vendor_has_its_own_retry_budget_so_the_fallback_may_retry_after_an_outag
     gpt_campaign(
         &ws,
         &[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")],
-        "[\"gemini-3.1-flash-image\", \"gpt-image-2.6-sunburst\"]",
+        CHAIN,
         "max_attempts = 50\n",
     );
     let o = ws.adloc_with(

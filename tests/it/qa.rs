@@ -92,19 +92,38 @@ fn assert_no_misspelled_asset_is_done(ws: &Workspace, emu: &Emu) -> (usize, usiz
     (assets.len(), failures.len())
 }
 
-#[test]
-fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_realtime() {
+/// 20 rows with a fifth of the images painted misspelled, up to 3
+/// regenerations, run in `mode`; checks no misspelled asset is done and
+/// the exit code matches the failures.
+fn run_fifth_misspelled(mode: &str) -> (Emu, Workspace, std::process::Output) {
     let emu = Emu::start(Faults {
         misspell_rate: 0.2,
         ..Faults::default()
     });
     let ws = Workspace::new();
     let r = rows(20);
-    qa_campaign(&ws, &borrowed(&r), "realtime", "max_regenerations = 3\n");
+    qa_campaign(&ws, &borrowed(&r), mode, "max_regenerations = 3\n");
     let o = run(&ws, &emu, &[]);
     let (done, failed) = assert_no_misspelled_asset_is_done(&ws, &emu);
     assert_eq!(done + failed, 20);
     assert_eq!(code(&o), if failed > 0 { 3 } else { 0 }, "{}", stderr(&o));
+    (emu, ws, o)
+}
+
+/// The sum of a `qa` counter over every asset and failure of the manifest.
+fn qa_sum(m: &serde_json::Value, field: &str) -> u64 {
+    m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(m["failures"].as_array().unwrap())
+        .map(|a| a["qa"][field].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_realtime() {
+    let (emu, ws, o) = run_fifth_misspelled("realtime");
     let t = &ws.manifest()["totals"];
     let s = emu.stats();
     assert!(s.misspelled > 0, "the fault never fired: {s:?}");
@@ -113,13 +132,7 @@ fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_realt
         "misspelled images were never regenerated: {t}"
     );
     // Every image bought is one first image or one regeneration.
-    let regenerations: u64 = ws.manifest()["assets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(ws.manifest()["failures"].as_array().unwrap())
-        .map(|a| a["qa"]["regenerations"].as_u64().unwrap())
-        .sum();
+    let regenerations = qa_sum(&ws.manifest(), "regenerations");
     assert_eq!(s.billed_images, 20 + regenerations, "{s:?}");
     assert!(t["qa_cost_usd"].as_f64().unwrap() > 0.0, "{t}");
     assert!(stdout(&o).contains("copy QA:"), "{}", stdout(&o));
@@ -127,17 +140,7 @@ fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_realt
 
 #[test]
 fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_batch() {
-    let emu = Emu::start(Faults {
-        misspell_rate: 0.2,
-        ..Faults::default()
-    });
-    let ws = Workspace::new();
-    let r = rows(20);
-    qa_campaign(&ws, &borrowed(&r), "batch", "max_regenerations = 3\n");
-    let o = run(&ws, &emu, &[]);
-    let (done, failed) = assert_no_misspelled_asset_is_done(&ws, &emu);
-    assert_eq!(done + failed, 20);
-    assert_eq!(code(&o), if failed > 0 { 3 } else { 0 }, "{}", stderr(&o));
+    let (emu, _ws, _o) = run_fifth_misspelled("batch");
     let s = emu.stats();
     assert!(s.misspelled > 0, "{s:?}");
     // Images, first and regenerated, are bought in batches.
@@ -174,12 +177,7 @@ fn a_misread_is_caught_by_the_second_read_and_causes_no_regeneration() {
     // Nothing was misspelled: an image is bought again only after two
     // misreads in a row (the first is caught by the second read), never
     // after one.
-    let regenerations: u64 = m["assets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["qa"]["regenerations"].as_u64().unwrap())
-        .sum();
+    let regenerations = qa_sum(&m, "regenerations");
     assert_eq!(s.billed_images, 12 + regenerations, "{s:?}");
     assert!(
         regenerations * 2 <= s.misread,
@@ -317,17 +315,8 @@ fn a_kill_mid_qa_resumes_where_the_reads_stopped_and_buys_no_image_twice() {
     assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
     assert_no_misspelled_asset_is_done(&ws, &emu);
     let m = ws.manifest();
-    let all: Vec<&serde_json::Value> = m["assets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(m["failures"].as_array().unwrap())
-        .collect();
-    let regenerations: u64 = all
-        .iter()
-        .map(|a| a["qa"]["regenerations"].as_u64().unwrap())
-        .sum();
-    let reads: u64 = all.iter().map(|a| a["qa"]["reads"].as_u64().unwrap()).sum();
+    let regenerations = qa_sum(&m, "regenerations");
+    let reads = qa_sum(&m, "reads");
     let s = emu.stats();
     // No image is bought twice: one per job plus its recorded regenerations.
     assert_eq!(s.billed_images, 6 + regenerations, "{s:?}");
