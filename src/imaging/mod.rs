@@ -12,7 +12,7 @@ pub(crate) mod text;
 use image::ImageFormat;
 
 pub use color::parse_color;
-pub use compose::{BoxLayout, TextBoxSpec, VAlign, compose_bytes};
+pub use compose::{BoxLayout, ComposeFailure, TextBoxSpec, VAlign, compose_bytes};
 pub use resize::{
     Fit, MAX_SIDE, OutputFormat, RenditionSpec, aspect_check, cover_crop, decode_master, downscale,
     for_reading, render,

@@ -506,12 +506,9 @@ async fn submit_model(
                 .specs
                 .get(&j.id)
                 .ok_or_else(|| Error::Internal(format!("job {} has no expanded request", j.id)))?;
-            // A job moved to a fallback model asks that model.
-            let request = if j.model == spec.request.model {
-                spec.request.clone()
-            } else {
-                spec.request_for(&j.model).0
-            };
+            // A job moved to a fallback model asks that model (for the
+            // copy-free art, once its copy QA fell back to overlay).
+            let request = spec.request_to_send(&j.model, j.overlay);
             items.push(BatchItem {
                 key: key_for(j.id, &j.key),
                 request,
@@ -606,15 +603,16 @@ async fn ingest(
             .providers
             .vendor(b.model.vendor())
             .map_or(ctx.provider.kind(), |p| p.kind());
+        let spec = ctx.specs.get(&job.id);
         let info = JobInfo {
             key: &job.key,
             model: &job.model,
             size,
             provider,
-            qa: ctx
-                .specs
-                .get(&job.id)
-                .map_or(ImageQa::Off, |s| super::qa::image_qa(s, provider)),
+            qa: spec.map_or(ImageQa::Off, |s| {
+                super::qa::image_qa(s, provider, job.overlay)
+            }),
+            overlay: spec.and_then(|s| super::qa::overlay_art(s, &job.model, job.overlay)),
         };
         crate::run::crash_point("batch-ingest-item");
         if let JobOutcome::Stop(s) = settle(

@@ -1041,11 +1041,7 @@ async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> 
         move_on(ctx, job.id, &spec, &model, trigger_for(reason), reason).await?;
         return Ok((None, JobOutcome::Retry));
     };
-    let request = if model == spec.request.model {
-        spec.request.clone()
-    } else {
-        spec.request_for(&model).0
-    };
+    let request = spec.request_to_send(&model, job.overlay);
     if job.attempts == 1 {
         ctx.budget(&model).first_attempt();
     }
@@ -1079,7 +1075,8 @@ async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> 
         model: &model,
         size: spec.request.image_size,
         provider: provider.kind(),
-        qa: qa::image_qa(&spec, provider.kind()),
+        qa: qa::image_qa(&spec, provider.kind(), job.overlay),
+        overlay: qa::overlay_art(&spec, &model, job.overlay),
     };
     let outcome = settle(
         ctx,

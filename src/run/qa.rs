@@ -6,26 +6,46 @@
 use crate::campaign::OnMismatch;
 use crate::domain::readback::Readback;
 use crate::domain::{
-    AttemptOutcome, BillingMode, ProviderKind, ReadRequest, Reason, Result, Transcript, Vendor,
-    now_ms,
+    AttemptOutcome, BillingMode, ModelId, ProviderKind, ReadRequest, Reason, Result, Transcript,
+    Vendor, now_ms,
 };
 use crate::expand::{JobSpec, QaPlan};
 use crate::provider::{ErrorClass, ProviderError};
 use crate::store::{AttemptRecord, ClaimedRead, ImageQa, ReadSettlement};
 
+use super::settle::OverlayArt;
 use super::{Attempted, Ctx, JobOutcome, Slot, StopReason, crash_point};
 
 /// The longer side of the image a reader is sent, in pixels.
 pub(crate) const READ_MAX_SIDE: u32 = crate::domain::READ_MAX_SIDE_PX;
 
-/// What a stored image of `spec` goes through, made by `provider`.
-pub(crate) fn image_qa(spec: &JobSpec, provider: ProviderKind) -> ImageQa {
+/// What a stored image of `spec` goes through, made by `provider`
+/// (`overlay`: the job fell back to typeset copy, exact by construction).
+pub(crate) fn image_qa(spec: &JobSpec, provider: ProviderKind, overlay: bool) -> ImageQa {
     match (&spec.qa, provider) {
         (None, _) => ImageQa::Off,
+        (Some(_), _) if overlay => ImageQa::Off,
         // The local renderer paints the copy exactly: nothing to read.
         (Some(_), ProviderKind::Local) => ImageQa::Skipped,
         (Some(_), _) => ImageQa::Check,
     }
+}
+
+/// How a job that fell back to overlay (`overlay`) typesets its copy onto
+/// the art `model` makes; `None` for every other job.
+pub(crate) fn overlay_art<'a>(
+    spec: &'a JobSpec,
+    model: &ModelId,
+    overlay: bool,
+) -> Option<OverlayArt<'a>> {
+    let fallback = spec.qa.as_ref()?.fallback.as_ref()?;
+    overlay.then(|| OverlayArt {
+        boxes: &fallback.boxes,
+        nominal_width: model
+            .family()
+            .pixel_size(spec.request.aspect_ratio.as_str(), spec.request.image_size)
+            .map(|(w, _)| w),
+    })
 }
 
 /// What a read's outcome means for its job. Pure.
@@ -80,6 +100,13 @@ pub(crate) fn decide_read(
         },
         OnMismatch::Regenerate if job.regenerations < plan.max_regenerations => {
             ReadSettlement::Regenerate {
+                checks: check.checks,
+            }
+        }
+        // After the last regeneration (or at once): typeset the copy when
+        // the variant has text boxes, else fail.
+        OnMismatch::Regenerate | OnMismatch::Overlay if plan.fallback.is_some() => {
+            ReadSettlement::Overlay {
                 checks: check.checks,
             }
         }
@@ -215,6 +242,10 @@ pub(crate) async fn read_one(ctx: &Ctx, job: ClaimedRead, slot: Slot) -> Result<
         }
         (ReadSettlement::Regenerate { .. }, _) => {
             tracing::info!(job = %key, "painted copy does not match; buying the image again");
+            JobOutcome::Retry
+        }
+        (ReadSettlement::Overlay { .. }, _) => {
+            tracing::info!(job = %key, "painted copy does not match; typesetting it onto copy-free art instead");
             JobOutcome::Retry
         }
         _ => JobOutcome::Retry,

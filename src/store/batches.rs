@@ -48,6 +48,8 @@ pub struct BatchJob {
     pub image_size: ImageSize,
     /// Job state.
     pub state: JobState,
+    /// Copy QA fell back to overlay: the item asks for copy-free art.
+    pub overlay: bool,
 }
 
 impl Store {
@@ -67,7 +69,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
-            "SELECT id, request_hash, attempts FROM jobs
+            "SELECT id, request_hash, attempts, qa_regenerations, qa_overlay FROM jobs
              WHERE campaign = ? AND model = ? AND state = 'pending' AND (not_before IS NULL OR not_before <= ?)
              ORDER BY id",
         )
@@ -77,14 +79,24 @@ impl Store {
         .fetch_all(&mut *tx)
         .await
         .map_err(self.err())?;
-        let chosen: Vec<(i64, String, i64)> = rows
+        let chosen: Vec<(i64, String, String)> = rows
             .into_iter()
             .map(|r| {
-                (
+                let (id, hash, attempts) = (
                     r.get::<i64, _>(0),
                     r.get::<String, _>(1),
                     r.get::<i64, _>(2),
-                )
+                );
+                // A regeneration or an overlay fallback starts its attempts
+                // afresh: its rounds name it apart from the batch that
+                // bought the image it replaces.
+                let (regens, overlay) = (r.get::<i64, _>(3), r.get::<i64, _>(4));
+                let line = if regens == 0 && overlay == 0 {
+                    format!("{id}:{hash}:{attempts}")
+                } else {
+                    format!("{id}:{hash}:{attempts}:qa{regens}:{overlay}")
+                };
+                (id, hash, line)
             })
             .filter(|(id, _, _)| eligible.contains(id))
             .take(limit)
@@ -93,8 +105,8 @@ impl Store {
             return Ok(None);
         }
         let mut h = Sha256::new();
-        for (id, hash, attempts) in &chosen {
-            h.update(format!("{id}:{hash}:{attempts}\n"));
+        for (_, _, line) in &chosen {
+            h.update(format!("{line}\n"));
         }
         let digest = hex::encode(h.finalize());
         let display_name = format!("adloc-{campaign}-{}", &digest[..16]);
@@ -258,7 +270,8 @@ impl Store {
     /// Jobs assigned to a batch.
     pub async fn batch_jobs(&self, batch: i64) -> Result<Vec<BatchJob>> {
         let rows = sqlx::query(
-            "SELECT id, campaign, row_id, locale, variant, attempts, request_hash, model, image_size, state
+            "SELECT id, campaign, row_id, locale, variant, attempts, request_hash, model, image_size, state,
+                    qa_overlay
              FROM jobs WHERE batch_id = ? ORDER BY id",
         )
         .bind(batch)
@@ -276,6 +289,7 @@ impl Store {
                     model: parsed("model", &r.get::<String, _>(7))?,
                     image_size: parsed("image size", &r.get::<String, _>(8))?,
                     state: parsed("job state", &r.get::<String, _>(9))?,
+                    overlay: r.get::<i64, _>(10) != 0,
                 })
             })
             .collect()

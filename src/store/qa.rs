@@ -84,6 +84,13 @@ pub enum ReadSettlement {
         /// The comparison.
         checks: Vec<StringCheck>,
     },
+    /// A confirmed mismatch the variant's text boxes can fix: the job goes
+    /// back to pending asking for copy-free art (fresh attempts), and its
+    /// asset becomes the locale's copy typeset onto that art. Verdict `fail`.
+    Overlay {
+        /// The comparison.
+        checks: Vec<StringCheck>,
+    },
     /// A confirmed mismatch with nothing left to try: failed, `text_mismatch`.
     Mismatch {
         /// The comparison.
@@ -102,7 +109,7 @@ impl ReadSettlement {
         match self {
             ReadSettlement::Again { .. } | ReadSettlement::Requeue => JobState::Checking,
             ReadSettlement::Pass { .. } | ReadSettlement::Kept { .. } => JobState::Done,
-            ReadSettlement::Regenerate { .. } => JobState::Pending,
+            ReadSettlement::Regenerate { .. } | ReadSettlement::Overlay { .. } => JobState::Pending,
             ReadSettlement::Mismatch { .. } => JobState::Failed,
         }
     }
@@ -113,6 +120,7 @@ impl ReadSettlement {
             ReadSettlement::Pass { checks }
             | ReadSettlement::Kept { checks }
             | ReadSettlement::Regenerate { checks }
+            | ReadSettlement::Overlay { checks }
             | ReadSettlement::Mismatch { checks, .. } => Some(checks),
             ReadSettlement::Requeue => None,
         }
@@ -136,6 +144,9 @@ pub struct QaRecord {
     pub cost_usd: f64,
     /// What the images thrown away after a mismatch cost.
     pub regeneration_cost_usd: f64,
+    /// The asset is the copy typeset onto copy-free art after a confirmed
+    /// mismatch (the overlay fallback).
+    pub fell_back_to_overlay: bool,
 }
 
 /// A copy QA verdict.
@@ -185,6 +196,7 @@ impl QaRecord {
         strings: Option<String>,
         cost_usd: f64,
         regeneration_cost_usd: f64,
+        fell_back_to_overlay: bool,
     ) -> Result<Option<QaRecord>> {
         if reader.is_none() && verdict.is_none() && reads == 0 {
             return Ok(None);
@@ -210,6 +222,7 @@ impl QaRecord {
             strings,
             cost_usd,
             regeneration_cost_usd,
+            fell_back_to_overlay,
         }))
     }
 }
@@ -302,7 +315,9 @@ impl Store {
             ReadSettlement::Again { not_before, .. } => (None, None, None, *not_before),
             ReadSettlement::Pass { .. } => (Some("pass"), None, None, None),
             ReadSettlement::Kept { .. } => (Some("kept"), None, None, None),
-            ReadSettlement::Regenerate { .. } => (Some("fail"), None, None, None),
+            ReadSettlement::Regenerate { .. } | ReadSettlement::Overlay { .. } => {
+                (Some("fail"), None, None, None)
+            }
             ReadSettlement::Mismatch { detail, .. } => (
                 Some("fail"),
                 Some(Reason::TextMismatch.code()),
@@ -311,7 +326,12 @@ impl Store {
             ),
             ReadSettlement::Requeue => (None, None, None, None),
         };
-        let regenerate = matches!(settlement, ReadSettlement::Regenerate { .. });
+        // Both buy an image again: the one read is thrown away.
+        let regenerate = matches!(
+            settlement,
+            ReadSettlement::Regenerate { .. } | ReadSettlement::Overlay { .. }
+        );
+        let overlay = matches!(settlement, ReadSettlement::Overlay { .. });
         let sql = format!(
             "UPDATE jobs SET state = ?1, not_before = ?2, lease_run = NULL, lease_expires_at = NULL,
                     qa_reader = COALESCE(?3, qa_reader),
@@ -320,7 +340,8 @@ impl Store {
                     qa_cost_usd = qa_cost_usd + ?6,
                     qa_strings = COALESCE(?7, qa_strings),
                     qa_verdict = COALESCE(?8, qa_verdict),
-                    qa_regenerations = qa_regenerations + ?5,
+                    qa_regenerations = qa_regenerations + (?5 AND NOT ?13),
+                    qa_overlay = CASE WHEN ?13 THEN 1 ELSE qa_overlay END,
                     qa_regen_cost_usd = qa_regen_cost_usd + CASE WHEN ?5 THEN COALESCE(cost_usd, 0) ELSE 0 END,
                     attempts = CASE WHEN ?5 THEN 0 ELSE attempts END,
                     error_code = CASE WHEN ?1 = 'failed' THEN ?9 ELSE error_code END,
@@ -344,6 +365,7 @@ impl Store {
             .bind(detail)
             .bind(now)
             .bind(job)
+            .bind(overlay)
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;

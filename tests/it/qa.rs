@@ -327,3 +327,128 @@ fn a_kill_mid_qa_resumes_where_the_reads_stopped_and_buys_no_image_twice() {
         s.reads_billed
     );
 }
+
+/// `qa_campaign` plus a headline text box (the overlay fallback) and a
+/// template that leaves the copy out of the copy-free art.
+fn qa_campaign_with_boxes(ws: &Workspace, rows: &[(&str, &str, &str)], mode: &str, qa: &str) {
+    qa_campaign(ws, rows, mode, qa);
+    let dir = ws.campaign();
+    let toml = std::fs::read_to_string(dir.join("campaign.toml")).unwrap();
+    let boxes = "[[variants.text_boxes]]\ncolumn = \"headline\"\nx = 0.05\ny = 0.1\nwidth = 0.6\nheight = 0.4\nmin_size = 18\nmax_size = 60\n\n[qa]";
+    std::fs::write(dir.join("campaign.toml"), toml.replacen("[qa]", boxes, 1)).unwrap();
+    std::fs::write(
+        dir.join("templates/hero.hbs"),
+        "A hero banner. Scene: {{row.scene}}.{{#if (eq variant.text \"model\")}} Headline, exactly: \"{{row.headline}}\"{{/if}}",
+    )
+    .unwrap();
+}
+
+/// Every asset that fell back to overlay: a composite of the headline on
+/// copy-free art (the emulator painted nothing on it), verdict `fail`.
+fn assert_fell_back(ws: &Workspace, emu: &Emu, row: &str) {
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let a = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["row_id"] == row)
+        .unwrap_or_else(|| panic!("no asset for {row}: {m}"));
+    assert_eq!(a["qa"]["verdict"], "fail", "{a}");
+    assert_eq!(a["qa"]["fell_back_to_overlay"], true, "{a}");
+    let bytes = std::fs::read(ws.out().join(a["path"].as_str().unwrap())).unwrap();
+    let img = image::load_from_memory(&bytes).expect("the composite decodes");
+    assert_eq!(
+        (img.width(), img.height()),
+        (
+            a["width"].as_u64().unwrap() as u32,
+            a["height"].as_u64().unwrap() as u32
+        )
+    );
+    // The art was asked without the copy, so the model painted none; the
+    // headline on it is adloc's typesetting.
+    let painted = emu.handle.as_ref().unwrap().painted(&bytes);
+    assert!(
+        painted.as_ref().is_none_or(|p| p.is_empty()),
+        "the fallback art carries model-painted copy {painted:?}"
+    );
+}
+
+#[test]
+fn after_the_last_regeneration_a_variant_with_text_boxes_falls_back_to_typeset_copy() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    qa_campaign_with_boxes(
+        &ws,
+        &[
+            ("good", "a calm lake", "Hello lake."),
+            ("bad", "a ridge EMULATE_MISSPELL", "Own the ridge."),
+        ],
+        "realtime",
+        "max_regenerations = 1\n",
+    );
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    assert_fell_back(&ws, &emu, "bad");
+    let m = ws.manifest();
+    let t = &m["totals"];
+    assert_eq!(t["qa_fell_back_to_overlay"], 1, "{t}");
+    assert_eq!(t["qa_pass"], 1, "{t}");
+    assert_eq!(t["qa_failed"], 0, "{t}");
+    assert!(m["failures"].as_array().unwrap().is_empty(), "{m}");
+    // good: 1 image; bad: the first, one regeneration, then the art.
+    assert_eq!(emu.stats().billed_images, 1 + 3);
+    // The typeset asset is exact: it is not read again, and a rerun buys
+    // and reads nothing.
+    let before = emu.stats();
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let after = emu.stats();
+    assert_eq!(
+        (after.billed_images, after.reads),
+        (before.billed_images, before.reads)
+    );
+}
+
+#[test]
+fn on_mismatch_overlay_typesets_the_copy_after_the_confirming_read_in_batch_mode_too() {
+    for mode in ["realtime", "batch"] {
+        let emu = Emu::start(Faults::default());
+        let ws = Workspace::new();
+        qa_campaign_with_boxes(
+            &ws,
+            &[("bad", "a ridge EMULATE_MISSPELL", "Own the ridge.")],
+            mode,
+            "on_mismatch = \"overlay\"\n",
+        );
+        let o = run(&ws, &emu, &[]);
+        assert_eq!(code(&o), 0, "{mode}: {}", stderr(&o));
+        assert_fell_back(&ws, &emu, "bad");
+        let a = &ws.manifest()["assets"][0];
+        assert_eq!(a["qa"]["regenerations"], 0, "{a}");
+        assert_eq!(a["qa"]["reads"], 2, "{a}");
+        let s = emu.stats();
+        assert_eq!(s.billed_images, 2, "{mode}: {s:?}");
+        if mode == "batch" {
+            assert_eq!(s.realtime_billed_images, 0, "{s:?}");
+        }
+    }
+}
+
+#[test]
+fn a_fallback_template_that_needs_the_copy_is_refused_at_load_naming_the_template() {
+    let ws = Workspace::new();
+    qa_campaign_with_boxes(&ws, &[("r1", "a lake", "Hello.")], "realtime", "");
+    // The unguarded template quotes the copy, which copy-free art never gets.
+    std::fs::write(
+        ws.campaign().join("templates/hero.hbs"),
+        "A hero banner. Headline: \"{{row.headline}}\"",
+    )
+    .unwrap();
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("hero.hbs:1:"), "{e}");
+    assert!(e.contains("copy-free art"), "{e}");
+    assert!(!ws.out().join("manifest.json").exists());
+}
