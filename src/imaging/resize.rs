@@ -377,5 +377,13 @@ pub fn for_reading(bytes: &[u8], max_side: u32) -> Result<Downscaled, String> {
         });
     }
     let img = decode_master(bytes).map_err(|e| e.to_string())?;
-    downscale(&img, format, max_side)
+    // A reader needs legible text, not lossless pixels: an opaque image
+    // goes as JPEG at quality 90, a fraction of PNG's encoding time (the
+    // bulk of QA's CPU when it was PNG) and of its bytes on the wire.
+    let target = if img.color().has_alpha() {
+        format
+    } else {
+        ImageFormat::Jpeg
+    };
+    downscale(&img, target, max_side)
 }

@@ -26,6 +26,7 @@ use crate::store::{Claimed, JobId, Planned, RunId, Settlement, Store};
 pub(crate) mod batch;
 mod provider;
 mod qa;
+mod read_batch;
 mod settle;
 
 pub use provider::{GeminiEnv, OpenAiEnv, ProviderChoice, ProviderEnv};
@@ -786,6 +787,13 @@ pub(crate) async fn leftover_stop(ctx: &Ctx) -> Result<Option<StopReason>> {
         let models = vendor_models(ctx, vendor);
         let pending = ctx.store.next_pending(&ctx.campaign, &models).await?;
         if pending.is_some() || open.iter().any(|b| b.model.vendor() == vendor) {
+            return Ok(Some(s));
+        }
+        // The readers are Gemini's: copy QA left unread is its leftover too.
+        if vendor == Vendor::Gemini
+            && (ctx.store.next_read(&ctx.campaign).await?.is_some()
+                || !ctx.store.open_read_batches(&ctx.campaign).await?.is_empty())
+        {
             return Ok(Some(s));
         }
     }

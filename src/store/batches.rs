@@ -178,16 +178,24 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;
-        let sql = format!(
-            "UPDATE jobs SET state = 'batch_submitted', updated_at = ? WHERE batch_id = ? AND state IN {}",
-            from_states_sql(JobState::BatchSubmitted)
-        );
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(batch)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.err())?;
+        // A batch buys images or reads: its jobs move on from whichever
+        // submitting state they are in.
+        for (from, to) in [
+            (JobState::BatchSubmitting, JobState::BatchSubmitted),
+            (JobState::ReadBatchSubmitting, JobState::ReadBatchSubmitted),
+        ] {
+            let sql = format!(
+                "UPDATE jobs SET state = '{to}', updated_at = ?
+                 WHERE batch_id = ? AND state = '{from}' AND state IN {}",
+                from_states_sql(to)
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(now)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+        }
         tx.commit().await.map_err(self.err())?;
         Ok(())
     }
@@ -225,8 +233,22 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;
+        // Reads of a read batch with no result are due again (a read that
+        // never ran counts nothing).
+        let sql = format!(
+            "UPDATE jobs SET state = 'checking', batch_id = NULL, updated_at = ?
+             WHERE batch_id = ? AND state IN ('read_batch_submitting', 'read_batch_submitted')
+               AND state IN {}",
+            from_states_sql(JobState::Checking)
+        );
+        let reads = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
         tx.commit().await.map_err(self.err())?;
-        Ok(res.rows_affected())
+        Ok(res.rows_affected() + reads.rows_affected())
     }
 
     /// Count a poll.
@@ -239,13 +261,15 @@ impl Store {
         Ok(())
     }
 
-    /// Batches of the campaign still open (submitting or submitted).
+    /// Image batches of the campaign still open (submitting or submitted).
+    /// Read batches are [`Store::open_read_batches`].
     pub async fn open_batches(&self, campaign: &str) -> Result<Vec<BatchRow>> {
         let rows = sqlx::query(
             "SELECT b.id, b.display_name, b.remote_name, b.state, b.model, b.request_count, b.polls,
                     (r.id IS NULL OR r.finished_at IS NOT NULL)
              FROM batches b LEFT JOIN runs r ON r.id = b.owner_run
-             WHERE b.campaign = ? AND b.state IN ('submitting', 'submitted') ORDER BY b.id",
+             WHERE b.campaign = ? AND b.kind = 'image' AND b.state IN ('submitting', 'submitted')
+             ORDER BY b.id",
         )
         .bind(campaign)
         .fetch_all(self.pool())

@@ -25,7 +25,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 pub use batches::{BatchJob, BatchRow};
 pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
-pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadSettlement};
+pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadBatchRow, ReadSettlement};
 pub use renditions::{RenditionEntry, RenditionFailure};
 
 use crate::domain::{

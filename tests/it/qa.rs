@@ -140,15 +140,86 @@ fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_realt
 
 #[test]
 fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_batch() {
-    let (emu, _ws, _o) = run_fifth_misspelled("batch");
+    let (emu, ws, _o) = run_fifth_misspelled("batch");
     let s = emu.stats();
     assert!(s.misspelled > 0, "{s:?}");
-    // Images, first and regenerated, are bought in batches.
+    // Images, first and regenerated, are bought in batches, and so are
+    // the reads.
     assert_eq!(s.realtime_billed_images, 0, "{s:?}");
     assert!(
-        s.batches_created >= 2,
-        "regenerations were not batched: {s:?}"
+        s.batches_created >= 3,
+        "regenerations or reads were not batched: {s:?}"
     );
+    assert_eq!(s.read_calls, 0, "a read went realtime: {s:?}");
+    let m = ws.manifest();
+    assert_eq!(s.reads_billed, qa_sum(&m, "reads"), "{s:?}");
+}
+
+#[test]
+fn batched_reads_cost_half_of_realtime_reads() {
+    let cost = |mode: &str| {
+        let emu = Emu::start(Faults::default());
+        let ws = Workspace::new();
+        let r = rows(4);
+        qa_campaign(&ws, &borrowed(&r), mode, "");
+        let o = run(&ws, &emu, &[]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let t = ws.manifest()["totals"].clone();
+        assert_eq!(t["qa_pass"], 4, "{t}");
+        t["qa_cost_usd"].as_f64().unwrap()
+    };
+    let (realtime, batch) = (cost("realtime"), cost("batch"));
+    assert!(realtime > 0.0);
+    assert!(
+        // Both are rounded to the micro-dollar in the manifest.
+        (batch * 2.0 - realtime).abs() <= 1e-5,
+        "batch reads ${batch}, realtime ${realtime}"
+    );
+}
+
+#[test]
+fn a_kill_mid_qa_in_batch_mode_pays_for_no_read_and_no_regeneration_twice() {
+    // Read batch created but not recorded; killed while applying a read
+    // batch's results; regeneration batch created but not recorded.
+    for crash in [
+        "read-batch-after-create:1",
+        "read-batch-ingest-item:3",
+        "batch-after-create:2",
+    ] {
+        let emu = Emu::start(Faults::default());
+        let ws = Workspace::new();
+        qa_campaign(
+            &ws,
+            &[
+                ("a", "a lake", "Hello lake."),
+                ("b", "a ridge EMULATE_MISSPELL", "Own the ridge."),
+                ("c", "a forest", "Into the woods."),
+                ("d", "a peak EMULATE_MISSPELL", "Reach the top."),
+                ("e", "a river", "Follow the river."),
+            ],
+            "batch",
+            "max_regenerations = 1\n",
+        );
+        let mut env = emu.env();
+        env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+        env.push(("ADLOC_CRASH_AT", crash.to_string()));
+        let o = ws.adloc_with(&env, &["run", "campaigns/example"]);
+        assert_ne!(code(&o), 0, "{crash} did not fire: {}", stderr(&o));
+        assert_ne!(code(&o), 3, "{crash} did not fire: {}", stderr(&o));
+        let o = run(&ws, &emu, &[]);
+        assert_eq!(code(&o), 3, "{crash}: {}", stderr(&o));
+        let (done, failed) = assert_no_misspelled_asset_is_done(&ws, &emu);
+        assert_eq!((done, failed), (3, 2), "{crash}");
+        let m = ws.manifest();
+        let s = emu.stats();
+        assert_eq!(
+            s.billed_images,
+            5 + qa_sum(&m, "regenerations"),
+            "{crash}: {s:?}"
+        );
+        assert_eq!(s.reads_billed, qa_sum(&m, "reads"), "{crash}: {s:?}");
+        assert_eq!(s.read_calls, 0, "{crash}: {s:?}");
+    }
 }
 
 #[test]
