@@ -405,6 +405,22 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         .zip(specs)
         .map(|(id, s)| (id, Arc::new(s)))
         .collect();
+    // QA turned on for images already done: their copy is read now (it
+    // buys no image; a read is a fraction of a cent).
+    if providers.local().is_none() {
+        let with_qa: Vec<JobId> = specs_by_id
+            .iter()
+            .filter(|(_, s)| s.qa.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        let queued = store.read_done_images(&with_qa).await?;
+        if queued > 0 {
+            tracing::info!(
+                images = queued,
+                "copy QA is on for images already made: reading them back"
+            );
+        }
+    }
     let progress = Progress::new(planned.report.to_generate as u64, opts.progress_bar);
     let ctx = Arc::new(Ctx {
         store: store.clone(),

@@ -312,6 +312,35 @@ impl Store {
             .collect()
     }
 
+    /// Queue a read for every done image among `jobs` that copy QA never
+    /// looked at (QA was turned on after it was made): made by a vendor
+    /// (the local renderer paints exact copy), not a typeset fallback.
+    /// Returns how many.
+    pub async fn read_done_images(&self, jobs: &[JobId]) -> Result<u64> {
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE jobs SET state = 'checking', not_before = NULL, finished_at = NULL,
+                    qa_image_reads = 0, updated_at = ?
+             WHERE id = ? AND state = 'done' AND qa_verdict IS NULL AND qa_reads = 0
+               AND qa_overlay = 0 AND asset_path IS NOT NULL
+               AND provider IS NOT NULL AND provider != 'local' AND state IN {}",
+            from_states_sql(JobState::Checking)
+        );
+        let mut n = 0;
+        let mut tx = self.write_tx().await?;
+        for id in jobs {
+            n += sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(self.err())?;
+        Ok(n)
+    }
+
     /// Ids of the campaign's jobs whose read is due now (for batching).
     pub async fn due_read_ids(&self, campaign: &str) -> Result<Vec<JobId>> {
         let rows = sqlx::query(

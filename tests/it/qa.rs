@@ -523,3 +523,44 @@ fn a_fallback_template_that_needs_the_copy_is_refused_at_load_naming_the_templat
     assert!(e.contains("copy-free art"), "{e}");
     assert!(!ws.out().join("manifest.json").exists());
 }
+
+#[test]
+fn turning_qa_on_for_images_already_made_reads_them_and_buys_nothing_but_regenerations() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    qa_campaign(
+        &ws,
+        &[
+            ("good", "a calm lake", "Hello lake."),
+            ("bad", "a ridge EMULATE_MISSPELL", "Own the ridge."),
+        ],
+        "realtime",
+        "max_regenerations = 1\n",
+    );
+    // First without QA: both images are done, one of them misspelled.
+    let toml_path = ws.campaign().join("campaign.toml");
+    let with_qa = std::fs::read_to_string(&toml_path).unwrap();
+    let start = with_qa.find("[qa]").unwrap();
+    let end = with_qa.find("[rate_limit]").unwrap();
+    let without = format!("{}{}", &with_qa[..start], &with_qa[end..]);
+    std::fs::write(&toml_path, without).unwrap();
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(emu.stats().billed_images, 2);
+    assert_eq!(emu.stats().reads, 0);
+    // Then with QA: both are read; the misspelled one is regenerated (and
+    // fails after its one regeneration); the good one is not bought again.
+    std::fs::write(&toml_path, with_qa).unwrap();
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let m = ws.manifest();
+    assert_eq!(m["assets"][0]["row_id"], "good");
+    assert_eq!(m["assets"][0]["qa"]["verdict"], "pass", "{m}");
+    assert_eq!(m["failures"][0]["reason"], "text_mismatch", "{m}");
+    let s = emu.stats();
+    assert_eq!(s.billed_images, 2 + 1, "{s:?}");
+    // A third run reads nothing again.
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(emu.stats().reads, s.reads);
+}
