@@ -1,8 +1,11 @@
 //! Batch results ingestion: generate a results file of about 2 GB (JSONL,
 //! one `GenerateContentResponse` per line with a real base64 JPEG), then
 //! stream it through the same parser the batch download uses
-//! (`stream_results_from_reader`): line by line, each image decoded and
-//! checked. Prints MB/s and the process's peak RSS (VmHWM).
+//! (`stream_results_from_reader`: lines read in order, parsed on every
+//! core, each image decoded and checked), against a baseline in the same
+//! run that parses one line at a time on one thread (how ingest worked
+//! before it used every core). Prints MB/s of both, their ratio (goal
+//! >= 1.8 on 2 cores) and the process's peak RSS (VmHWM).
 //!
 //! Run: `cargo bench --bench batch_ingest` (`ADLOC_BENCH_MB` sets the size).
 
@@ -59,6 +62,29 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // Baseline: one line at a time, parsed where it is read.
+    let t = Instant::now();
+    let base_ok = rt.block_on(async {
+        use tokio::io::AsyncBufReadExt as _;
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let mut reader = tokio::io::BufReader::with_capacity(1 << 20, file);
+        let mut buf = Vec::new();
+        let mut ok = 0u64;
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf).await.unwrap() == 0 {
+                break;
+            }
+            let o = adloc::bench::parse_results_line(&buf).unwrap();
+            assert!(!o.result.unwrap().bytes.is_empty());
+            ok += 1;
+        }
+        ok
+    });
+    let base_secs = t.elapsed().as_secs_f64();
+    assert_eq!(base_ok, lines);
+    let rss_base = peak_rss_mb();
+
     let t = Instant::now();
     let (ok, failed) = rt.block_on(async {
         let file = tokio::fs::File::open(&path).await.unwrap();
@@ -81,9 +107,18 @@ fn main() {
     assert_eq!(ok, lines, "{failed} lines failed");
     println!("batch ingest: {lines} lines, {mb:.0} MiB results file");
     println!(
-        "  {secs:.1} s, {:.1} MiB/s, {:.1} images/s",
+        "  baseline, one line at a time: {base_secs:.1} s, {:.1} MiB/s, {:.1} images/s (peak RSS {rss_base:.1} MiB)",
+        mb / base_secs,
+        lines as f64 / base_secs
+    );
+    println!(
+        "  parsed on every core: {secs:.1} s, {:.1} MiB/s, {:.1} images/s",
         mb / secs,
         lines as f64 / secs
+    );
+    println!(
+        "  throughput ratio: {:.2}x (goal >= 1.8x on 2 cores)",
+        base_secs / secs
     );
     println!(
         "  peak RSS {:.1} MiB (after generating the file: {rss_before:.1} MiB; target < 100 MB)",

@@ -35,5 +35,5 @@ pub use store::Store;
 #[doc(hidden)]
 pub mod bench {
     pub use crate::imaging::{Fit, OutputFormat, RenditionSpec, cover_crop, decode_master, render};
-    pub use crate::provider::gemini::stream_results_from_reader;
+    pub use crate::provider::gemini::{parse_results_line, stream_results_from_reader};
 }

@@ -621,58 +621,60 @@ async fn ingest(
             return Ok(None);
         }
     };
+    // Results are stored several at a time (decode, check, hash, fsync and
+    // record run on every core), at most `parallel` in flight, so memory
+    // stays bounded whatever the size of the results file. A kill leaves
+    // the ones in flight unrecorded: still `batch_submitted`, they are
+    // ingested again from the same results, never bought again.
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
     let mut stop = None;
     let mut seen = 0usize;
-    while let Some(item) = stream.next().await {
-        let outcome = match item {
-            Ok(o) => o,
-            Err(e) => {
-                // A truncated download: what was ingested is kept; the rest
-                // is read again on the next poll (the download is idempotent).
-                tracing::warn!(batch = %rb.name, error = %e, ingested = seen, "results download broke off; will resume");
-                return Ok(None);
+    let mut in_flight = futures_util::stream::FuturesUnordered::new();
+    let mut more = true;
+    let mut broke = false;
+    loop {
+        while more && in_flight.len() < parallel {
+            let outcome = match stream.next().await {
+                Some(Ok(o)) => o,
+                Some(Err(e)) => {
+                    // A truncated download: what is ingested is kept; the
+                    // rest is read again on the next poll (the download is
+                    // idempotent).
+                    tracing::warn!(batch = %rb.name, error = %e, ingested = seen, "results download broke off; will resume");
+                    more = false;
+                    broke = true;
+                    break;
+                }
+                None => {
+                    more = false;
+                    break;
+                }
+            };
+            let Some(job) = id_from_key(&outcome.key).and_then(|id| by_id.get(&id)) else {
+                tracing::warn!(batch = %rb.name, key = %outcome.key, "result for an unknown key ignored");
+                continue;
+            };
+            if job.state != JobState::BatchSubmitted {
+                continue; // already ingested (a resumed download), or superseded
             }
-        };
-        let Some(job) = id_from_key(&outcome.key).and_then(|id| by_id.get(&id)) else {
-            tracing::warn!(batch = %rb.name, key = %outcome.key, "result for an unknown key ignored");
-            continue;
-        };
-        if job.state != JobState::BatchSubmitted {
-            continue; // already ingested (a resumed download), or superseded
+            seen += 1;
+            in_flight.push(ingest_one(ctx, b, job, outcome.result, started));
         }
-        seen += 1;
-        let size: ImageSize = job.image_size;
-        let provider = ctx
-            .providers
-            .vendor(b.model.vendor())
-            .map_or(ctx.provider.kind(), |p| p.kind());
-        let spec = ctx.specs.get(&job.id);
-        let info = JobInfo {
-            key: &job.key,
-            model: &job.model,
-            size,
-            provider,
-            qa: spec.map_or(ImageQa::Off, |s| {
-                super::qa::image_qa(s, provider, job.overlay)
-            }),
-            overlay: spec.and_then(|s| super::qa::overlay_art(s, &job.model, job.overlay)),
-        };
-        crate::run::crash_point("batch-ingest-item");
-        if let JobOutcome::Stop(s) = settle(
-            ctx,
-            job.id,
-            job.attempts,
-            &info,
-            outcome.result,
-            BillingMode::Batch,
-            started,
-        )
-        .await?
-        {
-            stop.get_or_insert(s);
+        match in_flight.next().await {
+            Some(res) => {
+                if let JobOutcome::Stop(s) = res? {
+                    stop.get_or_insert(s);
+                }
+            }
+            None if !more => break,
+            None => {}
         }
     }
     drop(stream);
+    if broke {
+        // The batch stays open: the next poll downloads the rest.
+        return Ok(stop);
+    }
     let missing = ctx
         .store
         .close_batch(b.id, BatchState::Ingested, None, false)
@@ -681,6 +683,42 @@ async fn ingest(
         tracing::warn!(batch = %rb.name, jobs = missing, "results had no line for some jobs; they return to pending");
     }
     Ok(stop)
+}
+
+/// Store one batch result and settle its job (one of several in flight).
+async fn ingest_one(
+    ctx: &Ctx,
+    b: &BatchRow,
+    job: &BatchJob,
+    result: std::result::Result<crate::provider::Generated, crate::provider::ProviderError>,
+    started: i64,
+) -> Result<JobOutcome> {
+    let provider = ctx
+        .providers
+        .vendor(b.model.vendor())
+        .map_or(ctx.provider.kind(), |p| p.kind());
+    let spec = ctx.specs.get(&job.id);
+    let info = JobInfo {
+        key: &job.key,
+        model: &job.model,
+        size: job.image_size,
+        provider,
+        qa: spec.map_or(ImageQa::Off, |s| {
+            super::qa::image_qa(s, provider, job.overlay)
+        }),
+        overlay: spec.and_then(|s| super::qa::overlay_art(s, &job.model, job.overlay)),
+    };
+    crate::run::crash_point("batch-ingest-item");
+    settle(
+        ctx,
+        job.id,
+        job.attempts,
+        &info,
+        result,
+        BillingMode::Batch,
+        started,
+    )
+    .await
 }
 
 /// The deadline has come: cancel open batches and finish their jobs in realtime.

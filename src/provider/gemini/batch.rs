@@ -114,65 +114,89 @@ where
     stream_lines(reader, parse_results_line)
 }
 
-/// [`stream_results_from_reader`] for any kind of line.
+/// How many result lines are parsed at once: one per core, plus one so a
+/// core never waits for the download. Memory stays bounded by this many
+/// lines, never by the size of the results file.
+fn parse_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
+}
+
+/// [`stream_results_from_reader`] for any kind of line. Lines are read in
+/// order on the caller's task and parsed (base64 decode, image check) on
+/// the blocking pool, several at once; outcomes come out in file order.
 fn stream_lines<'a, R, T>(
     reader: R,
     parse: fn(&[u8]) -> Result<T, ProviderError>,
 ) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, ProviderError>> + Send + 'a>>
 where
     R: AsyncBufRead + Unpin + Send + 'a,
-    T: Send + 'a,
+    T: Send + 'static,
 {
+    use futures_util::StreamExt as _;
     struct State<R> {
         reader: R,
-        buf: Vec<u8>,
         done: bool,
     }
-    let state = State {
-        reader,
-        buf: Vec::new(),
-        done: false,
-    };
-    Box::pin(stream::unfold(state, move |mut st| async move {
-        loop {
-            if st.done {
-                return None;
-            }
-            st.buf.clear();
-            match st.reader.read_until(b'\n', &mut st.buf).await {
-                Err(e) => {
-                    st.done = true;
-                    return Some((Err(classify_io(&e)), st));
+    /// A line as read: its bytes and whether a newline ended it, or the
+    /// read error that ended the file.
+    type Line = Result<(Vec<u8>, bool), ProviderError>;
+    let lines = stream::unfold(
+        State {
+            reader,
+            done: false,
+        },
+        |mut st| async move {
+            loop {
+                if st.done {
+                    return None;
                 }
-                Ok(0) => return None,
-                Ok(_) => {}
+                let mut buf = Vec::new();
+                match st.reader.read_until(b'\n', &mut buf).await {
+                    Err(e) => {
+                        st.done = true;
+                        return Some((Line::Err(classify_io(&e)), st));
+                    }
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                }
+                if buf.trim_ascii().is_empty() {
+                    continue;
+                }
+                let terminated = buf.last() == Some(&b'\n');
+                st.done = !terminated;
+                return Some((Line::Ok((buf, terminated)), st));
             }
-            let terminated = st.buf.last() == Some(&b'\n');
-            if st.buf.trim_ascii().is_empty() {
-                continue;
-            }
-            let item = parse(&st.buf);
-            if !terminated {
-                // The last line has no newline: fine if it parses (some
-                // writers omit the final newline), a cut transfer if not.
-                st.done = true;
-                if let Err(e) = &item {
-                    return Some((
-                        Err(ProviderError::retryable(
-                            Reason::Connection,
-                            format!(
-                                "results file ends mid-line (truncated download): {}",
-                                e.detail
-                            ),
+        },
+    );
+    Box::pin(
+        lines
+            .map(move |line| async move {
+                let (buf, terminated) = line?;
+                let item = tokio::task::spawn_blocking(move || parse(&buf))
+                    .await
+                    .map_err(|e| {
+                        ProviderError::retryable(
+                            Reason::Other,
+                            format!("results parser task failed: {e}"),
                             None,
-                        )),
-                        st,
-                    ));
+                        )
+                    })?;
+                match item {
+                    // The last line has no newline: fine if it parses (some
+                    // writers omit the final newline), a cut transfer if not.
+                    Err(e) if !terminated => Err(ProviderError::retryable(
+                        Reason::Connection,
+                        format!(
+                            "results file ends mid-line (truncated download): {}",
+                            e.detail
+                        ),
+                        None,
+                    )),
+                    other => other,
                 }
-            }
-            return Some((item, st));
-        }
-    }))
+            })
+            .buffered(parse_parallelism()),
+    )
 }
 
 /// Normalize a state: `BATCH_STATE_X` / `JOB_STATE_X` → `X`.

@@ -20,7 +20,7 @@ pub mod read;
 mod response;
 pub mod wire;
 
-pub use batch::stream_results_from_reader;
+pub use batch::{parse_results_line, stream_results_from_reader};
 pub use client::GeminiProvider;
 pub use config::GeminiConfig;
 
