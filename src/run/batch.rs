@@ -412,29 +412,41 @@ fn carries_on(ctx: &Ctx, stop: &StopReason) -> bool {
 /// Look a `submitting` batch up by display name: if it exists remotely,
 /// record its name; if not, its jobs go back to pending.
 async fn resume_submitting(ctx: &Ctx, api: &dyn BatchApi, b: &BatchRow) -> Result<()> {
-    match api.find(&b.display_name).await {
+    look_up_submitting(ctx, api, b.id, &b.display_name).await
+}
+
+/// [`resume_submitting`] for any batch (images or reads): found remotely,
+/// its name is recorded; not found, its jobs are due again (an image
+/// batch's assignment is not counted as an attempt); unknowable, the run
+/// stops rather than risk paying twice.
+pub(super) async fn look_up_submitting(
+    ctx: &Ctx,
+    api: &dyn BatchApi,
+    id: i64,
+    display_name: &str,
+) -> Result<()> {
+    match api.find(display_name).await {
         Ok(Some(remote)) => {
-            tracing::info!(batch = %remote.name, display_name = %b.display_name, "found a batch created before a crash; not creating it again");
-            ctx.store.batch_submitted(b.id, &remote.name).await
+            tracing::info!(batch = %remote.name, display_name = %display_name, "found a batch created before a crash; not creating it again");
+            ctx.store.batch_submitted(id, &remote.name).await
         }
         Ok(None) => {
             let n = ctx
                 .store
                 .close_batch(
-                    b.id,
+                    id,
                     BatchState::Abandoned,
                     Some("not found remotely on resume"),
                     true,
                 )
                 .await?;
-            tracing::info!(display_name = %b.display_name, jobs = n, "batch was never created remotely; its jobs return to pending");
+            tracing::info!(display_name = %display_name, jobs = n, "batch was never created remotely; its jobs are due again");
             Ok(())
         }
         Err(e) => Err(Error::run_terminal(
             e.reason,
             format!(
-                "cannot tell whether batch {} exists remotely ({e}); not resubmitting to avoid paying twice — rerun later",
-                b.display_name
+                "cannot tell whether batch {display_name} exists remotely ({e}); not resubmitting to avoid paying twice — rerun later"
             ),
         )),
     }

@@ -65,32 +65,7 @@ pub(super) async fn resume(ctx: &Ctx) -> Result<()> {
 }
 
 async fn look_up(ctx: &Ctx, api: &dyn BatchApi, b: &ReadBatchRow) -> Result<()> {
-    match api.find(&b.display_name).await {
-        Ok(Some(remote)) => {
-            tracing::info!(batch = %remote.name, display_name = %b.display_name, "found a read batch created before a crash; not creating it again");
-            ctx.store.batch_submitted(b.id, &remote.name).await
-        }
-        Ok(None) => {
-            let n = ctx
-                .store
-                .close_batch(
-                    b.id,
-                    BatchState::Abandoned,
-                    Some("not found remotely on resume"),
-                    true,
-                )
-                .await?;
-            tracing::info!(display_name = %b.display_name, reads = n, "read batch was never created remotely; its reads are due again");
-            Ok(())
-        }
-        Err(e) => Err(Error::run_terminal(
-            e.reason,
-            format!(
-                "cannot tell whether read batch {} exists remotely ({e}); not resubmitting to avoid paying twice — rerun later",
-                b.display_name
-            ),
-        )),
-    }
+    super::batch::look_up_submitting(ctx, api, b.id, &b.display_name).await
 }
 
 /// Batch every read of this run's jobs that is due, one batch per reader

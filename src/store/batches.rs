@@ -52,7 +52,59 @@ pub struct BatchJob {
     pub overlay: bool,
 }
 
+/// A batch about to be created remotely, as recorded first.
+pub(super) struct BatchRecord<'a> {
+    pub campaign: &'a str,
+    /// The model (image batches) or reader (read batches) it asks.
+    pub target: &'a str,
+    /// `image` or `read`.
+    pub kind: &'static str,
+    pub display_name: &'a str,
+    pub requests: usize,
+    pub run: RunId,
+}
+
 impl Store {
+    /// Record a batch as `submitting` (inside the caller's transaction)
+    /// and return its id. A batch abandoned before it ever existed
+    /// remotely may come back with the same content, hence the same name:
+    /// its row is reused. Any other clash means the name was used for a
+    /// real batch, and we stop.
+    pub(super) async fn insert_batch(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        b: BatchRecord<'_>,
+    ) -> Result<i64> {
+        sqlx::query(
+            "INSERT INTO batches (campaign, model, display_name, state, request_count, created_at,
+                                  owner_run, kind)
+             VALUES (?, ?, ?, 'submitting', ?, ?, ?, ?)
+             ON CONFLICT (display_name) DO UPDATE SET state = 'submitting', remote_name = NULL,
+                 owner_run = excluded.owner_run,
+                 detail = NULL, finished_at = NULL, request_count = excluded.request_count,
+                 created_at = excluded.created_at, polls = 0
+             WHERE batches.state = 'abandoned'
+             RETURNING id",
+        )
+        .bind(b.campaign)
+        .bind(b.target)
+        .bind(b.display_name)
+        .bind(b.requests as i64)
+        .bind(now_ms())
+        .bind(b.run)
+        .bind(b.kind)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(self.err())?
+        .map(|r| r.get(0))
+        .ok_or_else(|| {
+            Error::Internal(format!(
+                "batch name {} is already taken by a batch that was created remotely",
+                b.display_name
+            ))
+        })
+    }
+
     /// Assign up to `limit` pending jobs (among `eligible`) to a new batch in
     /// one `BEGIN IMMEDIATE` transaction. The display name is derived from
     /// the campaign and the chunk's content (job ids, request hashes and
@@ -110,34 +162,19 @@ impl Store {
         }
         let digest = hex::encode(h.finalize());
         let display_name = format!("adloc-{campaign}-{}", &digest[..16]);
-        // A batch abandoned before it ever existed remotely may come back with
-        // the same content, hence the same name: reuse its row. Any other
-        // clash means the name was used for a real batch, and we stop.
-        let batch_id: i64 = sqlx::query(
-            "INSERT INTO batches (campaign, model, display_name, state, request_count, created_at, owner_run)
-             VALUES (?, ?, ?, 'submitting', ?, ?, ?)
-             ON CONFLICT (display_name) DO UPDATE SET state = 'submitting', remote_name = NULL,
-                 owner_run = excluded.owner_run,
-                 detail = NULL, finished_at = NULL, request_count = excluded.request_count,
-                 created_at = excluded.created_at, polls = 0
-             WHERE batches.state = 'abandoned'
-             RETURNING id",
-        )
-        .bind(campaign)
-        .bind(model.as_str())
-        .bind(&display_name)
-        .bind(chosen.len() as i64)
-        .bind(now)
-        .bind(run)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(self.err())?
-        .map(|r| r.get(0))
-        .ok_or_else(|| {
-            Error::Internal(format!(
-                "batch name {display_name} is already taken by a batch that was created remotely"
-            ))
-        })?;
+        let batch_id = self
+            .insert_batch(
+                &mut tx,
+                BatchRecord {
+                    campaign,
+                    target: model.as_str(),
+                    kind: "image",
+                    display_name: &display_name,
+                    requests: chosen.len(),
+                    run,
+                },
+            )
+            .await?;
         let sql = format!(
             "UPDATE jobs SET state = 'batch_submitting', batch_id = ?, attempts = attempts + 1,
                     not_before = NULL, updated_at = ? WHERE id = ? AND state IN {}",

@@ -9,9 +9,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{AttemptRecord, Decoder, JobId, RunId, Store, from_states_sql, parsed};
 use crate::domain::readback::StringCheck;
-use crate::domain::{
-    BatchState, Error, JobKey, JobState, ModelId, ReaderModel, Reason, Result, now_ms,
-};
+use crate::domain::{BatchState, JobKey, JobState, ModelId, ReaderModel, Reason, Result, now_ms};
 
 /// What to do with an image once it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,32 +399,19 @@ impl Store {
         }
         let digest = hex::encode(h.finalize());
         let display_name = format!("adloc-{campaign}-read-{}", &digest[..16]);
-        let batch_id: i64 = sqlx::query(
-            "INSERT INTO batches (campaign, model, display_name, state, request_count, created_at,
-                                  owner_run, kind)
-             VALUES (?, ?, ?, 'submitting', ?, ?, ?, 'read')
-             ON CONFLICT (display_name) DO UPDATE SET state = 'submitting', remote_name = NULL,
-                 owner_run = excluded.owner_run,
-                 detail = NULL, finished_at = NULL, request_count = excluded.request_count,
-                 created_at = excluded.created_at, polls = 0
-             WHERE batches.state = 'abandoned'
-             RETURNING id",
-        )
-        .bind(campaign)
-        .bind(reader.as_str())
-        .bind(&display_name)
-        .bind(chosen.len() as i64)
-        .bind(now)
-        .bind(run)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(self.err())?
-        .map(|r| r.get(0))
-        .ok_or_else(|| {
-            Error::Internal(format!(
-                "batch name {display_name} is already taken by a batch that was created remotely"
-            ))
-        })?;
+        let batch_id = self
+            .insert_batch(
+                &mut tx,
+                super::batches::BatchRecord {
+                    campaign,
+                    target: reader.as_str(),
+                    kind: "read",
+                    display_name: &display_name,
+                    requests: chosen.len(),
+                    run,
+                },
+            )
+            .await?;
         let sql = format!(
             "UPDATE jobs SET state = 'read_batch_submitting', batch_id = ?, updated_at = ?
              WHERE id = ? AND state IN {}",

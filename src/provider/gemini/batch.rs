@@ -389,6 +389,45 @@ impl GeminiProvider {
         })
     }
 
+    /// The outcomes of a finished batch, from its results file (streamed,
+    /// `parse` per line) or its inline output (`interpret` per item,
+    /// `wrap`ped into the outcome type).
+    async fn outcomes<'a, T, O>(
+        &'a self,
+        batch: &'a RemoteBatch,
+        parse: fn(&[u8]) -> Result<O, ProviderError>,
+        interpret: Interpret<T>,
+        wrap: fn(Keyed<T>) -> O,
+    ) -> Result<
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<O, ProviderError>> + Send + 'a>>,
+        ProviderError,
+    >
+    where
+        T: Send + 'static,
+        O: Send + 'static,
+    {
+        let body = self.get_batch_body(&batch.name).await?;
+        let op: Operation = serde_json::from_slice(body.as_ref())
+            .map_err(|e| classify_json_error(&e, "batches.get response"))?;
+        if let Some(file) = op.responses_file() {
+            let reader = self.download_reader(file).await?;
+            return Ok(stream_lines(reader, parse));
+        }
+        if op.has_inline_output() {
+            let outcomes: Vec<Result<O, ProviderError>> =
+                inline_outcomes(body.as_ref(), interpret)?
+                    .into_iter()
+                    .map(|o| o.map(wrap))
+                    .collect();
+            return Ok(Box::pin(stream::iter(outcomes)));
+        }
+        Err(ProviderError::retryable(
+            Reason::BadResponse,
+            format!("batch {} has no output yet", batch.name),
+            None,
+        ))
+    }
+
     fn inline_body(chunk: &BatchChunk) -> Result<Vec<u8>, ProviderError> {
         let requests = chunk
             .items
@@ -547,26 +586,13 @@ impl BatchApi for GeminiProvider {
         &'a self,
         batch: &'a RemoteBatch,
     ) -> Result<OutcomeStream<'a>, ProviderError> {
-        let body = self.get_batch_body(&batch.name).await?;
-        let op: Operation = serde_json::from_slice(body.as_ref())
-            .map_err(|e| classify_json_error(&e, "batches.get response"))?;
-        if let Some(file) = op.responses_file() {
-            let reader = self.download_reader(file).await?;
-            return Ok(stream_results_from_reader(reader));
-        }
-        if op.has_inline_output() {
-            let outcomes: Vec<Result<BatchOutcome, ProviderError>> =
-                inline_outcomes(body.as_ref(), interpret_image)?
-                    .into_iter()
-                    .map(|o| o.map(|(key, result)| BatchOutcome { key, result }))
-                    .collect();
-            return Ok(Box::pin(stream::iter(outcomes)));
-        }
-        Err(ProviderError::retryable(
-            Reason::BadResponse,
-            format!("batch {} has no output yet", batch.name),
-            None,
-        ))
+        self.outcomes(
+            batch,
+            parse_results_line,
+            interpret_image,
+            |(key, result)| BatchOutcome { key, result },
+        )
+        .await
     }
 
     async fn cancel(&self, batch: &RemoteBatch) -> Result<(), ProviderError> {
@@ -620,26 +646,10 @@ impl ReadBatchApi for GeminiProvider {
         &'a self,
         batch: &'a RemoteBatch,
     ) -> Result<ReadOutcomeStream<'a>, ProviderError> {
-        let body = self.get_batch_body(&batch.name).await?;
-        let op: Operation = serde_json::from_slice(body.as_ref())
-            .map_err(|e| classify_json_error(&e, "batches.get response"))?;
-        if let Some(file) = op.responses_file() {
-            let reader = self.download_reader(file).await?;
-            return Ok(stream_lines(reader, parse_read_line));
-        }
-        if op.has_inline_output() {
-            let outcomes: Vec<Result<ReadOutcome, ProviderError>> =
-                inline_outcomes(body.as_ref(), interpret_read)?
-                    .into_iter()
-                    .map(|o| o.map(|(key, result)| ReadOutcome { key, result }))
-                    .collect();
-            return Ok(Box::pin(stream::iter(outcomes)));
-        }
-        Err(ProviderError::retryable(
-            Reason::BadResponse,
-            format!("batch {} has no output yet", batch.name),
-            None,
-        ))
+        self.outcomes(batch, parse_read_line, interpret_read, |(key, result)| {
+            ReadOutcome { key, result }
+        })
+        .await
     }
 }
 
