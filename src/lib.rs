@@ -5,7 +5,8 @@
 //! validate) → `expand` (the pure plan) → `store` (all state, every SQL
 //! statement) → `provider` (local, Gemini) → `assets` (the asset tree) →
 //! `derive` (renditions, overlay, contact sheets) → `manifest` (pure, from
-//! the store) → `run` (orchestration) → `cli`. A module imports only modules
+//! the store) → `notify` (the signed webhook summary) → `run`
+//! (orchestration) → `cli`. A module imports only modules
 //! before it in that list; `docs/architecture.md` has the picture and
 //! `tests/it/architecture.rs` keeps the rule true.
 //!
@@ -21,6 +22,7 @@ mod domain;
 mod expand;
 mod imaging;
 mod manifest;
+mod notify;
 mod prompt;
 mod provider;
 mod run;

@@ -1,11 +1,16 @@
 //! The asset tree: where every file goes (the path policy), atomic writes,
-//! and the sweep of temporaries a killed run left behind. Bytes are checked
-//! by [`crate::imaging`] before they get here.
+//! the sweep of temporaries a killed run left behind, and publishing the
+//! tree to a bucket ([`bucket`]). Bytes are checked by [`crate::imaging`]
+//! before they get here.
 //!
 //! Writes go to `<name>.adloc-tmp-<pid>-<n>` in the target folder, are
 //! flushed with `fsync`, renamed into place, and the folder is synced. The
 //! temporary name has a fixed marker so a run can sweep what a killed run
 //! left behind ([`sweep_temporaries`]); a reader never sees a partial file.
+
+pub mod bucket;
+
+pub use bucket::{OutputTarget, Published, StoreEnv, publish};
 
 use std::fs::{self, File};
 use std::io::Write;

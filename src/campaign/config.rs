@@ -84,6 +84,9 @@ struct Raw {
     /// Copy QA defaults; see [`super::qa`].
     #[serde(default)]
     qa: Option<Spanned<super::qa::RawQa>>,
+    /// Who to tell when a run finishes; see [`super::notify`].
+    #[serde(default)]
+    notify: Option<Spanned<super::notify::RawNotify>>,
 }
 
 #[derive(Deserialize)]
@@ -264,6 +267,8 @@ pub(super) struct Config {
     pub gemini: GeminiSettings,
     /// `[references]`, checked by `crate::campaign::references::load` once the rows are read.
     pub references: Option<Spanned<super::references::RawReferences>>,
+    /// `[notify]`, validated.
+    pub notify: Option<super::notify::NotifySettings>,
 }
 
 /// `" (in the chain …)"` when a variant names more than one model.
@@ -795,6 +800,10 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             .and_then(|v| secs(v, "gemini.request_timeout_s", errors));
     }
 
+    let notify = raw
+        .notify
+        .and_then(|n| super::notify::parse(path, text, n, errors));
+
     Some(Config {
         name,
         rows: raw.rows.into_inner(),
@@ -811,5 +820,6 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         batch,
         gemini,
         references: raw.references,
+        notify,
     })
 }

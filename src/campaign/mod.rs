@@ -3,6 +3,7 @@
 //! where there is one; loading reads files and never writes anything.
 
 mod config;
+pub(crate) mod notify;
 pub(crate) mod qa;
 pub(crate) mod references;
 pub(crate) mod renditions;
@@ -19,6 +20,7 @@ use crate::domain::{
 use crate::imaging::RenditionSpec;
 
 pub use config::{BatchFailurePolicy, BatchSettings, GeminiSettings, RunMode};
+pub use notify::NotifySettings;
 pub use qa::{OnMismatch, QaSettings};
 pub use references::References;
 pub use rows::{Row, Rows};
@@ -90,6 +92,8 @@ pub struct Campaign {
     pub gemini: GeminiSettings,
     /// Reference images (`[references]`), checked and loaded.
     pub references: References,
+    /// `[notify]`: the webhook told when a run finishes.
+    pub notify: Option<NotifySettings>,
 }
 
 impl Variant {
@@ -235,6 +239,7 @@ impl Campaign {
             batch: cfg.batch,
             gemini: cfg.gemini,
             references,
+            notify: cfg.notify,
         })
     }
 }

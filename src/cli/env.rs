@@ -58,12 +58,37 @@ pub(super) fn default_provider(env: &ProviderEnv) -> ProviderChoice {
     }
 }
 
+/// A secret variable by name (the webhook's `[notify] secret_env`), read
+/// only when a campaign names one. Not trimmed: a secret is what it is.
+fn secret_var(k: &str) -> Option<SecretString> {
+    std::env::var(k)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from)
+}
+
+/// The variables the object store reads for `--out s3://…` / `gs://…`:
+/// `AWS_*` (credentials, region, `AWS_ENDPOINT_URL`) and `GOOGLE_*`
+/// (service account), every value held as a secret.
+fn object_store_env() -> crate::assets::StoreEnv {
+    let mut vars: Vec<(String, SecretString)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, v)| (k.starts_with("AWS_") || k.starts_with("GOOGLE_")) && !v.is_empty())
+        .map(|(k, v)| (k, SecretString::from(v)))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    crate::assets::StoreEnv(vars)
+}
+
 /// Fill in what a run takes from the environment: the Gemini settings, the
+/// webhook secret's reader, the
 /// batch poll override for rehearsals (`ADLOC_BATCH_POLL_MS`,
 /// `ADLOC_BATCH_POLL_MAX_MS`) and the kill tests' crash points
 /// (`ADLOC_CRASH_AT`).
 pub(super) fn apply(opts: &mut RunOptions) {
     opts.env = providers();
+    opts.secret_lookup = secret_var;
+    opts.store_env = object_store_env();
     let ms = |k: &str| {
         var(k)
             .and_then(|v| v.parse::<u64>().ok())

@@ -16,7 +16,15 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::assets::OutputTarget;
 use crate::domain::{Error, ExitCode};
+
+/// `--out`, parsed before anything is read or written. Parsed here rather
+/// than by clap so a rejected value is never echoed back (it may hold a
+/// credential someone pasted into the URL).
+fn output_target(raw: &str) -> Result<OutputTarget, Error> {
+    raw.parse().map_err(Error::Usage)
+}
 use crate::store::Store;
 
 /// adloc: localized ad creatives from a campaign folder.
@@ -102,9 +110,11 @@ pub struct RunArgs {
     /// Override the campaign's mode.
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
-    /// Output root; assets go to OUT/<campaign>/.
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
+    /// Output root; assets go to OUT/<campaign>/. A folder, or a bucket:
+    /// s3://bucket/prefix (S3 or AWS_ENDPOINT_URL) or gs://bucket/prefix,
+    /// staged beside the state file and uploaded with the manifest last.
+    #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
+    pub out: String,
     /// State database.
     #[arg(long, default_value = ".adloc/state.db")]
     pub state: PathBuf,
@@ -139,8 +149,8 @@ pub struct StatusArgs {
     #[arg(long, default_value = ".adloc/state.db")]
     pub state: PathBuf,
     /// Output root (where ingested images go), as for `run`.
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
+    #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
+    pub out: String,
 }
 
 /// `adloc cancel`.

@@ -12,6 +12,7 @@ use super::{LogFormat, ModeArg, ProviderArg, RunArgs, env};
 use crate::run::ProviderChoice;
 
 pub(super) async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCode, Error> {
+    let out = super::output_target(&a.out)?;
     let mut opts = RunOptions::new(&a.campaign_dir);
     env::apply(&mut opts);
     opts.provider = match a.provider {
@@ -33,7 +34,7 @@ pub(super) async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCod
         ModeArg::Batch => RunMode::Batch,
         ModeArg::Auto => RunMode::Auto,
     });
-    opts.out = a.out;
+    opts.out = out;
     opts.state = a.state;
     opts.concurrency = a.concurrency as usize;
     if let Some(m) = a.max_spend
@@ -86,8 +87,14 @@ pub(super) async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCod
         s.provider,
         s.mode,
         s.spent_usd,
-        s.manifest_path.display()
+        s.manifest_location
     );
+    if let Some(p) = &s.published {
+        println!(
+            "  bucket: {} object(s) uploaded and read back, {} unchanged, {} deleted; manifest {}",
+            p.uploaded, p.unchanged, p.deleted, p.manifest_url
+        );
+    }
     println!(
         "  this run: {} new, {} changed, {} unchanged, {} retired",
         s.planned.new, s.planned.changed, s.planned.unchanged, s.planned.retired

@@ -21,15 +21,13 @@ pub(super) async fn status(a: StatusArgs) -> Result<ExitCode, Error> {
             let mut opts = RunOptions::new(dir);
             env::apply(&mut opts);
             opts.provider = ProviderChoice::ByModel;
-            opts.out = a.out.clone();
+            opts.out = super::output_target(&a.out)?;
             opts.state = a.state.clone();
             opts.ingest_only = true;
             let s = run::run(opts, CancellationToken::new()).await?;
             println!(
                 "ingested what was ready: {} done, {} pending; manifest {}",
-                s.totals.done,
-                s.totals.pending,
-                s.manifest_path.display()
+                s.totals.done, s.totals.pending, s.manifest_location
             );
         }
     }

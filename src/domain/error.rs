@@ -166,6 +166,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Publishing the output to a bucket failed (an object could not be
+    /// put, or did not read back with its sha256). The message names the
+    /// object and never a credential.
+    #[error("upload failed: {0}")]
+    Upload(String),
     /// Anything else that is our fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -177,9 +182,11 @@ impl Error {
         match self {
             Error::Input(_) | Error::Usage(_) => ExitCode::InvalidInput,
             Error::OverBudget { .. } | Error::RunTerminal { .. } => ExitCode::RunRefused,
-            Error::Db { .. } | Error::Migrate(_) | Error::Io { .. } | Error::Internal(_) => {
-                ExitCode::Internal
-            }
+            Error::Db { .. }
+            | Error::Migrate(_)
+            | Error::Io { .. }
+            | Error::Upload(_)
+            | Error::Internal(_) => ExitCode::Internal,
         }
     }
 
@@ -190,6 +197,7 @@ impl Error {
             Error::OverBudget { .. } => Reason::OverBudget,
             Error::RunTerminal { reason, .. } => *reason,
             Error::Io { .. } => Reason::IoError,
+            Error::Upload(_) => Reason::UploadFailed,
             Error::Db { .. } | Error::Migrate(_) | Error::Internal(_) => Reason::InternalError,
         }
     }

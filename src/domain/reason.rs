@@ -63,6 +63,7 @@ reasons! {
     Interrupted => "interrupted": "Ctrl-C or SIGTERM: calls in flight were drained and recorded.",
     InvalidInput => "invalid_input": "Bad campaign input or command-line usage: nothing was written or sent.",
     IoError => "io_error": "A file could not be read or written.",
+    UploadFailed => "upload_failed": "An object could not be uploaded to the --out bucket, or did not read back with its sha256: the manifest there was not replaced.",
     InternalError => "internal_error": "The state database or adloc itself failed.",
     Other => "other": "Anything the provider could not classify; the detail says what it said.",
 }

@@ -47,6 +47,21 @@ pub struct Manifest {
     pub art: Vec<AssetEntry>,
 }
 
+impl Manifest {
+    /// Every file the manifest lists (assets, their renditions, art and
+    /// retired assets) with the sha256 the state recorded for it.
+    pub fn checksums(&self) -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        for a in self.assets.iter().chain(&self.retired).chain(&self.art) {
+            out.insert(a.path.clone(), a.sha256.clone());
+            for r in &a.renditions {
+                out.insert(r.path.clone(), r.sha256.clone());
+            }
+        }
+        out
+    }
+}
+
 /// Totals.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Totals {

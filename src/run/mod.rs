@@ -19,6 +19,7 @@ use crate::domain::{
 };
 use crate::expand::{self, JobSpec};
 use crate::manifest;
+use crate::notify;
 use crate::provider::Provider;
 use crate::provider::retry::{RetryBudget, RetryPolicy};
 use crate::store::{Claimed, JobId, Planned, RunId, Settlement, Store};
@@ -79,8 +80,11 @@ pub struct RunOptions {
     pub poll_override: (Option<Duration>, Option<Duration>),
     /// Mode override.
     pub mode: Option<RunMode>,
-    /// Output root.
-    pub out: PathBuf,
+    /// Output root: a folder, or a bucket (written through a staging tree
+    /// beside the state file, then published).
+    pub out: assets::OutputTarget,
+    /// Object-store settings from the environment (bucket output only).
+    pub store_env: assets::StoreEnv,
     /// State file.
     pub state: PathBuf,
     /// Realtime calls in flight at most.
@@ -104,6 +108,9 @@ pub struct RunOptions {
     pub progress_bar: bool,
     /// Write one contact sheet per locale (`<out>/<campaign>/contact-sheets/`).
     pub contact_sheet: bool,
+    /// Reads the webhook's secret variable (`[notify] secret_env`); the CLI
+    /// passes its environment reader, the default finds nothing.
+    pub secret_lookup: notify::SecretLookup,
 }
 
 impl RunOptions {
@@ -115,7 +122,8 @@ impl RunOptions {
             env: ProviderEnv::default(),
             poll_override: (None, None),
             mode: None,
-            out: PathBuf::from("out"),
+            out: assets::OutputTarget::default(),
+            store_env: assets::StoreEnv::default(),
             state: PathBuf::from(".adloc/state.db"),
             concurrency: 8,
             max_spend: None,
@@ -127,6 +135,7 @@ impl RunOptions {
             drain_timeout: Duration::from_secs(30),
             progress_bar: false,
             contact_sheet: false,
+            secret_lookup: |_| None,
         }
     }
 }
@@ -195,8 +204,13 @@ pub struct RunSummary {
     pub stopped: Option<StopReason>,
     /// Batches submitted and left running (`--no-wait`).
     pub batches_left: Vec<String>,
-    /// Where the manifest was written.
+    /// Where the manifest was written (on disk: the output tree, or the
+    /// staging tree of a bucket).
     pub manifest_path: PathBuf,
+    /// Where readers find the manifest: its path, or its bucket URL.
+    pub manifest_location: String,
+    /// What publishing to the bucket did (`--out s3://…`, `gs://…`).
+    pub published: Option<assets::Published>,
     /// The exit code the CLI should use.
     pub exit: ExitCode,
     /// What the rendition reconcile did.
@@ -348,11 +362,68 @@ pub fn estimate_worst(
     crate::domain::round_micro(total)
 }
 
-/// Run a campaign to completion (or to a stop).
+/// Run a campaign to completion (or to a stop), then tell the campaign's
+/// webhook how it went (`[notify]`; not for `ingest_only`, which `adloc
+/// status` repeats at will). The webhook's outcome never changes the
+/// result.
 pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSummary> {
     let (campaign, specs) = load_and_expand(&opts.campaign_dir)?;
+    // Its secret is checked before anything is written or sent.
+    let hook = if opts.ingest_only {
+        None
+    } else {
+        notify::Webhook::resolve(campaign.notify.as_ref(), opts.secret_lookup)?
+    };
+    let result = run_loaded(&opts, cancel, &campaign, specs).await;
+    if let Some(hook) = &hook {
+        let summary = match &result {
+            Ok(s) => s.notice(),
+            Err(e) => notify::Summary::failed(&campaign.name, e),
+        };
+        notify::send(hook, &summary).await;
+    }
+    result
+}
+
+impl RunSummary {
+    /// What the webhook is told about this run.
+    pub(crate) fn notice(&self) -> notify::Summary {
+        let t = &self.totals;
+        notify::Summary {
+            campaign: self.campaign.clone(),
+            campaign_finished: t.pending == 0,
+            exit_code: self.exit.code(),
+            outcome: notify::outcome_name(self.exit),
+            reason: self.stopped.as_ref().map(|s| s.reason().code().to_string()),
+            error: self.stopped.as_ref().map(ToString::to_string),
+            counts: Some(notify::Counts {
+                jobs: t.jobs,
+                done: t.done,
+                failed: t.failed,
+                blocked: t.blocked,
+                pending: t.pending,
+                retired: t.retired,
+            }),
+            spend: notify::Spend {
+                run_usd: self.spent_usd,
+                campaign_usd: t.cost_usd,
+            },
+            manifest: Some(self.manifest_location.clone()),
+            provider: Some(self.provider.clone()),
+            mode: Some(self.mode.clone()),
+        }
+    }
+}
+
+/// [`run`] once the campaign is loaded.
+async fn run_loaded(
+    opts: &RunOptions,
+    cancel: CancellationToken,
+    campaign: &Campaign,
+    specs: Vec<JobSpec>,
+) -> Result<RunSummary> {
     let choice = opts.provider;
-    let providers = make_providers(choice, &campaign, &opts.env)?;
+    let providers = make_providers(choice, campaign, &opts.env)?;
     let provider = primary_provider(&providers, &specs)?;
     let provider_names = providers.names();
     let mut mode = opts.mode.unwrap_or(campaign.mode);
@@ -375,11 +446,16 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         // Ingesting what was already bought spends nothing new.
         mode = RunMode::Batch;
     } else {
-        check_budget(&campaign, &specs, &planned, choice, billing(mode), &opts)?;
+        check_budget(campaign, &specs, &planned, choice, billing(mode), opts)?;
     }
     let (planned, ids) = store.sync(&campaign.name, &specs).await?;
 
-    let campaign_out = opts.out.join(&campaign.name);
+    let state_dir = opts
+        .state
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let campaign_out = opts.out.local_root(state_dir).join(&campaign.name);
     std::fs::create_dir_all(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
     let swept =
         assets::sweep_temporaries(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
@@ -437,7 +513,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
             RetryBudget::new(&campaign.retry),
             RetryBudget::new(&campaign.retry),
         ),
-        spend_cap: spend_cap(&campaign, &opts, choice),
+        spend_cap: spend_cap(campaign, opts, choice),
         spent_micros: AtomicU64::new(0),
         cancel: cancel.clone(),
         progress,
@@ -478,7 +554,7 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
             dispatch_realtime(&ctx, concurrency, opts.drain_timeout, None, true).await
         }
         RunMode::Batch | RunMode::Auto => {
-            batch::dispatch(&ctx, &campaign, mode, &opts, concurrency, &mut batches_left).await
+            batch::dispatch(&ctx, campaign, mode, opts, concurrency, &mut batches_left).await
         }
     };
     heartbeat.abort();
@@ -489,18 +565,49 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
     let renditions = if cancel.is_cancelled() {
         crate::derive::renditions::ReconcileReport::default()
     } else {
-        crate::derive::renditions::reconcile(&store, &campaign, &campaign_out).await?
+        crate::derive::renditions::reconcile(&store, campaign, &campaign_out).await?
     };
     let jobs = store.jobs(&campaign.name).await?;
-    crate::derive::overlay::compose_all(&store, &campaign, &campaign_out, &jobs).await?;
-    let compose = expand::compose_plan(&campaign).map_err(Error::Input)?;
+    crate::derive::overlay::compose_all(&store, campaign, &campaign_out, &jobs).await?;
+    let compose = expand::compose_plan(campaign).map_err(Error::Input)?;
     let state = store.campaign_state(&campaign.name).await?;
     let m = manifest::build(&campaign.name, &state, &compose);
     let manifest_path = manifest::write(&campaign_out, &m)?;
     let contact_sheets = if opts.contact_sheet {
-        crate::derive::contact_sheet::write_all(&campaign, &jobs, &campaign_out).await?
+        crate::derive::contact_sheet::write_all(campaign, &jobs, &campaign_out).await?
     } else {
         Vec::new()
+    };
+    // Everything the run writes into the tree is written by now: publish it.
+    let (manifest_location, published) = match &opts.out {
+        assets::OutputTarget::Local(_) => (
+            std::path::absolute(&manifest_path)
+                .unwrap_or_else(|_| manifest_path.clone())
+                .display()
+                .to_string(),
+            None,
+        ),
+        assets::OutputTarget::Bucket(bucket) => {
+            let published = assets::publish(
+                &store,
+                bucket,
+                &opts.store_env,
+                &campaign.name,
+                &campaign_out,
+                &m.checksums(),
+                &|| crash_point("upload-before-manifest"),
+            )
+            .await;
+            match published {
+                Ok(p) => (p.manifest_url.clone(), Some(p)),
+                Err(e) => {
+                    // The run's work is recorded; only its delivery failed.
+                    store.finish_run(run_id, RunOutcome::Stopped).await?;
+                    store.close().await;
+                    return Err(e.into());
+                }
+            }
+        }
     };
     let exit = if stopped.is_some() {
         ExitCode::RunRefused
@@ -531,6 +638,8 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         spent_usd: ctx.spent(),
         stopped,
         batches_left,
+        manifest_location,
+        published,
         manifest_path,
         exit,
         renditions,

@@ -14,6 +14,7 @@ mod batches;
 mod composites;
 mod qa;
 mod renditions;
+mod uploads;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

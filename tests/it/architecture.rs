@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["assets"],
     &["derive"],
     &["manifest"],
+    &["notify"],
     &["run"],
     &["cli"],
 ];

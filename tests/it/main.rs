@@ -4,11 +4,13 @@
 
 mod architecture;
 mod batch;
+mod bucket;
 mod common;
 mod crash;
 mod foundation;
 mod images;
 mod localization;
+mod notify;
 mod openai;
 mod qa;
 mod realtime;

@@ -166,6 +166,7 @@ impl Workspace {
             .env_remove("GOOGLE_GEMINI_BASE_URL")
             .env_remove("OPENAI_API_KEY")
             .env_remove("OPENAI_BASE_URL")
+            .env_remove("ADLOC_WEBHOOK_SECRET")
             .env("ADLOC_LOG", "adloc=warn")
             .args(args);
         for (k, v) in env {
