@@ -5,7 +5,8 @@
 //! validate) → `expand` (the pure plan) → `store` (all state, every SQL
 //! statement) → `provider` (local, Gemini) → `assets` (the asset tree) →
 //! `derive` (renditions, overlay, contact sheets) → `manifest` (pure, from
-//! the store) → `run` (orchestration) → `cli`. A module imports only modules
+//! the store) → `review` (the review page: pure HTML from the manifest and
+//! the decisions, plus its thumbnails) → `run` (orchestration) → `cli`. A module imports only modules
 //! before it in that list; `docs/architecture.md` has the picture and
 //! `tests/it/architecture.rs` keeps the rule true.
 //!
@@ -23,6 +24,7 @@ mod imaging;
 mod manifest;
 mod prompt;
 mod provider;
+mod review;
 mod run;
 mod store;
 

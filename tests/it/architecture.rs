@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["assets"],
     &["derive"],
     &["manifest"],
+    &["review"],
     &["run"],
     &["cli"],
 ];
