@@ -2,7 +2,7 @@
 //! path or glob, recorded in the state and published at once (manifests
 //! and review page), so downstream systems see them without a rerun.
 
-use crate::domain::{Decision, Error, ExitCode};
+use crate::domain::{Decision, Error, ExitCode, InputErrors};
 use crate::review;
 use crate::run;
 
@@ -45,7 +45,14 @@ async fn decide(
     let name = campaign_name(campaign)?;
     let requests = review::from_args(selectors, decision, by, note).map_err(Error::Usage)?;
     let store = open_state(&at.state).await?;
-    let d = run::decide(&store, &name, &at.out.join(&name), &requests).await?;
+    let d = run::decide(
+        &store,
+        &name,
+        &at.out.join(&name),
+        &requests,
+        InputErrors::default(),
+    )
+    .await?;
     store.close().await;
     print_decided(&d, decision.as_str());
     Ok(ExitCode::Success)

@@ -44,14 +44,14 @@ async fn import(a: ImportArgs) -> Result<ExitCode, Error> {
         _ => Error::io(&a.file, e),
     })?;
     let by = a.by.unwrap_or_else(env::reviewer);
-    let requests = review::parse_csv(&a.file, &text, &by).map_err(Error::Input)?;
-    if requests.is_empty() {
+    let (requests, problems) = review::parse_csv(&a.file, &text, &by);
+    if requests.is_empty() && problems.is_empty() {
         return Err(Error::Input(crate::domain::InputErrors(vec![
             InputProblem::file(&a.file, "no decisions in the file (header only)"),
         ])));
     }
     let store = open_state(&a.at.state).await?;
-    let d = run::decide(&store, &name, &a.at.out.join(&name), &requests).await?;
+    let d = run::decide(&store, &name, &a.at.out.join(&name), &requests, problems).await?;
     store.close().await;
     print_decided(&d, "imported");
     Ok(ExitCode::Success)

@@ -72,8 +72,11 @@ pub fn from_args(
 
 /// Parse a decisions spreadsheet (CSV with a header naming `asset`,
 /// `decision`, `note` and `by`; `note` and `by` may be left out). A row
-/// without `by` takes `default_by`. Every bad row is reported at its line.
-pub fn parse_csv(path: &Path, text: &str, default_by: &str) -> Result<Vec<Request>, InputErrors> {
+/// without `by` takes `default_by`. Returns the good rows and a problem
+/// for every bad one at its line: the caller resolves the good rows too
+/// (a selector naming nothing is a problem as well) and applies nothing
+/// unless there is no problem at all, so one pass shows every bad line.
+pub fn parse_csv(path: &Path, text: &str, default_by: &str) -> (Vec<Request>, InputErrors) {
     let mut errors = InputErrors::default();
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
@@ -88,7 +91,7 @@ pub fn parse_csv(path: &Path, text: &str, default_by: &str) -> Result<Vec<Reques
                 None,
                 format!("unreadable header: {e}"),
             ));
-            return Err(errors);
+            return (Vec::new(), errors);
         }
     };
     let col = |name: &str| {
@@ -107,7 +110,7 @@ pub fn parse_csv(path: &Path, text: &str, default_by: &str) -> Result<Vec<Reques
                 headers.iter().collect::<Vec<_>>().join(",")
             ),
         ));
-        return Err(errors);
+        return (Vec::new(), errors);
     };
     for h in headers.iter() {
         let h = h.trim_start_matches('\u{feff}');
@@ -181,18 +184,19 @@ pub fn parse_csv(path: &Path, text: &str, default_by: &str) -> Result<Vec<Reques
             });
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    (out, errors)
 }
 
 /// Resolve requests against the manifest's current assets, in order (a
 /// later request about the same asset wins). A selector that names no
-/// asset is an error, reported with its origin; nothing is returned then.
-pub fn resolve(manifest: &Manifest, requests: &[Request]) -> Result<Vec<NewDecision>, InputErrors> {
-    let mut errors = InputErrors::default();
+/// asset is an error, reported with its origin after the `prior` problems
+/// (bad rows of the same file); nothing is returned unless there are none.
+pub fn resolve(
+    manifest: &Manifest,
+    requests: &[Request],
+    prior: InputErrors,
+) -> Result<Vec<NewDecision>, InputErrors> {
+    let mut errors = prior;
     let mut out = Vec::new();
     for r in requests {
         let before = out.len();
@@ -230,6 +234,8 @@ pub fn resolve(manifest: &Manifest, requests: &[Request]) -> Result<Vec<NewDecis
     if errors.is_empty() {
         Ok(out)
     } else {
+        // In file order, whichever check found the problem.
+        errors.0.sort_by_key(|p| p.line);
         Err(errors)
     }
 }

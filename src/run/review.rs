@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::domain::{Error, Result};
+use crate::domain::{Error, InputErrors, Result};
 use crate::manifest::{self, Manifest};
 use crate::review::{self, Request, Sheet};
 use crate::store::{RunId, Store};
@@ -84,15 +84,17 @@ pub async fn publish(store: &Store, campaign: &str, campaign_out: &Path) -> Resu
 
 /// Resolve `requests` against the latest manifest's assets and record
 /// them, all or none; then publish. A selector naming no asset is an input
-/// error and nothing is recorded.
+/// error, and so is any of the `prior` problems (bad rows of the file the
+/// requests came from): then nothing is recorded.
 pub async fn decide(
     store: &Store,
     campaign: &str,
     campaign_out: &Path,
     requests: &[Request],
+    prior: InputErrors,
 ) -> Result<Decided> {
     let (m, _, _) = latest(store, campaign).await?;
-    let decisions = review::resolve(&m, requests).map_err(Error::Input)?;
+    let decisions = review::resolve(&m, requests, prior).map_err(Error::Input)?;
     if decisions.is_empty() {
         return Err(Error::Usage("no decision to record".into()));
     }

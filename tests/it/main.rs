@@ -12,4 +12,5 @@ mod localization;
 mod openai;
 mod qa;
 mod realtime;
+mod review;
 mod vocabulary;
