@@ -65,6 +65,8 @@ pub async fn publish(store: &Store, campaign: &str, campaign_out: &Path) -> Resu
     let (mut m, previous, spent_this_run) = latest(store, campaign).await?;
     let decisions = store.decisions(campaign).await?;
     manifest::apply_decisions(&mut m, &decisions);
+    // The document is written now, with the decisions as they are now.
+    m.generated_at = jiff::Timestamp::now().to_string();
     std::fs::create_dir_all(campaign_out).map_err(|e| Error::io(campaign_out, e))?;
     let manifest_path = manifest::write(campaign_out, &m)?;
     let page = review::build(&Sheet {

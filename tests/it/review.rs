@@ -483,4 +483,8 @@ fn the_review_page_in_a_headless_browser_shows_every_asset_and_failure_and_its_f
         "screenshot looks blank: {} colours",
         colours.len()
     );
+    // `ADLOC_REVIEW_SCREENSHOT=docs/review.png` keeps it (the README's picture).
+    if let Some(keep) = std::env::var_os("ADLOC_REVIEW_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
 }
