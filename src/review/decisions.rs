@@ -167,11 +167,14 @@ pub fn parse_csv(path: &Path, text: &str, default_by: &str) -> (Vec<Request>, In
             }
         };
         let note = get(note_i);
-        if let Some(d) = decision
-            && let Err(e) = check_note(d, &note)
-        {
-            bad(e);
-        }
+        let decision = match decision.map(|d| check_note(d, &note).map(|()| d)) {
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                bad(e);
+                None
+            }
+            None => None,
+        };
         if let (Some(selector), Some(decision)) = (selector, decision) {
             out.push(Request {
                 selector,

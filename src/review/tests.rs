@@ -1,4 +1,7 @@
+use std::path::Path;
+
 use super::*;
+use crate::domain::{Decision, InputErrors};
 
 fn manifest() -> Manifest {
     let asset = serde_json::json!({
@@ -75,4 +78,27 @@ fn new_means_not_in_the_previous_manifest() {
     assert!(!page.html.contains("data-new=\"1\""));
     let ch = changes(&m, Some(&m));
     assert_eq!(ch, Changes::default());
+}
+
+#[test]
+fn a_decisions_file_names_every_bad_line_and_keeps_the_good_rows() {
+    let text = "\u{feff}Asset,Decision,Note,By\n\
+                ar-SA/hero/r1,Approve,,\n\
+                ar-SA/hero/r1,reject,,ben\n\
+                ,approve,,\n\
+                */hero/*,rejected,\"too <dark>, \"\"flat\"\"\",ben\n";
+    let (rows, errors) = parse_csv(Path::new("d.csv"), text, "ana");
+    let lines: Vec<Option<u64>> = errors.0.iter().map(|p| p.line).collect();
+    assert_eq!(lines, vec![Some(3), Some(4)], "{errors}");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].facts.by, "ana", "an empty `by` takes the default");
+    assert_eq!(rows[1].facts.note.as_deref(), Some("too <dark>, \"flat\""));
+    let m = manifest();
+    let resolved = resolve(&m, &rows, InputErrors::default()).unwrap();
+    assert_eq!(resolved.len(), 2);
+    assert!(resolved.iter().all(|d| d.sha256 == "a".repeat(64)));
+    let nothing = from_args(&["fr-FR/*/*".into()], Decision::Approve, "ana", None).unwrap();
+    let err = resolve(&m, &nothing, InputErrors::default()).unwrap_err();
+    assert!(err.to_string().contains("names no asset"), "{err}");
+    assert!(from_args(&["x".into()], Decision::Reject, "ana", Some("  ")).is_err());
 }
