@@ -27,6 +27,10 @@ pub enum AssetError {
     /// The bytes are not the image they claim to be.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// The copy could not be typeset onto the art (it does not fit, or the
+    /// art cannot be drawn on).
+    #[error("{}", .0.detail)]
+    Compose(crate::imaging::ComposeFailure),
     /// Writing failed.
     #[error("{path}: {source}")]
     Io {
@@ -71,6 +75,7 @@ impl From<AssetError> for crate::domain::Error {
         match e {
             AssetError::Io { path, source } => crate::domain::Error::io(path, source),
             AssetError::Image(e) => crate::domain::Error::Internal(e.to_string()),
+            AssetError::Compose(f) => crate::domain::Error::Internal(f.detail),
         }
     }
 }
@@ -135,6 +140,37 @@ pub fn store_master(
         width: checked.width,
         height: checked.height,
         mime_type: mime_of(checked.format).to_string(),
+    })
+}
+
+/// Store the asset of a job whose copy QA fell back to overlay: check the
+/// copy-free `art`, typeset `boxes` (box, copy) for `locale` onto it, and
+/// write the composite atomically at the job's own master path (the art
+/// itself is not a deliverable and is not kept).
+pub fn store_composite(
+    campaign_out: &Path,
+    key: &JobKey,
+    art: &[u8],
+    declared_mime: &str,
+    boxes: &[(crate::imaging::TextBoxSpec, String)],
+    nominal_width: Option<u32>,
+) -> Result<AssetRecord, AssetError> {
+    check(art, declared_mime)?;
+    let locale = match &key.target {
+        Target::Locale(l) => l.tag().to_string(),
+        Target::Art => "und".to_string(),
+    };
+    let composed = crate::imaging::compose_bytes(art, boxes, &locale, nominal_width)
+        .map_err(AssetError::Compose)?;
+    let rel = master_rel_path(key, composed.format);
+    write_atomic(&campaign_out.join(&rel), &composed.bytes)?;
+    Ok(AssetRecord {
+        path: rel,
+        sha256: hex::encode(Sha256::digest(&composed.bytes)),
+        bytes: composed.bytes.len() as u64,
+        width: composed.width,
+        height: composed.height,
+        mime_type: mime_of(composed.format).to_string(),
     })
 }
 

@@ -96,11 +96,14 @@ pub struct QaSettings {
 }
 
 impl QaSettings {
-    /// Images one job may cost at worst: the first and every regeneration.
+    /// Images one job may cost at worst: the first, every regeneration,
+    /// and the copy-free art of the overlay fallback.
     pub fn max_images(&self) -> u32 {
+        let fallback = u32::from(!self.fallback_boxes.is_empty());
         match self.on_mismatch {
-            OnMismatch::Regenerate => 1 + self.max_regenerations,
-            _ => 1,
+            OnMismatch::Regenerate => 1 + self.max_regenerations + fallback,
+            OnMismatch::Overlay => 1 + fallback,
+            OnMismatch::Fail | OnMismatch::Keep => 1,
         }
     }
 }

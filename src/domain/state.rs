@@ -118,9 +118,11 @@ impl JobState {
             InFlight => &[Pending],
             BatchSubmitting => &[Pending],
             BatchSubmitted => &[BatchSubmitting],
+            // From done: copy QA was turned on after the image was made.
             Checking => &[
                 InFlight,
                 BatchSubmitted,
+                Done,
                 ReadInFlight,
                 ReadBatchSubmitting,
                 ReadBatchSubmitted,
@@ -317,10 +319,14 @@ mod tests {
     use super::JobState::*;
 
     #[test]
-    fn done_jobs_only_leave_done_by_supersession_or_retirement() {
+    fn done_jobs_leave_done_only_by_supersession_retirement_or_a_late_copy_check() {
         for to in super::JobState::ALL {
             let legal = Done.can_transition(to);
-            assert_eq!(legal, matches!(to, Superseded | Retired), "done -> {to}");
+            assert_eq!(
+                legal,
+                matches!(to, Superseded | Retired | Checking),
+                "done -> {to}"
+            );
         }
     }
 

@@ -69,6 +69,20 @@ pub struct QaPlan {
     pub max_regenerations: u32,
     /// Allowed character error rate per string.
     pub tolerance: f64,
+    /// The overlay the job falls back to (the variant declares text boxes).
+    pub fallback: Option<QaFallback>,
+}
+
+/// What a job whose painted copy cannot be trusted falls back to:
+/// copy-free art from the variant's template, rendered as an overlay
+/// variant's art is (no locale, no copy), with this locale's copy typeset
+/// into the variant's text boxes by adloc, exact by construction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QaFallback {
+    /// The art's prompt.
+    pub art_prompt: String,
+    /// `(box, copy)` in box order, the copy resolved for this locale.
+    pub boxes: Vec<(crate::imaging::TextBoxSpec, String)>,
 }
 
 impl JobSpec {
@@ -100,6 +114,27 @@ impl JobSpec {
             .iter()
             .map(|(m, _)| prices.estimate(&self.request_for(m).0, mode))
             .fold(prices.estimate(&self.request, mode), f64::max)
+    }
+
+    /// What a job asks `model` for: its own request (at that model), or the
+    /// copy-free art when its copy QA fell back to overlay (`overlay`).
+    pub fn request_to_send(&self, model: &ModelId, overlay: bool) -> ImageRequest {
+        match self.fallback_art_for(model) {
+            Some(art) if overlay => art,
+            _ if &self.request.model == model => self.request.clone(),
+            _ => self.request_for(model).0,
+        }
+    }
+
+    /// The copy-free art request of a job that fell back to overlay, when
+    /// `model` is asked: the job's frame and references, the art prompt,
+    /// no copy. `None` when the job has no overlay fallback.
+    pub fn fallback_art_for(&self, model: &ModelId) -> Option<ImageRequest> {
+        let fallback = self.qa.as_ref()?.fallback.as_ref()?;
+        let (mut req, _) = self.request_for(model);
+        req.prompt = fallback.art_prompt.clone();
+        req.proof.lines.clear();
+        Some(req)
     }
 
     /// The model after `model` in the chain, if any.
@@ -140,6 +175,8 @@ struct JobInput<'a> {
     variant: &'a Variant,
     target: Target,
     context: serde_json::Value,
+    /// The copy-free art context for a QA overlay fallback.
+    fallback_context: Option<serde_json::Value>,
     references: Vec<ReferenceImage>,
     proof: ProofText,
     resolved_locale: Option<String>,
@@ -160,6 +197,7 @@ fn build_spec(
         variant,
         target,
         context,
+        fallback_context,
         references,
         proof,
         resolved_locale,
@@ -233,12 +271,19 @@ fn build_spec(
                     (!text.is_empty()).then(|| (col.clone(), text.to_string()))
                 })
                 .collect();
+            let fallback = match &fallback_context {
+                Some(art) if !q.fallback_boxes.is_empty() => Some(fallback_for(
+                    campaign, prompts, row, variant, q, art, &context, &located,
+                )?),
+                _ => None,
+            };
             Some(QaPlan {
                 reader: q.reader,
                 expected,
                 on_mismatch: q.on_mismatch,
                 max_regenerations: q.max_regenerations,
                 tolerance: q.tolerance,
+                fallback,
             })
         }
         _ => None,
@@ -264,6 +309,59 @@ fn build_spec(
         qa,
         copy,
     })
+}
+
+/// The overlay fallback of a QA job: the template rendered in the art
+/// context, and each fallback box filled with this locale's copy (as the
+/// template saw it). A template that cannot render without copy is an input
+/// error: the fallback would have no art to typeset on.
+#[allow(clippy::too_many_arguments)]
+fn fallback_for(
+    campaign: &Campaign,
+    prompts: &Prompts,
+    row: &Row,
+    variant: &Variant,
+    q: &crate::campaign::QaSettings,
+    art_context: &serde_json::Value,
+    context: &serde_json::Value,
+    located: &dyn Fn(&RenderFailure, &str) -> InputProblem,
+) -> Result<QaFallback, InputProblem> {
+    let art_prompt = prompts.render(&variant.name, art_context).map_err(|f| {
+        let why = if art_needs_explaining(campaign, &f) {
+            "; copy QA falls back to typesetting the copy into this variant's text boxes, on copy-free art from the same template rendered with no `locale` and no copy columns: guard the copy with {{#if (eq variant.text \"model\")}}…{{/if}}, or remove the text boxes"
+        } else {
+            ""
+        };
+        located(&f, why)
+    })?;
+    if art_prompt.trim().is_empty() {
+        return Err(InputProblem {
+            file: variant.template_path.clone(),
+            line: None,
+            column: None,
+            message: format!(
+                "the template renders to an empty prompt for the copy-free art QA falls back to (row `{}` from {} line {}, variant {})",
+                row.id,
+                campaign.rows.path.display(),
+                row.line,
+                variant.name
+            ),
+        });
+    }
+    let boxes = q
+        .fallback_boxes
+        .iter()
+        .map(|b| {
+            let text = context
+                .get("row")
+                .and_then(|r| r.get(&b.column))
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            (b.clone(), text)
+        })
+        .collect();
+    Ok(QaFallback { art_prompt, boxes })
 }
 
 /// True when an art template failed because it asked for a locale or copy,
@@ -348,9 +446,15 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
                                 "name": variant.name,
                                 "aspect_ratio": variant.aspect_ratio.as_str(),
                                 "image_size": variant.image_size.as_str(),
+                                "text": "model",
                             },
                             "campaign": {"name": campaign.name},
                         }),
+                        fallback_context: variant
+                            .qa
+                            .as_ref()
+                            .filter(|q| !q.fallback_boxes.is_empty())
+                            .map(|_| overlay::art_context(campaign, row, variant)),
                         references: campaign.references.for_job(row.id.as_str(), locale.tag()),
                         proof: proof_for(
                             Some(locale),
@@ -377,6 +481,7 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
                     variant,
                     target: Target::Art,
                     context: overlay::art_context(campaign, row, variant),
+                    fallback_context: None,
                     references: campaign.references.for_art(row.id.as_str()),
                     proof: proof_for(None, &variant.name, Vec::new(), false),
                     resolved_locale: None,

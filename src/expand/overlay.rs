@@ -136,6 +136,12 @@ pub fn copy_columns(campaign: &Campaign) -> BTreeSet<String> {
         for b in v.text.boxes().unwrap_or_default() {
             cols.insert(b.column.clone());
         }
+        // What copy QA expects, and where its overlay fallback typesets it,
+        // is copy too: the fallback's art must not carry it.
+        if let Some(q) = &v.qa {
+            cols.extend(q.expect.iter().cloned());
+            cols.extend(q.fallback_boxes.iter().map(|b| b.column.clone()));
+        }
     }
     cols
 }
@@ -230,9 +236,11 @@ pub fn art_context(campaign: &Campaign, row: &Row, variant: &Variant) -> serde_j
         .filter(|(k, _)| !copy.contains(k))
         .map(|(k, v)| (k, serde_json::Value::String(v.value)))
         .collect();
+    // An overlay variant's boxes, or a QA variant's fallback boxes.
     let boxes: Vec<serde_json::Value> = variant
         .text
         .boxes()
+        .or_else(|| variant.qa.as_ref().map(|q| &q.fallback_boxes[..]))
         .unwrap_or_default()
         .iter()
         .map(|b| {

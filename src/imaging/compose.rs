@@ -4,7 +4,6 @@
 
 use std::io::Cursor;
 
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder, ImageFormat, RgbaImage};
 use serde::{Deserialize, Serialize};
@@ -281,10 +280,13 @@ pub fn compose_bytes(
     };
     let mut out = Cursor::new(Vec::new());
     let format = if format == ImageFormat::Jpeg {
-        let rgb = image::DynamicImage::ImageRgba8(img).to_rgb8();
-        JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-            .write_image(rgb.as_raw(), width, height, ExtendedColorType::Rgb8)
-            .map_err(encode_err)?;
+        let rgb = image::DynamicImage::ImageRgb8(image::DynamicImage::ImageRgba8(img).to_rgb8());
+        out = Cursor::new(
+            super::encode_jpeg(&rgb, JPEG_QUALITY).map_err(|e| ComposeFailure {
+                reason: Reason::Other,
+                detail: format!("cannot encode the composite: {e}"),
+            })?,
+        );
         ImageFormat::Jpeg
     } else {
         PngEncoder::new(&mut out)

@@ -12,7 +12,7 @@ pub(crate) mod text;
 use image::ImageFormat;
 
 pub use color::parse_color;
-pub use compose::{BoxLayout, TextBoxSpec, VAlign, compose_bytes};
+pub use compose::{BoxLayout, ComposeFailure, TextBoxSpec, VAlign, compose_bytes};
 pub use resize::{
     Fit, MAX_SIDE, OutputFormat, RenditionSpec, aspect_check, cover_crop, decode_master, downscale,
     for_reading, render, thumbnail_jpeg,
@@ -54,6 +54,37 @@ pub fn mime_of(format: ImageFormat) -> &'static str {
         ImageFormat::WebP => "image/webp",
         _ => "application/octet-stream",
     }
+}
+
+/// Encode an image as baseline JPEG at `quality` (1–100). Grey images stay
+/// grey; anything else is written as RGB (JPEG has no alpha). Every JPEG
+/// adloc writes goes through here: `jpeg-encoder` is several times faster
+/// than the `image` crate's encoder, which was the bulk of copy QA's and
+/// the renditions' CPU.
+pub fn encode_jpeg(img: &image::DynamicImage, quality: u8) -> Result<Vec<u8>, String> {
+    let (w, h) = (img.width(), img.height());
+    let (w16, h16) = (
+        u16::try_from(w).map_err(|_| format!("{w} px is too wide for JPEG"))?,
+        u16::try_from(h).map_err(|_| format!("{h} px is too tall for JPEG"))?,
+    );
+    let mut out = Vec::new();
+    let enc = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
+    let res = match img {
+        image::DynamicImage::ImageLuma8(g) => {
+            enc.encode(g.as_raw(), w16, h16, jpeg_encoder::ColorType::Luma)
+        }
+        image::DynamicImage::ImageRgb8(rgb) => {
+            enc.encode(rgb.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
+        }
+        other => enc.encode(
+            other.to_rgb8().as_raw(),
+            w16,
+            h16,
+            jpeg_encoder::ColorType::Rgb,
+        ),
+    };
+    res.map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// File extension for a format.

@@ -242,6 +242,11 @@ pub struct QaEntry {
     pub strings: Vec<StringCheck>,
     /// What reading cost (not in `cost_usd`).
     pub cost_usd: f64,
+    /// The model's copy stayed wrong and adloc typeset it onto copy-free
+    /// art instead: the asset is exact by construction (verdict `fail`
+    /// records why it fell back).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fell_back_to_overlay: bool,
 }
 
 /// One failed or blocked job.
@@ -356,6 +361,7 @@ fn qa_entry(j: &JobRow) -> Option<QaEntry> {
         regenerations: q.regenerations,
         strings: q.strings.clone(),
         cost_usd: round_micro(q.cost_usd),
+        fell_back_to_overlay: q.fell_back_to_overlay,
     })
 }
 
@@ -440,6 +446,7 @@ fn count_qa(t: &mut Totals, j: &JobRow) {
         t.qa_regenerated += 1;
     }
     match (j.state, q.verdict) {
+        (JobState::Done, _) if q.fell_back_to_overlay => t.qa_fell_back_to_overlay += 1,
         (JobState::Done, Some(QaVerdict::Pass)) if q.regenerations == 0 => t.qa_pass += 1,
         (JobState::Failed, _) if j.error_code == Some(Reason::TextMismatch) => t.qa_failed += 1,
         _ => {}

@@ -213,6 +213,53 @@ pub trait BatchApi: Send + Sync {
     async fn cancel(&self, batch: &RemoteBatch) -> Result<(), ProviderError>;
 }
 
+/// One read in a read batch.
+#[derive(Debug, Clone)]
+pub struct ReadItem {
+    /// Opaque, unique within the batch; results are matched by it.
+    pub key: String,
+    /// The read.
+    pub request: ReadRequest,
+}
+
+/// Reads to submit as one remote batch (a batch targets one reader).
+#[derive(Debug, Clone)]
+pub struct ReadChunk {
+    /// Deterministic display name (campaign + content hash of the chunk).
+    pub display_name: String,
+    /// The reader every item asks.
+    pub reader: crate::domain::ReaderModel,
+    /// The items.
+    pub items: Vec<ReadItem>,
+}
+
+/// One read's result from a finished read batch.
+#[derive(Debug)]
+pub struct ReadOutcome {
+    /// The key the item was submitted with.
+    pub key: String,
+    /// The transcript, or the classified per-item error.
+    pub result: Result<Transcript, ProviderError>,
+}
+
+/// A stream of read outcomes, produced without holding the results file in memory.
+pub type ReadOutcomeStream<'a> =
+    Pin<Box<dyn Stream<Item = Result<ReadOutcome, ProviderError>> + Send + 'a>>;
+
+/// Copy-QA reads through the Batch API, at half price. Finding, polling
+/// and cancelling a read batch are the vendor's [`BatchApi`].
+#[async_trait]
+pub trait ReadBatchApi: Send + Sync {
+    /// Upload and create a remote read batch. Not idempotent: the caller
+    /// records the chunk locally before calling this.
+    async fn submit_reads(&self, chunk: &ReadChunk) -> Result<RemoteBatch, ProviderError>;
+    /// Stream the results of a finished read batch.
+    async fn read_results<'a>(
+        &'a self,
+        batch: &'a RemoteBatch,
+    ) -> Result<ReadOutcomeStream<'a>, ProviderError>;
+}
+
 /// Reading copy back from an image with a text model (copy QA).
 #[async_trait]
 pub trait ReadApi: Send + Sync {
@@ -231,6 +278,10 @@ pub trait Provider: Send + Sync {
     fn batch(&self) -> Option<&dyn BatchApi>;
     /// The copy-QA reader capability, if the provider has one.
     fn reader(&self) -> Option<&dyn ReadApi> {
+        None
+    }
+    /// Batched copy-QA reads, if the provider has them.
+    fn read_batch(&self) -> Option<&dyn ReadBatchApi> {
         None
     }
 }

@@ -49,11 +49,11 @@ fn line_bytes(spec: &JobSpec) -> u64 {
     spec.request.prompt.len() as u64 * 2 + refs + 600
 }
 
-fn key_for(id: JobId, key: &JobKey) -> String {
+pub(super) fn key_for(id: JobId, key: &JobKey) -> String {
     format!("{id}|{key}")
 }
 
-fn id_from_key(key: &str) -> Option<JobId> {
+pub(super) fn id_from_key(key: &str) -> Option<JobId> {
     key.split('|').next()?.parse().ok()
 }
 
@@ -98,6 +98,8 @@ pub(crate) async fn dispatch(
             resume_submitting(ctx, api, &b).await?;
         }
     }
+    super::read_batch::resume(ctx).await?;
+    let batch_reads = super::read_batch::enabled(ctx);
 
     let (initial, max) = poll_delays(settings, opts.poll_override);
     loop {
@@ -164,38 +166,57 @@ pub(crate) async fn dispatch(
         }
 
         // Copy QA: images ingested from batches are read back while the
-        // other batches run. (Reads go realtime: batched reads are not
-        // built yet.) A regeneration goes back to pending and is batched.
-        if !opts.ingest_only
-            && ctx.providers.vendor(Vendor::Gemini).is_some()
-            && ctx.providers.unusable(Vendor::Gemini).is_none()
-            && ctx.specs.values().any(|s| s.qa.is_some())
-            && ctx.store.next_read(&ctx.campaign).await?.is_some()
-        {
-            let stop =
-                dispatch_realtime(ctx, concurrency, opts.drain_timeout, Some(&[]), true).await?;
-            if let Some(stop) = stop.filter(|s| !carries_on(ctx, s)) {
-                return Ok(Some(stop));
+        // other batches run, in read batches (auto mode: a small remainder
+        // with no read batch open is read in realtime). A regeneration
+        // goes back to pending and is batched.
+        let open_reads = super::read_batch::open(ctx).await?;
+        if !opts.ingest_only && batch_reads {
+            let due = ctx.store.due_read_ids(&ctx.campaign).await?.len();
+            let realtime_reads =
+                mode == RunMode::Auto && due > 0 && due < realtime_below && open_reads.is_empty();
+            if realtime_reads || (due > 0 && failed_to_realtime) {
+                let stop = dispatch_realtime(ctx, concurrency, opts.drain_timeout, Some(&[]), true)
+                    .await?;
+                if let Some(stop) = stop.filter(|s| !carries_on(ctx, s)) {
+                    return Ok(Some(stop));
+                }
+                continue;
             }
-            continue;
+            if due > 0
+                && let Some(stop) = super::read_batch::submit(ctx, batch_size).await?
+            {
+                if !carries_on(ctx, &stop) {
+                    return Ok(Some(stop));
+                }
+                vendor_failed(ctx, Vendor::Gemini, stop).await?;
+            }
         }
+        let open_reads = super::read_batch::open(ctx).await?;
 
         let open = live_open_batches(ctx).await?;
-        if open.is_empty() {
+        if open.is_empty() && open_reads.is_empty() {
             let live = live_models(ctx);
             let left = match &live {
                 Some(live) if !opts.ingest_only => count_pending(ctx, &eligible, live).await?,
                 _ => 0,
             };
-            if left == 0 {
+            let reads_left = batch_reads
+                && !opts.ingest_only
+                && ctx.store.next_read(&ctx.campaign).await?.is_some();
+            if left == 0 && !reads_left {
                 return leftover_stop(ctx).await;
             }
-            // Retryable item failures wait for their not_before.
+            // Retryable failures wait for their not_before.
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
         if opts.no_wait && !opts.ingest_only {
             left_running.extend(open.iter().map(|b| {
+                b.remote_name
+                    .clone()
+                    .unwrap_or_else(|| b.display_name.clone())
+            }));
+            left_running.extend(open_reads.iter().map(|b| {
                 b.remote_name
                     .clone()
                     .unwrap_or_else(|| b.display_name.clone())
@@ -273,7 +294,22 @@ pub(crate) async fn dispatch(
                 }
             }
         }
+        // The read batches, polled alongside.
+        let polled = super::read_batch::poll(ctx, &open_reads).await?;
+        any_finished |= polled.finished;
+        failed_to_realtime |= polled.lost && settings.on_failure == BatchFailurePolicy::Realtime;
+        if let Some(stop) = polled.stop {
+            if !carries_on(ctx, &stop) {
+                return Ok(Some(stop));
+            }
+            vendor_failed(ctx, Vendor::Gemini, stop).await?;
+        }
         if opts.ingest_only {
+            left_running.extend(super::read_batch::open(ctx).await?.iter().map(|b| {
+                b.remote_name
+                    .clone()
+                    .unwrap_or_else(|| b.display_name.clone())
+            }));
             left_running.extend(
                 ctx.store
                     .open_batches(&ctx.campaign)
@@ -288,7 +324,13 @@ pub(crate) async fn dispatch(
             return Ok(None);
         }
         if !any_finished {
-            let wait = poll_wait(&open, initial, max);
+            let polls = open
+                .iter()
+                .map(|b| b.polls)
+                .chain(super::read_batch::least_polls(&open_reads))
+                .min()
+                .unwrap_or(0);
+            let wait = poll_wait(polls, initial, max);
             let wait = match deadline {
                 Some(d) => wait.min(Duration::from_millis((d - now_ms()).max(0) as u64)),
                 None => wait,
@@ -301,9 +343,10 @@ pub(crate) async fn dispatch(
     }
 }
 
-/// Poll backoff: doubles with every poll of the least-polled open batch, capped.
-fn poll_wait(open: &[BatchRow], initial: Duration, max: Duration) -> Duration {
-    let polls = open.iter().map(|b| b.polls).min().unwrap_or(0).clamp(0, 16) as u32;
+/// Poll backoff: doubles with every poll of the least-polled open batch
+/// (`least_polls`), capped.
+fn poll_wait(least_polls: i64, initial: Duration, max: Duration) -> Duration {
+    let polls = least_polls.clamp(0, 16) as u32;
     initial.saturating_mul(2u32.saturating_pow(polls)).min(max)
 }
 
@@ -506,12 +549,9 @@ async fn submit_model(
                 .specs
                 .get(&j.id)
                 .ok_or_else(|| Error::Internal(format!("job {} has no expanded request", j.id)))?;
-            // A job moved to a fallback model asks that model.
-            let request = if j.model == spec.request.model {
-                spec.request.clone()
-            } else {
-                spec.request_for(&j.model).0
-            };
+            // A job moved to a fallback model asks that model (for the
+            // copy-free art, once its copy QA fell back to overlay).
+            let request = spec.request_to_send(&j.model, j.overlay);
             items.push(BatchItem {
                 key: key_for(j.id, &j.key),
                 request,
@@ -606,15 +646,16 @@ async fn ingest(
             .providers
             .vendor(b.model.vendor())
             .map_or(ctx.provider.kind(), |p| p.kind());
+        let spec = ctx.specs.get(&job.id);
         let info = JobInfo {
             key: &job.key,
             model: &job.model,
             size,
             provider,
-            qa: ctx
-                .specs
-                .get(&job.id)
-                .map_or(ImageQa::Off, |s| super::qa::image_qa(s, provider)),
+            qa: spec.map_or(ImageQa::Off, |s| {
+                super::qa::image_qa(s, provider, job.overlay)
+            }),
+            overlay: spec.and_then(|s| super::qa::overlay_art(s, &job.model, job.overlay)),
         };
         crate::run::crash_point("batch-ingest-item");
         if let JobOutcome::Stop(s) = settle(
@@ -673,6 +714,7 @@ async fn finish_in_realtime(
             None => resume_submitting(ctx, api, &b).await?,
         }
     }
+    super::read_batch::cancel_open(ctx, "deadline").await?;
     tracing::info!("deadline reached: finishing the remaining jobs in realtime");
     dispatch_realtime(ctx, concurrency, opts.drain_timeout, None, true).await
 }
@@ -685,6 +727,44 @@ pub(crate) async fn cancel_all(
     campaign: &str,
 ) -> Result<Vec<String>> {
     let mut names = Vec::new();
+    // Read batches (copy QA) are Gemini's; their reads are due again.
+    let reads = store.open_read_batches(campaign).await?;
+    if !reads.is_empty() {
+        let Some(api) = providers.vendor(Vendor::Gemini).and_then(|p| p.batch()) else {
+            return Err(Error::run_terminal(
+                Reason::Unauthenticated,
+                "copy QA read batches belong to gemini, which has no API key in this environment"
+                    .to_string(),
+            ));
+        };
+        for b in reads {
+            let remote = match &b.remote_name {
+                Some(name) => Some(RemoteBatch {
+                    name: name.clone(),
+                    display_name: b.display_name.clone(),
+                }),
+                None => api.find(&b.display_name).await.map_err(|e| {
+                    Error::run_terminal(e.reason, format!("look up {}: {e}", b.display_name))
+                })?,
+            };
+            match remote {
+                Some(rb) => {
+                    api.cancel(&rb).await.map_err(|e| {
+                        Error::run_terminal(e.reason, format!("cancel {}: {e}", rb.name))
+                    })?;
+                    store
+                        .close_batch(b.id, BatchState::Cancelled, Some("adloc cancel"), false)
+                        .await?;
+                    names.push(rb.name);
+                }
+                None => {
+                    store
+                        .close_batch(b.id, BatchState::Abandoned, Some("adloc cancel"), true)
+                        .await?;
+                }
+            }
+        }
+    }
     for b in store.open_batches(campaign).await? {
         let Some(api) = providers.vendor(b.model.vendor()).and_then(|p| p.batch()) else {
             return Err(Error::run_terminal(

@@ -26,6 +26,7 @@ use crate::store::{Claimed, JobId, Planned, RunId, Settlement, Store};
 pub(crate) mod batch;
 mod provider;
 mod qa;
+mod read_batch;
 mod review;
 mod settle;
 
@@ -406,6 +407,22 @@ pub async fn run(opts: RunOptions, cancel: CancellationToken) -> Result<RunSumma
         .zip(specs)
         .map(|(id, s)| (id, Arc::new(s)))
         .collect();
+    // QA turned on for images already done: their copy is read now (it
+    // buys no image; a read is a fraction of a cent).
+    if providers.local().is_none() {
+        let with_qa: Vec<JobId> = specs_by_id
+            .iter()
+            .filter(|(_, s)| s.qa.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        let queued = store.read_done_images(&with_qa).await?;
+        if queued > 0 {
+            tracing::info!(
+                images = queued,
+                "copy QA is on for images already made: reading them back"
+            );
+        }
+    }
     let progress = Progress::new(planned.report.to_generate as u64, opts.progress_bar);
     let ctx = Arc::new(Ctx {
         store: store.clone(),
@@ -794,6 +811,13 @@ pub(crate) async fn leftover_stop(ctx: &Ctx) -> Result<Option<StopReason>> {
         if pending.is_some() || open.iter().any(|b| b.model.vendor() == vendor) {
             return Ok(Some(s));
         }
+        // The readers are Gemini's: copy QA left unread is its leftover too.
+        if vendor == Vendor::Gemini
+            && (ctx.store.next_read(&ctx.campaign).await?.is_some()
+                || !ctx.store.open_read_batches(&ctx.campaign).await?.is_empty())
+        {
+            return Ok(Some(s));
+        }
     }
     Ok(None)
 }
@@ -1047,11 +1071,7 @@ async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> 
         move_on(ctx, job.id, &spec, &model, trigger_for(reason), reason).await?;
         return Ok((None, JobOutcome::Retry));
     };
-    let request = if model == spec.request.model {
-        spec.request.clone()
-    } else {
-        spec.request_for(&model).0
-    };
+    let request = spec.request_to_send(&model, job.overlay);
     if job.attempts == 1 {
         ctx.budget(&model).first_attempt();
     }
@@ -1085,7 +1105,8 @@ async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> 
         model: &model,
         size: spec.request.image_size,
         provider: provider.kind(),
-        qa: qa::image_qa(&spec, provider.kind()),
+        qa: qa::image_qa(&spec, provider.kind(), job.overlay),
+        overlay: qa::overlay_art(&spec, &model, job.overlay),
     };
     let outcome = settle(
         ctx,

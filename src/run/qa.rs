@@ -6,26 +6,46 @@
 use crate::campaign::OnMismatch;
 use crate::domain::readback::Readback;
 use crate::domain::{
-    AttemptOutcome, BillingMode, ProviderKind, ReadRequest, Reason, Result, Transcript, Vendor,
-    now_ms,
+    AttemptOutcome, BillingMode, ModelId, ProviderKind, ReadRequest, Reason, Result, Transcript,
+    Vendor, now_ms,
 };
 use crate::expand::{JobSpec, QaPlan};
 use crate::provider::{ErrorClass, ProviderError};
 use crate::store::{AttemptRecord, ClaimedRead, ImageQa, ReadSettlement};
 
+use super::settle::OverlayArt;
 use super::{Attempted, Ctx, JobOutcome, Slot, StopReason, crash_point};
 
 /// The longer side of the image a reader is sent, in pixels.
 pub(crate) const READ_MAX_SIDE: u32 = crate::domain::READ_MAX_SIDE_PX;
 
-/// What a stored image of `spec` goes through, made by `provider`.
-pub(crate) fn image_qa(spec: &JobSpec, provider: ProviderKind) -> ImageQa {
+/// What a stored image of `spec` goes through, made by `provider`
+/// (`overlay`: the job fell back to typeset copy, exact by construction).
+pub(crate) fn image_qa(spec: &JobSpec, provider: ProviderKind, overlay: bool) -> ImageQa {
     match (&spec.qa, provider) {
         (None, _) => ImageQa::Off,
+        (Some(_), _) if overlay => ImageQa::Off,
         // The local renderer paints the copy exactly: nothing to read.
         (Some(_), ProviderKind::Local) => ImageQa::Skipped,
         (Some(_), _) => ImageQa::Check,
     }
+}
+
+/// How a job that fell back to overlay (`overlay`) typesets its copy onto
+/// the art `model` makes; `None` for every other job.
+pub(crate) fn overlay_art<'a>(
+    spec: &'a JobSpec,
+    model: &ModelId,
+    overlay: bool,
+) -> Option<OverlayArt<'a>> {
+    let fallback = spec.qa.as_ref()?.fallback.as_ref()?;
+    overlay.then(|| OverlayArt {
+        boxes: &fallback.boxes,
+        nominal_width: model
+            .family()
+            .pixel_size(spec.request.aspect_ratio.as_str(), spec.request.image_size)
+            .map(|(w, _)| w),
+    })
 }
 
 /// What a read's outcome means for its job. Pure.
@@ -83,6 +103,13 @@ pub(crate) fn decide_read(
                 checks: check.checks,
             }
         }
+        // After the last regeneration (or at once): typeset the copy when
+        // the variant has text boxes, else fail.
+        OnMismatch::Regenerate | OnMismatch::Overlay if plan.fallback.is_some() => {
+            ReadSettlement::Overlay {
+                checks: check.checks,
+            }
+        }
         OnMismatch::Regenerate | OnMismatch::Overlay => ReadSettlement::Mismatch {
             checks: check.checks,
             detail,
@@ -126,27 +153,34 @@ pub(crate) async fn read_one(ctx: &Ctx, job: ClaimedRead, slot: Slot) -> Result<
         settle(ctx, &job, Some(plan), &ReadSettlement::Requeue, None).await?;
         return Ok((Some(Vendor::Gemini), JobOutcome::Retry));
     };
-    let path = ctx.campaign_out.join(&job.asset_path);
-    let image = tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&path).map_err(|e| crate::domain::Error::io(&path, e))?;
-        crate::imaging::for_reading(&bytes, READ_MAX_SIDE).map_err(|e| {
-            crate::domain::Error::Internal(format!(
-                "{}: cannot prepare it for reading: {e}",
-                path.display()
-            ))
-        })
-    })
-    .await
-    .map_err(|e| crate::domain::Error::Internal(e.to_string()))??;
-    let request = ReadRequest {
-        reader: plan.reader,
-        image: image.bytes,
-        mime_type: image.mime_type,
-    };
+    let request = prepare_read(ctx, &job, plan).await?;
     let started = now_ms();
     let result = reader.read(&request).await;
     let returned = now_ms();
     crash_point("read-after-call");
+    let outcome = apply_read(
+        ctx,
+        &job,
+        plan,
+        result,
+        BillingMode::Realtime,
+        (started, returned),
+    )
+    .await?;
+    drop(slot);
+    Ok((Some(Vendor::Gemini), outcome))
+}
+
+/// Decide what a read's result (realtime, or one line of a read batch)
+/// means for its job, and record it with its attempt and cost.
+pub(crate) async fn apply_read(
+    ctx: &Ctx,
+    job: &ClaimedRead,
+    plan: &QaPlan,
+    result: std::result::Result<Transcript, ProviderError>,
+    mode: BillingMode,
+    (started, returned): (i64, i64),
+) -> Result<JobOutcome> {
     let (retry_at, budget_ok) = match &result {
         Err(e) if e.is_retryable() => {
             let ok = ctx.budget_of(Vendor::Gemini).try_retry();
@@ -164,18 +198,15 @@ pub(crate) async fn read_one(ctx: &Ctx, job: ClaimedRead, slot: Slot) -> Result<
         }
         Err(_) => (None, true),
     };
-    let settlement = decide_read(plan, &job, result.as_ref(), retry_at);
+    let settlement = decide_read(plan, job, result.as_ref(), retry_at);
     let cost = match &result {
-        Ok(Transcript { usage: Some(u), .. }) => {
-            ctx.prices
-                .cost_of_read(plan.reader, BillingMode::Realtime, u)
-        }
+        Ok(Transcript { usage: Some(u), .. }) => ctx.prices.cost_of_read(plan.reader, mode, u),
         // No usage reported: the estimate, rather than nothing.
-        Ok(_) => ctx.prices.estimate_read(plan.reader, BillingMode::Realtime),
+        Ok(_) => ctx.prices.estimate_read(plan.reader, mode),
         Err(_) => 0.0,
     };
     let attempt = AttemptRecord {
-        mode: BillingMode::Realtime,
+        mode,
         started_at: started,
         finished_at: returned,
         outcome: match &result {
@@ -193,9 +224,8 @@ pub(crate) async fn read_one(ctx: &Ctx, job: ClaimedRead, slot: Slot) -> Result<
         read: true,
     };
     ctx.add_spend(cost);
-    settle(ctx, &job, Some(plan), &settlement, Some(&attempt)).await?;
-    drop(slot);
-    let key = spec.key.to_string();
+    settle(ctx, job, Some(plan), &settlement, Some(&attempt)).await?;
+    let key = job.key.to_string();
     let outcome = match (&settlement, &result) {
         (ReadSettlement::Requeue, Err(e)) => {
             JobOutcome::Stop(StopReason::Provider(e.reason, e.detail.clone()))
@@ -217,9 +247,38 @@ pub(crate) async fn read_one(ctx: &Ctx, job: ClaimedRead, slot: Slot) -> Result<
             tracing::info!(job = %key, "painted copy does not match; buying the image again");
             JobOutcome::Retry
         }
+        (ReadSettlement::Overlay { .. }, _) => {
+            tracing::info!(job = %key, "painted copy does not match; typesetting it onto copy-free art instead");
+            JobOutcome::Retry
+        }
         _ => JobOutcome::Retry,
     };
-    Ok((Some(Vendor::Gemini), outcome))
+    Ok(outcome)
+}
+
+/// The image a reader is sent for `job`: its stored file, downscaled.
+pub(crate) async fn prepare_read(
+    ctx: &Ctx,
+    job: &ClaimedRead,
+    plan: &QaPlan,
+) -> Result<ReadRequest> {
+    let path = ctx.campaign_out.join(&job.asset_path);
+    let image = tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&path).map_err(|e| crate::domain::Error::io(&path, e))?;
+        crate::imaging::for_reading(&bytes, READ_MAX_SIDE).map_err(|e| {
+            crate::domain::Error::Internal(format!(
+                "{}: cannot prepare it for reading: {e}",
+                path.display()
+            ))
+        })
+    })
+    .await
+    .map_err(|e| crate::domain::Error::Internal(e.to_string()))??;
+    Ok(ReadRequest {
+        reader: plan.reader,
+        image: image.bytes,
+        mime_type: image.mime_type,
+    })
 }
 
 async fn settle(

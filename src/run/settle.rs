@@ -148,6 +148,18 @@ pub(crate) struct JobInfo<'a> {
     pub provider: crate::domain::ProviderKind,
     /// Whether its copy is read back before it is done.
     pub qa: ImageQa,
+    /// Copy QA fell back to overlay: the image is copy-free art, typeset
+    /// onto to make the asset.
+    pub overlay: Option<OverlayArt<'a>>,
+}
+
+/// How a job that fell back to overlay typesets its copy.
+#[derive(Clone, Copy)]
+pub(crate) struct OverlayArt<'a> {
+    /// (box, copy) in box order.
+    pub boxes: &'a [(crate::imaging::TextBoxSpec, String)],
+    /// The model's documented frame width (box sizes are pixels at it).
+    pub nominal_width: Option<u32>,
 }
 
 /// Record the result of one generation (realtime or one batch line): store
@@ -174,8 +186,12 @@ pub(crate) async fn settle(
                 verified_dims,
                 ..
             } = generated;
-            let res = tokio::task::spawn_blocking(move || {
-                assets::store_master(&out, &k, &bytes, &mime_type, verified_dims)
+            let overlay = spec.overlay.map(|o| (o.boxes.to_vec(), o.nominal_width));
+            let res = tokio::task::spawn_blocking(move || match overlay {
+                Some((boxes, nominal_width)) => {
+                    assets::store_composite(&out, &k, &bytes, &mime_type, &boxes, nominal_width)
+                }
+                None => assets::store_master(&out, &k, &bytes, &mime_type, verified_dims),
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
@@ -184,6 +200,11 @@ pub(crate) async fn settle(
                 Ok(asset) => Ok((asset, usage)),
                 Err(assets::AssetError::Io { path, source }) => {
                     return Err(Error::io(path, source));
+                }
+                // Copy that does not fit its box will not fit next time
+                // either: terminal, with the reason the overlay uses.
+                Err(assets::AssetError::Compose(f)) => {
+                    Err(ProviderError::job_terminal(f.reason, f.detail))
                 }
                 Err(e) => Err(ProviderError::retryable(
                     Reason::UndecodableImage,

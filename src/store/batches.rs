@@ -48,6 +48,8 @@ pub struct BatchJob {
     pub image_size: ImageSize,
     /// Job state.
     pub state: JobState,
+    /// Copy QA fell back to overlay: the item asks for copy-free art.
+    pub overlay: bool,
 }
 
 impl Store {
@@ -67,7 +69,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
-            "SELECT id, request_hash, attempts FROM jobs
+            "SELECT id, request_hash, attempts, qa_regenerations, qa_overlay FROM jobs
              WHERE campaign = ? AND model = ? AND state = 'pending' AND (not_before IS NULL OR not_before <= ?)
              ORDER BY id",
         )
@@ -77,14 +79,24 @@ impl Store {
         .fetch_all(&mut *tx)
         .await
         .map_err(self.err())?;
-        let chosen: Vec<(i64, String, i64)> = rows
+        let chosen: Vec<(i64, String, String)> = rows
             .into_iter()
             .map(|r| {
-                (
+                let (id, hash, attempts) = (
                     r.get::<i64, _>(0),
                     r.get::<String, _>(1),
                     r.get::<i64, _>(2),
-                )
+                );
+                // A regeneration or an overlay fallback starts its attempts
+                // afresh: its rounds name it apart from the batch that
+                // bought the image it replaces.
+                let (regens, overlay) = (r.get::<i64, _>(3), r.get::<i64, _>(4));
+                let line = if regens == 0 && overlay == 0 {
+                    format!("{id}:{hash}:{attempts}")
+                } else {
+                    format!("{id}:{hash}:{attempts}:qa{regens}:{overlay}")
+                };
+                (id, hash, line)
             })
             .filter(|(id, _, _)| eligible.contains(id))
             .take(limit)
@@ -93,8 +105,8 @@ impl Store {
             return Ok(None);
         }
         let mut h = Sha256::new();
-        for (id, hash, attempts) in &chosen {
-            h.update(format!("{id}:{hash}:{attempts}\n"));
+        for (_, _, line) in &chosen {
+            h.update(format!("{line}\n"));
         }
         let digest = hex::encode(h.finalize());
         let display_name = format!("adloc-{campaign}-{}", &digest[..16]);
@@ -166,16 +178,24 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;
-        let sql = format!(
-            "UPDATE jobs SET state = 'batch_submitted', updated_at = ? WHERE batch_id = ? AND state IN {}",
-            from_states_sql(JobState::BatchSubmitted)
-        );
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(batch)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.err())?;
+        // A batch buys images or reads: its jobs move on from whichever
+        // submitting state they are in.
+        for (from, to) in [
+            (JobState::BatchSubmitting, JobState::BatchSubmitted),
+            (JobState::ReadBatchSubmitting, JobState::ReadBatchSubmitted),
+        ] {
+            let sql = format!(
+                "UPDATE jobs SET state = '{to}', updated_at = ?
+                 WHERE batch_id = ? AND state = '{from}' AND state IN {}",
+                from_states_sql(to)
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(now)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+        }
         tx.commit().await.map_err(self.err())?;
         Ok(())
     }
@@ -213,8 +233,22 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;
+        // Reads of a read batch with no result are due again (a read that
+        // never ran counts nothing).
+        let sql = format!(
+            "UPDATE jobs SET state = 'checking', batch_id = NULL, updated_at = ?
+             WHERE batch_id = ? AND state IN ('read_batch_submitting', 'read_batch_submitted')
+               AND state IN {}",
+            from_states_sql(JobState::Checking)
+        );
+        let reads = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err())?;
         tx.commit().await.map_err(self.err())?;
-        Ok(res.rows_affected())
+        Ok(res.rows_affected() + reads.rows_affected())
     }
 
     /// Count a poll.
@@ -227,13 +261,15 @@ impl Store {
         Ok(())
     }
 
-    /// Batches of the campaign still open (submitting or submitted).
+    /// Image batches of the campaign still open (submitting or submitted).
+    /// Read batches are [`Store::open_read_batches`].
     pub async fn open_batches(&self, campaign: &str) -> Result<Vec<BatchRow>> {
         let rows = sqlx::query(
             "SELECT b.id, b.display_name, b.remote_name, b.state, b.model, b.request_count, b.polls,
                     (r.id IS NULL OR r.finished_at IS NOT NULL)
              FROM batches b LEFT JOIN runs r ON r.id = b.owner_run
-             WHERE b.campaign = ? AND b.state IN ('submitting', 'submitted') ORDER BY b.id",
+             WHERE b.campaign = ? AND b.kind = 'image' AND b.state IN ('submitting', 'submitted')
+             ORDER BY b.id",
         )
         .bind(campaign)
         .fetch_all(self.pool())
@@ -258,7 +294,8 @@ impl Store {
     /// Jobs assigned to a batch.
     pub async fn batch_jobs(&self, batch: i64) -> Result<Vec<BatchJob>> {
         let rows = sqlx::query(
-            "SELECT id, campaign, row_id, locale, variant, attempts, request_hash, model, image_size, state
+            "SELECT id, campaign, row_id, locale, variant, attempts, request_hash, model, image_size, state,
+                    qa_overlay
              FROM jobs WHERE batch_id = ? ORDER BY id",
         )
         .bind(batch)
@@ -276,6 +313,7 @@ impl Store {
                     model: parsed("model", &r.get::<String, _>(7))?,
                     image_size: parsed("image size", &r.get::<String, _>(8))?,
                     state: parsed("job state", &r.get::<String, _>(9))?,
+                    overlay: r.get::<i64, _>(10) != 0,
                 })
             })
             .collect()

@@ -27,7 +27,7 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 pub use approvals::{DecisionRow, NewDecision};
 pub use batches::{BatchJob, BatchRow};
 pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
-pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadSettlement};
+pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadBatchRow, ReadSettlement};
 pub use renditions::{RenditionEntry, RenditionFailure};
 
 use crate::domain::{
@@ -193,6 +193,9 @@ pub struct Claimed {
     pub request_hash: String,
     /// The model to ask (the primary, or a fallback the job was moved to).
     pub model: ModelId,
+    /// Copy QA fell back to overlay: ask for the copy-free art and typeset
+    /// the copy onto it.
+    pub overlay: bool,
 }
 
 /// One call's outcome, for the attempts ledger.
@@ -678,7 +681,8 @@ impl Store {
                             AND (not_before IS NULL OR not_before <= ?3) {models}
                           ORDER BY not_before IS NOT NULL, not_before, id LIMIT ?5)
                AND state IN {from}
-             RETURNING id, campaign, row_id, locale, variant, attempts, request_hash, model",
+             RETURNING id, campaign, row_id, locale, variant, attempts, request_hash, model,
+                       qa_overlay",
             from = from_states_sql(JobState::InFlight),
             models = model_filter(models),
         );
@@ -700,6 +704,7 @@ impl Store {
                     attempts: r.get::<i64, _>(5) as u32,
                     request_hash: r.get(6),
                     model: parsed("model", &r.get::<String, _>(7))?,
+                    overlay: r.get::<i64, _>(8) != 0,
                 })
             })
             .collect()
@@ -829,7 +834,8 @@ impl Store {
                         bytes = ?, width = ?, height = ?, mime_type = ?, cost_usd = ?, usage_json = ?,
                         error_code = NULL, error_detail = NULL, block_reason = NULL,
                         lease_run = NULL, lease_expires_at = NULL, not_before = NULL,
-                        qa_image_reads = 0, qa_verdict = ?,
+                        qa_image_reads = 0,
+                        qa_verdict = CASE WHEN qa_overlay = 1 THEN qa_verdict ELSE ? END,
                         updated_at = ?, finished_at = ?
                  WHERE id = ? AND state IN {}",
                 from_states_sql(settlement.target_state())
@@ -982,7 +988,8 @@ impl Store {
         let sql = format!(
             "UPDATE jobs SET state = 'pending', attempts = 0, not_before = NULL, error_code = NULL,
                     error_detail = NULL, block_reason = NULL, finished_at = NULL,
-                    qa_image_reads = 0, qa_regenerations = 0, qa_verdict = NULL, updated_at = ?
+                    qa_image_reads = 0, qa_regenerations = 0, qa_verdict = NULL, qa_overlay = 0,
+                    updated_at = ?
              WHERE campaign = ? AND state IN ({}) AND state IN {}",
             states.join(", "),
             from_states_sql(JobState::Pending)
@@ -1004,7 +1011,7 @@ impl Store {
                     asset_path, sha256, bytes, width, height, mime_type, cost_usd, error_code,
                     error_detail, block_reason, finished_at, batch_id, fallback_from, fallback_reason,
                     qa_reader, qa_verdict, qa_reads, qa_regenerations, qa_strings, qa_cost_usd,
-                    qa_regen_cost_usd, copy_json
+                    qa_regen_cost_usd, qa_overlay, copy_json
              FROM jobs WHERE campaign = ? AND state != 'superseded'
              ORDER BY row_id, locale, variant, id",
         )
@@ -1056,8 +1063,9 @@ impl Store {
                         opt(34),
                         r.get(35),
                         r.get(36),
+                        r.get::<i64, _>(37) != 0,
                     )?,
-                    copy: copy_from_column(opt(37))?,
+                    copy: copy_from_column(opt(38))?,
                 })
             })
             .collect()

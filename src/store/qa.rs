@@ -1,13 +1,17 @@
 //! Copy QA rows: claiming images whose copy is due to be read back, and
 //! applying a read's outcome in one transaction with its attempt.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{AttemptRecord, Decoder, JobId, RunId, Store, from_states_sql, parsed};
 use crate::domain::readback::StringCheck;
-use crate::domain::{JobKey, JobState, ModelId, ReaderModel, Reason, Result, now_ms};
+use crate::domain::{
+    BatchState, Error, JobKey, JobState, ModelId, ReaderModel, Reason, Result, now_ms,
+};
 
 /// What to do with an image once it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,48 @@ pub struct ClaimedRead {
     pub cost_usd: f64,
 }
 
+/// A batch of reads, as recorded.
+#[derive(Debug, Clone)]
+pub struct ReadBatchRow {
+    /// Local id.
+    pub id: i64,
+    /// Deterministic display name.
+    pub display_name: String,
+    /// `batches/…` once created.
+    pub remote_name: Option<String>,
+    /// Local state.
+    pub state: BatchState,
+    /// The reader every line asks.
+    pub reader: ReaderModel,
+    /// Reads in it.
+    pub request_count: i64,
+    /// Polls so far.
+    pub polls: i64,
+    /// True when the run that assigned it has ended (so it may be resumed).
+    pub owner_gone: bool,
+}
+
+/// The columns a [`ClaimedRead`] is read from, in order.
+const READ_COLUMNS: &str = "id, campaign, row_id, locale, variant, model, asset_path, mime_type,
+                            sha256, qa_image_reads, qa_regenerations, cost_usd, state";
+
+fn claimed_read(dec: &mut Decoder, r: &sqlx::sqlite::SqliteRow) -> Result<(ClaimedRead, JobState)> {
+    Ok((
+        ClaimedRead {
+            id: r.get(0),
+            key: dec.key(r, 1)?,
+            model: parsed("model", &r.get::<String, _>(5))?,
+            asset_path: r.get::<Option<String>, _>(6).unwrap_or_default(),
+            mime_type: r.get::<Option<String>, _>(7).unwrap_or_default(),
+            sha256: r.get::<Option<String>, _>(8).unwrap_or_default(),
+            image_reads: r.get::<i64, _>(9) as u32,
+            regenerations: r.get::<i64, _>(10) as u32,
+            cost_usd: r.get::<Option<f64>, _>(11).unwrap_or(0.0),
+        },
+        parsed("job state", &r.get::<String, _>(12))?,
+    ))
+}
+
 /// How a read leaves its job: a pure decision of the run, applied by
 /// [`Store::settle_read`].
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +130,13 @@ pub enum ReadSettlement {
         /// The comparison.
         checks: Vec<StringCheck>,
     },
+    /// A confirmed mismatch the variant's text boxes can fix: the job goes
+    /// back to pending asking for copy-free art (fresh attempts), and its
+    /// asset becomes the locale's copy typeset onto that art. Verdict `fail`.
+    Overlay {
+        /// The comparison.
+        checks: Vec<StringCheck>,
+    },
     /// A confirmed mismatch with nothing left to try: failed, `text_mismatch`.
     Mismatch {
         /// The comparison.
@@ -102,7 +155,7 @@ impl ReadSettlement {
         match self {
             ReadSettlement::Again { .. } | ReadSettlement::Requeue => JobState::Checking,
             ReadSettlement::Pass { .. } | ReadSettlement::Kept { .. } => JobState::Done,
-            ReadSettlement::Regenerate { .. } => JobState::Pending,
+            ReadSettlement::Regenerate { .. } | ReadSettlement::Overlay { .. } => JobState::Pending,
             ReadSettlement::Mismatch { .. } => JobState::Failed,
         }
     }
@@ -113,6 +166,7 @@ impl ReadSettlement {
             ReadSettlement::Pass { checks }
             | ReadSettlement::Kept { checks }
             | ReadSettlement::Regenerate { checks }
+            | ReadSettlement::Overlay { checks }
             | ReadSettlement::Mismatch { checks, .. } => Some(checks),
             ReadSettlement::Requeue => None,
         }
@@ -136,6 +190,9 @@ pub struct QaRecord {
     pub cost_usd: f64,
     /// What the images thrown away after a mismatch cost.
     pub regeneration_cost_usd: f64,
+    /// The asset is the copy typeset onto copy-free art after a confirmed
+    /// mismatch (the overlay fallback).
+    pub fell_back_to_overlay: bool,
 }
 
 /// A copy QA verdict.
@@ -185,6 +242,7 @@ impl QaRecord {
         strings: Option<String>,
         cost_usd: f64,
         regeneration_cost_usd: f64,
+        fell_back_to_overlay: bool,
     ) -> Result<Option<QaRecord>> {
         if reader.is_none() && verdict.is_none() && reads == 0 {
             return Ok(None);
@@ -210,6 +268,7 @@ impl QaRecord {
             strings,
             cost_usd,
             regeneration_cost_usd,
+            fell_back_to_overlay,
         }))
     }
 }
@@ -235,8 +294,7 @@ impl Store {
                             AND (not_before IS NULL OR not_before <= ?3)
                           ORDER BY not_before IS NOT NULL, not_before, id LIMIT ?5)
                AND state IN {from}
-             RETURNING id, campaign, row_id, locale, variant, model, asset_path, mime_type,
-                       sha256, qa_image_reads, qa_regenerations, cost_usd",
+             RETURNING {READ_COLUMNS}",
             from = from_states_sql(JobState::ReadInFlight),
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
@@ -249,21 +307,199 @@ impl Store {
             .await
             .map_err(self.err())?;
         let mut dec = Decoder::default();
+        rows.iter()
+            .map(|r| Ok(claimed_read(&mut dec, r)?.0))
+            .collect()
+    }
+
+    /// Queue a read for every done image among `jobs` that copy QA never
+    /// looked at (QA was turned on after it was made): made by a vendor
+    /// (the local renderer paints exact copy), not a typeset fallback.
+    /// Returns how many.
+    pub async fn read_done_images(&self, jobs: &[JobId]) -> Result<u64> {
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE jobs SET state = 'checking', not_before = NULL, finished_at = NULL,
+                    qa_image_reads = 0, updated_at = ?
+             WHERE id = ? AND state = 'done' AND qa_verdict IS NULL AND qa_reads = 0
+               AND qa_overlay = 0 AND asset_path IS NOT NULL
+               AND provider IS NOT NULL AND provider != 'local' AND state IN {}",
+            from_states_sql(JobState::Checking)
+        );
+        let mut n = 0;
+        let mut tx = self.write_tx().await?;
+        for id in jobs {
+            n += sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(self.err())?;
+        Ok(n)
+    }
+
+    /// Ids of the campaign's jobs whose read is due now (for batching).
+    pub async fn due_read_ids(&self, campaign: &str) -> Result<Vec<JobId>> {
+        let rows = sqlx::query(
+            "SELECT id FROM jobs WHERE campaign = ? AND state = 'checking'
+               AND (not_before IS NULL OR not_before <= ?) ORDER BY id",
+        )
+        .bind(campaign)
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Assign up to `limit` due reads (among `eligible`, all asking
+    /// `reader`) to a new read batch, recorded `submitting` with its jobs
+    /// in `read_batch_submitting` in one transaction *before* the remote
+    /// create, as image batches are (the guard against paying twice). The
+    /// display name hashes each job's id, image and reads so far, so a
+    /// resumed batch keeps its name and a second read gets a new one.
+    pub async fn assign_read_batch(
+        &self,
+        run: RunId,
+        campaign: &str,
+        reader: ReaderModel,
+        eligible: &HashSet<JobId>,
+        limit: usize,
+    ) -> Result<Option<(ReadBatchRow, Vec<ClaimedRead>)>> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT id, sha256, qa_reads FROM jobs
+             WHERE campaign = ? AND state = 'checking' AND (not_before IS NULL OR not_before <= ?)
+             ORDER BY id",
+        )
+        .bind(campaign)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.err())?;
+        let chosen: Vec<(i64, String)> = rows
+            .iter()
+            .map(|r| {
+                let id: i64 = r.get(0);
+                let sha: Option<String> = r.get(1);
+                let reads: i64 = r.get(2);
+                (id, format!("{id}:{}:{reads}", sha.unwrap_or_default()))
+            })
+            .filter(|(id, _)| eligible.contains(id))
+            .take(limit)
+            .collect();
+        if chosen.is_empty() {
+            return Ok(None);
+        }
+        let mut h = Sha256::new();
+        for (_, line) in &chosen {
+            h.update(format!("{line}\n"));
+        }
+        let digest = hex::encode(h.finalize());
+        let display_name = format!("adloc-{campaign}-read-{}", &digest[..16]);
+        let batch_id: i64 = sqlx::query(
+            "INSERT INTO batches (campaign, model, display_name, state, request_count, created_at,
+                                  owner_run, kind)
+             VALUES (?, ?, ?, 'submitting', ?, ?, ?, 'read')
+             ON CONFLICT (display_name) DO UPDATE SET state = 'submitting', remote_name = NULL,
+                 owner_run = excluded.owner_run,
+                 detail = NULL, finished_at = NULL, request_count = excluded.request_count,
+                 created_at = excluded.created_at, polls = 0
+             WHERE batches.state = 'abandoned'
+             RETURNING id",
+        )
+        .bind(campaign)
+        .bind(reader.as_str())
+        .bind(&display_name)
+        .bind(chosen.len() as i64)
+        .bind(now)
+        .bind(run)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.err())?
+        .map(|r| r.get(0))
+        .ok_or_else(|| {
+            Error::Internal(format!(
+                "batch name {display_name} is already taken by a batch that was created remotely"
+            ))
+        })?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'read_batch_submitting', batch_id = ?, updated_at = ?
+             WHERE id = ? AND state IN {}",
+            from_states_sql(JobState::ReadBatchSubmitting)
+        );
+        for (id, _) in &chosen {
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(batch_id)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
+        }
+        tx.commit().await.map_err(self.err())?;
+        let row = ReadBatchRow {
+            id: batch_id,
+            display_name,
+            remote_name: None,
+            state: BatchState::Submitting,
+            reader,
+            request_count: chosen.len() as i64,
+            polls: 0,
+            owner_gone: false,
+        };
+        let jobs = self
+            .read_batch_jobs(batch_id)
+            .await?
+            .into_iter()
+            .map(|(j, _)| j)
+            .collect();
+        Ok(Some((row, jobs)))
+    }
+
+    /// Read batches of the campaign still open (submitting or submitted).
+    pub async fn open_read_batches(&self, campaign: &str) -> Result<Vec<ReadBatchRow>> {
+        let rows = sqlx::query(
+            "SELECT b.id, b.display_name, b.remote_name, b.state, b.model, b.request_count, b.polls,
+                    (r.id IS NULL OR r.finished_at IS NOT NULL)
+             FROM batches b LEFT JOIN runs r ON r.id = b.owner_run
+             WHERE b.campaign = ? AND b.kind = 'read' AND b.state IN ('submitting', 'submitted')
+             ORDER BY b.id",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
         rows.into_iter()
             .map(|r| {
-                Ok(ClaimedRead {
+                Ok(ReadBatchRow {
                     id: r.get(0),
-                    key: dec.key(&r, 1)?,
-                    model: parsed("model", &r.get::<String, _>(5))?,
-                    asset_path: r.get::<Option<String>, _>(6).unwrap_or_default(),
-                    mime_type: r.get::<Option<String>, _>(7).unwrap_or_default(),
-                    sha256: r.get::<Option<String>, _>(8).unwrap_or_default(),
-                    image_reads: r.get::<i64, _>(9) as u32,
-                    regenerations: r.get::<i64, _>(10) as u32,
-                    cost_usd: r.get::<Option<f64>, _>(11).unwrap_or(0.0),
+                    display_name: r.get(1),
+                    remote_name: r.get(2),
+                    state: parsed("batch state", &r.get::<String, _>(3))?,
+                    reader: parsed("reader", &r.get::<String, _>(4))?,
+                    request_count: r.get(5),
+                    polls: r.get(6),
+                    owner_gone: r.get::<i64, _>(7) != 0,
                 })
             })
             .collect()
+    }
+
+    /// The reads of a read batch, with each job's state.
+    pub async fn read_batch_jobs(&self, batch: i64) -> Result<Vec<(ClaimedRead, JobState)>> {
+        let sql = format!("SELECT {READ_COLUMNS} FROM jobs WHERE batch_id = ? ORDER BY id");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(batch)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
+        let mut dec = Decoder::default();
+        rows.iter().map(|r| claimed_read(&mut dec, r)).collect()
     }
 
     /// Whether any read of the campaign is due or waiting, and the earliest
@@ -302,7 +538,9 @@ impl Store {
             ReadSettlement::Again { not_before, .. } => (None, None, None, *not_before),
             ReadSettlement::Pass { .. } => (Some("pass"), None, None, None),
             ReadSettlement::Kept { .. } => (Some("kept"), None, None, None),
-            ReadSettlement::Regenerate { .. } => (Some("fail"), None, None, None),
+            ReadSettlement::Regenerate { .. } | ReadSettlement::Overlay { .. } => {
+                (Some("fail"), None, None, None)
+            }
             ReadSettlement::Mismatch { detail, .. } => (
                 Some("fail"),
                 Some(Reason::TextMismatch.code()),
@@ -311,16 +549,23 @@ impl Store {
             ),
             ReadSettlement::Requeue => (None, None, None, None),
         };
-        let regenerate = matches!(settlement, ReadSettlement::Regenerate { .. });
+        // Both buy an image again: the one read is thrown away.
+        let regenerate = matches!(
+            settlement,
+            ReadSettlement::Regenerate { .. } | ReadSettlement::Overlay { .. }
+        );
+        let overlay = matches!(settlement, ReadSettlement::Overlay { .. });
         let sql = format!(
             "UPDATE jobs SET state = ?1, not_before = ?2, lease_run = NULL, lease_expires_at = NULL,
+                    batch_id = CASE WHEN state = 'read_batch_submitted' THEN NULL ELSE batch_id END,
                     qa_reader = COALESCE(?3, qa_reader),
                     qa_reads = qa_reads + ?4,
                     qa_image_reads = CASE WHEN ?5 THEN 0 ELSE qa_image_reads + ?4 END,
                     qa_cost_usd = qa_cost_usd + ?6,
                     qa_strings = COALESCE(?7, qa_strings),
                     qa_verdict = COALESCE(?8, qa_verdict),
-                    qa_regenerations = qa_regenerations + ?5,
+                    qa_regenerations = qa_regenerations + (?5 AND NOT ?13),
+                    qa_overlay = CASE WHEN ?13 THEN 1 ELSE qa_overlay END,
                     qa_regen_cost_usd = qa_regen_cost_usd + CASE WHEN ?5 THEN COALESCE(cost_usd, 0) ELSE 0 END,
                     attempts = CASE WHEN ?5 THEN 0 ELSE attempts END,
                     error_code = CASE WHEN ?1 = 'failed' THEN ?9 ELSE error_code END,
@@ -344,6 +589,7 @@ impl Store {
             .bind(detail)
             .bind(now)
             .bind(job)
+            .bind(overlay)
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;

@@ -140,15 +140,86 @@ fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_realt
 
 #[test]
 fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_batch() {
-    let (emu, _ws, _o) = run_fifth_misspelled("batch");
+    let (emu, ws, _o) = run_fifth_misspelled("batch");
     let s = emu.stats();
     assert!(s.misspelled > 0, "{s:?}");
-    // Images, first and regenerated, are bought in batches.
+    // Images, first and regenerated, are bought in batches, and so are
+    // the reads.
     assert_eq!(s.realtime_billed_images, 0, "{s:?}");
     assert!(
-        s.batches_created >= 2,
-        "regenerations were not batched: {s:?}"
+        s.batches_created >= 3,
+        "regenerations or reads were not batched: {s:?}"
     );
+    assert_eq!(s.read_calls, 0, "a read went realtime: {s:?}");
+    let m = ws.manifest();
+    assert_eq!(s.reads_billed, qa_sum(&m, "reads"), "{s:?}");
+}
+
+#[test]
+fn batched_reads_cost_half_of_realtime_reads() {
+    let cost = |mode: &str| {
+        let emu = Emu::start(Faults::default());
+        let ws = Workspace::new();
+        let r = rows(4);
+        qa_campaign(&ws, &borrowed(&r), mode, "");
+        let o = run(&ws, &emu, &[]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let t = ws.manifest()["totals"].clone();
+        assert_eq!(t["qa_pass"], 4, "{t}");
+        t["qa_cost_usd"].as_f64().unwrap()
+    };
+    let (realtime, batch) = (cost("realtime"), cost("batch"));
+    assert!(realtime > 0.0);
+    assert!(
+        // Both are rounded to the micro-dollar in the manifest.
+        (batch * 2.0 - realtime).abs() <= 1e-5,
+        "batch reads ${batch}, realtime ${realtime}"
+    );
+}
+
+#[test]
+fn a_kill_mid_qa_in_batch_mode_pays_for_no_read_and_no_regeneration_twice() {
+    // Read batch created but not recorded; killed while applying a read
+    // batch's results; regeneration batch created but not recorded.
+    for crash in [
+        "read-batch-after-create:1",
+        "read-batch-ingest-item:3",
+        "batch-after-create:2",
+    ] {
+        let emu = Emu::start(Faults::default());
+        let ws = Workspace::new();
+        qa_campaign(
+            &ws,
+            &[
+                ("a", "a lake", "Hello lake."),
+                ("b", "a ridge EMULATE_MISSPELL", "Own the ridge."),
+                ("c", "a forest", "Into the woods."),
+                ("d", "a peak EMULATE_MISSPELL", "Reach the top."),
+                ("e", "a river", "Follow the river."),
+            ],
+            "batch",
+            "max_regenerations = 1\n",
+        );
+        let mut env = emu.env();
+        env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+        env.push(("ADLOC_CRASH_AT", crash.to_string()));
+        let o = ws.adloc_with(&env, &["run", "campaigns/example"]);
+        assert_ne!(code(&o), 0, "{crash} did not fire: {}", stderr(&o));
+        assert_ne!(code(&o), 3, "{crash} did not fire: {}", stderr(&o));
+        let o = run(&ws, &emu, &[]);
+        assert_eq!(code(&o), 3, "{crash}: {}", stderr(&o));
+        let (done, failed) = assert_no_misspelled_asset_is_done(&ws, &emu);
+        assert_eq!((done, failed), (3, 2), "{crash}");
+        let m = ws.manifest();
+        let s = emu.stats();
+        assert_eq!(
+            s.billed_images,
+            5 + qa_sum(&m, "regenerations"),
+            "{crash}: {s:?}"
+        );
+        assert_eq!(s.reads_billed, qa_sum(&m, "reads"), "{crash}: {s:?}");
+        assert_eq!(s.read_calls, 0, "{crash}: {s:?}");
+    }
 }
 
 #[test]
@@ -326,4 +397,170 @@ fn a_kill_mid_qa_resumes_where_the_reads_stopped_and_buys_no_image_twice() {
         "{} reads paid, {reads} recorded",
         s.reads_billed
     );
+}
+
+/// `qa_campaign` plus a headline text box (the overlay fallback) and a
+/// template that leaves the copy out of the copy-free art.
+fn qa_campaign_with_boxes(ws: &Workspace, rows: &[(&str, &str, &str)], mode: &str, qa: &str) {
+    qa_campaign(ws, rows, mode, qa);
+    let dir = ws.campaign();
+    let toml = std::fs::read_to_string(dir.join("campaign.toml")).unwrap();
+    let boxes = "[[variants.text_boxes]]\ncolumn = \"headline\"\nx = 0.05\ny = 0.1\nwidth = 0.6\nheight = 0.4\nmin_size = 18\nmax_size = 60\n\n[qa]";
+    std::fs::write(dir.join("campaign.toml"), toml.replacen("[qa]", boxes, 1)).unwrap();
+    std::fs::write(
+        dir.join("templates/hero.hbs"),
+        "A hero banner. Scene: {{row.scene}}.{{#if (eq variant.text \"model\")}} Headline, exactly: \"{{row.headline}}\"{{/if}}",
+    )
+    .unwrap();
+}
+
+/// Every asset that fell back to overlay: a composite of the headline on
+/// copy-free art (the emulator painted nothing on it), verdict `fail`.
+fn assert_fell_back(ws: &Workspace, emu: &Emu, row: &str) {
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let a = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["row_id"] == row)
+        .unwrap_or_else(|| panic!("no asset for {row}: {m}"));
+    assert_eq!(a["qa"]["verdict"], "fail", "{a}");
+    assert_eq!(a["qa"]["fell_back_to_overlay"], true, "{a}");
+    let bytes = std::fs::read(ws.out().join(a["path"].as_str().unwrap())).unwrap();
+    let img = image::load_from_memory(&bytes).expect("the composite decodes");
+    assert_eq!(
+        (img.width(), img.height()),
+        (
+            a["width"].as_u64().unwrap() as u32,
+            a["height"].as_u64().unwrap() as u32
+        )
+    );
+    // The art was asked without the copy, so the model painted none; the
+    // headline on it is adloc's typesetting.
+    let painted = emu.handle.as_ref().unwrap().painted(&bytes);
+    assert!(
+        painted.as_ref().is_none_or(|p| p.is_empty()),
+        "the fallback art carries model-painted copy {painted:?}"
+    );
+}
+
+#[test]
+fn after_the_last_regeneration_a_variant_with_text_boxes_falls_back_to_typeset_copy() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    qa_campaign_with_boxes(
+        &ws,
+        &[
+            ("good", "a calm lake", "Hello lake."),
+            ("bad", "a ridge EMULATE_MISSPELL", "Own the ridge."),
+        ],
+        "realtime",
+        "max_regenerations = 1\n",
+    );
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    assert_fell_back(&ws, &emu, "bad");
+    let m = ws.manifest();
+    let t = &m["totals"];
+    assert_eq!(t["qa_fell_back_to_overlay"], 1, "{t}");
+    assert_eq!(t["qa_pass"], 1, "{t}");
+    assert_eq!(t["qa_failed"], 0, "{t}");
+    assert!(m["failures"].as_array().unwrap().is_empty(), "{m}");
+    // good: 1 image; bad: the first, one regeneration, then the art.
+    assert_eq!(emu.stats().billed_images, 1 + 3);
+    // The typeset asset is exact: it is not read again, and a rerun buys
+    // and reads nothing.
+    let before = emu.stats();
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let after = emu.stats();
+    assert_eq!(
+        (after.billed_images, after.reads),
+        (before.billed_images, before.reads)
+    );
+}
+
+#[test]
+fn on_mismatch_overlay_typesets_the_copy_after_the_confirming_read_in_batch_mode_too() {
+    for mode in ["realtime", "batch"] {
+        let emu = Emu::start(Faults::default());
+        let ws = Workspace::new();
+        qa_campaign_with_boxes(
+            &ws,
+            &[("bad", "a ridge EMULATE_MISSPELL", "Own the ridge.")],
+            mode,
+            "on_mismatch = \"overlay\"\n",
+        );
+        let o = run(&ws, &emu, &[]);
+        assert_eq!(code(&o), 0, "{mode}: {}", stderr(&o));
+        assert_fell_back(&ws, &emu, "bad");
+        let a = &ws.manifest()["assets"][0];
+        assert_eq!(a["qa"]["regenerations"], 0, "{a}");
+        assert_eq!(a["qa"]["reads"], 2, "{a}");
+        let s = emu.stats();
+        assert_eq!(s.billed_images, 2, "{mode}: {s:?}");
+        if mode == "batch" {
+            assert_eq!(s.realtime_billed_images, 0, "{s:?}");
+        }
+    }
+}
+
+#[test]
+fn a_fallback_template_that_needs_the_copy_is_refused_at_load_naming_the_template() {
+    let ws = Workspace::new();
+    qa_campaign_with_boxes(&ws, &[("r1", "a lake", "Hello.")], "realtime", "");
+    // The unguarded template quotes the copy, which copy-free art never gets.
+    std::fs::write(
+        ws.campaign().join("templates/hero.hbs"),
+        "A hero banner. Headline: \"{{row.headline}}\"",
+    )
+    .unwrap();
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("hero.hbs:1:"), "{e}");
+    assert!(e.contains("copy-free art"), "{e}");
+    assert!(!ws.out().join("manifest.json").exists());
+}
+
+#[test]
+fn turning_qa_on_for_images_already_made_reads_them_and_buys_nothing_but_regenerations() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    qa_campaign(
+        &ws,
+        &[
+            ("good", "a calm lake", "Hello lake."),
+            ("bad", "a ridge EMULATE_MISSPELL", "Own the ridge."),
+        ],
+        "realtime",
+        "max_regenerations = 1\n",
+    );
+    // First without QA: both images are done, one of them misspelled.
+    let toml_path = ws.campaign().join("campaign.toml");
+    let with_qa = std::fs::read_to_string(&toml_path).unwrap();
+    let start = with_qa.find("[qa]").unwrap();
+    let end = with_qa.find("[rate_limit]").unwrap();
+    let without = format!("{}{}", &with_qa[..start], &with_qa[end..]);
+    std::fs::write(&toml_path, without).unwrap();
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(emu.stats().billed_images, 2);
+    assert_eq!(emu.stats().reads, 0);
+    // Then with QA: both are read; the misspelled one is regenerated (and
+    // fails after its one regeneration); the good one is not bought again.
+    std::fs::write(&toml_path, with_qa).unwrap();
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let m = ws.manifest();
+    assert_eq!(m["assets"][0]["row_id"], "good");
+    assert_eq!(m["assets"][0]["qa"]["verdict"], "pass", "{m}");
+    assert_eq!(m["failures"][0]["reason"], "text_mismatch", "{m}");
+    let s = emu.stats();
+    assert_eq!(s.billed_images, 2 + 1, "{s:?}");
+    // A third run reads nothing again.
+    let o = run(&ws, &emu, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(emu.stats().reads, s.reads);
 }

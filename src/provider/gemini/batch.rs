@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 use super::classify::{Site, classify_io, classify_item_error, classify_json_error};
 use super::client::GeminiProvider;
 use super::files::TempFile;
+use super::read::{build_read, interpret_read};
 use super::response;
 use super::wire::{
     BatchInputLine, BatchSpec, CreateBatchBody, GenerateContentResponse, InlineOutputOperation,
@@ -20,7 +21,8 @@ use super::wire::{
 };
 use crate::provider::{
     BatchApi, BatchChunk, BatchItem, BatchOutcome, ErrorClass, Generated, OutcomeStream,
-    ProviderError, Reason, RemoteBatch, RemoteState,
+    ProviderError, ReadBatchApi, ReadChunk, ReadItem, ReadOutcome, ReadOutcomeStream, Reason,
+    RemoteBatch, RemoteState,
 };
 
 /// MIME type for the uploaded JSONL, as Google's own examples send it.
@@ -29,6 +31,16 @@ const JSONL_MIME: &str = "jsonl";
 const LIST_PAGE_SIZE: &str = "100";
 /// Hard stop for list pagination, against a server that never ends.
 const MAX_LIST_PAGES: usize = 1000;
+
+/// One attributed line: its key and the item's result.
+type Keyed<T> = (String, Result<T, ProviderError>);
+
+/// How one item's response is read: an image, or a copy-QA transcript.
+type Interpret<T> = for<'r> fn(GenerateContentResponse<'r>) -> Result<T, ProviderError>;
+
+fn interpret_image(resp: GenerateContentResponse<'_>) -> Result<Generated, ProviderError> {
+    response::interpret(resp, None)
+}
 
 /// Parse one results-file line into an outcome matched by `key`.
 ///
@@ -39,6 +51,18 @@ const MAX_LIST_PAGES: usize = 1000;
 ///
 /// `Err` means the line cannot be attributed to a job (not JSON, no key).
 pub fn parse_results_line(line: &[u8]) -> Result<BatchOutcome, ProviderError> {
+    let (key, result) = parse_line(line, interpret_image)?;
+    Ok(BatchOutcome { key, result })
+}
+
+/// Parse one line of a read batch's results (same shape as an image
+/// batch's; the response is a transcript).
+pub fn parse_read_line(line: &[u8]) -> Result<ReadOutcome, ProviderError> {
+    let (key, result) = parse_line(line, interpret_read)?;
+    Ok(ReadOutcome { key, result })
+}
+
+fn parse_line<T>(line: &[u8], interpret: Interpret<T>) -> Result<Keyed<T>, ProviderError> {
     let line = line.trim_ascii();
     let parsed: ResultLine<'_> =
         serde_json::from_slice(line).map_err(|e| classify_json_error(&e, "batch results line"))?;
@@ -53,20 +77,21 @@ pub fn parse_results_line(line: &[u8]) -> Result<BatchOutcome, ProviderError> {
                 None,
             )
         })?;
-    Ok(BatchOutcome {
-        key: key.into_owned(),
-        result: item_result(parsed.response, parsed.error.as_ref()),
-    })
+    Ok((
+        key.into_owned(),
+        item_result(parsed.response, parsed.error.as_ref(), interpret),
+    ))
 }
 
 /// The result of one batch item: a per-item error wins over a response.
-fn item_result(
+fn item_result<T>(
     response: Option<GenerateContentResponse<'_>>,
     error: Option<&RpcStatus>,
-) -> Result<Generated, ProviderError> {
+    interpret: Interpret<T>,
+) -> Result<T, ProviderError> {
     match (error, response) {
         (Some(err), _) => Err(classify_item_error(err)),
-        (None, Some(resp)) => response::interpret(resp, None),
+        (None, Some(resp)) => interpret(resp),
         (None, None) => Err(ProviderError::retryable(
             Reason::BadResponse,
             "batch item has neither a response nor an error",
@@ -86,6 +111,18 @@ pub fn stream_results_from_reader<'a, R>(reader: R) -> OutcomeStream<'a>
 where
     R: AsyncBufRead + Unpin + Send + 'a,
 {
+    stream_lines(reader, parse_results_line)
+}
+
+/// [`stream_results_from_reader`] for any kind of line.
+fn stream_lines<'a, R, T>(
+    reader: R,
+    parse: fn(&[u8]) -> Result<T, ProviderError>,
+) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, ProviderError>> + Send + 'a>>
+where
+    R: AsyncBufRead + Unpin + Send + 'a,
+    T: Send + 'a,
+{
     struct State<R> {
         reader: R,
         buf: Vec<u8>,
@@ -96,7 +133,7 @@ where
         buf: Vec::new(),
         done: false,
     };
-    Box::pin(stream::unfold(state, |mut st| async move {
+    Box::pin(stream::unfold(state, move |mut st| async move {
         loop {
             if st.done {
                 return None;
@@ -114,7 +151,7 @@ where
             if st.buf.trim_ascii().is_empty() {
                 continue;
             }
-            let item = parse_results_line(&st.buf);
+            let item = parse(&st.buf);
             if !terminated {
                 // The last line has no newline: fine if it parses (some
                 // writers omit the final newline), a cut transfer if not.
@@ -218,10 +255,13 @@ impl GeminiProvider {
         Ok(self.send_for_body(rb, Site::Resource).await?.1)
     }
 
-    /// Write the chunk's JSONL to a temp file (streamed, never built in
-    /// memory); returns the file and its size.
-    async fn write_jsonl(chunk: &BatchChunk) -> Result<(TempFile, u64), ProviderError> {
-        let items: Vec<BatchItem> = chunk.items.clone();
+    /// Write a batch's JSONL to a temp file (streamed, never built in
+    /// memory), one `line` per item; returns the file and its size.
+    async fn write_jsonl<I, F>(items: Vec<I>, line: F) -> Result<(TempFile, u64), ProviderError>
+    where
+        I: Send + 'static,
+        F: Fn(&mut dyn std::io::Write, &I) -> serde_json::Result<()> + Send + 'static,
+    {
         let io_err = |e: std::io::Error| {
             ProviderError::retryable(
                 Reason::Other,
@@ -233,11 +273,7 @@ impl GeminiProvider {
             let (tmp, file) = TempFile::create("adloc-batch", ".jsonl").map_err(io_err)?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
             for item in &items {
-                let line = BatchInputLine {
-                    key: &item.key,
-                    request: build_request(&item.request),
-                };
-                serde_json::to_writer(&mut w, &line).map_err(|e| io_err(e.into()))?;
+                line(&mut w, item).map_err(|e| io_err(e.into()))?;
                 w.write_all(b"\n").map_err(io_err)?;
             }
             // No fsync: the file is read back by this process and deleted.
@@ -255,22 +291,57 @@ impl GeminiProvider {
         })?
     }
 
+    /// Create a batch of `model` from a written JSONL: inline when the
+    /// config says so and it is small (`inline` builds that body), else
+    /// uploaded through the Files API and named by file.
+    async fn create_from_jsonl(
+        &self,
+        model: &str,
+        display_name: &str,
+        (tmp, size): (TempFile, u64),
+        inline: impl FnOnce() -> Result<Vec<u8>, ProviderError>,
+    ) -> Result<RemoteBatch, ProviderError> {
+        let small = self
+            .config
+            .inline_batch_max_bytes
+            .is_some_and(|max| size < max as u64);
+        let body = if small {
+            drop(tmp);
+            inline()?
+        } else {
+            let file_name = self
+                .upload_file(tmp.path(), size, display_name, JSONL_MIME)
+                .await?;
+            drop(tmp);
+            let body: CreateBatchBody<'_> = CreateBatchBody {
+                batch: BatchSpec {
+                    display_name,
+                    input_config: InputConfig {
+                        file_name: Some(&file_name),
+                        requests: None,
+                    },
+                },
+            };
+            serde_json::to_vec(&body)
+                .map_err(|e| ProviderError::job_terminal(Reason::Other, e.to_string()))?
+        };
+        self.create_batch(model, display_name, body).await
+    }
+
     /// Send the (non-idempotent) create call. Never retried here.
     async fn create_batch(
         &self,
-        chunk: &BatchChunk,
+        model: &str,
+        display_name: &str,
         body: Vec<u8>,
     ) -> Result<RemoteBatch, ProviderError> {
-        let url = self.api_url(&format!(
-            "models/{}:batchGenerateContent",
-            chunk.model.as_str()
-        ));
+        let url = self.api_url(&format!("models/{model}:batchGenerateContent"));
         let ambiguous = |mut e: ProviderError| {
             if e.is_retryable() {
                 e.detail = format!(
                     "batch creation outcome unknown; look the batch up by display name {:?} \
                      before creating it again: {}",
-                    chunk.display_name, e.detail
+                    display_name, e.detail
                 );
             }
             e
@@ -290,32 +361,82 @@ impl GeminiProvider {
         })?;
         Ok(RemoteBatch {
             name: name.to_string(),
-            display_name: op.display_name().unwrap_or(&chunk.display_name).to_string(),
+            display_name: op.display_name().unwrap_or(display_name).to_string(),
         })
     }
 
     fn inline_body(chunk: &BatchChunk) -> Result<Vec<u8>, ProviderError> {
-        let body = CreateBatchBody {
-            batch: BatchSpec {
-                display_name: &chunk.display_name,
-                input_config: InputConfig {
-                    file_name: None,
-                    requests: Some(InlinedRequests {
-                        requests: chunk
-                            .items
-                            .iter()
-                            .map(|i| InlinedRequest {
-                                request: build_request(&i.request),
-                                metadata: KeyMetadata { key: &i.key },
-                            })
-                            .collect(),
-                    }),
-                },
-            },
-        };
-        serde_json::to_vec(&body)
-            .map_err(|e| ProviderError::job_terminal(Reason::Other, e.to_string()))
+        let requests = chunk
+            .items
+            .iter()
+            .map(|i| InlinedRequest {
+                request: build_request(&i.request),
+                metadata: KeyMetadata { key: &i.key },
+            })
+            .collect();
+        inline_json(&chunk.display_name, requests)
     }
+
+    fn inline_read_body(chunk: &ReadChunk) -> Result<Vec<u8>, ProviderError> {
+        let requests = chunk
+            .items
+            .iter()
+            .map(|i| InlinedRequest {
+                request: build_read(&i.request),
+                metadata: KeyMetadata { key: &i.key },
+            })
+            .collect();
+        inline_json(&chunk.display_name, requests)
+    }
+}
+
+/// The create body of an inline batch.
+fn inline_json<R: serde::Serialize>(
+    display_name: &str,
+    requests: Vec<InlinedRequest<'_, R>>,
+) -> Result<Vec<u8>, ProviderError> {
+    let body = CreateBatchBody {
+        batch: BatchSpec {
+            display_name,
+            input_config: InputConfig {
+                file_name: None,
+                requests: Some(InlinedRequests { requests }),
+            },
+        },
+    };
+    serde_json::to_vec(&body).map_err(|e| ProviderError::job_terminal(Reason::Other, e.to_string()))
+}
+
+/// Stream an inline output document's items (one JSON document, parsed
+/// whole: an explicit opt-in for small batches).
+fn inline_outcomes<T: Send + 'static>(
+    body: &[u8],
+    interpret: Interpret<T>,
+) -> Result<Vec<Result<Keyed<T>, ProviderError>>, ProviderError> {
+    let parsed: InlineOutputOperation<'_> =
+        serde_json::from_slice(body).map_err(|e| classify_json_error(&e, "inline batch output"))?;
+    Ok(parsed
+        .into_items()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| {
+            let key = item
+                .metadata
+                .and_then(|m| m.key)
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| {
+                    ProviderError::retryable(
+                        Reason::BadResponse,
+                        "inline batch response without metadata.key",
+                        None,
+                    )
+                })?;
+            Ok((
+                key.into_owned(),
+                item_result(item.response, item.error.as_ref(), interpret),
+            ))
+        })
+        .collect())
 }
 
 #[async_trait]
@@ -327,32 +448,20 @@ impl BatchApi for GeminiProvider {
                 "cannot submit an empty batch",
             ));
         }
-        let (tmp, size) = Self::write_jsonl(chunk).await?;
-        let inline = self
-            .config
-            .inline_batch_max_bytes
-            .is_some_and(|max| size < max as u64);
-        let body = if inline {
-            drop(tmp);
-            Self::inline_body(chunk)?
-        } else {
-            let file_name = self
-                .upload_file(tmp.path(), size, &chunk.display_name, JSONL_MIME)
-                .await?;
-            drop(tmp);
-            let body = CreateBatchBody {
-                batch: BatchSpec {
-                    display_name: &chunk.display_name,
-                    input_config: InputConfig {
-                        file_name: Some(&file_name),
-                        requests: None,
-                    },
+        let jsonl = Self::write_jsonl(chunk.items.clone(), |w, item: &BatchItem| {
+            serde_json::to_writer(
+                w,
+                &BatchInputLine {
+                    key: &item.key,
+                    request: build_request(&item.request),
                 },
-            };
-            serde_json::to_vec(&body)
-                .map_err(|e| ProviderError::job_terminal(Reason::Other, e.to_string()))?
-        };
-        self.create_batch(chunk, body).await
+            )
+        })
+        .await?;
+        self.create_from_jsonl(chunk.model.as_str(), &chunk.display_name, jsonl, || {
+            Self::inline_body(chunk)
+        })
+        .await
     }
 
     async fn find(&self, display_name: &str) -> Result<Option<RemoteBatch>, ProviderError> {
@@ -422,32 +531,11 @@ impl BatchApi for GeminiProvider {
             return Ok(stream_results_from_reader(reader));
         }
         if op.has_inline_output() {
-            // Inline output is one JSON document (an explicit opt-in for
-            // small batches), so it is parsed whole.
-            let parsed: InlineOutputOperation<'_> = serde_json::from_slice(body.as_ref())
-                .map_err(|e| classify_json_error(&e, "inline batch output"))?;
-            let outcomes: Vec<Result<BatchOutcome, ProviderError>> = parsed
-                .into_items()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|item| {
-                    let key = item
-                        .metadata
-                        .and_then(|m| m.key)
-                        .filter(|k| !k.is_empty())
-                        .ok_or_else(|| {
-                            ProviderError::retryable(
-                                Reason::BadResponse,
-                                "inline batch response without metadata.key",
-                                None,
-                            )
-                        })?;
-                    Ok(BatchOutcome {
-                        key: key.into_owned(),
-                        result: item_result(item.response, item.error.as_ref()),
-                    })
-                })
-                .collect();
+            let outcomes: Vec<Result<BatchOutcome, ProviderError>> =
+                inline_outcomes(body.as_ref(), interpret_image)?
+                    .into_iter()
+                    .map(|o| o.map(|(key, result)| BatchOutcome { key, result }))
+                    .collect();
             return Ok(Box::pin(stream::iter(outcomes)));
         }
         Err(ProviderError::retryable(
@@ -476,6 +564,58 @@ impl BatchApi for GeminiProvider {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+#[async_trait]
+impl ReadBatchApi for GeminiProvider {
+    async fn submit_reads(&self, chunk: &ReadChunk) -> Result<RemoteBatch, ProviderError> {
+        if chunk.items.is_empty() {
+            return Err(ProviderError::job_terminal(
+                Reason::InvalidArgument,
+                "cannot submit an empty batch",
+            ));
+        }
+        let jsonl = Self::write_jsonl(chunk.items.clone(), |w, item: &ReadItem| {
+            serde_json::to_writer(
+                w,
+                &BatchInputLine {
+                    key: &item.key,
+                    request: build_read(&item.request),
+                },
+            )
+        })
+        .await?;
+        self.create_from_jsonl(chunk.reader.as_str(), &chunk.display_name, jsonl, || {
+            Self::inline_read_body(chunk)
+        })
+        .await
+    }
+
+    async fn read_results<'a>(
+        &'a self,
+        batch: &'a RemoteBatch,
+    ) -> Result<ReadOutcomeStream<'a>, ProviderError> {
+        let body = self.get_batch_body(&batch.name).await?;
+        let op: Operation = serde_json::from_slice(body.as_ref())
+            .map_err(|e| classify_json_error(&e, "batches.get response"))?;
+        if let Some(file) = op.responses_file() {
+            let reader = self.download_reader(file).await?;
+            return Ok(stream_lines(reader, parse_read_line));
+        }
+        if op.has_inline_output() {
+            let outcomes: Vec<Result<ReadOutcome, ProviderError>> =
+                inline_outcomes(body.as_ref(), interpret_read)?
+                    .into_iter()
+                    .map(|o| o.map(|(key, result)| ReadOutcome { key, result }))
+                    .collect();
+            return Ok(Box::pin(stream::iter(outcomes)));
+        }
+        Err(ProviderError::retryable(
+            Reason::BadResponse,
+            format!("batch {} has no output yet", batch.name),
+            None,
+        ))
     }
 }
 

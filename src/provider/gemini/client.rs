@@ -195,6 +195,10 @@ impl Provider for GeminiProvider {
     fn reader(&self) -> Option<&dyn ReadApi> {
         Some(self)
     }
+
+    fn read_batch(&self) -> Option<&dyn crate::provider::ReadBatchApi> {
+        Some(self)
+    }
 }
 
 #[async_trait]

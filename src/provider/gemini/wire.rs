@@ -154,54 +154,54 @@ pub fn build_request(req: &ImageRequest) -> GenerateContentRequest<'_> {
 
 /// One line of a batch input file: `{"key": …, "request": …}`.
 #[derive(Debug, Serialize)]
-pub struct BatchInputLine<'a> {
+pub struct BatchInputLine<'a, R = GenerateContentRequest<'a>> {
     /// The job key, echoed in the output line.
     pub key: &'a str,
-    /// The same request realtime would send.
-    pub request: GenerateContentRequest<'a>,
+    /// The same request realtime would send (an image or a copy-QA read).
+    pub request: R,
 }
 
 /// Body of `models/{model}:batchGenerateContent`.
 #[derive(Debug, Serialize)]
-pub struct CreateBatchBody<'a> {
+pub struct CreateBatchBody<'a, R = GenerateContentRequest<'a>> {
     /// The batch to create.
-    pub batch: BatchSpec<'a>,
+    pub batch: BatchSpec<'a, R>,
 }
 
 /// The batch resource as sent on create.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BatchSpec<'a> {
+pub struct BatchSpec<'a, R = GenerateContentRequest<'a>> {
     /// Deterministic display name, used to find the batch after a crash.
     pub display_name: &'a str,
     /// File or inline input.
-    pub input_config: InputConfig<'a>,
+    pub input_config: InputConfig<'a, R>,
 }
 
 /// `inputConfig`: exactly one of the two fields is set.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InputConfig<'a> {
+pub struct InputConfig<'a, R = GenerateContentRequest<'a>> {
     /// `files/…` of the uploaded JSONL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_name: Option<&'a str>,
     /// Inline requests.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub requests: Option<InlinedRequests<'a>>,
+    pub requests: Option<InlinedRequests<'a, R>>,
 }
 
 /// `inputConfig.requests` (the list is nested once more on the wire).
 #[derive(Debug, Serialize)]
-pub struct InlinedRequests<'a> {
+pub struct InlinedRequests<'a, R = GenerateContentRequest<'a>> {
     /// The requests.
-    pub requests: Vec<InlinedRequest<'a>>,
+    pub requests: Vec<InlinedRequest<'a, R>>,
 }
 
 /// One inline batch request.
 #[derive(Debug, Serialize)]
-pub struct InlinedRequest<'a> {
+pub struct InlinedRequest<'a, R = GenerateContentRequest<'a>> {
     /// The request.
-    pub request: GenerateContentRequest<'a>,
+    pub request: R,
     /// `{"key": …}`, echoed in the response.
     pub metadata: KeyMetadata<'a>,
 }
@@ -797,7 +797,7 @@ mod tests {
             json.starts_with(r#"{"key":"k1","request":{"contents":"#),
             "{json}"
         );
-        let body = CreateBatchBody {
+        let body: CreateBatchBody<'_> = CreateBatchBody {
             batch: BatchSpec {
                 display_name: "adloc-x",
                 input_config: InputConfig {
