@@ -5,8 +5,9 @@
 //! validate) → `expand` (the pure plan) → `store` (all state, every SQL
 //! statement) → `provider` (local, Gemini) → `assets` (the asset tree) →
 //! `derive` (renditions, overlay, contact sheets) → `manifest` (pure, from
-//! the store) → `notify` (the signed webhook summary) → `run`
-//! (orchestration) → `cli`. A module imports only modules
+//! the store) → `review` (the review page: pure HTML from the manifest and
+//! the decisions, plus its thumbnails) and `notify` (the signed webhook
+//! summary) → `run` (orchestration) → `cli`. A module imports only modules
 //! before it in that list; `docs/architecture.md` has the picture and
 //! `tests/it/architecture.rs` keeps the rule true.
 //!
@@ -25,6 +26,7 @@ mod manifest;
 mod notify;
 mod prompt;
 mod provider;
+mod review;
 mod run;
 mod store;
 

@@ -99,3 +99,12 @@ pub(super) fn apply(opts: &mut RunOptions) {
         crate::run::arm_crash_point(spec);
     }
 }
+
+/// The reviewer when `--by` is not given: `ADLOC_REVIEWER`, else the login
+/// name (`USER`, `LOGNAME`, `USERNAME`), else `unknown`.
+pub(super) fn reviewer() -> String {
+    ["ADLOC_REVIEWER", "USER", "LOGNAME", "USERNAME"]
+        .into_iter()
+        .find_map(var)
+        .unwrap_or_else(|| "unknown".to_string())
+}

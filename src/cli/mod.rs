@@ -2,12 +2,14 @@
 //! environment read once (here, nowhere else), and text or JSON output. The
 //! binary parses, calls [`main_with`], and exits with the returned code.
 
+mod approve;
 mod cancel;
 #[cfg(feature = "emulator")]
 mod emulate;
 mod env;
 mod plan;
 mod retry;
+mod review;
 mod run;
 mod status;
 
@@ -61,6 +63,13 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Requeue failed and/or blocked jobs, or redo fallbacks with the primary model.
     Retry(RetryArgs),
+    /// Rebuild the review page (OUT/<campaign>/review/index.html) from the
+    /// state, or `review import` a decisions spreadsheet.
+    Review(ReviewArgs),
+    /// Approve assets: paths as in manifest.json, or globs over them.
+    Approve(ApproveArgs),
+    /// Reject assets, with a note saying what to fix.
+    Reject(RejectArgs),
     /// Serve a Gemini- and OpenAI-compatible emulator on 127.0.0.1 for offline rehearsal.
     #[cfg(feature = "emulator")]
     Emulate(EmulateArgs),
@@ -183,6 +192,94 @@ pub struct RetryArgs {
     pub state: PathBuf,
 }
 
+/// Where a campaign's state and output are, for the review commands.
+#[derive(Debug, Args)]
+pub struct StateOut {
+    /// State database.
+    #[arg(long, default_value = ".adloc/state.db")]
+    pub state: PathBuf,
+    /// Output root, as for `run` (the campaign's files are in OUT/<campaign>/).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+/// `adloc review`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ReviewArgs {
+    /// `import`: take decisions in bulk from a spreadsheet.
+    #[command(subcommand)]
+    pub action: Option<ReviewAction>,
+    /// Campaign name, or its folder (holds campaign.toml).
+    #[arg(required = true)]
+    pub campaign: Option<String>,
+    /// Where the state and the output are.
+    #[command(flatten)]
+    pub at: StateOut,
+}
+
+/// `adloc review` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReviewAction {
+    /// Apply a decisions CSV (columns asset,decision,note,by): every row is
+    /// checked first, and nothing is applied when any row is bad.
+    Import(ImportArgs),
+}
+
+/// `adloc review import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Campaign name, or its folder.
+    pub campaign: String,
+    /// The decisions file.
+    pub file: PathBuf,
+    /// Reviewer for rows whose `by` is empty (default: $ADLOC_REVIEWER, else $USER).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Where the state and the output are.
+    #[command(flatten)]
+    pub at: StateOut,
+}
+
+/// `adloc approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Campaign name, or its folder.
+    pub campaign: String,
+    /// Asset paths as in manifest.json (`ja-JP/hero/row-id`, extension
+    /// optional) or globs over them (`*/hero/row-id`, `de-DE/*/*`).
+    #[arg(required = true, value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
+    /// Reviewer (default: $ADLOC_REVIEWER, else $USER).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Optional note.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Where the state and the output are.
+    #[command(flatten)]
+    pub at: StateOut,
+}
+
+/// `adloc reject`.
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// Campaign name, or its folder.
+    pub campaign: String,
+    /// Asset paths or globs, as for `approve`.
+    #[arg(required = true, value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
+    /// What is wrong (required).
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub note: String,
+    /// Reviewer (default: $ADLOC_REVIEWER, else $USER).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Where the state and the output are.
+    #[command(flatten)]
+    pub at: StateOut,
+}
+
 /// `adloc emulate`.
 #[derive(Debug, Args)]
 pub struct EmulateArgs {
@@ -224,6 +321,9 @@ pub async fn main_with(cli: Cli) -> ExitCode {
         Command::Status(a) => status::status(a).await,
         Command::Cancel(a) => cancel::cancel(a).await,
         Command::Retry(a) => retry::retry(a).await,
+        Command::Review(a) => review::review(a).await,
+        Command::Approve(a) => approve::approve(a).await,
+        Command::Reject(a) => approve::reject(a).await,
         #[cfg(feature = "emulator")]
         Command::Emulate(a) => emulate::emulate(a).await,
     };
@@ -265,4 +365,15 @@ async fn open_state(path: &Path) -> Result<Store, Error> {
             path.display()
         ))
     })
+}
+
+/// The campaign name of a CAMPAIGN argument: a folder holding
+/// campaign.toml gives the name it declares, anything else is the name.
+fn campaign_name(arg: &str) -> Result<String, Error> {
+    let dir = Path::new(arg);
+    if dir.join("campaign.toml").is_file() {
+        Ok(crate::campaign::Campaign::load(dir)?.name)
+    } else {
+        Ok(arg.to_string())
+    }
 }

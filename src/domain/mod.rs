@@ -1,9 +1,10 @@
 //! The shared vocabulary every stage speaks: job identities, models and
 //! their capabilities and prices, copy-QA readers and the comparison of
 //! expected copy with what they read, locales, job and batch states with their
-//! transitions, the one list of failure reasons, and the library's error
-//! type. It imports no other module of the crate.
+//! transitions, approval states and asset selectors, the one list of failure
+//! reasons, and the library's error type. It imports no other module of the crate.
 
+mod approval;
 mod error;
 mod key;
 mod locale;
@@ -15,6 +16,9 @@ mod reason;
 mod request;
 mod state;
 
+pub use approval::{
+    ApprovalState, AssetSelector, Decision, DecisionFacts, Transition, strip_extension,
+};
 pub use error::{Error, ExitCode, InputErrors, InputProblem, Result};
 pub use key::{JobKey, RowId, Target};
 pub use locale::{Locale, LocaleError};

@@ -48,6 +48,10 @@ pub struct JobSpec {
     pub fallback_on: Vec<FallbackTrigger>,
     /// Copy QA of this job's image (model-text jobs of a variant with QA).
     pub qa: Option<QaPlan>,
+    /// The copy meant to be in the image: per copy column, its text as
+    /// resolved for the locale (empty for art). Shown to reviewers; not
+    /// part of the request hash (the prompt already carries it).
+    pub copy: BTreeMap<String, String>,
 }
 
 /// How one job's painted copy is checked: the strings it must show, as
@@ -177,6 +181,7 @@ struct JobInput<'a> {
     proof: ProofText,
     resolved_locale: Option<String>,
     resolution: BTreeMap<String, String>,
+    copy: BTreeMap<String, String>,
 }
 
 /// Render the prompt and build the spec: the one builder for model jobs and
@@ -197,6 +202,7 @@ fn build_spec(
         proof,
         resolved_locale,
         resolution,
+        copy,
     } = input;
     let what = match &target {
         Target::Locale(l) => format!("locale {l}, variant {}", variant.name),
@@ -301,6 +307,7 @@ fn build_spec(
             .collect(),
         fallback_on: variant.fallback_on.clone(),
         qa,
+        copy,
     })
 }
 
@@ -416,6 +423,10 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::Value::String(v.value.clone())))
                 .collect();
+            let copy_text: BTreeMap<String, String> = copy
+                .iter()
+                .filter_map(|c| resolved.get(c).map(|r| (c.clone(), r.value.clone())))
+                .collect();
             let lines: Vec<String> = copy
                 .iter()
                 .filter_map(|c| resolved.get(c).map(|r| r.value.clone()))
@@ -453,6 +464,7 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
                         ),
                         resolved_locale: Some(resolved_locale.clone()),
                         resolution: resolution.clone(),
+                        copy: copy_text.clone(),
                     },
                 ));
             }
@@ -474,6 +486,7 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
                     proof: proof_for(None, &variant.name, Vec::new(), false),
                     resolved_locale: None,
                     resolution: BTreeMap::new(),
+                    copy: BTreeMap::new(),
                 },
             ));
         }

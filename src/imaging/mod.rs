@@ -15,7 +15,7 @@ pub use color::parse_color;
 pub use compose::{BoxLayout, ComposeFailure, TextBoxSpec, VAlign, compose_bytes};
 pub use resize::{
     Fit, MAX_SIDE, OutputFormat, RenditionSpec, aspect_check, cover_crop, decode_master, downscale,
-    for_reading, render,
+    for_reading, render, thumbnail_jpeg,
 };
 pub use sheet::{Cell, Layout, render_sheet};
 

@@ -371,6 +371,26 @@ fn encode_downscaled(
     })
 }
 
+/// A small opaque JPEG of `img` whose longer side is `max_side`, for the
+/// review page. Uses `image`'s thumbnail filter (area averaging, integer
+/// arithmetic): for shrinking a master 4× or more it looks as good as
+/// Lanczos and, measured on a 1376×768 master in a dev build, took 50 ms
+/// where the convolution resizer took 800 ms, which made a 120-asset page
+/// cost a minute.
+pub fn thumbnail_jpeg(img: &DynamicImage, max_side: u32) -> Result<Vec<u8>, String> {
+    let small = DynamicImage::ImageRgb8(img.thumbnail(max_side, max_side).to_rgb8());
+    let mut buf = Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 82)
+        .write_image(
+            small.as_bytes(),
+            small.width(),
+            small.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(buf.into_inner())
+}
+
 /// The image as a copy-QA reader is sent it: unchanged when its longer side
 /// is at most `max_side` (no re-encoding, no loss), else downscaled to it
 /// (fewer input tokens; text the size of an ad's stays legible).

@@ -9,6 +9,14 @@
 //! under `art` (not a deliverable). A composite's `cost_usd` is its share of
 //! the art (art cost ÷ campaign locales); `totals.cost_usd` counts the art
 //! in full, what was paid.
+//!
+//! Review: every asset (and retired entry) carries its `approval`, the
+//! latest reviewer decision about that exact file and request, or pending;
+//! `revision` is 1 and `parent_sha256` null until assets can be revised by
+//! editing (they will name the asset a revision was made from).
+//! [`approved_only`] is the same document cut down to the approved assets,
+//! written beside it as `manifest.approved.json` for downstream systems that
+//! may only ship what a person approved.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -17,10 +25,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::assets::write_atomic;
 use crate::domain::StringCheck;
-use crate::domain::{CompositeState, Error, JobState, Reason, Result, round_micro};
+use crate::domain::{ApprovalState, CompositeState, Error, JobState, Reason, Result, round_micro};
 use crate::expand::ComposeSpec;
 use crate::imaging::{BoxLayout, aspect_check};
-use crate::store::{CampaignState, CompositeRow, JobId, JobRow, QaVerdict, RenditionEntry};
+use crate::store::{
+    CampaignState, CompositeRow, DecisionRow, JobId, JobRow, QaVerdict, RenditionEntry,
+};
 
 /// The manifest schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -45,6 +55,49 @@ pub struct Manifest {
     /// Copy-free art of overlay variants (not deliverables).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub art: Vec<AssetEntry>,
+    /// True in `manifest.approved.json`: only approved assets are listed,
+    /// and the totals count only them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub approved_only: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The file name of the approved-only manifest, beside `manifest.json`.
+pub const APPROVED_FILE: &str = "manifest.approved.json";
+
+/// Where an asset stands with its reviewers, as the manifest says it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// `pending`, `approved` or `rejected`.
+    pub state: ApprovalState,
+    /// Who decided (null while pending).
+    pub by: Option<String>,
+    /// When, RFC 3339 (null while pending).
+    pub at: Option<String>,
+    /// The reviewer's note (required for rejections).
+    pub note: Option<String>,
+}
+
+impl Approval {
+    /// No decision yet.
+    pub fn pending() -> Approval {
+        Approval {
+            state: ApprovalState::Pending,
+            by: None,
+            at: None,
+            note: None,
+        }
+    }
+}
+
+/// The revision of an asset no edit has made: the first.
+pub const FIRST_REVISION: u32 = 1;
+
+fn first_revision() -> u32 {
+    FIRST_REVISION
 }
 
 impl Manifest {
@@ -172,6 +225,20 @@ pub struct AssetEntry {
     /// Copy QA of a model-text asset (when its variant has `[qa]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qa: Option<QaEntry>,
+    /// The copy meant to be in the image, per copy column (absent for art).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub copy: BTreeMap<String, String>,
+    /// Review state of this exact file and request (absent on art, which
+    /// is not delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// 1 for an asset made from its request; a revision made by editing
+    /// an asset will count up from its parent's.
+    #[serde(default = "first_revision")]
+    pub revision: u32,
+    /// The asset this one is a revision of (null for a first revision).
+    #[serde(default)]
+    pub parent_sha256: Option<String>,
 }
 
 /// What copy QA found for one asset.
@@ -225,6 +292,9 @@ pub struct FailureEntry {
     /// For a rendition that could not be made: its path (the master exists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rendition: Option<String>,
+    /// The copy that was meant to be in the image, per copy column.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub copy: BTreeMap<String, String>,
 }
 
 /// What the manifest says about how an overlay asset was made.
@@ -290,6 +360,10 @@ fn asset_entry(j: &JobRow, renditions: &HashMap<JobId, Vec<RenditionEntry>>) -> 
         fallback_from: j.fallback_from.as_ref().map(ToString::to_string),
         fallback_reason: j.fallback_reason,
         qa: qa_entry(j),
+        copy: j.copy.clone(),
+        approval: None,
+        revision: FIRST_REVISION,
+        parent_sha256: None,
     })
 }
 
@@ -319,6 +393,7 @@ fn failure_entry(j: &JobRow) -> FailureEntry {
         request_sha256: j.request_hash.clone(),
         qa: qa_entry(j),
         rendition: None,
+        copy: j.copy.clone(),
     }
 }
 
@@ -370,6 +445,10 @@ fn composite_entry(c: &CompositeRow) -> Option<AssetEntry> {
         fallback_from: None,
         fallback_reason: None,
         qa: None,
+        copy: c.copy.clone(),
+        approval: None,
+        revision: FIRST_REVISION,
+        parent_sha256: None,
     })
 }
 
@@ -449,6 +528,7 @@ pub fn build(name: &str, state: &CampaignState, compose: &[ComposeSpec]) -> Mani
         failures: Vec::new(),
         retired: Vec::new(),
         art: Vec::new(),
+        approved_only: false,
     };
     let (art_jobs, model_jobs): (Vec<&JobRow>, Vec<&JobRow>) =
         state.jobs.iter().partition(|j| j.key.target.is_art());
@@ -504,7 +584,66 @@ pub fn build(name: &str, state: &CampaignState, compose: &[ComposeSpec]) -> Mani
     m.totals.cost_usd = round_micro(m.totals.cost_usd);
     m.totals.qa_cost_usd = round_micro(m.totals.qa_cost_usd);
     m.totals.qa_regeneration_cost_usd = round_micro(m.totals.qa_regeneration_cost_usd);
+    apply_decisions(&mut m, &state.decisions);
     m
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
+/// Set every asset's and retired entry's `approval` from the decisions
+/// (oldest first): the latest decision about its exact file and request,
+/// else pending. Art is not delivered and gets none.
+pub fn apply_decisions(m: &mut Manifest, decisions: &[DecisionRow]) {
+    let mut latest: HashMap<(&str, &str), &DecisionRow> = HashMap::new();
+    for d in decisions {
+        latest.insert(d.asset(), d);
+    }
+    for a in m.assets.iter_mut().chain(m.retired.iter_mut()) {
+        a.approval = Some(
+            match latest.get(&(a.sha256.as_str(), a.request_sha256.as_str())) {
+                Some(d) => Approval {
+                    state: d.state,
+                    by: Some(d.by.clone()),
+                    at: Some(rfc3339_ms(d.at)),
+                    note: d.note.clone(),
+                },
+                None => Approval::pending(),
+            },
+        );
+    }
+}
+
+/// The approved part of a manifest, same schema: only approved assets, no
+/// failures, retired entries or art, and totals that count what is listed.
+pub fn approved_only(m: &Manifest) -> Manifest {
+    let assets: Vec<AssetEntry> = m
+        .assets
+        .iter()
+        .filter(|a| {
+            a.approval
+                .as_ref()
+                .is_some_and(|x| x.state == ApprovalState::Approved)
+        })
+        .cloned()
+        .collect();
+    let n = assets.len() as u64;
+    let cost = round_micro(assets.iter().map(|a| a.cost_usd).sum());
+    Manifest {
+        totals: Totals {
+            jobs: n,
+            done: n,
+            cost_usd: cost,
+            ..Totals::default()
+        },
+        assets,
+        failures: Vec::new(),
+        retired: Vec::new(),
+        art: Vec::new(),
+        approved_only: true,
+        ..m.clone()
+    }
 }
 
 fn overlay_entries(
@@ -566,6 +705,7 @@ fn overlay_entries(
                         request_sha256: c.art.request_hash.clone(),
                         qa: None,
                         rendition: None,
+                        copy: c.copy.clone(),
                     });
                 }
             }
@@ -592,9 +732,16 @@ fn overlay_entries(
     }
 }
 
-/// Write the manifest to `<campaign_out>/manifest.json` atomically.
+/// Write the manifest to `<campaign_out>/manifest.json` and its approved
+/// part to `manifest.approved.json`, each atomically. Returns the path of
+/// `manifest.json`.
 pub fn write(campaign_out: &Path, manifest: &Manifest) -> Result<std::path::PathBuf> {
-    let path = campaign_out.join("manifest.json");
+    write_file(campaign_out, APPROVED_FILE, &approved_only(manifest))?;
+    write_file(campaign_out, "manifest.json", manifest)
+}
+
+fn write_file(campaign_out: &Path, name: &str, manifest: &Manifest) -> Result<std::path::PathBuf> {
+    let path = campaign_out.join(name);
     let mut text =
         serde_json::to_string_pretty(manifest).map_err(|e| Error::Internal(e.to_string()))?;
     text.push('\n');

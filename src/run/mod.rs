@@ -28,10 +28,12 @@ pub(crate) mod batch;
 mod provider;
 mod qa;
 mod read_batch;
+mod review;
 mod settle;
 
 pub use provider::{GeminiEnv, OpenAiEnv, ProviderChoice, ProviderEnv};
 pub(crate) use provider::{Providers, make_providers, trigger_for};
+pub use review::{Decided, decide, publish};
 pub(crate) use settle::{JobInfo, settle};
 
 static CRASH_AT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -572,7 +574,11 @@ async fn run_loaded(
     let compose = expand::compose_plan(campaign).map_err(Error::Input)?;
     let state = store.campaign_state(&campaign.name).await?;
     let m = manifest::build(&campaign.name, &state, &compose);
-    let manifest_path = manifest::write(&campaign_out, &m)?;
+    // The manifest is kept in the store, so decisions made before the next
+    // run can rewrite it (and the review page) without the campaign folder.
+    review::snapshot(&store, run_id, &m).await?;
+    let published = review::publish(&store, &campaign.name, &campaign_out).await?;
+    let manifest_path = published.manifest_path;
     let contact_sheets = if opts.contact_sheet {
         crate::derive::contact_sheet::write_all(campaign, &jobs, &campaign_out).await?
     } else {

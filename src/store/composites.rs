@@ -1,7 +1,7 @@
 //! The `composites` table (migration `20261127000003_overlay.sql`): one
 //! live row per overlay composite, every write one transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 
@@ -111,6 +111,12 @@ pub(super) async fn record(
     .map_err(db(queue))?;
     let resolution =
         serde_json::to_string(&spec.resolution).map_err(|e| Error::Internal(e.to_string()))?;
+    let copy: BTreeMap<String, String> = spec
+        .boxes
+        .iter()
+        .map(|(b, text)| (b.column.clone(), text.clone()))
+        .collect();
+    let copy_json = super::copy_json(&copy)?;
     let (state, asset, layout, code, detail) = match outcome {
         CompositeOutcome::Done { asset, layout } => (
             "done",
@@ -130,8 +136,8 @@ pub(super) async fn record(
     sqlx::query(
         "INSERT INTO composites (campaign, art_job_id, row_id, locale, variant, compose_hash,
             resolved_locale, resolution, state, asset_path, sha256, bytes, width, height, mime_type,
-            layout_json, cost_usd, error_code, error_detail, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            layout_json, cost_usd, error_code, error_detail, created_at, updated_at, copy_json)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(campaign)
     .bind(art_job_id)
@@ -154,6 +160,7 @@ pub(super) async fn record(
     .bind(detail)
     .bind(now)
     .bind(now)
+    .bind(copy_json)
     .execute(&mut *tx)
     .await
     .map_err(db(queue))?;
@@ -229,6 +236,8 @@ pub struct CompositeRow {
     pub updated_at: i64,
     /// What it takes from its art job.
     pub art: ArtFields,
+    /// The copy set into it, per box column.
+    pub copy: BTreeMap<String, String>,
 }
 
 /// What a composite's manifest entry takes from its art job.
@@ -265,7 +274,7 @@ pub(super) async fn composites_with_art(
                 c.resolution, c.state, c.asset_path, c.sha256, c.bytes, c.width, c.height,
                 c.mime_type, c.layout_json, c.cost_usd, c.error_code, c.error_detail, c.updated_at,
                 j.provider, j.mode, j.model, j.aspect_ratio, j.image_size, j.prompt,
-                j.request_hash, j.attempts, j.asset_path, j.sha256
+                j.request_hash, j.attempts, j.asset_path, j.sha256, c.copy_json
          FROM composites c JOIN jobs j ON j.id = c.art_job_id
          WHERE c.campaign = ? AND c.state IN ('done', 'failed', 'retired')
          ORDER BY c.row_id, c.locale, c.variant, c.id",
@@ -322,6 +331,7 @@ pub(super) async fn composites_with_art(
                     path: r.get::<Option<String>, _>(27).unwrap_or_default(),
                     sha256: r.get::<Option<String>, _>(28).unwrap_or_default(),
                 },
+                copy: super::copy_from_column(r.get(29))?,
             })
         })
         .collect()

@@ -10,6 +10,7 @@
 //!   kill. Under WAL, NORMAL could lose the last commits on power loss, and the
 //!   last commit may be "batch X is being created": losing it could pay twice.
 
+mod approvals;
 mod batches;
 mod composites;
 mod qa;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
+pub use approvals::{DecisionRow, NewDecision};
 pub use batches::{BatchJob, BatchRow};
 pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
 pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadBatchRow, ReadSettlement};
@@ -116,6 +118,22 @@ impl Decoder {
             target: self.target(&r.get::<String, _>(first + 2))?,
             variant: r.get(first + 3),
         })
+    }
+}
+
+/// The `copy_json` column of a job or composite.
+fn copy_json(copy: &BTreeMap<String, String>) -> Result<String> {
+    serde_json::to_string(copy).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Read back a `copy_json` column (NULL for rows written before copy was
+/// recorded).
+fn copy_from_column(text: Option<String>) -> Result<BTreeMap<String, String>> {
+    match text {
+        None => Ok(BTreeMap::new()),
+        Some(t) => {
+            serde_json::from_str(&t).map_err(|e| Error::Internal(format!("stored copy `{t}`: {e}")))
+        }
     }
 }
 
@@ -312,6 +330,9 @@ pub struct JobRow {
     pub fallback_reason: Option<Reason>,
     /// Its copy QA so far (`None` when its copy was never read or skipped).
     pub qa: Option<QaRecord>,
+    /// The copy meant to be in the image, per column (empty for art, and
+    /// for jobs queued before copy was recorded).
+    pub copy: BTreeMap<String, String>,
 }
 
 /// Everything the store knows about one campaign, typed: the read model the
@@ -326,6 +347,8 @@ pub struct CampaignState {
     pub renditions: HashMap<JobId, Vec<RenditionEntry>>,
     /// Renditions that could not be made.
     pub rendition_failures: Vec<RenditionFailure>,
+    /// Every reviewer decision, oldest first.
+    pub decisions: Vec<DecisionRow>,
 }
 
 /// Counts for `adloc status`.
@@ -603,8 +626,9 @@ impl Store {
                 .map_err(|e| Error::Internal(e.to_string()))?;
             let done = sqlx::query(
                 "INSERT INTO jobs (campaign, row_id, locale, variant, resolved_locale, resolution,
-                    request_hash, plan_hash, model, aspect_ratio, image_size, prompt, state, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    request_hash, plan_hash, model, aspect_ratio, image_size, prompt, state, created_at,
+                    updated_at, copy_json)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
             )
             .bind(&spec.key.campaign)
             .bind(spec.key.row.as_str())
@@ -620,6 +644,7 @@ impl Store {
             .bind(&spec.request.prompt)
             .bind(now)
             .bind(now)
+            .bind(copy_json(&spec.copy)?)
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;
@@ -987,7 +1012,7 @@ impl Store {
                     asset_path, sha256, bytes, width, height, mime_type, cost_usd, error_code,
                     error_detail, block_reason, finished_at, batch_id, fallback_from, fallback_reason,
                     qa_reader, qa_verdict, qa_reads, qa_regenerations, qa_strings, qa_cost_usd,
-                    qa_regen_cost_usd, qa_overlay
+                    qa_regen_cost_usd, qa_overlay, copy_json
              FROM jobs WHERE campaign = ? AND state != 'superseded'
              ORDER BY row_id, locale, variant, id",
         )
@@ -1041,6 +1066,7 @@ impl Store {
                         r.get(36),
                         r.get::<i64, _>(37) != 0,
                     )?,
+                    copy: copy_from_column(opt(38))?,
                 })
             })
             .collect()
@@ -1053,6 +1079,7 @@ impl Store {
             composites: self.composites(campaign).await?,
             renditions: self.rendition_entries(campaign).await?,
             rendition_failures: self.rendition_failures(campaign).await?,
+            decisions: self.decisions(campaign).await?,
         })
     }
 

@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["assets"],
     &["derive"],
     &["manifest"],
-    &["notify"],
+    &["review", "notify"],
     &["run"],
     &["cli"],
 ];

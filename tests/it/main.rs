@@ -14,4 +14,5 @@ mod notify;
 mod openai;
 mod qa;
 mod realtime;
+mod review;
 mod vocabulary;

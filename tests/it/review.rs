@@ -1,0 +1,490 @@
+//! Review (issue 13): approvals through the binary (bulk decisions, reruns,
+//! copy changes) and the review page in a real headless browser.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+
+/// `locale/variant/row`: an asset path without its extension, as
+/// selectors and the page's cells name it.
+fn key_of(path: &str) -> String {
+    path.rsplit_once('.')
+        .map_or(path, |(stem, _)| stem)
+        .to_string()
+}
+
+/// Asset key → approval state, from a manifest.
+fn approvals(m: &serde_json::Value) -> BTreeMap<String, String> {
+    m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                key_of(a["path"].as_str().unwrap()),
+                a["approval"]["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn approved_manifest(ws: &Workspace) -> serde_json::Value {
+    let text = std::fs::read_to_string(ws.out().join("manifest.approved.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn count(states: &BTreeMap<String, String>, state: &str) -> usize {
+    states.values().filter(|s| *s == state).count()
+}
+
+#[test]
+fn bulk_decisions_survive_an_unchanged_rerun_and_reset_when_a_rows_copy_changes() {
+    let ws = Workspace::new();
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let states = approvals(&m);
+    let total = states.len();
+    assert_eq!(total as u64, example().assets());
+    assert_eq!(
+        count(&states, "pending"),
+        total,
+        "a new asset starts pending"
+    );
+    for a in m["assets"].as_array().unwrap() {
+        assert_eq!(a["revision"], 1);
+        assert!(a["parent_sha256"].is_null());
+        assert!(a["approval"]["by"].is_null());
+    }
+    let approved = approved_manifest(&ws);
+    assert_manifest_valid(&approved);
+    assert_eq!(approved["approved_only"], true);
+    assert!(approved["assets"].as_array().unwrap().is_empty());
+
+    // A file with bad rows applies nothing and names every bad line.
+    let keys: Vec<String> = states.keys().cloned().collect();
+    std::fs::write(
+        ws.path().join("bad.csv"),
+        format!(
+            "asset,decision,note,by\n{},approve,,ana\n{},maybe,,ana\n{},reject,,ana\nxx-XX/hero/nothing,approve,,ana\n",
+            keys[0], keys[1], keys[2]
+        ),
+    )
+    .unwrap();
+    let o = ws.adloc(&["review", "import", "campaigns/example", "bad.csv"]);
+    assert_eq!(code(&o), 2, "stdout: {}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("bad.csv:3:") && err.contains("maybe"), "{err}");
+    assert!(err.contains("bad.csv:4:") && err.contains("note"), "{err}");
+    assert!(
+        err.contains("bad.csv:5:") && err.contains("names no asset"),
+        "{err}"
+    );
+    assert!(!err.contains("bad.csv:2:"), "{err}");
+    assert_eq!(ws.sql_rows("SELECT COUNT(*) FROM decisions")[0][0], "0");
+    assert_eq!(count(&approvals(&ws.manifest()), "pending"), total);
+
+    // Approve 80 %, including every asset of the row whose copy changes
+    // below, and reject 3 with notes; the rest stay pending.
+    let changing: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("de-DE/") && k.ends_with("/spring-sale"))
+        .collect();
+    assert_eq!(changing.len() as u64, example().assets_per_row_locale());
+    let mut to_approve: Vec<&String> = changing.clone();
+    to_approve.extend(
+        keys.iter()
+            .filter(|k| !changing.contains(k))
+            .take(total * 8 / 10 - changing.len()),
+    );
+    let to_reject: Vec<&String> = keys
+        .iter()
+        .filter(|k| !to_approve.contains(k))
+        .take(3)
+        .collect();
+    let mut csv = String::from("asset,decision,note,by\n");
+    for k in &to_approve {
+        csv.push_str(&format!("{k},approve,,\n"));
+    }
+    for (i, k) in to_reject.iter().enumerate() {
+        csv.push_str(&format!(
+            "{k},reject,\"Logo <cut off>, \"\"see\"\" brief #{i}\",ben\n"
+        ));
+    }
+    std::fs::write(ws.path().join("decisions.csv"), csv).unwrap();
+    let o = ws.adloc(&[
+        "review",
+        "import",
+        "campaigns/example",
+        "decisions.csv",
+        "--by",
+        "ana",
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let states = approvals(&m);
+    assert_eq!(count(&states, "approved"), total * 8 / 10);
+    assert_eq!(count(&states, "rejected"), 3);
+    assert_eq!(count(&states, "pending"), total - total * 8 / 10 - 3);
+    for a in m["assets"].as_array().unwrap() {
+        let ap = &a["approval"];
+        match ap["state"].as_str().unwrap() {
+            "approved" => assert_eq!(ap["by"], "ana"),
+            "rejected" => {
+                assert_eq!(ap["by"], "ben");
+                assert!(
+                    ap["note"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("Logo <cut off>, \"see\"")
+                );
+                assert!(ap["at"].as_str().unwrap().ends_with('Z'));
+            }
+            _ => assert!(ap["by"].is_null()),
+        }
+    }
+    // Downstream sees only what was approved, without a rerun.
+    let approved = approved_manifest(&ws);
+    assert_manifest_valid(&approved);
+    let listed: BTreeSet<String> = approved["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| key_of(a["path"].as_str().unwrap()))
+        .collect();
+    let want: BTreeSet<String> = to_approve.iter().map(|k| k.to_string()).collect();
+    assert_eq!(listed, want);
+    assert_eq!(approved["totals"]["done"], want.len());
+
+    // Importing the same file again records nothing new.
+    let o = ws.adloc(&[
+        "review",
+        "import",
+        "campaigns/example",
+        "decisions.csv",
+        "--by",
+        "ana",
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let recorded = ws.sql_rows("SELECT COUNT(*) FROM decisions")[0][0].clone();
+    assert_eq!(recorded, (want.len() + 3).to_string());
+
+    // An unchanged rerun keeps every decision.
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    assert_eq!(approvals(&ws.manifest()), states);
+
+    // A row's copy changes: its assets are new, pending again; every other
+    // decision stays, and the old ones stay in the history.
+    ws.edit(
+        "rows.csv",
+        "Frühlingsangebot: 30 % auf alles",
+        "Frühlingsangebot: 40 % auf alles",
+    );
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let after = approvals(&m);
+    for (k, s) in &after {
+        if changing.contains(&k) {
+            assert_eq!(s, "pending", "{k} changed copy but kept its approval");
+        } else {
+            assert_eq!(s, &states[k], "{k} lost its decision");
+        }
+    }
+    let copy_of = |key: &str| {
+        m["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| key_of(a["path"].as_str().unwrap()) == key)
+            .map(|a| a["copy"]["headline"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        copy_of("de-DE/hero/spring-sale"),
+        "Frühlingsangebot: 40 % auf alles"
+    );
+    assert_eq!(
+        ws.sql_rows("SELECT COUNT(*) FROM decisions")[0][0],
+        recorded
+    );
+    assert!(
+        !approved_manifest(&ws)["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| key_of(a["path"].as_str().unwrap()) == "de-DE/hero/spring-sale"),
+        "a changed asset is not approved"
+    );
+
+    // Command-line decisions by glob, by campaign name.
+    let o = ws.adloc(&["approve", "example", "de-DE/*/spring-sale", "--by", "cleo"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let o = ws.adloc(&[
+        "reject",
+        "example",
+        "*/hero/spring-sale",
+        "--note",
+        "wrong season",
+        "--by",
+        "cleo",
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let after = approvals(&ws.manifest());
+    assert_eq!(after["de-DE/square/spring-sale"], "approved");
+    assert_eq!(after["de-DE/hero/spring-sale"], "rejected");
+    assert_eq!(after["ja-JP/hero/spring-sale"], "rejected");
+    let o = ws.adloc(&["reject", "example", "de-DE/hero/spring-sale"]);
+    assert_eq!(code(&o), 2, "a rejection without --note is refused");
+    let o = ws.adloc(&["approve", "example", "fr-FR/*/*"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("names no asset"), "{}", stderr(&o));
+}
+
+// ---------------------------------------------------------------------
+// The page in a real browser.
+
+/// The Chromium binary. Missing is a failure, not a skip: `.ci/run`
+/// installs it, and a review page nobody rendered is untested.
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("CHROMIUM").map(PathBuf::from).or_else(|| {
+        ["chromium", "chromium-browser"]
+            .into_iter()
+            .find_map(|name| {
+                std::env::var_os("PATH").and_then(|paths| {
+                    std::env::split_paths(&paths)
+                        .map(|d| d.join(name))
+                        .find(|p| p.is_file())
+                })
+            })
+    });
+    path.unwrap_or_else(|| {
+        panic!(
+            "chromium is not installed: the review page tests need a real headless browser \
+             (apt-get install -y --no-install-recommends chromium; .ci/run does this)"
+        )
+    })
+}
+
+/// Run headless Chromium on `url` with extra arguments; returns stdout.
+fn browse(profile: &Path, url: &str, args: &[&str]) -> String {
+    let o = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("chromium starts");
+    assert!(
+        o.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The attributes of every review cell in a DOM dump, in page order.
+fn cells(dom: &str) -> Vec<HashMap<String, String>> {
+    let mut out = Vec::new();
+    let mut rest = dom;
+    while let Some(i) = rest.find("<td class=\"cell") {
+        let tag = &rest[i + 3..];
+        let end = tag.find('>').unwrap();
+        let mut attrs = HashMap::new();
+        let mut t = &tag[..end];
+        while let Some(eq) = t.find("=\"") {
+            let name = t[..eq].rsplit(' ').next().unwrap().to_string();
+            let after = &t[eq + 2..];
+            let close = after.find('"').unwrap();
+            attrs.insert(name, after[..close].to_string());
+            t = &after[close + 1..];
+        }
+        out.push(attrs);
+        rest = &tag[end..];
+    }
+    out
+}
+
+/// Keys of the cells a DOM dump shows (not hidden).
+fn shown(dom: &str) -> BTreeSet<String> {
+    cells(dom)
+        .into_iter()
+        .filter(|c| !c.contains_key("hidden"))
+        .map(|c| c["data-key"].clone())
+        .collect()
+}
+
+#[test]
+fn the_review_page_in_a_headless_browser_shows_every_asset_and_failure_and_its_filters_work() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    ws.append_toml("\n[rate_limit]\nrpm = 60000\n");
+    // One message's pictures are blocked by the model's safety filter.
+    ws.edit(
+        "rows.csv",
+        "A cheerful delivery scene",
+        "EMULATE_IMAGE_SAFETY A cheerful delivery scene",
+    );
+    let o = ws.adloc_gemini(&emu, &["run", "campaigns/example", "--mode", "realtime"]);
+    assert_eq!(
+        code(&o),
+        3,
+        "partial failure expected; stderr: {}",
+        stderr(&o)
+    );
+    let o = ws.adloc(&["approve", "campaigns/example", "en-US/*/*", "--by", "ana"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let o = ws.adloc(&[
+        "reject",
+        "campaigns/example",
+        "ja-JP/hero/spring-sale",
+        "--note",
+        "<b>too dark</b> & \"flat\"",
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    // `adloc review` rebuilds the page from the state alone.
+    std::fs::remove_dir_all(ws.out().join("review")).unwrap();
+    let o = ws.adloc(&["review", "example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let page = ws.out().join("review/index.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains(KEY), "an API key reached the review page");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page loads nothing from a network"
+    );
+    assert!(
+        !html.contains("<b>too dark</b>"),
+        "a note reached the page unescaped"
+    );
+
+    let m = ws.manifest();
+    let mut expected: BTreeMap<String, String> = approvals(&m);
+    let failures = m["failures"].as_array().unwrap();
+    assert!(!failures.is_empty());
+    for f in failures {
+        let k = format!(
+            "{}/{}/{}",
+            f["locale"].as_str().unwrap(),
+            f["variant"].as_str().unwrap(),
+            f["row_id"].as_str().unwrap()
+        );
+        expected.insert(k, f["state"].as_str().unwrap().to_string());
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", page.display());
+
+    // Every asset and every failure is a cell with its state; thumbnails
+    // are small files made for the page, never the masters.
+    let dom = browse(profile.path(), &url, &["--dump-dom"]);
+    let all = cells(&dom);
+    let seen: BTreeMap<String, String> = all
+        .iter()
+        .map(|c| (c["data-key"].clone(), c["data-state"].clone()))
+        .collect();
+    assert_eq!(seen, expected);
+    assert!(all.iter().all(|c| !c.contains_key("hidden")));
+    for a in m["assets"].as_array().unwrap() {
+        let thumb = ws
+            .out()
+            .join("review/thumbs")
+            .join(format!("{}.jpg", a["sha256"].as_str().unwrap()));
+        let len = std::fs::metadata(&thumb).unwrap().len();
+        assert!(
+            len < a["bytes"].as_u64().unwrap(),
+            "{} is no thumbnail",
+            thumb.display()
+        );
+    }
+    for f in failures {
+        assert!(dom.contains(f["reason"].as_str().unwrap()));
+    }
+    assert!(
+        dom.contains("&lt;b&gt;too dark&lt;/b&gt; &amp; \"flat\""),
+        "the note is shown as text"
+    );
+    // Right-to-left copy reads right to left.
+    assert!(dom.contains("<dl class=\"copy\" lang=\"ar-SA\" dir=\"rtl\">"));
+    assert!(dom.contains("<dl class=\"copy\" lang=\"de-DE\" dir=\"ltr\">"));
+
+    // The filters, applied by the page's script from the URL fragment.
+    let only = |want: &dyn Fn(&str, &str) -> bool| -> BTreeSet<String> {
+        expected
+            .iter()
+            .filter(|(k, s)| want(k, s))
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    let dom = browse(
+        profile.path(),
+        &format!("{url}#state=failed"),
+        &["--dump-dom"],
+    );
+    assert_eq!(shown(&dom), only(&|_, s| s == "failed" || s == "blocked"));
+    let dom = browse(
+        profile.path(),
+        &format!("{url}#state=approved&variant=hero"),
+        &["--dump-dom"],
+    );
+    assert_eq!(
+        shown(&dom),
+        only(&|k, s| s == "approved" && k.split('/').nth(1) == Some("hero"))
+    );
+    let dom = browse(
+        profile.path(),
+        &format!("{url}#state=rejected"),
+        &["--dump-dom"],
+    );
+    assert_eq!(
+        shown(&dom),
+        BTreeSet::from(["ja-JP/hero/spring-sale".to_string()])
+    );
+    let dom = browse(
+        profile.path(),
+        &format!("{url}#locale=de-DE&state=pending"),
+        &["--dump-dom"],
+    );
+    assert_eq!(
+        shown(&dom),
+        only(&|k, s| s == "pending" && k.starts_with("de-DE/"))
+    );
+
+    // A screenshot of the page is a picture, not a blank.
+    let shot = profile.path().join("review.png");
+    browse(
+        profile.path(),
+        &url,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1400,1000",
+        ],
+    );
+    let img = image::open(&shot).unwrap().to_rgb8();
+    assert_eq!((img.width(), img.height()), (1400, 1000));
+    let colours: BTreeSet<[u8; 3]> = img.pixels().step_by(7).map(|p| p.0).collect();
+    assert!(
+        colours.len() > 500,
+        "screenshot looks blank: {} colours",
+        colours.len()
+    );
+    // `ADLOC_REVIEW_SCREENSHOT=docs/review.png` keeps it (the README's picture).
+    if let Some(keep) = std::env::var_os("ADLOC_REVIEW_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+}
