@@ -32,7 +32,10 @@ mod store;
 
 pub use cli::{Cli, main_with};
 pub use domain::{Error, ExitCode, Reason, Result};
-pub use run::{RunOptions, RunSummary, load_and_expand, run};
+pub use run::{
+    Enqueued, Rebuilt, RunOptions, RunSummary, WorkerOptions, WorkerSummary, enqueue,
+    load_and_expand, rebuild_manifest, run, work,
+};
 pub use store::Store;
 
 /// Pieces the benchmarks time on their own (not a stable API).

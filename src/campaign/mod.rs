@@ -8,6 +8,7 @@ pub(crate) mod qa;
 pub(crate) mod references;
 pub(crate) mod renditions;
 mod rows;
+mod sources;
 mod span;
 pub(crate) mod text_boxes;
 
@@ -24,6 +25,7 @@ pub use notify::NotifySettings;
 pub use qa::{OnMismatch, QaSettings};
 pub use references::References;
 pub use rows::{Row, Rows};
+pub use sources::Sources;
 pub use text_boxes::TextMode;
 
 /// One creative variant: a template plus its image settings.

@@ -98,6 +98,20 @@ pub struct References {
 }
 
 impl References {
+    /// Every distinct file loaded, as resolved against the campaign folder.
+    pub fn paths(&self) -> Vec<&Path> {
+        let mut v: Vec<&Path> = self
+            .campaign
+            .iter()
+            .chain(self.per_row.values().flatten())
+            .chain(self.per_row_art.values().flatten())
+            .map(|r| r.path.as_path())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// The references for one job, campaign-level first, each file once.
     pub fn for_job(&self, row_id: &str, locale: &str) -> Vec<ReferenceImage> {
         let row = self

@@ -12,6 +12,7 @@ mod retry;
 mod review;
 mod run;
 mod status;
+mod worker;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,14 @@ pub enum Command {
     Plan(PlanArgs),
     /// Generate every image that is missing or changed.
     Run(RunArgs),
+    /// Validate, plan and queue a campaign for workers; send nothing.
+    Enqueue(EnqueueArgs),
+    /// Serve the queued jobs of every campaign in the state until stopped
+    /// (SIGTERM or Ctrl-C drains, as for run).
+    Worker(WorkerArgs),
+    /// Rebuild a campaign's manifest, approved manifest and review page
+    /// from the state alone.
+    Manifest(ManifestArgs),
     /// Jobs by state, batches in flight and spend so far.
     Status(StatusArgs),
     /// Cancel a campaign's remote batches; their jobs return to pending.
@@ -145,6 +154,67 @@ pub struct RunArgs {
     /// Also write one contact sheet per locale (OUT/<campaign>/contact-sheets/<locale>.png).
     #[arg(long)]
     pub contact_sheet: bool,
+}
+
+/// `adloc enqueue`.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The campaign folder (holds campaign.toml).
+    pub campaign_dir: PathBuf,
+    /// Provider the budget check prices for (default as for run).
+    #[arg(long, value_enum)]
+    pub provider: Option<ProviderArg>,
+    /// The mode workers use for this campaign (default: the campaign's).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// State database.
+    #[arg(long, default_value = ".adloc/state.db")]
+    pub state: PathBuf,
+    /// Refuse to enqueue (exit 4) when the estimate exceeds this.
+    #[arg(long, value_name = "USD")]
+    pub max_spend: Option<f64>,
+}
+
+/// `adloc worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Serve only this campaign (repeatable; default: every campaign).
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Vec<String>,
+    /// Realtime calls in flight at most, per vendor.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Output root, as for run.
+    #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
+    pub out: String,
+    /// State database.
+    #[arg(long, default_value = ".adloc/state.db")]
+    pub state: PathBuf,
+    /// Provider (default as for run).
+    #[arg(long, value_enum)]
+    pub provider: Option<ProviderArg>,
+    /// Stop each pass when spend reaches this (USD).
+    #[arg(long, value_name = "USD")]
+    pub max_spend: Option<f64>,
+    /// Exit when no served campaign has work left, instead of waiting for more.
+    #[arg(long)]
+    pub until_idle: bool,
+    /// How often an idle worker looks for work, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub poll_ms: u64,
+}
+
+/// `adloc manifest`.
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// Campaign name, or its folder.
+    pub campaign: String,
+    /// State database.
+    #[arg(long, default_value = ".adloc/state.db")]
+    pub state: PathBuf,
+    /// Output root, as for run.
+    #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
+    pub out: String,
 }
 
 /// `adloc status`.
@@ -318,6 +388,9 @@ pub async fn main_with(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Plan(a) => plan::plan(a).await,
         Command::Run(a) => run::run_cmd(a, cli.log_format).await,
+        Command::Enqueue(a) => worker::enqueue(a).await,
+        Command::Worker(a) => worker::worker(a).await,
+        Command::Manifest(a) => worker::manifest(a).await,
         Command::Status(a) => status::status(a).await,
         Command::Cancel(a) => cancel::cancel(a).await,
         Command::Retry(a) => retry::retry(a).await,

@@ -15,66 +15,21 @@ pub(super) async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCod
     let out = super::output_target(&a.out)?;
     let mut opts = RunOptions::new(&a.campaign_dir);
     env::apply(&mut opts);
-    opts.provider = match a.provider {
-        Some(ProviderArg::Local) => ProviderChoice::Local,
-        Some(ProviderArg::Gemini) => ProviderChoice::Gemini,
-        Some(ProviderArg::Openai) => ProviderChoice::OpenAi,
-        None => {
-            let c = env::default_provider(&opts.env);
-            if c == ProviderChoice::Local {
-                eprintln!(
-                    "notice: no GEMINI_API_KEY, GOOGLE_API_KEY or OPENAI_API_KEY set; using the local proof renderer (no network, no cost)"
-                );
-            }
-            c
-        }
-    };
-    opts.mode = a.mode.map(|m| match m {
-        ModeArg::Realtime => RunMode::Realtime,
-        ModeArg::Batch => RunMode::Batch,
-        ModeArg::Auto => RunMode::Auto,
-    });
+    opts.provider = provider_choice(a.provider, &opts.env);
+    opts.mode = a.mode.map(run_mode);
     opts.out = out;
     opts.state = a.state;
     opts.concurrency = a.concurrency as usize;
-    if let Some(m) = a.max_spend
-        && !(m.is_finite() && m >= 0.0)
-    {
-        return Err(Error::Usage(format!(
-            "--max-spend must be a non-negative number, got {m}"
-        )));
-    }
-    opts.max_spend = a.max_spend;
+    opts.max_spend = max_spend(a.max_spend)?;
     opts.no_wait = a.no_wait;
     opts.deadline = a.deadline.as_deref().map(parse_deadline).transpose()?;
     opts.deadline_margin = std::time::Duration::from_secs(a.deadline_margin_min * 60);
     opts.progress_bar = log_format == LogFormat::Text && std::io::stderr().is_terminal();
     opts.contact_sheet = a.contact_sheet;
 
-    let cancel = CancellationToken::new();
-    {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "interrupt: stopping dispatch, finishing calls in flight, writing the manifest"
-                );
-                cancel.cancel();
-            }
-        });
-    }
-    #[cfg(unix)]
-    {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if let Ok(mut s) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                s.recv().await;
-                cancel.cancel();
-            }
-        });
-    }
+    let cancel = cancel_on_signals(
+        "interrupt: stopping dispatch, finishing calls in flight, writing the manifest",
+    );
     let s = run::run(opts, cancel).await?;
     let t = &s.totals;
     println!(
@@ -138,6 +93,75 @@ pub(super) async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCod
         }
     }
     Ok(s.exit)
+}
+
+/// The provider a command uses: the flag, else each variant's model decides
+/// among the vendors with a key (local when no key is set, with a notice).
+pub(super) fn provider_choice(
+    flag: Option<ProviderArg>,
+    env: &crate::run::ProviderEnv,
+) -> ProviderChoice {
+    match flag {
+        Some(ProviderArg::Local) => ProviderChoice::Local,
+        Some(ProviderArg::Gemini) => ProviderChoice::Gemini,
+        Some(ProviderArg::Openai) => ProviderChoice::OpenAi,
+        None => {
+            let c = env::default_provider(env);
+            if c == ProviderChoice::Local {
+                eprintln!(
+                    "notice: no GEMINI_API_KEY, GOOGLE_API_KEY or OPENAI_API_KEY set; using the local proof renderer (no network, no cost)"
+                );
+            }
+            c
+        }
+    }
+}
+
+pub(super) fn run_mode(m: ModeArg) -> RunMode {
+    match m {
+        ModeArg::Realtime => RunMode::Realtime,
+        ModeArg::Batch => RunMode::Batch,
+        ModeArg::Auto => RunMode::Auto,
+    }
+}
+
+/// A token cancelled by Ctrl-C (printing `notice`) or SIGTERM: both drain.
+pub(super) fn cancel_on_signals(notice: &'static str) -> CancellationToken {
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("{notice}");
+                cancel.cancel();
+            }
+        });
+    }
+    #[cfg(unix)]
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                s.recv().await;
+                cancel.cancel();
+            }
+        });
+    }
+    cancel
+}
+
+/// Check `--max-spend`.
+pub(super) fn max_spend(m: Option<f64>) -> Result<Option<f64>, Error> {
+    if let Some(m) = m
+        && !(m.is_finite() && m >= 0.0)
+    {
+        return Err(Error::Usage(format!(
+            "--max-spend must be a non-negative number, got {m}"
+        )));
+    }
+    Ok(m)
 }
 
 /// Parse a deadline: RFC 3339, or `HH:MM` local time today (tomorrow if past).

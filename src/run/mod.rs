@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::assets;
-use crate::campaign::{Campaign, RunMode};
+use crate::campaign::{Campaign, RunMode, Sources};
 use crate::domain::{
     BillingMode, Error, ExitCode, FallbackTrigger, ModelId, PriceTable, Reason, Result, RunOutcome,
     Vendor, now_ms,
@@ -30,11 +30,16 @@ mod qa;
 mod read_batch;
 mod review;
 mod settle;
+mod worker;
 
 pub use provider::{GeminiEnv, OpenAiEnv, ProviderChoice, ProviderEnv};
 pub(crate) use provider::{Providers, make_providers, trigger_for};
 pub use review::{Decided, decide, publish};
 pub(crate) use settle::{JobInfo, settle};
+pub use worker::{
+    Enqueued, Rebuilt, WorkerOptions, WorkerSummary, default_cache_dir, enqueue, rebuild_manifest,
+    work,
+};
 
 static CRASH_AT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -436,11 +441,6 @@ async fn run_loaded(
         );
         mode = RunMode::Realtime;
     }
-    let billing = |m: RunMode| match m {
-        RunMode::Realtime => BillingMode::Realtime,
-        RunMode::Batch | RunMode::Auto => BillingMode::Batch,
-    };
-
     // Everything below writes state; the input is known good.
     let store = Store::open(&opts.state).await?;
     let planned = store.preview(&campaign.name, &specs).await?;
@@ -452,12 +452,19 @@ async fn run_loaded(
     }
     let (planned, ids) = store.sync(&campaign.name, &specs).await?;
 
-    let state_dir = opts
-        .state
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let campaign_out = opts.out.local_root(state_dir).join(&campaign.name);
+    // Workers on any host load the campaign from the store (`adloc
+    // worker`, `adloc manifest`): keep its files there, rewritten only when
+    // they changed.
+    match Sources::of(campaign) {
+        Ok(sources) => {
+            store
+                .keep_sources(&campaign.name, &sources.digest(), sources.files())
+                .await?
+        }
+        // A run in one process needs no stored copy; `enqueue` refuses.
+        Err(e) => tracing::debug!(error = %e, "campaign files not kept for workers"),
+    }
+    let campaign_out = campaign_out(opts, &campaign.name);
     std::fs::create_dir_all(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
     let swept =
         assets::sweep_temporaries(&campaign_out).map_err(|e| Error::io(&campaign_out, e))?;
@@ -571,48 +578,29 @@ async fn run_loaded(
     };
     let jobs = store.jobs(&campaign.name).await?;
     crate::derive::overlay::compose_all(&store, campaign, &campaign_out, &jobs).await?;
-    let compose = expand::compose_plan(campaign).map_err(Error::Input)?;
-    let state = store.campaign_state(&campaign.name).await?;
-    let m = manifest::build(&campaign.name, &state, &compose);
-    // The manifest is kept in the store, so decisions made before the next
-    // run can rewrite it (and the review page) without the campaign folder.
-    review::snapshot(&store, run_id, &m).await?;
-    let published = review::publish(&store, &campaign.name, &campaign_out).await?;
-    let manifest_path = published.manifest_path;
+    let (m, manifest_path) = build_manifest(&store, run_id, campaign, &campaign_out).await?;
     let contact_sheets = if opts.contact_sheet {
         crate::derive::contact_sheet::write_all(campaign, &jobs, &campaign_out).await?
     } else {
         Vec::new()
     };
     // Everything the run writes into the tree is written by now: publish it.
-    let (manifest_location, published) = match &opts.out {
-        assets::OutputTarget::Local(_) => (
-            std::path::absolute(&manifest_path)
-                .unwrap_or_else(|_| manifest_path.clone())
-                .display()
-                .to_string(),
-            None,
-        ),
-        assets::OutputTarget::Bucket(bucket) => {
-            let published = assets::publish(
-                &store,
-                bucket,
-                &opts.store_env,
-                &campaign.name,
-                &campaign_out,
-                &m.checksums(),
-                &|| crash_point("upload-before-manifest"),
-            )
-            .await;
-            match published {
-                Ok(p) => (p.manifest_url.clone(), Some(p)),
-                Err(e) => {
-                    // The run's work is recorded; only its delivery failed.
-                    store.finish_run(run_id, RunOutcome::Stopped).await?;
-                    store.close().await;
-                    return Err(e.into());
-                }
-            }
+    let (manifest_location, published) = match deliver(
+        &store,
+        opts,
+        &campaign.name,
+        &campaign_out,
+        &manifest_path,
+        &m,
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            // The run's work is recorded; only its delivery failed.
+            store.finish_run(run_id, RunOutcome::Stopped).await?;
+            store.close().await;
+            return Err(e);
         }
     };
     let exit = if stopped.is_some() {
@@ -651,6 +639,77 @@ async fn run_loaded(
         renditions,
         contact_sheets,
     })
+}
+
+/// Build `campaign`'s manifest from the store, keep it (so decisions made
+/// before the next run can rewrite it, and the review page, without the
+/// campaign folder) and write it with the review page under `campaign_out`.
+async fn build_manifest(
+    store: &Store,
+    run_id: RunId,
+    campaign: &Campaign,
+    campaign_out: &Path,
+) -> Result<(manifest::Manifest, PathBuf)> {
+    let compose = expand::compose_plan(campaign).map_err(Error::Input)?;
+    let state = store.campaign_state(&campaign.name).await?;
+    let m = manifest::build(&campaign.name, &state, &compose);
+    review::snapshot(store, run_id, &m).await?;
+    let published = review::publish(store, &campaign.name, campaign_out).await?;
+    Ok((m, published.manifest_path))
+}
+
+/// Where readers find the written tree: on disk, the manifest's path; for a
+/// bucket, every object uploaded and verified with the manifest last, and
+/// the manifest's URL.
+async fn deliver(
+    store: &Store,
+    opts: &RunOptions,
+    campaign: &str,
+    campaign_out: &Path,
+    manifest_path: &Path,
+    m: &manifest::Manifest,
+) -> Result<(String, Option<assets::Published>)> {
+    match &opts.out {
+        assets::OutputTarget::Local(_) => Ok((
+            std::path::absolute(manifest_path)
+                .unwrap_or_else(|_| manifest_path.to_path_buf())
+                .display()
+                .to_string(),
+            None,
+        )),
+        assets::OutputTarget::Bucket(bucket) => {
+            let p = assets::publish(
+                store,
+                bucket,
+                &opts.store_env,
+                campaign,
+                campaign_out,
+                &m.checksums(),
+                &|| crash_point("upload-before-manifest"),
+            )
+            .await?;
+            Ok((p.manifest_url.clone(), Some(p)))
+        }
+    }
+}
+
+/// The local folder of a campaign's tree: the output folder, or for a
+/// bucket the staging tree beside the state.
+fn campaign_out(opts: &RunOptions, campaign: &str) -> PathBuf {
+    let state_dir = opts
+        .state
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    opts.out.local_root(state_dir).join(campaign)
+}
+
+/// The price a mode pays: auto buys its bulk through batches.
+fn billing(m: RunMode) -> BillingMode {
+    match m {
+        RunMode::Realtime => BillingMode::Realtime,
+        RunMode::Batch | RunMode::Auto => BillingMode::Batch,
+    }
 }
 
 fn spend_cap(campaign: &Campaign, opts: &RunOptions, choice: ProviderChoice) -> Option<f64> {

@@ -15,6 +15,7 @@ mod batches;
 mod composites;
 mod qa;
 mod renditions;
+mod sources;
 mod uploads;
 
 use std::collections::{BTreeMap, HashMap};
@@ -784,6 +785,16 @@ impl Store {
         Ok(row.get::<i64, _>(0) as u64)
     }
 
+    /// Whether an attempt is to be recorded with its settlement. A realtime
+    /// call was paid by the runner that made it, even when its job was
+    /// taken from it meanwhile (its lease expired): recorded either way. A
+    /// batch line was paid once, however many runners ingest the batch:
+    /// only the runner whose settlement applied records it, so spend is
+    /// counted once.
+    fn paid_by_this_settlement(a: &AttemptRecord, settled: bool) -> bool {
+        settled || a.mode == BillingMode::Realtime
+    }
+
     async fn record_attempt(
         tx: &mut sqlx::SqliteConnection,
         job: JobId,
@@ -903,13 +914,14 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;
-        if let Some(a) = attempt {
+        let settled = res.rows_affected() == 1;
+        if let Some(a) = attempt.filter(|a| Store::paid_by_this_settlement(a, settled)) {
             Store::record_attempt(&mut tx, job, run, a)
                 .await
                 .map_err(self.err())?;
         }
         tx.commit().await.map_err(self.err())?;
-        Ok(res.rows_affected() == 1)
+        Ok(settled)
     }
 
     /// Move a pending (or just-blocked) job to another model of its chain,

@@ -578,12 +578,13 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;
-        if let Some(a) = attempt {
+        let settled = res.rows_affected() == 1;
+        if let Some(a) = attempt.filter(|a| Store::paid_by_this_settlement(a, settled)) {
             Store::record_attempt(&mut tx, job, run, a)
                 .await
                 .map_err(self.err())?;
         }
         tx.commit().await.map_err(self.err())?;
-        Ok(res.rows_affected() == 1)
+        Ok(settled)
     }
 }

@@ -17,7 +17,7 @@ const CONCURRENCY: usize = 4;
 
 /// The example's paid jobs: rows × locales × model-text variants, plus one
 /// copy-free art image per row for the overlay banner.
-fn paid_jobs() -> u64 {
+pub(crate) fn paid_jobs() -> u64 {
     example().generations()
 }
 
@@ -59,7 +59,7 @@ fn spawn(ws: &Workspace, emu: &Emu, mode: &str, crash_at: Option<&str>) -> Child
 
 /// Wait for a child, killing it (and failing the test) if it hangs, so a
 /// bug can never stall CI.
-fn wait_bounded(mut child: Child, what: &str) -> std::process::Output {
+pub(crate) fn wait_bounded(mut child: Child, what: &str) -> std::process::Output {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while matches!(child.try_wait(), Ok(None)) {
         if std::time::Instant::now() > deadline {
@@ -97,7 +97,7 @@ fn crash(ws: &Workspace, emu: &Emu, mode: &str, point: Option<&str>) {
 }
 
 /// The invariants after any sequence of kills and a final clean run.
-fn assert_consistent(ws: &Workspace) {
+pub(crate) fn assert_consistent(ws: &Workspace) {
     let m = ws.manifest();
     assert_manifest_valid(&m);
     assert_eq!(assert_manifest_matches_files(&ws.out(), &m), assets());
@@ -153,7 +153,7 @@ fn assert_consistent(ws: &Workspace) {
     );
 }
 
-fn duplicates(emu: &Emu) -> u64 {
+pub(crate) fn duplicates(emu: &Emu) -> u64 {
     emu.stats()
         .prompts_billed
         .values()

@@ -16,3 +16,4 @@ mod qa;
 mod realtime;
 mod review;
 mod vocabulary;
+mod workers;

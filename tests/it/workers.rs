@@ -1,0 +1,248 @@
+//! `adloc enqueue`, `adloc worker` and `adloc manifest` through the binary:
+//! enqueue sends nothing, workers finish what was queued (from the
+//! campaign's files kept in the state, not the folder), several workers
+//! killed at random moments do every job once and create no batch twice,
+//! and the manifest can be rebuilt from the state alone.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use adloc_emulator::{BatchFaults, Faults};
+
+use crate::common::*;
+use crate::crash::{assert_consistent, duplicates, paid_jobs, wait_bounded};
+
+const CONCURRENCY: usize = 4;
+
+fn worker(ws: &Workspace, emu: &Emu, state: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_adloc"));
+    cmd.current_dir(ws.path())
+        .args(["worker", "--until-idle", "--provider", "gemini"])
+        .args(["--concurrency", &CONCURRENCY.to_string()])
+        .args(["--state", state, "--poll-ms", "100"])
+        .env_remove("GOOGLE_API_KEY")
+        .env("ADLOC_LOG", "warn")
+        .env("ADLOC_BATCH_POLL_MS", "40")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in emu.env() {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Every live job that is done has exactly one successful attempt.
+fn assert_each_job_done_once(ws: &Workspace) {
+    let twice = ws.sql_rows(
+        "SELECT j.id, COUNT(a.id) FROM jobs j LEFT JOIN attempts a
+           ON a.job_id = j.id AND a.outcome = 'ok'
+         WHERE j.state NOT IN ('superseded', 'retired')
+         GROUP BY j.id HAVING COUNT(a.id) <> 1",
+    );
+    assert!(twice.is_empty(), "jobs not done exactly once: {twice:?}");
+    let open = ws.sql_rows("SELECT COUNT(*) FROM jobs WHERE state <> 'done'");
+    assert_eq!(open, vec![vec!["0".to_string()]], "jobs left undone");
+}
+
+#[test]
+fn enqueue_sends_nothing_and_a_worker_finishes_the_campaign_from_the_state() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    ws.append_toml("\n[rate_limit]\nrpm = 600000\n");
+    let out = ws.adloc_gemini(
+        &emu,
+        &["enqueue", "campaigns/example", "--mode", "realtime"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("queued {} job(s)", paid_jobs())),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(emu.stats().generate_calls, 0, "enqueue sent a request");
+    assert!(!ws.out().join("manifest.json").exists());
+
+    // The worker loads the campaign as enqueued: a later edit of the folder
+    // changes nothing until it is enqueued again.
+    ws.edit("rows.csv", "Spring", "Autumn");
+    let out = wait_bounded(
+        worker(&ws, &emu, ".adloc/state.db").spawn().unwrap(),
+        "worker",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_consistent(&ws);
+    assert_each_job_done_once(&ws);
+    assert_eq!(emu.stats().billed_images, paid_jobs());
+    assert_eq!(duplicates(&emu), 0);
+
+    // An idle worker with nothing queued exits at once and buys nothing.
+    let out = wait_bounded(
+        worker(&ws, &emu, ".adloc/state.db").spawn().unwrap(),
+        "idle worker",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(emu.stats().billed_images, paid_jobs());
+}
+
+#[test]
+fn enqueue_of_a_broken_campaign_names_the_file_and_writes_no_state() {
+    let ws = Workspace::new();
+    ws.edit("campaign.toml", "[[variants]]", "[[variants]\n");
+    let out = ws.adloc(&["enqueue", "campaigns/example"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("campaign.toml:"), "{}", stderr(&out));
+    assert!(!ws.state().exists(), "a state file was written");
+}
+
+#[test]
+fn a_reference_outside_the_campaign_folder_is_refused_at_enqueue() {
+    let ws = Workspace::new();
+    let png = ws.path().join("logo.png");
+    image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))
+        .save(&png)
+        .unwrap();
+    ws.append_toml("\n[references]\nfiles = [\"../../logo.png\"]\n");
+    let out = ws.adloc(&["enqueue", "campaigns/example"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("outside the campaign folder"),
+        "{}",
+        stderr(&out)
+    );
+    // `run` in one process still works with it.
+    let out = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn the_manifest_is_rebuilt_from_the_state_alone() {
+    let ws = Workspace::new();
+    let out = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let before = ws.manifest();
+    std::fs::remove_dir_all(ws.campaign()).unwrap();
+    std::fs::remove_dir_all(ws.path().join("templates")).unwrap();
+    std::fs::remove_file(ws.out().join("manifest.json")).unwrap();
+    std::fs::remove_file(ws.out().join("manifest.approved.json")).unwrap();
+
+    let out = ws.adloc(&["manifest", "example"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut after = ws.manifest();
+    assert_manifest_valid(&after);
+    assert!(ws.out().join("manifest.approved.json").is_file());
+    let mut before = before;
+    for m in [&mut before, &mut after] {
+        m.as_object_mut().unwrap().remove("generated_at");
+    }
+    assert_eq!(before, after, "the rebuilt manifest differs");
+    assert_consistent(&ws);
+
+    let out = ws.adloc(&["manifest", "nope"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("`nope`"), "{}", stderr(&out));
+}
+
+fn kill(child: &mut Child) -> bool {
+    let running = matches!(child.try_wait(), Ok(None));
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    running
+}
+
+/// Four workers on one queued campaign, SIGKILLed at seeded random moments
+/// and restarted; then they run until idle.
+fn four_workers_with_kills(ws: &Workspace, emu: &Emu, state: &str, seed: u64) -> u64 {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut workers: Vec<Child> = (0..4)
+        .map(|_| worker(ws, emu, state).spawn().unwrap())
+        .collect();
+    let mut kills = 0u64;
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(rng.u64(100..500)));
+        let i = rng.usize(..workers.len());
+        if kill(&mut workers[i]) {
+            kills += 1;
+        }
+        workers[i] = worker(ws, emu, state).spawn().unwrap();
+    }
+    for (i, w) in workers.into_iter().enumerate() {
+        let out = wait_bounded(w, "worker");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "worker {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Whatever a killed worker held last is taken back by the next pass.
+    let out = wait_bounded(worker(ws, emu, state).spawn().unwrap(), "final worker");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kills
+}
+
+#[test]
+fn four_workers_killed_at_random_moments_do_every_realtime_job_once() {
+    let emu = Emu::start(Faults {
+        latency_ms: 60,
+        latency_jitter_ms: 60,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    ws.append_toml("\n[rate_limit]\nrpm = 600000\n");
+    let out = ws.adloc_gemini(
+        &emu,
+        &["enqueue", "campaigns/example", "--mode", "realtime"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let kills = four_workers_with_kills(&ws, &emu, ".adloc/state.db", 0x4_0000);
+    assert!(kills >= 3, "too few kills landed mid-run ({kills})");
+    assert_consistent(&ws);
+    assert_each_job_done_once(&ws);
+    let dup = duplicates(&emu);
+    eprintln!("4 workers, realtime: {kills} kills, {dup} images paid twice");
+    // Only the calls in flight in a killed worker can be paid twice.
+    assert!(dup <= kills * CONCURRENCY as u64, "{dup} for {kills} kills");
+}
+
+#[test]
+fn four_workers_killed_at_random_moments_never_create_a_batch_twice() {
+    let emu = Emu::start(Faults {
+        latency_ms: 20,
+        batch: BatchFaults {
+            polls_until_done: 3,
+            ..BatchFaults::default()
+        },
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    ws.append_toml("\n[rate_limit]\nrpm = 600000\n\n[batch]\nmax_requests = 10\n");
+    let out = ws.adloc_gemini(&emu, &["enqueue", "campaigns/example", "--mode", "batch"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let kills = four_workers_with_kills(&ws, &emu, ".adloc/state.db", 0xBA7C4_0000);
+    assert_consistent(&ws);
+    assert_each_job_done_once(&ws);
+    let stats = emu.stats();
+    eprintln!(
+        "4 workers, batch: {kills} kills, {} batches",
+        stats.batches_created
+    );
+    assert!(
+        stats.batch_display_names.values().all(|n| *n == 1),
+        "a batch was created twice: {stats:?}"
+    );
+    assert_eq!(
+        stats.billed_images,
+        paid_jobs(),
+        "batch paid twice: {stats:?}"
+    );
+}
