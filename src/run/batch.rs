@@ -224,74 +224,26 @@ pub(crate) async fn dispatch(
             return Ok(None);
         }
 
-        // 3. Poll every open batch once; ingest those that finished.
+        // 3. Poll every open batch once; ingest those that finished. Batches
+        // are polled and ingested side by side: one batch's results are
+        // stored while others are still polled or downloading.
+        let polls: Vec<Polled> = futures_util::stream::iter(open.iter())
+            .map(|b| poll_one(ctx, b))
+            .buffered(MAX_BATCHES_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
         let mut any_finished = false;
-        for b in &open {
-            let Some(remote) = &b.remote_name else {
-                continue;
-            };
-            let rb = RemoteBatch {
-                name: remote.clone(),
-                display_name: b.display_name.clone(),
-            };
-            let Some(api) = api_for(ctx, &b.model) else {
-                continue;
-            };
-            ctx.store.batch_polled(b.id).await?;
-            let state = match api.poll(&rb).await {
-                Ok(s) => s,
-                Err(e) if e.class == ErrorClass::RunTerminal => {
-                    let stop = StopReason::Provider(e.reason, e.detail);
-                    if !carries_on(ctx, &stop) {
-                        return Ok(Some(stop));
-                    }
-                    // Its batches stay recorded: a later run polls them again.
-                    vendor_failed(ctx, b.model.vendor(), stop).await?;
-                    continue;
+        for p in polls {
+            any_finished |= p.finished;
+            failed_to_realtime |= p.lost && settings.on_failure == BatchFailurePolicy::Realtime;
+            if let Some((vendor, stop)) = p.stop {
+                if !carries_on(ctx, &stop) {
+                    return Ok(Some(stop));
                 }
-                Err(e) => {
-                    tracing::warn!(batch = %remote, error = %e, "poll failed; will poll again");
-                    continue;
-                }
-            };
-            match state {
-                RemoteState::Running | RemoteState::SucceededNoOutput => {}
-                RemoteState::Succeeded => {
-                    any_finished = true;
-                    if let Some(stop) = ingest(ctx, api, b, &rb).await? {
-                        if !carries_on(ctx, &stop) {
-                            return Ok(Some(stop));
-                        }
-                        vendor_failed(ctx, b.model.vendor(), stop).await?;
-                    }
-                }
-                RemoteState::Failed(msg) => {
-                    any_finished = true;
-                    let n = ctx
-                        .store
-                        .close_batch(b.id, BatchState::Failed, Some(&msg), false)
-                        .await?;
-                    failed_to_realtime |= settings.on_failure == BatchFailurePolicy::Realtime;
-                    tracing::warn!(batch = %remote, jobs = n, error = %msg, policy = ?settings.on_failure, "batch FAILED; its jobs return to pending");
-                }
-                RemoteState::Expired => {
-                    any_finished = true;
-                    let n = ctx
-                        .store
-                        .close_batch(b.id, BatchState::Expired, None, false)
-                        .await?;
-                    failed_to_realtime |= settings.on_failure == BatchFailurePolicy::Realtime;
-                    tracing::warn!(batch = %remote, jobs = n, policy = ?settings.on_failure, "batch EXPIRED; its jobs return to pending");
-                }
-                RemoteState::Cancelled => {
-                    any_finished = true;
-                    let n = ctx
-                        .store
-                        .close_batch(b.id, BatchState::Cancelled, None, false)
-                        .await?;
-                    failed_to_realtime |= settings.on_failure == BatchFailurePolicy::Realtime;
-                    tracing::warn!(batch = %remote, jobs = n, "batch was cancelled; its jobs return to pending");
-                }
+                // Its batches stay recorded: a later run polls them again.
+                vendor_failed(ctx, vendor, stop).await?;
             }
         }
         // The read batches, polled alongside.
@@ -345,6 +297,70 @@ pub(crate) async fn dispatch(
 
 /// Poll backoff: doubles with every poll of the least-polled open batch
 /// (`least_polls`), capped.
+/// Batches polled and ingested at once. Each ingest already uses every
+/// core; this bounds the result downloads open at a time.
+const MAX_BATCHES_AT_ONCE: usize = 4;
+
+/// What polling one batch found.
+#[derive(Default)]
+struct Polled {
+    /// It left the remote queue (succeeded, failed, expired, cancelled).
+    finished: bool,
+    /// It ended without results: its jobs are pending again.
+    lost: bool,
+    /// Its vendor refused the run.
+    stop: Option<(Vendor, StopReason)>,
+}
+
+/// Poll one open batch; ingest it when it succeeded, close it when it
+/// ended otherwise.
+async fn poll_one(ctx: &Ctx, b: &BatchRow) -> Result<Polled> {
+    let mut p = Polled::default();
+    let Some(remote) = &b.remote_name else {
+        return Ok(p);
+    };
+    let rb = RemoteBatch {
+        name: remote.clone(),
+        display_name: b.display_name.clone(),
+    };
+    let Some(api) = api_for(ctx, &b.model) else {
+        return Ok(p);
+    };
+    ctx.store.batch_polled(b.id).await?;
+    let state = match api.poll(&rb).await {
+        Ok(s) => s,
+        Err(e) if e.class == ErrorClass::RunTerminal => {
+            p.stop = Some((b.model.vendor(), StopReason::Provider(e.reason, e.detail)));
+            return Ok(p);
+        }
+        Err(e) => {
+            tracing::warn!(batch = %remote, error = %e, "poll failed; will poll again");
+            return Ok(p);
+        }
+    };
+    let (closed, what) = match state {
+        RemoteState::Running | RemoteState::SucceededNoOutput => return Ok(p),
+        RemoteState::Succeeded => {
+            p.finished = true;
+            p.stop = ingest(ctx, api, b, &rb)
+                .await?
+                .map(|stop| (b.model.vendor(), stop));
+            return Ok(p);
+        }
+        RemoteState::Failed(msg) => (BatchState::Failed, Some(msg)),
+        RemoteState::Expired => (BatchState::Expired, None),
+        RemoteState::Cancelled => (BatchState::Cancelled, None),
+    };
+    p.finished = true;
+    p.lost = true;
+    let n = ctx
+        .store
+        .close_batch(b.id, closed, what.as_deref(), false)
+        .await?;
+    tracing::warn!(batch = %remote, jobs = n, state = ?closed, detail = what.as_deref().unwrap_or(""), "batch ended without results; its jobs return to pending");
+    Ok(p)
+}
+
 fn poll_wait(least_polls: i64, initial: Duration, max: Duration) -> Duration {
     let polls = least_polls.clamp(0, 16) as u32;
     initial.saturating_mul(2u32.saturating_pow(polls)).min(max)
