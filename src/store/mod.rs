@@ -388,14 +388,27 @@ pub enum Dialect {
 const WRITE_LOCK_KEY: i64 = 0x0061_646c_6f63;
 
 impl Dialect {
-    /// Appended to the `SELECT … LIMIT n` that picks the rows of a claim:
-    /// on PostgreSQL two claimers then lock disjoint rows instead of
-    /// waiting for each other (and re-checking) on the same ones. SQLite
-    /// has one writer at a time already.
-    fn skip_locked(self) -> &'static str {
+    /// A claim, one statement: move the jobs `pick` selects (`SELECT id
+    /// FROM jobs … LIMIT n`) to `to` with `set`, if they are still in a
+    /// state `to` may come from, returning `returning`.
+    ///
+    /// PostgreSQL: the pick runs once, in a materialized CTE, with `FOR
+    /// UPDATE SKIP LOCKED`, so concurrent claimers lock disjoint rows
+    /// instead of queueing on the same ones. (As a plain `IN (subquery)`
+    /// the planner may run the locking subquery again for every row,
+    /// each run skipping the rows the previous one locked, and claim far
+    /// more than `n`.) SQLite has one writer at a time already.
+    fn claim_sql(self, set: &str, pick: &str, to: JobState, returning: &str) -> String {
+        let from = from_states_sql(to);
         match self {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => format!(
+                "UPDATE jobs SET {set} WHERE id IN ({pick}) AND state IN {from} RETURNING {returning}"
+            ),
+            Dialect::Postgres => format!(
+                "WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED)
+                 UPDATE jobs SET {set} WHERE id IN (SELECT id FROM picked) AND state IN {from}
+                 RETURNING {returning}"
+            ),
         }
     }
 
@@ -865,19 +878,18 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = now_ms();
-        let sql = format!(
-            "UPDATE jobs SET state = 'in_flight', lease_run = $1, lease_expires_at = $2,
-                    attempts = attempts + 1, updated_at = $3
-             WHERE id IN (SELECT id FROM jobs
-                          WHERE campaign = $4 AND state = 'pending'
-                            AND (not_before IS NULL OR not_before <= $3) {models}
-                          ORDER BY not_before IS NOT NULL, not_before, id LIMIT $5{skip_locked})
-               AND state IN {from}
-             RETURNING id, campaign, row_id, locale, variant, attempts, request_hash, model,
-                       qa_overlay",
-            from = from_states_sql(JobState::InFlight),
-            models = model_filter(models),
-            skip_locked = self.dialect.skip_locked(),
+        let sql = self.dialect.claim_sql(
+            "state = 'in_flight', lease_run = $1, lease_expires_at = $2,
+             attempts = attempts + 1, updated_at = $3",
+            &format!(
+                "SELECT id FROM jobs
+                 WHERE campaign = $4 AND state = 'pending'
+                   AND (not_before IS NULL OR not_before <= $3) {models}
+                 ORDER BY not_before IS NOT NULL, not_before, id LIMIT $5",
+                models = model_filter(models),
+            ),
+            JobState::InFlight,
+            "id, campaign, row_id, locale, variant, attempts, request_hash, model, qa_overlay",
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(run)

@@ -284,17 +284,14 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = now_ms();
-        let sql = format!(
-            "UPDATE jobs SET state = 'read_in_flight', lease_run = $1, lease_expires_at = $2,
-                    updated_at = $3
-             WHERE id IN (SELECT id FROM jobs
-                          WHERE campaign = $4 AND state = 'checking'
-                            AND (not_before IS NULL OR not_before <= $3)
-                          ORDER BY not_before IS NOT NULL, not_before, id LIMIT $5{skip_locked})
-               AND state IN {from}
-             RETURNING {READ_COLUMNS}",
-            from = from_states_sql(JobState::ReadInFlight),
-            skip_locked = self.dialect.skip_locked(),
+        let sql = self.dialect.claim_sql(
+            "state = 'read_in_flight', lease_run = $1, lease_expires_at = $2, updated_at = $3",
+            "SELECT id FROM jobs
+             WHERE campaign = $4 AND state = 'checking'
+               AND (not_before IS NULL OR not_before <= $3)
+             ORDER BY not_before IS NOT NULL, not_before, id LIMIT $5",
+            JobState::ReadInFlight,
+            READ_COLUMNS,
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(run)
