@@ -95,7 +95,7 @@ fn main() {
         let t = Instant::now();
         let (campaign, specs) = adloc::load_and_expand(&dir).unwrap();
         let t_expand = t.elapsed();
-        let q = Store::open(&state).await.unwrap();
+        let q = Store::open_path(&state).await.unwrap();
         let planned = q.preview(&campaign.name, &specs).await.unwrap();
         let (synced, _) = q.sync(&campaign.name, &specs).await.unwrap();
         let t_enqueue = t.elapsed();
@@ -124,7 +124,7 @@ fn main() {
 
         // 3. floor: one prepared INSERT, one transaction, same table.
         let floor_db = tmp.path().join("floor.db");
-        let fq = Store::open(&floor_db).await.unwrap();
+        let fq = Store::open_path(&floor_db).await.unwrap();
         fq.close().await;
         let opts = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(&floor_db)

@@ -28,7 +28,7 @@ use crate::domain::{Error, ExitCode};
 fn output_target(raw: &str) -> Result<OutputTarget, Error> {
     raw.parse().map_err(Error::Usage)
 }
-use crate::store::Store;
+use crate::store::{DEFAULT_STATE, StateLocation, Store};
 
 /// adloc: localized ad creatives from a campaign folder.
 #[derive(Debug, Parser)]
@@ -89,9 +89,10 @@ pub enum Command {
 pub struct PlanArgs {
     /// The campaign folder (holds campaign.toml).
     pub campaign_dir: PathBuf,
-    /// State file to compare against.
-    #[arg(long, default_value = ".adloc/state.db")]
-    pub state: PathBuf,
+    /// State to compare against: a SQLite file, or `postgres://…` (also
+    /// `ADLOC_DATABASE_URL`).
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
 }
 
 /// Provider names on the command line.
@@ -133,9 +134,10 @@ pub struct RunArgs {
     /// staged beside the state file and uploaded with the manifest last.
     #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
     pub out: String,
-    /// State database.
-    #[arg(long, default_value = ".adloc/state.db")]
-    pub state: PathBuf,
+    /// State: a SQLite file, or a PostgreSQL URL `postgres://…` (also
+    /// `ADLOC_DATABASE_URL`; the password is never printed).
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
     /// Realtime calls in flight at most.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
@@ -167,9 +169,10 @@ pub struct EnqueueArgs {
     /// The mode workers use for this campaign (default: the campaign's).
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
-    /// State database.
-    #[arg(long, default_value = ".adloc/state.db")]
-    pub state: PathBuf,
+    /// State: a SQLite file, or a PostgreSQL URL `postgres://…` (also
+    /// `ADLOC_DATABASE_URL`; the password is never printed).
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
     /// Refuse to enqueue (exit 4) when the estimate exceeds this.
     #[arg(long, value_name = "USD")]
     pub max_spend: Option<f64>,
@@ -187,9 +190,10 @@ pub struct WorkerArgs {
     /// Output root, as for run.
     #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
     pub out: String,
-    /// State database.
-    #[arg(long, default_value = ".adloc/state.db")]
-    pub state: PathBuf,
+    /// State: a SQLite file, or a PostgreSQL URL `postgres://…` (also
+    /// `ADLOC_DATABASE_URL`; the password is never printed).
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
     /// Provider (default as for run).
     #[arg(long, value_enum)]
     pub provider: Option<ProviderArg>,
@@ -209,9 +213,10 @@ pub struct WorkerArgs {
 pub struct ManifestArgs {
     /// Campaign name, or its folder.
     pub campaign: String,
-    /// State database.
-    #[arg(long, default_value = ".adloc/state.db")]
-    pub state: PathBuf,
+    /// State: a SQLite file, or a PostgreSQL URL `postgres://…` (also
+    /// `ADLOC_DATABASE_URL`; the password is never printed).
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
     /// Output root, as for run.
     #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
     pub out: String,
@@ -224,9 +229,10 @@ pub struct StatusArgs {
     /// status also polls the campaign's batches and ingests what finished.
     /// Default: all campaigns in the state file.
     pub campaign: Option<String>,
-    /// State database.
-    #[arg(long, default_value = ".adloc/state.db")]
-    pub state: PathBuf,
+    /// State: a SQLite file, or a PostgreSQL URL `postgres://…` (also
+    /// `ADLOC_DATABASE_URL`; the password is never printed).
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
     /// Output root (where ingested images go), as for `run`.
     #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
     pub out: String,
@@ -237,9 +243,10 @@ pub struct StatusArgs {
 pub struct CancelArgs {
     /// The campaign folder.
     pub campaign_dir: PathBuf,
-    /// State database.
-    #[arg(long, default_value = ".adloc/state.db")]
-    pub state: PathBuf,
+    /// State: a SQLite file, or a PostgreSQL URL `postgres://…` (also
+    /// `ADLOC_DATABASE_URL`; the password is never printed).
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
 }
 
 /// `adloc retry`.
@@ -257,17 +264,19 @@ pub struct RetryArgs {
     /// failed to make); the next run asks the primary again.
     #[arg(long)]
     pub fallbacks: bool,
-    /// State database.
-    #[arg(long, default_value = ".adloc/state.db")]
-    pub state: PathBuf,
+    /// State: a SQLite file, or a PostgreSQL URL `postgres://…` (also
+    /// `ADLOC_DATABASE_URL`; the password is never printed).
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
 }
 
 /// Where a campaign's state and output are, for the review commands.
 #[derive(Debug, Args)]
 pub struct StateOut {
-    /// State database.
-    #[arg(long, default_value = ".adloc/state.db")]
-    pub state: PathBuf,
+    /// State: a SQLite file, or a PostgreSQL URL `postgres://…` (also
+    /// `ADLOC_DATABASE_URL`; the password is never printed).
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
     /// Output root, as for `run` (the campaign's files are in OUT/<campaign>/).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -431,11 +440,10 @@ fn render_error(e: &Error, format: LogFormat) -> String {
     }
 }
 
-async fn open_state(path: &Path) -> Result<Store, Error> {
-    Store::open_existing(path).await?.ok_or_else(|| {
+async fn open_state(location: &StateLocation) -> Result<Store, Error> {
+    Store::open_existing(location).await?.ok_or_else(|| {
         Error::Usage(format!(
-            "no state file at {} (run a campaign first)",
-            path.display()
+            "no state file at {location} (run a campaign first)"
         ))
     })
 }

@@ -146,10 +146,12 @@ pub enum Error {
         detail: String,
     },
     /// State database failure.
-    #[error("state database {path}: {source}")]
+    #[error("state database {location}: {message}")]
     Db {
-        /// The state file.
-        path: PathBuf,
+        /// The state file, or the database URL with its password redacted.
+        location: String,
+        /// The cause as text, scrubbed of any password the URL carries.
+        message: String,
         /// The cause.
         #[source]
         source: sqlx::Error,
@@ -222,7 +224,8 @@ impl Error {
 impl From<sqlx::Error> for Error {
     fn from(source: sqlx::Error) -> Self {
         Error::Db {
-            path: PathBuf::from("state database"),
+            location: "(unknown)".into(),
+            message: source.to_string(),
             source,
         }
     }

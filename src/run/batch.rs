@@ -89,11 +89,13 @@ pub(crate) async fn dispatch(
 
     // 1. Resume: a batch recorded as `submitting` by a runner that has
     // since died may or may not exist remotely. (A live owner is still
-    // creating it: leave it alone.)
+    // creating it: leave it alone. Of several runners resuming at once,
+    // only the one that adopts the batch looks it up.)
     for b in ctx.store.open_batches(&ctx.campaign).await? {
         if b.state == BatchState::Submitting
             && b.owner_gone
             && let Some(api) = api_for(ctx, &b.model)
+            && ctx.store.adopt_batch(b.id, ctx.run).await?
         {
             resume_submitting(ctx, api, &b).await?;
         }

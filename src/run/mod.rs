@@ -22,7 +22,7 @@ use crate::manifest;
 use crate::notify;
 use crate::provider::Provider;
 use crate::provider::retry::{RetryBudget, RetryPolicy};
-use crate::store::{Claimed, JobId, Planned, RunId, Settlement, Store};
+use crate::store::{Claimed, JobId, Planned, RunId, Settlement, StateLocation, Store};
 
 pub(crate) mod batch;
 mod provider;
@@ -92,8 +92,8 @@ pub struct RunOptions {
     pub out: assets::OutputTarget,
     /// Object-store settings from the environment (bucket output only).
     pub store_env: assets::StoreEnv,
-    /// State file.
-    pub state: PathBuf,
+    /// Where the state is: a SQLite file or a PostgreSQL database.
+    pub state: StateLocation,
     /// Realtime calls in flight at most.
     pub concurrency: usize,
     /// Spend cap for this run in USD.
@@ -131,7 +131,7 @@ impl RunOptions {
             mode: None,
             out: assets::OutputTarget::default(),
             store_env: assets::StoreEnv::default(),
-            state: PathBuf::from(".adloc/state.db"),
+            state: StateLocation::default(),
             concurrency: 8,
             max_spend: None,
             no_wait: false,
@@ -474,7 +474,7 @@ async fn run_loaded(
             "removed temporary files left by an interrupted run"
         );
     }
-    let recovered = store.recover_orphans(&campaign.name).await?;
+    let recovered = store.recover_orphans(&campaign.name, opts.lease).await?;
     if recovered > 0 {
         tracing::info!(
             jobs = recovered,
@@ -696,12 +696,7 @@ async fn deliver(
 /// The local folder of a campaign's tree: the output folder, or for a
 /// bucket the staging tree beside the state.
 fn campaign_out(opts: &RunOptions, campaign: &str) -> PathBuf {
-    let state_dir = opts
-        .state
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    opts.out.local_root(state_dir).join(campaign)
+    opts.out.local_root(&opts.state.local_dir()).join(campaign)
 }
 
 /// The price a mode pays: auto buys its bulk through batches.
@@ -895,7 +890,7 @@ async fn dispatch_realtime(
                         _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                         _ = ctx.cancel.cancelled() => {}
                     }
-                    ctx.store.recover_orphans(&ctx.campaign).await?;
+                    ctx.store.recover_orphans(&ctx.campaign, ctx.lease).await?;
                     continue;
                 }
                 Some(not_before) => {

@@ -57,7 +57,10 @@ pub(super) async fn resume(ctx: &Ctx) -> Result<()> {
         return Ok(());
     };
     for b in ctx.store.open_read_batches(&ctx.campaign).await? {
-        if b.state == BatchState::Submitting && b.owner_gone {
+        if b.state == BatchState::Submitting
+            && b.owner_gone
+            && ctx.store.adopt_batch(b.id, ctx.run).await?
+        {
             look_up(ctx, api, &b).await?;
         }
     }

@@ -52,7 +52,7 @@ async fn latest(store: &Store, campaign: &str) -> Result<(Manifest, Option<Manif
     let Some(last) = snaps.first() else {
         return Err(Error::Usage(format!(
             "campaign `{campaign}` has no finished run in {} (run it first, with the same --state)",
-            store.path().display()
+            store.location()
         )));
     };
     let previous = snaps.get(1).map(|s| parse(&s.json)).transpose()?;

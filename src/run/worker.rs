@@ -22,7 +22,7 @@ use super::{
 };
 use crate::campaign::{Campaign, RunMode, Sources};
 use crate::domain::{Error, ExitCode, Result, RunOutcome};
-use crate::store::{Store, SyncReport};
+use crate::store::{StateLocation, Store, SyncReport};
 
 /// What `adloc enqueue` queued.
 #[derive(Debug, Clone)]
@@ -213,7 +213,7 @@ async fn materialize(store: &Store, name: &str, cache_dir: &Path) -> Result<Path
     let (_, files) = store.sources(name).await?.ok_or_else(|| {
         Error::Usage(format!(
             "campaign `{name}` has no stored files in {} (enqueue or run it with this --state)",
-            store.path().display()
+            store.location()
         ))
     })?;
     Sources::from_files(files)?.materialize(cache_dir)
@@ -241,8 +241,8 @@ pub async fn rebuild_manifest(
 ) -> Result<Rebuilt> {
     let store = Store::open_existing(&opts.state).await?.ok_or_else(|| {
         Error::Usage(format!(
-            "no state file at {} (run or enqueue a campaign first)",
-            opts.state.display()
+            "no state at {} (run or enqueue a campaign first)",
+            opts.state
         ))
     })?;
     let dir = materialize(&store, campaign, cache_dir).await?;
@@ -271,11 +271,8 @@ pub async fn rebuild_manifest(
     })
 }
 
-/// Where workers materialize campaigns by default: beside the state file.
-pub fn default_cache_dir(state: &Path) -> PathBuf {
-    state
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join("campaigns")
+/// Where workers materialize campaigns by default: beside the state file
+/// (for a database, in `.adloc/` of the working directory).
+pub fn default_cache_dir(state: &StateLocation) -> PathBuf {
+    state.local_dir().join("campaigns")
 }

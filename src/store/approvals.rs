@@ -82,7 +82,7 @@ impl Store {
         // reviewers importing at once see each other's decisions.
         let rows = sqlx::query(
             "SELECT sha256, request_sha256, decision, decided_by, note FROM decisions
-             WHERE campaign = ? ORDER BY id",
+             WHERE campaign = $1 ORDER BY id",
         )
         .bind(campaign)
         .fetch_all(&mut *tx)
@@ -121,7 +121,7 @@ impl Store {
             sqlx::query(
                 "INSERT INTO decisions (campaign, asset_path, sha256, request_sha256, decision,
                     decided_by, note, decided_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(campaign)
             .bind(&d.asset_path)
@@ -145,7 +145,7 @@ impl Store {
     pub async fn decisions(&self, campaign: &str) -> Result<Vec<DecisionRow>> {
         let rows = sqlx::query(
             "SELECT asset_path, sha256, request_sha256, decision, decided_by, note, decided_at
-             FROM decisions WHERE campaign = ? ORDER BY id",
+             FROM decisions WHERE campaign = $1 ORDER BY id",
         )
         .bind(campaign)
         .fetch_all(&self.pool)
@@ -171,8 +171,10 @@ impl Store {
     pub async fn save_snapshot(&self, run: RunId, campaign: &str, json: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT OR REPLACE INTO manifest_snapshots (run_id, campaign, json, created_at)
-             VALUES (?, ?, ?, ?)",
+            "INSERT INTO manifest_snapshots (run_id, campaign, json, created_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (run_id) DO UPDATE SET campaign = excluded.campaign,
+                 json = excluded.json, created_at = excluded.created_at",
         )
         .bind(run)
         .bind(campaign)
@@ -182,9 +184,9 @@ impl Store {
         .await
         .map_err(self.err())?;
         sqlx::query(
-            "DELETE FROM manifest_snapshots WHERE campaign = ?1 AND run_id NOT IN
-               (SELECT run_id FROM manifest_snapshots WHERE campaign = ?1
-                ORDER BY run_id DESC LIMIT ?2)",
+            "DELETE FROM manifest_snapshots WHERE campaign = $1 AND run_id NOT IN
+               (SELECT run_id FROM manifest_snapshots WHERE campaign = $1
+                ORDER BY run_id DESC LIMIT $2)",
         )
         .bind(campaign)
         .bind(SNAPSHOTS_KEPT)
@@ -201,7 +203,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT s.run_id, s.json,
                     (SELECT COALESCE(SUM(a.cost_usd), 0.0) FROM attempts a WHERE a.run_id = s.run_id)
-             FROM manifest_snapshots s WHERE s.campaign = ? ORDER BY s.run_id DESC LIMIT ?",
+             FROM manifest_snapshots s WHERE s.campaign = $1 ORDER BY s.run_id DESC LIMIT $2",
         )
         .bind(campaign)
         .bind(SNAPSHOTS_KEPT)

@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Decoder, JobId, RunId, Store, from_states_sql, parsed};
+use super::{Decoder, JobId, RunId, Store, from_states_sql, parsed, to_i64};
 use crate::domain::{BatchState, Error, ImageSize, JobKey, JobState, ModelId, Result, now_ms};
 
 /// A batch row.
@@ -72,13 +72,13 @@ impl Store {
     /// real batch, and we stop.
     pub(super) async fn insert_batch(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         b: BatchRecord<'_>,
     ) -> Result<i64> {
         sqlx::query(
             "INSERT INTO batches (campaign, model, display_name, state, request_count, created_at,
                                   owner_run, kind)
-             VALUES (?, ?, ?, 'submitting', ?, ?, ?, ?)
+             VALUES ($1, $2, $3, 'submitting', $4, $5, $6, $7)
              ON CONFLICT (display_name) DO UPDATE SET state = 'submitting', remote_name = NULL,
                  owner_run = excluded.owner_run,
                  detail = NULL, finished_at = NULL, request_count = excluded.request_count,
@@ -89,7 +89,7 @@ impl Store {
         .bind(b.campaign)
         .bind(b.target)
         .bind(b.display_name)
-        .bind(b.requests as i64)
+        .bind(to_i64("batch size", b.requests)?)
         .bind(now_ms())
         .bind(b.run)
         .bind(b.kind)
@@ -120,17 +120,19 @@ impl Store {
     ) -> Result<Option<(BatchRow, Vec<BatchJob>)>> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT id, request_hash, attempts, qa_regenerations, qa_overlay FROM jobs
-             WHERE campaign = ? AND model = ? AND state = 'pending' AND (not_before IS NULL OR not_before <= ?)
-             ORDER BY id",
-        )
-        .bind(campaign)
-        .bind(model.as_str())
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(self.err())?;
+             WHERE campaign = $1 AND model = $2 AND state = 'pending' AND (not_before IS NULL OR not_before <= $3)
+             ORDER BY id{}",
+            self.dialect.lock_rows()
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(campaign)
+            .bind(model.as_str())
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.err())?;
         let chosen: Vec<(i64, String, String)> = rows
             .into_iter()
             .map(|r| {
@@ -176,8 +178,8 @@ impl Store {
             )
             .await?;
         let sql = format!(
-            "UPDATE jobs SET state = 'batch_submitting', batch_id = ?, attempts = attempts + 1,
-                    not_before = NULL, updated_at = ? WHERE id = ? AND state IN {}",
+            "UPDATE jobs SET state = 'batch_submitting', batch_id = $1, attempts = attempts + 1,
+                    not_before = NULL, updated_at = $2 WHERE id = $3 AND state IN {}",
             from_states_sql(JobState::BatchSubmitting)
         );
         for (id, _, _) in &chosen {
@@ -204,11 +206,31 @@ impl Store {
         Ok(Some((row, jobs)))
     }
 
+    /// Take over a `submitting` batch whose owner run has ended, for `run`,
+    /// in one statement. Only the runner that gets `true` may look the
+    /// batch up remotely and record or abandon it: two runners resuming
+    /// the same batch at once (on one host or several) would otherwise
+    /// both find it missing and both buy its chunk again.
+    pub async fn adopt_batch(&self, batch: i64, run: RunId) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE batches SET owner_run = $2
+             WHERE id = $1 AND state = 'submitting'
+               AND (owner_run IS NULL
+                    OR owner_run IN (SELECT id FROM runs WHERE finished_at IS NOT NULL))",
+        )
+        .bind(batch)
+        .bind(run)
+        .execute(self.pool())
+        .await
+        .map_err(self.err())?;
+        Ok(res.rows_affected() == 1)
+    }
+
     /// The remote create succeeded: store its name, move the jobs on.
     pub async fn batch_submitted(&self, batch: i64, remote_name: &str) -> Result<()> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE batches SET state = 'submitted', remote_name = ?, submitted_at = ? WHERE id = ?")
+        sqlx::query("UPDATE batches SET state = 'submitted', remote_name = $1, submitted_at = $2 WHERE id = $3")
             .bind(remote_name)
             .bind(now)
             .bind(batch)
@@ -222,8 +244,8 @@ impl Store {
             (JobState::ReadBatchSubmitting, JobState::ReadBatchSubmitted),
         ] {
             let sql = format!(
-                "UPDATE jobs SET state = '{to}', updated_at = ?
-                 WHERE batch_id = ? AND state = '{from}' AND state IN {}",
+                "UPDATE jobs SET state = '{to}', updated_at = $1
+                 WHERE batch_id = $2 AND state = '{from}' AND state IN {}",
                 from_states_sql(to)
             );
             sqlx::query(AssertSqlSafe(sql))
@@ -250,7 +272,7 @@ impl Store {
     ) -> Result<u64> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE batches SET state = ?, detail = COALESCE(?, detail), finished_at = ? WHERE id = ?")
+        sqlx::query("UPDATE batches SET state = $1, detail = COALESCE($2, detail), finished_at = $3 WHERE id = $4")
             .bind(state.as_str())
             .bind(detail)
             .bind(now)
@@ -259,8 +281,8 @@ impl Store {
             .await
             .map_err(self.err())?;
         let sql = format!(
-            "UPDATE jobs SET state = 'pending', batch_id = NULL, attempts = attempts - ?, updated_at = ?
-             WHERE batch_id = ? AND state IN ('batch_submitting', 'batch_submitted') AND state IN {}",
+            "UPDATE jobs SET state = 'pending', batch_id = NULL, attempts = attempts - $1, updated_at = $2
+             WHERE batch_id = $3 AND state IN ('batch_submitting', 'batch_submitted') AND state IN {}",
             from_states_sql(JobState::Pending)
         );
         let res = sqlx::query(AssertSqlSafe(sql))
@@ -273,8 +295,8 @@ impl Store {
         // Reads of a read batch with no result are due again (a read that
         // never ran counts nothing).
         let sql = format!(
-            "UPDATE jobs SET state = 'checking', batch_id = NULL, updated_at = ?
-             WHERE batch_id = ? AND state IN ('read_batch_submitting', 'read_batch_submitted')
+            "UPDATE jobs SET state = 'checking', batch_id = NULL, updated_at = $1
+             WHERE batch_id = $2 AND state IN ('read_batch_submitting', 'read_batch_submitted')
                AND state IN {}",
             from_states_sql(JobState::Checking)
         );
@@ -290,7 +312,7 @@ impl Store {
 
     /// Count a poll.
     pub async fn batch_polled(&self, batch: i64) -> Result<()> {
-        sqlx::query("UPDATE batches SET polls = polls + 1 WHERE id = ?")
+        sqlx::query("UPDATE batches SET polls = polls + 1 WHERE id = $1")
             .bind(batch)
             .execute(self.pool())
             .await
@@ -303,9 +325,9 @@ impl Store {
     pub async fn open_batches(&self, campaign: &str) -> Result<Vec<BatchRow>> {
         let rows = sqlx::query(
             "SELECT b.id, b.display_name, b.remote_name, b.state, b.model, b.request_count, b.polls,
-                    (r.id IS NULL OR r.finished_at IS NOT NULL)
+                    CASE WHEN r.id IS NULL OR r.finished_at IS NOT NULL THEN 1 ELSE 0 END
              FROM batches b LEFT JOIN runs r ON r.id = b.owner_run
-             WHERE b.campaign = ? AND b.kind = 'image' AND b.state IN ('submitting', 'submitted')
+             WHERE b.campaign = $1 AND b.kind = 'image' AND b.state IN ('submitting', 'submitted')
              ORDER BY b.id",
         )
         .bind(campaign)
@@ -333,7 +355,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, campaign, row_id, locale, variant, attempts, request_hash, model, image_size, state,
                     qa_overlay
-             FROM jobs WHERE batch_id = ? ORDER BY id",
+             FROM jobs WHERE batch_id = $1 ORDER BY id",
         )
         .bind(batch)
         .fetch_all(self.pool())

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::{JobId, Store, parsed};
+use super::{JobId, Store, parsed, to_i64};
 use crate::domain::{
     AspectRatio, AssetRecord, BillingMode, CompositeState, Error, ImageSize, ModelId, ProviderKind,
     Reason, Result, now_ms,
@@ -59,7 +59,7 @@ pub(super) async fn live(
 ) -> Result<HashMap<CompositeKey, LiveComposite>> {
     let rows = sqlx::query(
         "SELECT id, row_id, locale, variant, art_job_id, compose_hash, state FROM composites
-         WHERE campaign = ? AND state IN ('done', 'failed')",
+         WHERE campaign = $1 AND state IN ('done', 'failed')",
     )
     .bind(campaign)
     .fetch_all(queue.pool())
@@ -92,14 +92,10 @@ pub(super) async fn record(
     outcome: &CompositeOutcome,
 ) -> Result<()> {
     let now = now_ms();
-    let mut tx = queue
-        .pool()
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db(queue))?;
+    let mut tx = queue.write_tx().await?;
     sqlx::query(
-        "UPDATE composites SET state = 'superseded', updated_at = ?
-         WHERE campaign = ? AND row_id = ? AND locale = ? AND variant = ? AND state IN ('done', 'failed')",
+        "UPDATE composites SET state = 'superseded', updated_at = $1
+         WHERE campaign = $2 AND row_id = $3 AND locale = $4 AND variant = $5 AND state IN ('done', 'failed')",
     )
     .bind(now)
     .bind(campaign)
@@ -137,7 +133,7 @@ pub(super) async fn record(
         "INSERT INTO composites (campaign, art_job_id, row_id, locale, variant, compose_hash,
             resolved_locale, resolution, state, asset_path, sha256, bytes, width, height, mime_type,
             layout_json, cost_usd, error_code, error_detail, created_at, updated_at, copy_json)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
     )
     .bind(campaign)
     .bind(art_job_id)
@@ -150,7 +146,7 @@ pub(super) async fn record(
     .bind(state)
     .bind(asset.map(|a| a.path.clone()))
     .bind(asset.map(|a| a.sha256.clone()))
-    .bind(asset.map(|a| a.bytes as i64))
+    .bind(asset.map(|a| to_i64("file size", a.bytes)).transpose()?)
     .bind(asset.map(|a| i64::from(a.width)))
     .bind(asset.map(|a| i64::from(a.height)))
     .bind(asset.map(|a| a.mime_type.clone()))
@@ -184,14 +180,10 @@ pub(super) async fn retire_except(
         return Ok(0);
     }
     let now = now_ms();
-    let mut tx = queue
-        .pool()
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db(queue))?;
+    let mut tx = queue.write_tx().await?;
     for id in &gone {
         sqlx::query(
-            "UPDATE composites SET state = 'retired', updated_at = ? WHERE id = ? AND state IN ('done', 'failed')",
+            "UPDATE composites SET state = 'retired', updated_at = $1 WHERE id = $2 AND state IN ('done', 'failed')",
         )
         .bind(now)
         .bind(id)
@@ -276,7 +268,7 @@ pub(super) async fn composites_with_art(
                 j.provider, j.mode, j.model, j.aspect_ratio, j.image_size, j.prompt,
                 j.request_hash, j.attempts, j.asset_path, j.sha256, c.copy_json
          FROM composites c JOIN jobs j ON j.id = c.art_job_id
-         WHERE c.campaign = ? AND c.state IN ('done', 'failed', 'retired')
+         WHERE c.campaign = $1 AND c.state IN ('done', 'failed', 'retired')
          ORDER BY c.row_id, c.locale, c.variant, c.id",
     )
     .bind(campaign)

@@ -13,6 +13,7 @@
 mod approvals;
 mod batches;
 mod composites;
+mod location;
 mod qa;
 mod renditions;
 mod sources;
@@ -23,12 +24,14 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Connection, Row};
 
 pub use approvals::{DecisionRow, NewDecision};
 pub use batches::{BatchJob, BatchRow};
 pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
+pub use location::{DEFAULT_STATE, DatabaseUrl, StateLocation};
 pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadBatchRow, ReadSettlement};
 pub use renditions::{RenditionEntry, RenditionFailure};
 
@@ -69,6 +72,10 @@ fn from_states_sql(to: JobState) -> String {
 /// `AND model IN (…)` for a non-empty list of model ids. Model ids come from
 /// the model table (letters, digits, `.`, `-`), never from input text; they
 /// are quoted anyway.
+/// The shortest heartbeat silence after which a runner counts as dead
+/// (heartbeats come every 5 s).
+const RUN_SILENCE_MIN: Duration = Duration::from_secs(30);
+
 /// Where a job held under a lease returns when its lease is given up or
 /// lost: an image call to pending, a read to `checking`.
 const IN_FLIGHT_RETURNS: [(JobState, JobState); 2] = [
@@ -111,7 +118,7 @@ impl Decoder {
 
     /// The key stored in columns `first..first + 4` (campaign, row id,
     /// locale, variant) of a query row.
-    fn key(&mut self, r: &sqlx::sqlite::SqliteRow, first: usize) -> Result<JobKey> {
+    fn key(&mut self, r: &sqlx::any::AnyRow, first: usize) -> Result<JobKey> {
         let row: String = r.get(first + 1);
         Ok(JobKey {
             campaign: r.get(first),
@@ -150,8 +157,9 @@ where
 /// The store.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    path: PathBuf,
+    pool: AnyPool,
+    location: StateLocation,
+    dialect: Dialect,
 }
 
 /// What a sync of the expanded jobs against the store found.
@@ -363,26 +371,121 @@ pub struct StatusCounts {
     pub spent_usd: f64,
 }
 
-fn db_err(path: &Path) -> impl Fn(sqlx::Error) -> Error + '_ {
-    move |source| Error::Db {
-        path: path.to_path_buf(),
-        source,
+/// The SQL dialect of the backend a store talks to. Statements are written
+/// once, with `$N` placeholders (SQLite reads `$N` as argument N, as
+/// PostgreSQL does); what differs between the two lives here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: one writer at a time (the database write lock).
+    Sqlite,
+    /// PostgreSQL: row locks; multi-statement writers take one advisory lock.
+    Postgres,
+}
+
+/// The advisory lock every multi-statement write transaction takes on
+/// PostgreSQL (`pg_advisory_xact_lock`), so they run one at a time, as
+/// SQLite's write lock makes them. Any constant not used by sqlx's
+/// migration lock will do; this one spells "adloc".
+const WRITE_LOCK_KEY: i64 = 0x0061_646c_6f63;
+
+impl Dialect {
+    /// A claim, one statement: move the jobs `pick` selects (`SELECT id
+    /// FROM jobs … LIMIT n`) to `to` with `set`, if they are still in a
+    /// state `to` may come from, returning `returning`.
+    ///
+    /// PostgreSQL: the pick runs once, in a materialized CTE, with `FOR
+    /// UPDATE SKIP LOCKED`, so concurrent claimers lock disjoint rows
+    /// instead of queueing on the same ones. (As a plain `IN (subquery)`
+    /// the planner may run the locking subquery again for every row,
+    /// each run skipping the rows the previous one locked, and claim far
+    /// more than `n`.) SQLite has one writer at a time already.
+    fn claim_sql(self, set: &str, pick: &str, to: JobState, returning: &str) -> String {
+        let from = from_states_sql(to);
+        match self {
+            Dialect::Sqlite => format!(
+                "UPDATE jobs SET {set} WHERE id IN ({pick}) AND state IN {from} RETURNING {returning}"
+            ),
+            Dialect::Postgres => format!(
+                "WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED)
+                 UPDATE jobs SET {set} WHERE id IN (SELECT id FROM picked) AND state IN {from}
+                 RETURNING {returning}"
+            ),
+        }
+    }
+
+    /// Appended to a `SELECT` inside a write transaction whose rows the
+    /// transaction goes on to update (batch assignment): on PostgreSQL a
+    /// claim, which does not take the advisory write lock, then skips them
+    /// instead of taking one between the read and the update. SQLite's
+    /// write lock already keeps every other writer out.
+    fn lock_rows(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
     }
 }
 
+fn db_err(location: &StateLocation) -> impl Fn(sqlx::Error) -> Error + '_ {
+    move |source| {
+        let message = source.to_string();
+        Error::Db {
+            location: location.to_string(),
+            message: match location {
+                StateLocation::Postgres(url) => url.scrub(&message),
+                StateLocation::Sqlite(_) => message,
+            },
+            source,
+        }
+    }
+}
+
+/// An `i64` for a database column from an unsigned count or size; values
+/// past `i64::MAX` are an error, never wrapped.
+fn to_i64<T>(what: &str, v: T) -> Result<i64>
+where
+    T: TryInto<i64> + Copy + std::fmt::Display,
+{
+    v.try_into()
+        .map_err(|_| Error::Internal(format!("{what} {v} does not fit the state database")))
+}
+
+/// `now + lease` in ms, saturating (a lease longer than i64 ms is forever).
+fn lease_until(now: i64, lease: Duration) -> i64 {
+    now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+}
+
 impl Store {
-    /// Open (creating if needed) the state file and run migrations.
-    pub async fn open(path: &Path) -> Result<Store> {
+    /// Open (creating if needed) the state and run migrations: a SQLite
+    /// file, or a PostgreSQL database (whose tables are created on first
+    /// use; the database itself must exist).
+    pub async fn open(location: &StateLocation) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        match location {
+            StateLocation::Sqlite(path) => Store::open_sqlite(location, path).await,
+            StateLocation::Postgres(url) => Store::open_postgres(location, url).await,
+        }
+    }
+
+    /// [`Store::open`] for a SQLite file path.
+    pub async fn open_path(path: &Path) -> Result<Store> {
+        Store::open(&StateLocation::Sqlite(path.to_path_buf())).await
+    }
+
+    async fn open_sqlite(location: &StateLocation, path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let opts = SqliteConnectOptions::new()
+        // The Any driver builds its SQLite options from a URL, which holds
+        // the file name and the open mode but none of the pragmas: those
+        // are set on every new connection below. `synchronous = FULL` on
+        // every connection is what makes a commit survive power loss (see
+        // the module doc): never drop it.
+        let url = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+            .to_url_lossy();
+        let opts = AnyConnectOptions::from_url(&url).map_err(db_err(location))?;
         // Two runners starting at once on a new state file would both try to
         // apply the migrations; an exclusive lock beside the database makes
         // the second wait and then find them applied.
@@ -394,46 +497,118 @@ impl Store {
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
-        let pool = SqlitePoolOptions::new()
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(60))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    for pragma in [
+                        "PRAGMA busy_timeout = 30000",
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA foreign_keys = ON",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(opts)
             .await
-            .map_err(db_err(path))?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+            .map_err(db_err(location))?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         drop(lock);
         Ok(Store {
             pool,
-            path: path.to_path_buf(),
+            location: location.clone(),
+            dialect: Dialect::Sqlite,
         })
     }
 
-    /// Open an existing state file without creating anything; `None` when absent.
-    pub async fn open_existing(path: &Path) -> Result<Option<Store>> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        Store::open(path).await.map(Some)
+    async fn open_postgres(location: &StateLocation, url: &DatabaseUrl) -> Result<Store> {
+        let opts = AnyConnectOptions::from_str(url.expose()).map_err(db_err(location))?;
+        // One connection first, so a wrong host, password or database fails
+        // at once with the server's reason; the pool would retry a refused
+        // connection until its acquire timeout and then only say it timed out.
+        sqlx::AnyConnection::connect_with(&opts)
+            .await
+            .map_err(db_err(location))?
+            .close()
+            .await
+            .map_err(db_err(location))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts)
+            .await
+            .map_err(db_err(location))?;
+        // sqlx's migrator holds a session advisory lock while it applies
+        // migrations, so two workers starting at once apply them once.
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(source) => db_err(location)(source),
+                other => Error::Migrate(other),
+            })?;
+        Ok(Store {
+            pool,
+            location: location.clone(),
+            dialect: Dialect::Postgres,
+        })
     }
 
-    /// The state file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Open existing state without creating anything; `None` when there is
+    /// no state file. A database is always opened (and its tables created
+    /// if missing: an empty adloc database is no state yet).
+    pub async fn open_existing(location: &StateLocation) -> Result<Option<Store>> {
+        if !location.exists() {
+            return Ok(None);
+        }
+        Store::open(location).await.map(Some)
+    }
+
+    /// Where the state is.
+    pub fn location(&self) -> &StateLocation {
+        &self.location
+    }
+
+    /// The backend's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     fn err(&self) -> impl Fn(sqlx::Error) -> Error + '_ {
-        db_err(&self.path)
+        db_err(&self.location)
     }
 
-    /// A write transaction that takes the write lock up front. A deferred
+    /// A write transaction that takes the write lock up front, so the
+    /// reads it makes stay true until it commits. SQLite: a deferred
     /// transaction that reads first and writes later gets SQLITE_BUSY when
     /// another writer committed in between, without ever waiting on the
-    /// busy timeout; `BEGIN IMMEDIATE` waits instead.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err())
+    /// busy timeout; `BEGIN IMMEDIATE` waits instead. PostgreSQL: one
+    /// transaction-scoped advisory lock shared by every such transaction
+    /// serializes them the same way. Every write that touches several job
+    /// rows takes it, so two such writers never lock rows in different
+    /// orders (no deadlocks); what does not take it touches one row, or is
+    /// a claim, which skips locked rows instead of waiting on them.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.dialect {
+            Dialect::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(self.err()),
+            Dialect::Postgres => {
+                let mut tx = self.pool.begin().await.map_err(self.err())?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err())?;
+                Ok(tx)
+            }
+        }
     }
 
     /// Record the start of a run by this process.
@@ -442,12 +617,12 @@ impl Store {
         let host = hostname();
         let row = sqlx::query(
             "INSERT INTO runs (campaign, provider, mode, pid, host, started_at, heartbeat_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(campaign)
         .bind(provider)
         .bind(mode)
-        .bind(std::process::id() as i64)
+        .bind(i64::from(std::process::id()))
         .bind(host)
         .bind(now)
         .bind(now)
@@ -460,22 +635,25 @@ impl Store {
     /// Keep this run's leases alive.
     pub async fn heartbeat(&self, run: RunId, lease: Duration) -> Result<()> {
         let now = now_ms();
-        sqlx::query("UPDATE runs SET heartbeat_at = ? WHERE id = ?")
+        // One transaction under the write lock: see [`Store::write_tx`] on
+        // why every multi-row write takes it.
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2")
             .bind(now)
             .bind(run)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(self.err())?;
         sqlx::query(
-            "UPDATE jobs SET lease_expires_at = ?
-             WHERE lease_run = ? AND state IN ('in_flight', 'read_in_flight')",
+            "UPDATE jobs SET lease_expires_at = $1
+             WHERE lease_run = $2 AND state IN ('in_flight', 'read_in_flight')",
         )
-        .bind(now + lease.as_millis() as i64)
+        .bind(lease_until(now, lease))
         .bind(run)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(self.err())?;
-        Ok(())
+        tx.commit().await.map_err(self.err())
     }
 
     /// Mark a run finished.
@@ -484,7 +662,7 @@ impl Store {
     }
 
     async fn finish_run_as(&self, run: RunId, outcome: &str) -> Result<()> {
-        sqlx::query("UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET finished_at = $1, outcome = $2 WHERE id = $3")
             .bind(now_ms())
             .bind(outcome)
             .bind(run)
@@ -494,15 +672,39 @@ impl Store {
         Ok(())
     }
 
-    /// Return the in-flight jobs of dead runners to pending. A runner is dead
-    /// when its lease expired, or when it ran on this host and its process is
-    /// gone (so a rerun after `kill -9` resumes at once instead of waiting
-    /// for the lease to run out). Returns how many jobs came back.
-    pub async fn recover_orphans(&self, campaign: &str) -> Result<u64> {
+    /// Return the in-flight jobs of dead runners to pending. A job's lease
+    /// names its runner (`lease_run`, a `runs` row with the runner's host
+    /// and pid) and is renewed by that runner's heartbeat; a lease that ran
+    /// out returns its job whatever host it was taken on. A runner is dead
+    /// when its heartbeat is older than `lease` (it is then marked
+    /// `expired`, which also frees the batches it was creating for another
+    /// runner to look up), or, as a fast path on this host only, when its
+    /// process is gone (so a rerun after `kill -9` resumes at once instead
+    /// of waiting for the lease to run out). Process ids mean nothing
+    /// across hosts and are never checked there. Returns how many jobs
+    /// came back.
+    pub async fn recover_orphans(&self, campaign: &str, lease: Duration) -> Result<u64> {
         let host = hostname();
-        let me = std::process::id() as i64;
+        let me = i64::from(std::process::id());
+        let now = now_ms();
+        // Heartbeats come every few seconds; a lease shorter than a few of
+        // them must not make a slow heartbeat look like a dead runner.
+        let stale = lease.max(RUN_SILENCE_MIN);
+        sqlx::query(
+            "UPDATE runs SET finished_at = $1, outcome = 'expired'
+             WHERE campaign = $2 AND finished_at IS NULL AND heartbeat_at < $3
+               AND NOT (host = $4 AND pid = $5)",
+        )
+        .bind(now)
+        .bind(campaign)
+        .bind(now.saturating_sub(i64::try_from(stale.as_millis()).unwrap_or(i64::MAX)))
+        .bind(&host)
+        .bind(me)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
         let open: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT id, pid, host FROM runs WHERE finished_at IS NULL AND campaign = ?",
+            "SELECT id, pid, host FROM runs WHERE finished_at IS NULL AND campaign = $1",
         )
         .bind(campaign)
         .fetch_all(&self.pool)
@@ -513,26 +715,27 @@ impl Store {
                 self.finish_run_as(id, "died").await?;
             }
         }
-        let now = now_ms();
         let mut n = 0;
         // An image call in flight goes back to pending; a read in flight is
         // simply due again.
+        let mut tx = self.write_tx().await?;
         for (from, to) in IN_FLIGHT_RETURNS {
             let sql = format!(
-                "UPDATE jobs SET state = '{to}', lease_run = NULL, lease_expires_at = NULL, updated_at = ?1
-                 WHERE campaign = ?2 AND state = '{from}' AND state IN {legal}
-                   AND (lease_expires_at < ?1
+                "UPDATE jobs SET state = '{to}', lease_run = NULL, lease_expires_at = NULL, updated_at = $1
+                 WHERE campaign = $2 AND state = '{from}' AND state IN {legal}
+                   AND (lease_expires_at < $1
                         OR lease_run IN (SELECT id FROM runs WHERE finished_at IS NOT NULL))",
                 legal = from_states_sql(to)
             );
             let res = sqlx::query(AssertSqlSafe(sql))
                 .bind(now)
                 .bind(campaign)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(self.err())?;
             n += res.rows_affected();
         }
+        tx.commit().await.map_err(self.err())?;
         Ok(n)
     }
 
@@ -556,12 +759,12 @@ impl Store {
 
     async fn live_jobs_in(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut sqlx::AnyConnection,
         campaign: &str,
     ) -> Result<HashMap<(String, String, String), LiveJob>> {
         let rows = sqlx::query(
             "SELECT id, row_id, locale, variant, COALESCE(plan_hash, request_hash), state FROM jobs
-             WHERE campaign = ? AND state NOT IN ('superseded', 'retired')",
+             WHERE campaign = $1 AND state NOT IN ('superseded', 'retired')",
         )
         .bind(campaign)
         .fetch_all(conn)
@@ -594,11 +797,11 @@ impl Store {
         let (report, plan) = compare(&live, specs);
         let now = now_ms();
         let supersede = format!(
-            "UPDATE jobs SET state = 'superseded', updated_at = ? WHERE id = ? AND state IN {}",
+            "UPDATE jobs SET state = 'superseded', updated_at = $1 WHERE id = $2 AND state IN {}",
             from_states_sql(JobState::Superseded)
         );
         let retire = format!(
-            "UPDATE jobs SET state = 'retired', updated_at = ? WHERE id = ? AND state IN {}",
+            "UPDATE jobs SET state = 'retired', updated_at = $1 WHERE id = $2 AND state IN {}",
             from_states_sql(JobState::Retired)
         );
         for id in &plan.superseded {
@@ -629,7 +832,8 @@ impl Store {
                 "INSERT INTO jobs (campaign, row_id, locale, variant, resolved_locale, resolution,
                     request_hash, plan_hash, model, aspect_ratio, image_size, prompt, state, created_at,
                     updated_at, copy_json)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $15)
+                 RETURNING id",
             )
             .bind(&spec.key.campaign)
             .bind(spec.key.row.as_str())
@@ -646,10 +850,10 @@ impl Store {
             .bind(now)
             .bind(now)
             .bind(copy_json(&spec.copy)?)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(self.err())?;
-            ids.push(done.last_insert_rowid());
+            ids.push(done.get::<i64, _>(0));
         }
         tx.commit().await.map_err(self.err())?;
         Ok((
@@ -675,30 +879,31 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = now_ms();
-        let sql = format!(
-            "UPDATE jobs SET state = 'in_flight', lease_run = ?1, lease_expires_at = ?2,
-                    attempts = attempts + 1, updated_at = ?3
-             WHERE id IN (SELECT id FROM jobs
-                          WHERE campaign = ?4 AND state = 'pending'
-                            AND (not_before IS NULL OR not_before <= ?3) {models}
-                          ORDER BY not_before IS NOT NULL, not_before, id LIMIT ?5)
-               AND state IN {from}
-             RETURNING id, campaign, row_id, locale, variant, attempts, request_hash, model,
-                       qa_overlay",
-            from = from_states_sql(JobState::InFlight),
-            models = model_filter(models),
+        let sql = self.dialect.claim_sql(
+            "state = 'in_flight', lease_run = $1, lease_expires_at = $2,
+             attempts = attempts + 1, updated_at = $3",
+            &format!(
+                "SELECT id FROM jobs
+                 WHERE campaign = $4 AND state = 'pending'
+                   AND (not_before IS NULL OR not_before <= $3) {models}
+                 ORDER BY not_before IS NOT NULL, not_before, id LIMIT $5",
+                models = model_filter(models),
+            ),
+            JobState::InFlight,
+            "id, campaign, row_id, locale, variant, attempts, request_hash, model, qa_overlay",
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(run)
-            .bind(now + lease.as_millis() as i64)
+            .bind(lease_until(now, lease))
             .bind(now)
             .bind(campaign)
-            .bind(limit as i64)
+            .bind(to_i64("claim size", limit)?)
             .fetch_all(&self.pool)
             .await
             .map_err(self.err())?;
         let mut dec = Decoder::default();
-        rows.into_iter()
+        let mut claimed = rows
+            .into_iter()
             .map(|r| {
                 Ok(Claimed {
                     id: r.get(0),
@@ -709,7 +914,10 @@ impl Store {
                     overlay: r.get::<i64, _>(8) != 0,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // RETURNING order is unspecified on both backends: id order, always.
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
     }
 
     /// The earliest `not_before` among pending jobs (to sleep until), and
@@ -721,7 +929,7 @@ impl Store {
         models: &[String],
     ) -> Result<Option<Option<i64>>> {
         let sql = format!(
-            "SELECT COUNT(*), MIN(not_before) FROM jobs WHERE campaign = ? AND state = 'pending' {}",
+            "SELECT COUNT(*), MIN(not_before) FROM jobs WHERE campaign = $1 AND state = 'pending' {}",
             model_filter(models)
         );
         let row = sqlx::query(AssertSqlSafe(sql))
@@ -737,7 +945,7 @@ impl Store {
     /// `models` (when not empty) limits it to jobs asking one of them.
     pub async fn pending_ids(&self, campaign: &str, models: &[String]) -> Result<Vec<JobId>> {
         let sql = format!(
-            "SELECT id FROM jobs WHERE campaign = ? AND state = 'pending' {}",
+            "SELECT id FROM jobs WHERE campaign = $1 AND state = 'pending' {}",
             model_filter(models)
         );
         let rows: Vec<(i64,)> = sqlx::query_as(AssertSqlSafe(sql))
@@ -752,20 +960,22 @@ impl Store {
     /// flight to `checking` (after a bounded drain).
     pub async fn release_run_leases(&self, run: RunId) -> Result<u64> {
         let mut n = 0;
+        let mut tx = self.write_tx().await?;
         for (from, to) in IN_FLIGHT_RETURNS {
             let sql = format!(
-                "UPDATE jobs SET state = '{to}', lease_run = NULL, lease_expires_at = NULL, updated_at = ?
-                 WHERE lease_run = ? AND state = '{from}' AND state IN {legal}",
+                "UPDATE jobs SET state = '{to}', lease_run = NULL, lease_expires_at = NULL, updated_at = $1
+                 WHERE lease_run = $2 AND state = '{from}' AND state IN {legal}",
                 legal = from_states_sql(to)
             );
             let res = sqlx::query(AssertSqlSafe(sql))
                 .bind(now_ms())
                 .bind(run)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(self.err())?;
             n += res.rows_affected();
         }
+        tx.commit().await.map_err(self.err())?;
         Ok(n)
     }
 
@@ -773,8 +983,8 @@ impl Store {
     /// being created), which this runner should wait for rather than finish.
     pub async fn held_elsewhere(&self, campaign: &str, run: RunId) -> Result<u64> {
         let row = sqlx::query(
-            "SELECT COUNT(*) FROM jobs WHERE campaign = ? AND
-               ((state IN ('in_flight', 'read_in_flight') AND lease_run IS NOT ?)
+            "SELECT COUNT(*) FROM jobs WHERE campaign = $1 AND
+               ((state IN ('in_flight', 'read_in_flight') AND lease_run IS DISTINCT FROM $2)
                 OR state IN ('batch_submitting', 'read_batch_submitting'))",
         )
         .bind(campaign)
@@ -796,7 +1006,7 @@ impl Store {
     }
 
     async fn record_attempt(
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         job: JobId,
         run: Option<RunId>,
         a: &AttemptRecord,
@@ -804,7 +1014,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO attempts (job_id, run_id, mode, started_at, finished_at, outcome, reason,
                                    http_status, detail, cost_usd, kind)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(job)
         .bind(run)
@@ -842,14 +1052,14 @@ impl Store {
                 cost_usd,
                 usage_json,
             } => sqlx::query(AssertSqlSafe(format!(
-                "UPDATE jobs SET state = ?, provider = ?, mode = ?, asset_path = ?, sha256 = ?,
-                        bytes = ?, width = ?, height = ?, mime_type = ?, cost_usd = ?, usage_json = ?,
+                "UPDATE jobs SET state = $1, provider = $2, mode = $3, asset_path = $4, sha256 = $5,
+                        bytes = $6, width = $7, height = $8, mime_type = $9, cost_usd = $10, usage_json = $11,
                         error_code = NULL, error_detail = NULL, block_reason = NULL,
                         lease_run = NULL, lease_expires_at = NULL, not_before = NULL,
                         qa_image_reads = 0,
-                        qa_verdict = CASE WHEN qa_overlay = 1 THEN qa_verdict ELSE ? END,
-                        updated_at = ?, finished_at = ?
-                 WHERE id = ? AND state IN {}",
+                        qa_verdict = CASE WHEN qa_overlay = 1 THEN qa_verdict ELSE $12 END,
+                        updated_at = $13, finished_at = $14
+                 WHERE id = $15 AND state IN {}",
                 from_states_sql(settlement.target_state())
             )))
             .bind(settlement.target_state().as_str())
@@ -857,7 +1067,7 @@ impl Store {
             .bind(attempt.map(|a| a.mode.as_str()))
             .bind(asset.path.clone())
             .bind(asset.sha256.clone())
-            .bind(asset.bytes as i64)
+            .bind(to_i64("file size", asset.bytes)?)
             .bind(i64::from(asset.width))
             .bind(i64::from(asset.height))
             .bind(asset.mime_type.clone())
@@ -889,12 +1099,12 @@ impl Store {
                 };
                 let refund = matches!(other, Settlement::Requeue);
                 sqlx::query(AssertSqlSafe(format!(
-                    "UPDATE jobs SET state = ?, not_before = ?, lease_run = NULL, lease_expires_at = NULL,
-                            error_code = COALESCE(?, error_code), error_detail = COALESCE(?, error_detail),
-                            block_reason = ?, attempts = attempts - ?,
-                            batch_id = CASE WHEN ? THEN NULL ELSE batch_id END,
-                            updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END
-                     WHERE id = ? AND state IN {}",
+                    "UPDATE jobs SET state = $1, not_before = $2, lease_run = NULL, lease_expires_at = NULL,
+                            error_code = COALESCE($3, error_code), error_detail = COALESCE($4, error_detail),
+                            block_reason = $5, attempts = attempts - $6,
+                            batch_id = CASE WHEN $7 THEN NULL ELSE batch_id END,
+                            updated_at = $8, finished_at = CASE WHEN $9 THEN $10 ELSE finished_at END
+                     WHERE id = $11 AND state IN {}",
                     from_states_sql(to)
                 )))
                 .bind(to.as_str())
@@ -938,10 +1148,10 @@ impl Store {
         reason: Reason,
     ) -> Result<bool> {
         let res = sqlx::query(
-            "UPDATE jobs SET model = ?, request_hash = ?, fallback_from = COALESCE(fallback_from, ?),
-                    fallback_reason = ?, attempts = 0, not_before = NULL, error_code = NULL,
-                    error_detail = NULL, block_reason = NULL, updated_at = ?
-             WHERE id = ? AND state = 'pending'",
+            "UPDATE jobs SET model = $1, request_hash = $2, fallback_from = COALESCE(fallback_from, $3),
+                    fallback_reason = $4, attempts = 0, not_before = NULL, error_code = NULL,
+                    error_detail = NULL, block_reason = NULL, updated_at = $5
+             WHERE id = $6 AND state = 'pending'",
         )
         .bind(to.as_str())
         .bind(request_hash)
@@ -958,7 +1168,7 @@ impl Store {
     /// Pending jobs of the campaign whose current model is `model`.
     pub async fn pending_on_model(&self, campaign: &str, model: &ModelId) -> Result<Vec<JobId>> {
         let rows: Vec<(i64,)> = sqlx::query_as(
-            "SELECT id FROM jobs WHERE campaign = ? AND state = 'pending' AND model = ? ORDER BY id",
+            "SELECT id FROM jobs WHERE campaign = $1 AND state = 'pending' AND model = $2 ORDER BY id",
         )
         .bind(campaign)
         .bind(model.as_str())
@@ -972,17 +1182,19 @@ impl Store {
     /// next run asks each job's primary model again. Returns how many.
     pub async fn retry_fallbacks(&self, campaign: &str) -> Result<u64> {
         let sql = format!(
-            "UPDATE jobs SET state = 'superseded', updated_at = ?
-             WHERE campaign = ? AND fallback_from IS NOT NULL AND state IN ('done', 'failed', 'blocked')
+            "UPDATE jobs SET state = 'superseded', updated_at = $1
+             WHERE campaign = $2 AND fallback_from IS NOT NULL AND state IN ('done', 'failed', 'blocked')
                AND state IN {}",
             from_states_sql(JobState::Superseded)
         );
+        let mut tx = self.write_tx().await?;
         let res = sqlx::query(AssertSqlSafe(sql))
             .bind(now_ms())
             .bind(campaign)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(self.err())?;
+        tx.commit().await.map_err(self.err())?;
         Ok(res.rows_affected())
     }
 
@@ -1002,17 +1214,19 @@ impl Store {
             "UPDATE jobs SET state = 'pending', attempts = 0, not_before = NULL, error_code = NULL,
                     error_detail = NULL, block_reason = NULL, finished_at = NULL,
                     qa_image_reads = 0, qa_regenerations = 0, qa_verdict = NULL, qa_overlay = 0,
-                    updated_at = ?
-             WHERE campaign = ? AND state IN ({}) AND state IN {}",
+                    updated_at = $1
+             WHERE campaign = $2 AND state IN ({}) AND state IN {}",
             states.join(", "),
             from_states_sql(JobState::Pending)
         );
+        let mut tx = self.write_tx().await?;
         let res = sqlx::query(AssertSqlSafe(sql))
             .bind(now_ms())
             .bind(campaign)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(self.err())?;
+        tx.commit().await.map_err(self.err())?;
         Ok(res.rows_affected())
     }
 
@@ -1025,7 +1239,7 @@ impl Store {
                     error_detail, block_reason, finished_at, batch_id, fallback_from, fallback_reason,
                     qa_reader, qa_verdict, qa_reads, qa_regenerations, qa_strings, qa_cost_usd,
                     qa_regen_cost_usd, qa_overlay, copy_json
-             FROM jobs WHERE campaign = ? AND state != 'superseded'
+             FROM jobs WHERE campaign = $1 AND state != 'superseded'
              ORDER BY row_id, locale, variant, id",
         )
         .bind(campaign)
@@ -1099,7 +1313,7 @@ impl Store {
     pub async fn spent_usd(&self, campaign: &str) -> Result<f64> {
         let row = sqlx::query(
             "SELECT COALESCE(SUM(a.cost_usd), 0.0) FROM attempts a JOIN jobs j ON j.id = a.job_id
-             WHERE j.campaign = ?",
+             WHERE j.campaign = $1",
         )
         .bind(campaign)
         .fetch_one(&self.pool)
@@ -1112,7 +1326,7 @@ impl Store {
     pub async fn status(&self, campaign: Option<&str>) -> Result<StatusCounts> {
         let mut out = StatusCounts::default();
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*) FROM jobs WHERE (?1 IS NULL OR campaign = ?1) GROUP BY state",
+            "SELECT state, COUNT(*) FROM jobs WHERE ($1 IS NULL OR campaign = $1) GROUP BY state",
         )
         .bind(campaign)
         .fetch_all(&self.pool)
@@ -1123,7 +1337,7 @@ impl Store {
         }
         let open: Vec<(String, Option<String>, String)> = sqlx::query_as(
             "SELECT display_name, remote_name, state FROM batches
-             WHERE (?1 IS NULL OR campaign = ?1) AND state IN ('submitting', 'submitted', 'succeeded')
+             WHERE ($1 IS NULL OR campaign = $1) AND state IN ('submitting', 'submitted', 'succeeded')
              ORDER BY id",
         )
         .bind(campaign)
@@ -1136,7 +1350,7 @@ impl Store {
             .collect::<Result<_>>()?;
         let spent: (f64,) = sqlx::query_as(
             "SELECT COALESCE(SUM(a.cost_usd), 0.0) FROM attempts a JOIN jobs j ON j.id = a.job_id
-             WHERE (?1 IS NULL OR j.campaign = ?1)",
+             WHERE ($1 IS NULL OR j.campaign = $1)",
         )
         .bind(campaign)
         .fetch_one(&self.pool)
@@ -1157,7 +1371,7 @@ impl Store {
     }
 
     /// The pool, for the store's own submodules.
-    fn pool(&self) -> &SqlitePool {
+    fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
@@ -1276,3 +1490,6 @@ fn process_alive(pid: i64) -> bool {
         Err(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -81,7 +81,7 @@ pub struct ReadBatchRow {
 const READ_COLUMNS: &str = "id, campaign, row_id, locale, variant, model, asset_path, mime_type,
                             sha256, qa_image_reads, qa_regenerations, cost_usd, state";
 
-fn claimed_read(dec: &mut Decoder, r: &sqlx::sqlite::SqliteRow) -> Result<(ClaimedRead, JobState)> {
+fn claimed_read(dec: &mut Decoder, r: &sqlx::any::AnyRow) -> Result<(ClaimedRead, JobState)> {
     Ok((
         ClaimedRead {
             id: r.get(0),
@@ -284,30 +284,32 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = now_ms();
-        let sql = format!(
-            "UPDATE jobs SET state = 'read_in_flight', lease_run = ?1, lease_expires_at = ?2,
-                    updated_at = ?3
-             WHERE id IN (SELECT id FROM jobs
-                          WHERE campaign = ?4 AND state = 'checking'
-                            AND (not_before IS NULL OR not_before <= ?3)
-                          ORDER BY not_before IS NOT NULL, not_before, id LIMIT ?5)
-               AND state IN {from}
-             RETURNING {READ_COLUMNS}",
-            from = from_states_sql(JobState::ReadInFlight),
+        let sql = self.dialect.claim_sql(
+            "state = 'read_in_flight', lease_run = $1, lease_expires_at = $2, updated_at = $3",
+            "SELECT id FROM jobs
+             WHERE campaign = $4 AND state = 'checking'
+               AND (not_before IS NULL OR not_before <= $3)
+             ORDER BY not_before IS NOT NULL, not_before, id LIMIT $5",
+            JobState::ReadInFlight,
+            READ_COLUMNS,
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(run)
-            .bind(now + lease.as_millis() as i64)
+            .bind(super::lease_until(now, lease))
             .bind(now)
             .bind(campaign)
-            .bind(limit as i64)
+            .bind(super::to_i64("claim size", limit)?)
             .fetch_all(&self.pool)
             .await
             .map_err(self.err())?;
         let mut dec = Decoder::default();
-        rows.iter()
+        let mut claimed = rows
+            .iter()
             .map(|r| Ok(claimed_read(&mut dec, r)?.0))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // RETURNING order is unspecified on both backends: id order, always.
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
     }
 
     /// Queue a read for every done image among `jobs` that copy QA never
@@ -318,8 +320,8 @@ impl Store {
         let now = now_ms();
         let sql = format!(
             "UPDATE jobs SET state = 'checking', not_before = NULL, finished_at = NULL,
-                    qa_image_reads = 0, updated_at = ?
-             WHERE id = ? AND state = 'done' AND qa_verdict IS NULL AND qa_reads = 0
+                    qa_image_reads = 0, updated_at = $1
+             WHERE id = $2 AND state = 'done' AND qa_verdict IS NULL AND qa_reads = 0
                AND qa_overlay = 0 AND asset_path IS NOT NULL
                AND provider IS NOT NULL AND provider != 'local' AND state IN {}",
             from_states_sql(JobState::Checking)
@@ -342,8 +344,8 @@ impl Store {
     /// Ids of the campaign's jobs whose read is due now (for batching).
     pub async fn due_read_ids(&self, campaign: &str) -> Result<Vec<JobId>> {
         let rows = sqlx::query(
-            "SELECT id FROM jobs WHERE campaign = ? AND state = 'checking'
-               AND (not_before IS NULL OR not_before <= ?) ORDER BY id",
+            "SELECT id FROM jobs WHERE campaign = $1 AND state = 'checking'
+               AND (not_before IS NULL OR not_before <= $2) ORDER BY id",
         )
         .bind(campaign)
         .bind(now_ms())
@@ -369,16 +371,18 @@ impl Store {
     ) -> Result<Option<(ReadBatchRow, Vec<ClaimedRead>)>> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT id, sha256, qa_reads FROM jobs
-             WHERE campaign = ? AND state = 'checking' AND (not_before IS NULL OR not_before <= ?)
-             ORDER BY id",
-        )
-        .bind(campaign)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(self.err())?;
+             WHERE campaign = $1 AND state = 'checking' AND (not_before IS NULL OR not_before <= $2)
+             ORDER BY id{}",
+            self.dialect.lock_rows()
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(campaign)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.err())?;
         let chosen: Vec<(i64, String)> = rows
             .iter()
             .map(|r| {
@@ -413,8 +417,8 @@ impl Store {
             )
             .await?;
         let sql = format!(
-            "UPDATE jobs SET state = 'read_batch_submitting', batch_id = ?, updated_at = ?
-             WHERE id = ? AND state IN {}",
+            "UPDATE jobs SET state = 'read_batch_submitting', batch_id = $1, updated_at = $2
+             WHERE id = $3 AND state IN {}",
             from_states_sql(JobState::ReadBatchSubmitting)
         );
         for (id, _) in &chosen {
@@ -450,9 +454,9 @@ impl Store {
     pub async fn open_read_batches(&self, campaign: &str) -> Result<Vec<ReadBatchRow>> {
         let rows = sqlx::query(
             "SELECT b.id, b.display_name, b.remote_name, b.state, b.model, b.request_count, b.polls,
-                    (r.id IS NULL OR r.finished_at IS NOT NULL)
+                    CASE WHEN r.id IS NULL OR r.finished_at IS NOT NULL THEN 1 ELSE 0 END
              FROM batches b LEFT JOIN runs r ON r.id = b.owner_run
-             WHERE b.campaign = ? AND b.kind = 'read' AND b.state IN ('submitting', 'submitted')
+             WHERE b.campaign = $1 AND b.kind = 'read' AND b.state IN ('submitting', 'submitted')
              ORDER BY b.id",
         )
         .bind(campaign)
@@ -477,7 +481,7 @@ impl Store {
 
     /// The reads of a read batch, with each job's state.
     pub async fn read_batch_jobs(&self, batch: i64) -> Result<Vec<(ClaimedRead, JobState)>> {
-        let sql = format!("SELECT {READ_COLUMNS} FROM jobs WHERE batch_id = ? ORDER BY id");
+        let sql = format!("SELECT {READ_COLUMNS} FROM jobs WHERE batch_id = $1 ORDER BY id");
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(batch)
             .fetch_all(&self.pool)
@@ -491,7 +495,7 @@ impl Store {
     /// `not_before` among them (as [`Store::next_pending`] for images).
     pub async fn next_read(&self, campaign: &str) -> Result<Option<Option<i64>>> {
         let row = sqlx::query(
-            "SELECT COUNT(*), MIN(not_before) FROM jobs WHERE campaign = ? AND state = 'checking'",
+            "SELECT COUNT(*), MIN(not_before) FROM jobs WHERE campaign = $1 AND state = 'checking'",
         )
         .bind(campaign)
         .fetch_one(&self.pool)
@@ -541,23 +545,23 @@ impl Store {
         );
         let overlay = matches!(settlement, ReadSettlement::Overlay { .. });
         let sql = format!(
-            "UPDATE jobs SET state = ?1, not_before = ?2, lease_run = NULL, lease_expires_at = NULL,
+            "UPDATE jobs SET state = $1, not_before = $2, lease_run = NULL, lease_expires_at = NULL,
                     batch_id = CASE WHEN state = 'read_batch_submitted' THEN NULL ELSE batch_id END,
-                    qa_reader = COALESCE(?3, qa_reader),
-                    qa_reads = qa_reads + ?4,
-                    qa_image_reads = CASE WHEN ?5 THEN 0 ELSE qa_image_reads + ?4 END,
-                    qa_cost_usd = qa_cost_usd + ?6,
-                    qa_strings = COALESCE(?7, qa_strings),
-                    qa_verdict = COALESCE(?8, qa_verdict),
-                    qa_regenerations = qa_regenerations + (?5 AND NOT ?13),
-                    qa_overlay = CASE WHEN ?13 THEN 1 ELSE qa_overlay END,
-                    qa_regen_cost_usd = qa_regen_cost_usd + CASE WHEN ?5 THEN COALESCE(cost_usd, 0) ELSE 0 END,
-                    attempts = CASE WHEN ?5 THEN 0 ELSE attempts END,
-                    error_code = CASE WHEN ?1 = 'failed' THEN ?9 ELSE error_code END,
-                    error_detail = CASE WHEN ?1 = 'failed' THEN ?10 ELSE error_detail END,
-                    updated_at = ?11,
-                    finished_at = CASE WHEN ?1 IN ('done', 'failed') THEN ?11 ELSE finished_at END
-             WHERE id = ?12 AND state IN ('read_in_flight', 'read_batch_submitted') AND state IN {}",
+                    qa_reader = COALESCE($3, qa_reader),
+                    qa_reads = qa_reads + $4,
+                    qa_image_reads = CASE WHEN $5 THEN 0 ELSE qa_image_reads + $4 END,
+                    qa_cost_usd = qa_cost_usd + $6,
+                    qa_strings = COALESCE($7, qa_strings),
+                    qa_verdict = COALESCE($8, qa_verdict),
+                    qa_regenerations = qa_regenerations + CASE WHEN $5 AND NOT $13 THEN 1 ELSE 0 END,
+                    qa_overlay = CASE WHEN $13 THEN 1 ELSE qa_overlay END,
+                    qa_regen_cost_usd = qa_regen_cost_usd + CASE WHEN $5 THEN COALESCE(cost_usd, 0) ELSE 0 END,
+                    attempts = CASE WHEN $5 THEN 0 ELSE attempts END,
+                    error_code = CASE WHEN $1 = 'failed' THEN $9 ELSE error_code END,
+                    error_detail = CASE WHEN $1 = 'failed' THEN $10 ELSE error_detail END,
+                    updated_at = $11,
+                    finished_at = CASE WHEN $1 IN ('done', 'failed') THEN $11 ELSE finished_at END
+             WHERE id = $12 AND state IN ('read_in_flight', 'read_batch_submitted') AND state IN {}",
             from_states_sql(to)
         );
         let mut tx = self.write_tx().await?;

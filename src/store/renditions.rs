@@ -65,7 +65,7 @@ impl Store {
     pub async fn stored_renditions(&self, campaign: &str) -> Result<Vec<StoredRendition>> {
         let rows = sqlx::query(
             "SELECT r.job_id, r.settings_hash, r.master_sha256, r.path, r.bytes, j.state
-             FROM renditions r JOIN jobs j ON j.id = r.job_id WHERE j.campaign = ?",
+             FROM renditions r JOIN jobs j ON j.id = r.job_id WHERE j.campaign = $1",
         )
         .bind(campaign)
         .fetch_all(self.pool())
@@ -98,7 +98,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO renditions (job_id, settings_hash, master_sha256, path, sha256, bytes,
                 width, height, mime_type, fit, upscaled, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (job_id, settings_hash) DO UPDATE SET
                 master_sha256 = excluded.master_sha256, path = excluded.path,
                 sha256 = excluded.sha256, bytes = excluded.bytes, width = excluded.width,
@@ -110,17 +110,17 @@ impl Store {
         .bind(master_sha256)
         .bind(&entry.path)
         .bind(&entry.sha256)
-        .bind(entry.bytes as i64)
+        .bind(super::to_i64("file size", entry.bytes)?)
         .bind(i64::from(entry.width))
         .bind(i64::from(entry.height))
         .bind(&entry.mime_type)
         .bind(&entry.fit)
-        .bind(entry.upscaled)
+        .bind(i64::from(entry.upscaled))
         .bind(now_ms())
         .execute(&mut *tx)
         .await
         .map_err(self.err())?;
-        sqlx::query("DELETE FROM rendition_failures WHERE job_id = ? AND settings_hash = ?")
+        sqlx::query("DELETE FROM rendition_failures WHERE job_id = $1 AND settings_hash = $2")
             .bind(job)
             .bind(settings_hash)
             .execute(&mut *tx)
@@ -133,7 +133,7 @@ impl Store {
     pub async fn record_rendition_failure(&self, f: &RenditionFailure) -> Result<()> {
         sqlx::query(
             "INSERT INTO rendition_failures (job_id, settings_hash, path, detail, created_at)
-             VALUES (?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (job_id, settings_hash) DO UPDATE SET
                 path = excluded.path, detail = excluded.detail, created_at = excluded.created_at",
         )
@@ -152,8 +152,8 @@ impl Store {
     pub async fn delete_rendition(&self, job: JobId, settings_hash: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
         for sql in [
-            "DELETE FROM renditions WHERE job_id = ? AND settings_hash = ?",
-            "DELETE FROM rendition_failures WHERE job_id = ? AND settings_hash = ?",
+            "DELETE FROM renditions WHERE job_id = $1 AND settings_hash = $2",
+            "DELETE FROM rendition_failures WHERE job_id = $1 AND settings_hash = $2",
         ] {
             sqlx::query(sql)
                 .bind(job)
@@ -170,7 +170,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT f.job_id, f.settings_hash, f.path, f.detail
              FROM rendition_failures f JOIN jobs j ON j.id = f.job_id
-             WHERE j.campaign = ? AND j.state = 'done' ORDER BY f.job_id, f.path",
+             WHERE j.campaign = $1 AND j.state = 'done' ORDER BY f.job_id, f.path",
         )
         .bind(campaign)
         .fetch_all(self.pool())
@@ -196,7 +196,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT r.job_id, r.path, r.sha256, r.bytes, r.width, r.height, r.mime_type, r.fit, r.upscaled
              FROM renditions r JOIN jobs j ON j.id = r.job_id
-             WHERE j.campaign = ? ORDER BY r.job_id, r.path",
+             WHERE j.campaign = $1 ORDER BY r.job_id, r.path",
         )
         .bind(campaign)
         .fetch_all(self.pool())
@@ -212,7 +212,7 @@ impl Store {
                 height: r.get::<i64, _>(5) as u32,
                 mime_type: r.get(6),
                 fit: r.get(7),
-                upscaled: r.get(8),
+                upscaled: r.get::<i64, _>(8) != 0,
             });
         }
         Ok(out)

@@ -12,13 +12,14 @@ use crate::domain::{Result, now_ms};
 impl Store {
     /// What was uploaded to `target` for `campaign`: path → sha256.
     pub async fn uploads(&self, target: &str, campaign: &str) -> Result<HashMap<String, String>> {
-        let rows =
-            sqlx::query("SELECT object_key, sha256 FROM uploads WHERE target = ? AND campaign = ?")
-                .bind(target)
-                .bind(campaign)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(self.err())?;
+        let rows = sqlx::query(
+            "SELECT object_key, sha256 FROM uploads WHERE target = $1 AND campaign = $2",
+        )
+        .bind(target)
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -40,7 +41,7 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO uploads (target, campaign, object_key, sha256, bytes, uploaded_at)
-             VALUES (?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (target, campaign, object_key)
              DO UPDATE SET sha256 = excluded.sha256, bytes = excluded.bytes,
                            uploaded_at = excluded.uploaded_at",
@@ -49,7 +50,7 @@ impl Store {
         .bind(campaign)
         .bind(key)
         .bind(sha256)
-        .bind(bytes as i64)
+        .bind(super::to_i64("file size", bytes)?)
         .bind(now_ms())
         .execute(&self.pool)
         .await
@@ -59,7 +60,7 @@ impl Store {
 
     /// Forget an object deleted from the bucket.
     pub async fn forget_upload(&self, target: &str, campaign: &str, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM uploads WHERE target = ? AND campaign = ? AND object_key = ?")
+        sqlx::query("DELETE FROM uploads WHERE target = $1 AND campaign = $2 AND object_key = $3")
             .bind(target)
             .bind(campaign)
             .bind(key)

@@ -12,6 +12,7 @@ mod images;
 mod localization;
 mod notify;
 mod openai;
+mod postgres;
 mod qa;
 mod realtime;
 mod review;

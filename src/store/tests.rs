@@ -1,0 +1,596 @@
+//! Queue tests, each run against both backends: a SQLite file and a real
+//! PostgreSQL server (started once per test process, a database per test;
+//! see `tests/it/common/pg.rs`). Several `Store`s on the same state stand
+//! for several workers: each has its own connection pool.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::domain::{AssetRecord, BatchState, ProviderKind, RunOutcome};
+
+#[allow(dead_code)]
+#[path = "../../tests/it/common/pg.rs"]
+mod pg;
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One state (file or database) with the example campaign's jobs expanded.
+struct Fixture {
+    location: StateLocation,
+    campaign: String,
+    specs: Vec<JobSpec>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(backend: Backend) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let location = match backend {
+            Backend::Sqlite => StateLocation::Sqlite(dir.path().join("state.db")),
+            Backend::Postgres => pg::fresh_database().parse().unwrap(),
+        };
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/example");
+        let campaign = crate::campaign::Campaign::load(&example).unwrap();
+        let specs = crate::expand::expand(&campaign).unwrap();
+        Fixture {
+            location,
+            campaign: campaign.name.clone(),
+            specs,
+            _dir: dir,
+        }
+    }
+
+    /// A worker: its own store (own pool) on the same state.
+    async fn worker(&self) -> Store {
+        Store::open(&self.location).await.unwrap()
+    }
+
+    /// A store with the campaign synced; the live job ids in spec order.
+    async fn synced(&self) -> (Store, Vec<JobId>) {
+        let store = self.worker().await;
+        let (_, ids) = store.sync(&self.campaign, &self.specs).await.unwrap();
+        (store, ids)
+    }
+}
+
+/// One `#[tokio::test]` per backend for an `async fn(Backend)`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    super::$name(super::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    super::$name(super::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_backends!(
+    concurrent_claims_never_hand_out_a_job_twice,
+    jobs_move_only_from_legal_states,
+    an_expired_lease_returns_its_jobs_whatever_the_host,
+    sync_supersedes_changed_requests_and_retires_removed_identities,
+    a_batch_is_recorded_before_the_remote_call_under_a_unique_name,
+    concurrent_batch_assignment_gives_each_chunk_to_exactly_one_worker,
+    only_one_worker_adopts_an_orphaned_batch,
+    every_read_model_query_runs,
+);
+
+const LEASE: Duration = Duration::from_secs(60);
+
+async fn concurrent_claims_never_hand_out_a_job_twice(b: Backend) {
+    let f = Fixture::new(b);
+    let (_, ids) = f.synced().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let store = f.worker().await;
+        let campaign = f.campaign.clone();
+        tasks.spawn(async move {
+            let run = store
+                .start_run(&campaign, "local", "realtime")
+                .await
+                .unwrap();
+            let mut mine = Vec::new();
+            loop {
+                let got = store.claim(run, &campaign, 3, LEASE, &[]).await.unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                assert!(got.iter().all(|c| c.attempts == 1), "{got:?}");
+                mine.extend(got.into_iter().map(|c| c.id));
+                tokio::task::yield_now().await;
+            }
+            mine
+        });
+    }
+    let mut all = Vec::new();
+    let mut workers_with_jobs = 0;
+    while let Some(r) = tasks.join_next().await {
+        let mine = r.unwrap();
+        workers_with_jobs += usize::from(!mine.is_empty());
+        all.extend(mine);
+    }
+    let unique: BTreeSet<JobId> = all.iter().copied().collect();
+    assert_eq!(unique.len(), all.len(), "a job was claimed twice");
+    assert_eq!(unique, ids.iter().copied().collect::<BTreeSet<_>>());
+    assert!(workers_with_jobs > 1, "no concurrency happened");
+}
+
+async fn jobs_move_only_from_legal_states(b: Backend) {
+    let f = Fixture::new(b);
+    let (store, _) = f.synced().await;
+    let run = store
+        .start_run(&f.campaign, "local", "realtime")
+        .await
+        .unwrap();
+    let c = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
+    let job = c[0].id;
+    // Requeue refunds the attempt.
+    assert!(
+        store
+            .settle(job, Some(run), &Settlement::Requeue, None)
+            .await
+            .unwrap()
+    );
+    let again = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
+    assert_eq!((again[0].id, again[0].attempts), (job, 1));
+    let fail = Settlement::Fail {
+        blocked: false,
+        reason: Reason::Other,
+        detail: "nope".into(),
+        block_reason: None,
+    };
+    assert!(store.settle(job, Some(run), &fail, None).await.unwrap());
+    // Failed is terminal: settling it again (a late duplicate) changes nothing.
+    assert!(!store.settle(job, Some(run), &fail, None).await.unwrap());
+    let state = |rows: &[JobRow]| rows.iter().find(|r| r.id == job).unwrap().state;
+    assert_eq!(
+        state(&store.jobs(&f.campaign).await.unwrap()),
+        JobState::Failed
+    );
+    assert_eq!(store.requeue(&f.campaign, true, false).await.unwrap(), 1);
+    assert_eq!(
+        state(&store.jobs(&f.campaign).await.unwrap()),
+        JobState::Pending
+    );
+    // A retry with a delay is not claimable before it.
+    let c = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
+    let later = Settlement::Retry {
+        not_before: Some(now_ms() + 3_600_000),
+        reason: Reason::Other,
+        detail: "wait".into(),
+    };
+    assert!(
+        store
+            .settle(c[0].id, Some(run), &later, None)
+            .await
+            .unwrap()
+    );
+    let rest = store
+        .claim(run, &f.campaign, 1000, LEASE, &[])
+        .await
+        .unwrap();
+    assert!(rest.iter().all(|r| r.id != c[0].id));
+    assert_eq!(rest.len(), f.specs.len() - 1);
+    assert!(
+        store
+            .next_pending(&f.campaign, &[])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.finish_run(run, RunOutcome::Finished).await.unwrap();
+}
+
+async fn an_expired_lease_returns_its_jobs_whatever_the_host(b: Backend) {
+    let f = Fixture::new(b);
+    let (store, _) = f.synced().await;
+    // A worker here whose lease runs out at once.
+    let a = store
+        .start_run(&f.campaign, "local", "realtime")
+        .await
+        .unwrap();
+    let short = store
+        .claim(a, &f.campaign, 2, Duration::from_millis(1), &[])
+        .await
+        .unwrap();
+    // Workers on another host: one silent for ten minutes (it died; its
+    // pid means nothing here), one alive with a long lease.
+    let now = now_ms();
+    let mut other = Vec::new();
+    for heartbeat in [now - 600_000, now] {
+        let row = sqlx::query(
+            "INSERT INTO runs (campaign, provider, mode, pid, host, started_at, heartbeat_at)
+             VALUES ($1, 'gemini', 'realtime', 1, 'another-host', $2, $2) RETURNING id",
+        )
+        .bind(&f.campaign)
+        .bind(heartbeat)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        let run: RunId = row.get(0);
+        let got = store.claim(run, &f.campaign, 3, LEASE, &[]).await.unwrap();
+        other.push((run, got));
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let recovered = store.recover_orphans(&f.campaign, LEASE).await.unwrap();
+    // The expired lease and the dead host's jobs come back; the live one's stay.
+    assert_eq!(recovered, 2 + 3);
+    let jobs = store.jobs(&f.campaign).await.unwrap();
+    let state = |id: JobId| jobs.iter().find(|r| r.id == id).unwrap().state;
+    for c in short.iter().chain(&other[0].1) {
+        assert_eq!(state(c.id), JobState::Pending);
+    }
+    for c in &other[1].1 {
+        assert_eq!(state(c.id), JobState::InFlight);
+    }
+    let runs: Vec<(i64, Option<String>)> =
+        sqlx::query_as("SELECT id, outcome FROM runs ORDER BY id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        runs,
+        vec![
+            (a, None),
+            (other[0].0, Some("expired".into())),
+            (other[1].0, None)
+        ]
+    );
+    // A heartbeat renews the lease: nothing more comes back.
+    store.heartbeat(other[1].0, LEASE).await.unwrap();
+    assert_eq!(store.recover_orphans(&f.campaign, LEASE).await.unwrap(), 0);
+    assert_eq!(store.held_elsewhere(&f.campaign, a).await.unwrap(), 3);
+    assert_eq!(store.release_run_leases(other[1].0).await.unwrap(), 3);
+}
+
+async fn sync_supersedes_changed_requests_and_retires_removed_identities(b: Backend) {
+    let f = Fixture::new(b);
+    let (store, ids) = f.synced().await;
+    let n = f.specs.len();
+    let mut specs = f.specs.clone();
+    specs[0].request_hash = "changed".into();
+    specs.pop();
+    let preview = store.preview(&f.campaign, &specs).await.unwrap();
+    let (planned, new_ids) = store.sync(&f.campaign, &specs).await.unwrap();
+    assert_eq!(preview.report, planned.report);
+    assert_eq!(
+        (
+            planned.report.changed,
+            planned.report.retired,
+            planned.report.unchanged
+        ),
+        (1, 1, n - 2)
+    );
+    assert_ne!(new_ids[0], ids[0]);
+    assert_eq!(&new_ids[1..], &ids[1..n - 1]);
+    let jobs = store.jobs(&f.campaign).await.unwrap();
+    let state = |id: JobId| jobs.iter().find(|r| r.id == id).map(|r| r.state);
+    assert_eq!(state(ids[0]), None, "superseded rows are history");
+    assert_eq!(state(ids[n - 1]), Some(JobState::Retired));
+    assert_eq!(state(new_ids[0]), Some(JobState::Pending));
+    // The same sync again changes nothing.
+    let (again, _) = store.sync(&f.campaign, &specs).await.unwrap();
+    assert_eq!(again.report.unchanged, n - 1);
+    assert_eq!(
+        again.report.new + again.report.changed + again.report.retired,
+        0
+    );
+}
+
+async fn a_batch_is_recorded_before_the_remote_call_under_a_unique_name(b: Backend) {
+    let f = Fixture::new(b);
+    let (store, ids) = f.synced().await;
+    let run = store
+        .start_run(&f.campaign, "gemini", "batch")
+        .await
+        .unwrap();
+    let model = f.specs[0].request.model.clone();
+    let eligible: HashSet<JobId> = ids.iter().copied().collect();
+    let (row, jobs) = store
+        .assign_batch(run, &f.campaign, &model, &eligible, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    // Recorded, with its jobs, before anything is sent: a crash now finds
+    // it `submitting` and looks it up by its name.
+    assert_eq!(
+        (row.state, row.remote_name.as_deref()),
+        (BatchState::Submitting, None)
+    );
+    assert_eq!(jobs.len(), 10);
+    assert!(
+        jobs.iter()
+            .all(|j| j.state == JobState::BatchSubmitting && j.attempts == 1)
+    );
+    let open = store.open_batches(&f.campaign).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].display_name, row.display_name);
+    assert!(!open[0].owner_gone, "its owner is alive");
+    let status = store.status(Some(&f.campaign)).await.unwrap();
+    assert_eq!(status.by_state["batch_submitting"], 10);
+    assert_eq!(status.open_batches.len(), 1);
+    // Never created remotely: abandoned with a refund, the same chunk comes
+    // back under the same name, and the row is reused.
+    store
+        .close_batch(row.id, BatchState::Abandoned, Some("test"), true)
+        .await
+        .unwrap();
+    let (again, _) = store
+        .assign_batch(run, &f.campaign, &model, &eligible, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id, &again.display_name), (row.id, &row.display_name));
+    store
+        .batch_submitted(again.id, "batches/remote-1")
+        .await
+        .unwrap();
+    let jobs = store.batch_jobs(again.id).await.unwrap();
+    assert!(jobs.iter().all(|j| j.state == JobState::BatchSubmitted));
+    // A created batch's name is never reused: the next chunk is another.
+    let (next, next_jobs) = store
+        .assign_batch(run, &f.campaign, &model, &eligible, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(next.display_name, row.display_name);
+    let first: HashSet<JobId> = jobs.iter().map(|j| j.id).collect();
+    assert!(next_jobs.iter().all(|j| !first.contains(&j.id)));
+    // Inserting the created batch's name again is refused.
+    let mut tx = store.write_tx().await.unwrap();
+    let clash = store
+        .insert_batch(
+            &mut tx,
+            batches::BatchRecord {
+                campaign: &f.campaign,
+                target: model.as_str(),
+                kind: "image",
+                display_name: &row.display_name,
+                requests: 1,
+                run,
+            },
+        )
+        .await;
+    assert!(clash.is_err());
+}
+
+async fn concurrent_batch_assignment_gives_each_chunk_to_exactly_one_worker(b: Backend) {
+    let f = Fixture::new(b);
+    let (_, ids) = f.synced().await;
+    let model = f.specs[0].request.model.clone();
+    let eligible: HashSet<JobId> = ids.iter().copied().collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let store = f.worker().await;
+        let (campaign, model, eligible) = (f.campaign.clone(), model.clone(), eligible.clone());
+        // Claims race the batch assignments for the same pending jobs.
+        let claimer = f.worker().await;
+        tasks.spawn(async move {
+            let run = store.start_run(&campaign, "gemini", "batch").await.unwrap();
+            let mut out = Vec::new();
+            while let Some((row, jobs)) = store
+                .assign_batch(run, &campaign, &model, &eligible, 7)
+                .await
+                .unwrap()
+            {
+                assert_eq!(row.request_count as usize, jobs.len());
+                out.push((
+                    row.display_name,
+                    jobs.into_iter().map(|j| j.id).collect::<Vec<_>>(),
+                ));
+                let _ = claimer.claim(run, &campaign, 1, LEASE, &[]).await.unwrap();
+            }
+            out
+        });
+    }
+    let mut names = BTreeSet::new();
+    let mut batched = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        for (name, jobs) in r.unwrap() {
+            assert!(names.insert(name), "two batches with one name");
+            batched.extend(jobs);
+        }
+    }
+    let unique: BTreeSet<JobId> = batched.iter().copied().collect();
+    assert_eq!(unique.len(), batched.len(), "a job went into two batches");
+    let store = f.worker().await;
+    let jobs = store.jobs(&f.campaign).await.unwrap();
+    for j in &jobs {
+        let in_batch = unique.contains(&j.id);
+        match j.state {
+            JobState::BatchSubmitting => assert!(in_batch),
+            JobState::InFlight => assert!(!in_batch),
+            JobState::Pending => assert!(j.model != model, "job {} left pending", j.id),
+            other => panic!("job {} left {other:?}", j.id),
+        }
+    }
+}
+
+async fn only_one_worker_adopts_an_orphaned_batch(b: Backend) {
+    let f = Fixture::new(b);
+    let (store, ids) = f.synced().await;
+    let model = f.specs[0].request.model.clone();
+    let eligible: HashSet<JobId> = ids.iter().copied().collect();
+    let owner = store
+        .start_run(&f.campaign, "gemini", "batch")
+        .await
+        .unwrap();
+    let (row, _) = store
+        .assign_batch(owner, &f.campaign, &model, &eligible, 5)
+        .await
+        .unwrap()
+        .unwrap();
+    // A live owner's batch is not up for adoption.
+    let early = store
+        .start_run(&f.campaign, "gemini", "batch")
+        .await
+        .unwrap();
+    assert!(!store.adopt_batch(row.id, early).await.unwrap());
+    store.finish_run(owner, RunOutcome::Stopped).await.unwrap();
+    assert!(store.open_batches(&f.campaign).await.unwrap()[0].owner_gone);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let w = f.worker().await;
+        let campaign = f.campaign.clone();
+        tasks.spawn(async move {
+            let run = w.start_run(&campaign, "gemini", "batch").await.unwrap();
+            w.adopt_batch(row.id, run).await.unwrap()
+        });
+    }
+    let mut adopted = 0;
+    while let Some(r) = tasks.join_next().await {
+        adopted += usize::from(r.unwrap());
+    }
+    assert_eq!(adopted, 1);
+    assert!(!store.open_batches(&f.campaign).await.unwrap()[0].owner_gone);
+}
+
+async fn every_read_model_query_runs(b: Backend) {
+    let f = Fixture::new(b);
+    let (store, ids) = f.synced().await;
+    let run = store
+        .start_run(&f.campaign, "local", "realtime")
+        .await
+        .unwrap();
+    let c = store.claim(run, &f.campaign, 2, LEASE, &[]).await.unwrap();
+    let attempt = AttemptRecord {
+        mode: BillingMode::Realtime,
+        started_at: now_ms(),
+        finished_at: now_ms(),
+        outcome: AttemptOutcome::Ok,
+        reason: None,
+        http_status: Some(200),
+        detail: None,
+        cost_usd: 0.25,
+        read: false,
+    };
+    let done = Settlement::Done {
+        qa: ImageQa::Off,
+        provider: ProviderKind::Gemini,
+        asset: AssetRecord {
+            path: "en-US/hero/r1.png".into(),
+            sha256: "ab".repeat(32),
+            bytes: 1234,
+            width: 16,
+            height: 9,
+            mime_type: "image/png".into(),
+        },
+        cost_usd: 0.25,
+        usage_json: None,
+    };
+    for j in &c {
+        assert!(
+            store
+                .settle(j.id, Some(run), &done, Some(&attempt))
+                .await
+                .unwrap()
+        );
+    }
+    let entry = RenditionEntry {
+        path: "en-US/hero/r1.w.jpg".into(),
+        sha256: "cd".repeat(32),
+        bytes: 99,
+        width: 8,
+        height: 4,
+        mime_type: "image/jpeg".into(),
+        fit: "cover".into(),
+        upscaled: true,
+    };
+    store
+        .record_rendition(c[0].id, "s1", &"ab".repeat(32), &entry)
+        .await
+        .unwrap();
+    store
+        .record_rendition(c[0].id, "s1", &"ab".repeat(32), &entry)
+        .await
+        .unwrap();
+    store
+        .record_rendition_failure(&RenditionFailure {
+            job_id: c[1].id,
+            settings_hash: "s2".into(),
+            path: "x.jpg".into(),
+            detail: "broken".into(),
+        })
+        .await
+        .unwrap();
+    store
+        .record_upload("s3://b/p", &f.campaign, "m.json", "ef", 10)
+        .await
+        .unwrap();
+    store
+        .record_upload("s3://b/p", &f.campaign, "m.json", "ff", 11)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.uploads("s3://b/p", &f.campaign).await.unwrap()["m.json"],
+        "ff"
+    );
+    store.save_snapshot(run, &f.campaign, "{}").await.unwrap();
+    store
+        .save_snapshot(run, &f.campaign, "{\"a\":1}")
+        .await
+        .unwrap();
+    let snaps = store.snapshots(&f.campaign).await.unwrap();
+    assert_eq!(snaps.len(), 1);
+    assert!((snaps[0].spent_usd - 0.5).abs() < 1e-9);
+    let state = store.campaign_state(&f.campaign).await.unwrap();
+    assert_eq!(state.jobs.len(), ids.len());
+    assert_eq!(state.renditions[&c[0].id], vec![entry]);
+    assert_eq!(state.rendition_failures.len(), 1);
+    let done_row = state.jobs.iter().find(|j| j.id == c[0].id).unwrap();
+    assert_eq!(done_row.state, JobState::Done);
+    assert_eq!(done_row.asset.as_ref().unwrap().bytes, 1234);
+    assert!((store.spent_usd(&f.campaign).await.unwrap() - 0.5).abs() < 1e-9);
+    let status = store.status(None).await.unwrap();
+    assert_eq!(status.by_state["done"], 2);
+    assert!((status.spent_usd - 0.5).abs() < 1e-9);
+    assert_eq!(store.campaigns().await.unwrap(), vec![f.campaign.clone()]);
+    assert_eq!(
+        store.pending_ids(&f.campaign, &[]).await.unwrap().len(),
+        ids.len() - 2
+    );
+    let model = f.specs[0].request.model.as_str().to_string();
+    assert!(
+        !store
+            .pending_ids(&f.campaign, &[model])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.stored_renditions(&f.campaign).await.unwrap().len(), 1);
+    store.delete_rendition(c[0].id, "s1").await.unwrap();
+    assert!(store.decisions(&f.campaign).await.unwrap().is_empty());
+    assert!(store.composites(&f.campaign).await.unwrap().is_empty());
+    assert!(
+        store
+            .open_read_batches(&f.campaign)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.next_read(&f.campaign).await.unwrap().is_none());
+    assert_eq!(store.read_done_images(&[c[0].id]).await.unwrap(), 1);
+    let reads = store.claim_reads(run, &f.campaign, 5, LEASE).await.unwrap();
+    assert_eq!(reads.len(), 1);
+    let pass = ReadSettlement::Pass { checks: Vec::new() };
+    assert!(
+        store
+            .settle_read(reads[0].id, None, &pass, None, Some(run))
+            .await
+            .unwrap()
+    );
+    store.close().await;
+}
