@@ -127,12 +127,12 @@ impl Store {
             self.dialect.lock_rows()
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(campaign)
-        .bind(model.as_str())
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(self.err())?;
+            .bind(campaign)
+            .bind(model.as_str())
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.err())?;
         let chosen: Vec<(i64, String, String)> = rows
             .into_iter()
             .map(|r| {

@@ -236,11 +236,7 @@ mod tests {
 
     #[test]
     fn postgres_urls_select_postgres_and_anything_else_is_a_file() {
-        for s in [
-            "postgres://u@h/db",
-            "postgresql://h/db",
-            "POSTGRES://h/db",
-        ] {
+        for s in ["postgres://u@h/db", "postgresql://h/db", "POSTGRES://h/db"] {
             assert!(s.parse::<StateLocation>().unwrap().is_postgres(), "{s}");
         }
         for s in [".adloc/state.db", "/tmp/x.db", "postgres.db", "sqlite://x"] {
@@ -250,9 +246,10 @@ mod tests {
 
     #[test]
     fn passwords_never_show_in_display_or_debug() {
-        let l: StateLocation = "postgres://ann:s3cr%40t@db.example:5432/adloc?sslmode=require&password=other"
-            .parse()
-            .unwrap();
+        let l: StateLocation =
+            "postgres://ann:s3cr%40t@db.example:5432/adloc?sslmode=require&password=other"
+                .parse()
+                .unwrap();
         for text in [l.to_string(), format!("{l:?}")] {
             assert!(!text.contains("s3cr"), "{text}");
             assert!(!text.contains("other"), "{text}");
@@ -268,9 +265,6 @@ mod tests {
             redact_url("postgres://host/db?user=a"),
             "postgres://host/db?user=a"
         );
-        assert_eq!(
-            redact_url("postgres://a@host/db"),
-            "postgres://a@host/db"
-        );
+        assert_eq!(redact_url("postgres://a@host/db"), "postgres://a@host/db");
     }
 }

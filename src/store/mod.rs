@@ -28,9 +28,9 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Connection, Row};
 
 pub use approvals::{DecisionRow, NewDecision};
-pub use location::{DEFAULT_STATE, DatabaseUrl, StateLocation};
 pub use batches::{BatchJob, BatchRow};
 pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
+pub use location::{DEFAULT_STATE, DatabaseUrl, StateLocation};
 pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadBatchRow, ReadSettlement};
 pub use renditions::{RenditionEntry, RenditionFailure};
 

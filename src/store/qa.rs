@@ -378,11 +378,11 @@ impl Store {
             self.dialect.lock_rows()
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(campaign)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(self.err())?;
+            .bind(campaign)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.err())?;
         let chosen: Vec<(i64, String)> = rows
             .iter()
             .map(|r| {

@@ -98,7 +98,10 @@ async fn concurrent_claims_never_hand_out_a_job_twice(b: Backend) {
         let store = f.worker().await;
         let campaign = f.campaign.clone();
         tasks.spawn(async move {
-            let run = store.start_run(&campaign, "local", "realtime").await.unwrap();
+            let run = store
+                .start_run(&campaign, "local", "realtime")
+                .await
+                .unwrap();
             let mut mine = Vec::new();
             loop {
                 let got = store.claim(run, &campaign, 3, LEASE, &[]).await.unwrap();
@@ -128,11 +131,19 @@ async fn concurrent_claims_never_hand_out_a_job_twice(b: Backend) {
 async fn jobs_move_only_from_legal_states(b: Backend) {
     let f = Fixture::new(b);
     let (store, _) = f.synced().await;
-    let run = store.start_run(&f.campaign, "local", "realtime").await.unwrap();
+    let run = store
+        .start_run(&f.campaign, "local", "realtime")
+        .await
+        .unwrap();
     let c = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
     let job = c[0].id;
     // Requeue refunds the attempt.
-    assert!(store.settle(job, Some(run), &Settlement::Requeue, None).await.unwrap());
+    assert!(
+        store
+            .settle(job, Some(run), &Settlement::Requeue, None)
+            .await
+            .unwrap()
+    );
     let again = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
     assert_eq!((again[0].id, again[0].attempts), (job, 1));
     let fail = Settlement::Fail {
@@ -145,9 +156,15 @@ async fn jobs_move_only_from_legal_states(b: Backend) {
     // Failed is terminal: settling it again (a late duplicate) changes nothing.
     assert!(!store.settle(job, Some(run), &fail, None).await.unwrap());
     let state = |rows: &[JobRow]| rows.iter().find(|r| r.id == job).unwrap().state;
-    assert_eq!(state(&store.jobs(&f.campaign).await.unwrap()), JobState::Failed);
+    assert_eq!(
+        state(&store.jobs(&f.campaign).await.unwrap()),
+        JobState::Failed
+    );
     assert_eq!(store.requeue(&f.campaign, true, false).await.unwrap(), 1);
-    assert_eq!(state(&store.jobs(&f.campaign).await.unwrap()), JobState::Pending);
+    assert_eq!(
+        state(&store.jobs(&f.campaign).await.unwrap()),
+        JobState::Pending
+    );
     // A retry with a delay is not claimable before it.
     let c = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
     let later = Settlement::Retry {
@@ -155,11 +172,25 @@ async fn jobs_move_only_from_legal_states(b: Backend) {
         reason: Reason::Other,
         detail: "wait".into(),
     };
-    assert!(store.settle(c[0].id, Some(run), &later, None).await.unwrap());
-    let rest = store.claim(run, &f.campaign, 1000, LEASE, &[]).await.unwrap();
+    assert!(
+        store
+            .settle(c[0].id, Some(run), &later, None)
+            .await
+            .unwrap()
+    );
+    let rest = store
+        .claim(run, &f.campaign, 1000, LEASE, &[])
+        .await
+        .unwrap();
     assert!(rest.iter().all(|r| r.id != c[0].id));
     assert_eq!(rest.len(), f.specs.len() - 1);
-    assert!(store.next_pending(&f.campaign, &[]).await.unwrap().is_some());
+    assert!(
+        store
+            .next_pending(&f.campaign, &[])
+            .await
+            .unwrap()
+            .is_some()
+    );
     store.finish_run(run, RunOutcome::Finished).await.unwrap();
 }
 
@@ -167,7 +198,10 @@ async fn an_expired_lease_returns_its_jobs_whatever_the_host(b: Backend) {
     let f = Fixture::new(b);
     let (store, _) = f.synced().await;
     // A worker here whose lease runs out at once.
-    let a = store.start_run(&f.campaign, "local", "realtime").await.unwrap();
+    let a = store
+        .start_run(&f.campaign, "local", "realtime")
+        .await
+        .unwrap();
     let short = store
         .claim(a, &f.campaign, 2, Duration::from_millis(1), &[])
         .await
@@ -250,13 +284,19 @@ async fn sync_supersedes_changed_requests_and_retires_removed_identities(b: Back
     // The same sync again changes nothing.
     let (again, _) = store.sync(&f.campaign, &specs).await.unwrap();
     assert_eq!(again.report.unchanged, n - 1);
-    assert_eq!(again.report.new + again.report.changed + again.report.retired, 0);
+    assert_eq!(
+        again.report.new + again.report.changed + again.report.retired,
+        0
+    );
 }
 
 async fn a_batch_is_recorded_before_the_remote_call_under_a_unique_name(b: Backend) {
     let f = Fixture::new(b);
     let (store, ids) = f.synced().await;
-    let run = store.start_run(&f.campaign, "gemini", "batch").await.unwrap();
+    let run = store
+        .start_run(&f.campaign, "gemini", "batch")
+        .await
+        .unwrap();
     let model = f.specs[0].request.model.clone();
     let eligible: HashSet<JobId> = ids.iter().copied().collect();
     let (row, jobs) = store
@@ -266,9 +306,15 @@ async fn a_batch_is_recorded_before_the_remote_call_under_a_unique_name(b: Backe
         .unwrap();
     // Recorded, with its jobs, before anything is sent: a crash now finds
     // it `submitting` and looks it up by its name.
-    assert_eq!((row.state, row.remote_name.as_deref()), (BatchState::Submitting, None));
+    assert_eq!(
+        (row.state, row.remote_name.as_deref()),
+        (BatchState::Submitting, None)
+    );
     assert_eq!(jobs.len(), 10);
-    assert!(jobs.iter().all(|j| j.state == JobState::BatchSubmitting && j.attempts == 1));
+    assert!(
+        jobs.iter()
+            .all(|j| j.state == JobState::BatchSubmitting && j.attempts == 1)
+    );
     let open = store.open_batches(&f.campaign).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].display_name, row.display_name);
@@ -288,7 +334,10 @@ async fn a_batch_is_recorded_before_the_remote_call_under_a_unique_name(b: Backe
         .unwrap()
         .unwrap();
     assert_eq!((again.id, &again.display_name), (row.id, &row.display_name));
-    store.batch_submitted(again.id, "batches/remote-1").await.unwrap();
+    store
+        .batch_submitted(again.id, "batches/remote-1")
+        .await
+        .unwrap();
     let jobs = store.batch_jobs(again.id).await.unwrap();
     assert!(jobs.iter().all(|j| j.state == JobState::BatchSubmitted));
     // A created batch's name is never reused: the next chunk is another.
@@ -338,7 +387,10 @@ async fn concurrent_batch_assignment_gives_each_chunk_to_exactly_one_worker(b: B
                 .unwrap()
             {
                 assert_eq!(row.request_count as usize, jobs.len());
-                out.push((row.display_name, jobs.into_iter().map(|j| j.id).collect::<Vec<_>>()));
+                out.push((
+                    row.display_name,
+                    jobs.into_iter().map(|j| j.id).collect::<Vec<_>>(),
+                ));
                 let _ = claimer.claim(run, &campaign, 1, LEASE, &[]).await.unwrap();
             }
             out
@@ -372,14 +424,20 @@ async fn only_one_worker_adopts_an_orphaned_batch(b: Backend) {
     let (store, ids) = f.synced().await;
     let model = f.specs[0].request.model.clone();
     let eligible: HashSet<JobId> = ids.iter().copied().collect();
-    let owner = store.start_run(&f.campaign, "gemini", "batch").await.unwrap();
+    let owner = store
+        .start_run(&f.campaign, "gemini", "batch")
+        .await
+        .unwrap();
     let (row, _) = store
         .assign_batch(owner, &f.campaign, &model, &eligible, 5)
         .await
         .unwrap()
         .unwrap();
     // A live owner's batch is not up for adoption.
-    let early = store.start_run(&f.campaign, "gemini", "batch").await.unwrap();
+    let early = store
+        .start_run(&f.campaign, "gemini", "batch")
+        .await
+        .unwrap();
     assert!(!store.adopt_batch(row.id, early).await.unwrap());
     store.finish_run(owner, RunOutcome::Stopped).await.unwrap();
     assert!(store.open_batches(&f.campaign).await.unwrap()[0].owner_gone);
@@ -403,7 +461,10 @@ async fn only_one_worker_adopts_an_orphaned_batch(b: Backend) {
 async fn every_read_model_query_runs(b: Backend) {
     let f = Fixture::new(b);
     let (store, ids) = f.synced().await;
-    let run = store.start_run(&f.campaign, "local", "realtime").await.unwrap();
+    let run = store
+        .start_run(&f.campaign, "local", "realtime")
+        .await
+        .unwrap();
     let c = store.claim(run, &f.campaign, 2, LEASE, &[]).await.unwrap();
     let attempt = AttemptRecord {
         mode: BillingMode::Realtime,
@@ -431,7 +492,12 @@ async fn every_read_model_query_runs(b: Backend) {
         usage_json: None,
     };
     for j in &c {
-        assert!(store.settle(j.id, Some(run), &done, Some(&attempt)).await.unwrap());
+        assert!(
+            store
+                .settle(j.id, Some(run), &done, Some(&attempt))
+                .await
+                .unwrap()
+        );
     }
     let entry = RenditionEntry {
         path: "en-US/hero/r1.w.jpg".into(),
@@ -443,8 +509,14 @@ async fn every_read_model_query_runs(b: Backend) {
         fit: "cover".into(),
         upscaled: true,
     };
-    store.record_rendition(c[0].id, "s1", &"ab".repeat(32), &entry).await.unwrap();
-    store.record_rendition(c[0].id, "s1", &"ab".repeat(32), &entry).await.unwrap();
+    store
+        .record_rendition(c[0].id, "s1", &"ab".repeat(32), &entry)
+        .await
+        .unwrap();
+    store
+        .record_rendition(c[0].id, "s1", &"ab".repeat(32), &entry)
+        .await
+        .unwrap();
     store
         .record_rendition_failure(&RenditionFailure {
             job_id: c[1].id,
@@ -454,14 +526,23 @@ async fn every_read_model_query_runs(b: Backend) {
         })
         .await
         .unwrap();
-    store.record_upload("s3://b/p", &f.campaign, "m.json", "ef", 10).await.unwrap();
-    store.record_upload("s3://b/p", &f.campaign, "m.json", "ff", 11).await.unwrap();
+    store
+        .record_upload("s3://b/p", &f.campaign, "m.json", "ef", 10)
+        .await
+        .unwrap();
+    store
+        .record_upload("s3://b/p", &f.campaign, "m.json", "ff", 11)
+        .await
+        .unwrap();
     assert_eq!(
         store.uploads("s3://b/p", &f.campaign).await.unwrap()["m.json"],
         "ff"
     );
     store.save_snapshot(run, &f.campaign, "{}").await.unwrap();
-    store.save_snapshot(run, &f.campaign, "{\"a\":1}").await.unwrap();
+    store
+        .save_snapshot(run, &f.campaign, "{\"a\":1}")
+        .await
+        .unwrap();
     let snaps = store.snapshots(&f.campaign).await.unwrap();
     assert_eq!(snaps.len(), 1);
     assert!((snaps[0].spent_usd - 0.5).abs() < 1e-9);
@@ -482,17 +563,34 @@ async fn every_read_model_query_runs(b: Backend) {
         ids.len() - 2
     );
     let model = f.specs[0].request.model.as_str().to_string();
-    assert!(!store.pending_ids(&f.campaign, &[model]).await.unwrap().is_empty());
+    assert!(
+        !store
+            .pending_ids(&f.campaign, &[model])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.stored_renditions(&f.campaign).await.unwrap().len(), 1);
     store.delete_rendition(c[0].id, "s1").await.unwrap();
     assert!(store.decisions(&f.campaign).await.unwrap().is_empty());
     assert!(store.composites(&f.campaign).await.unwrap().is_empty());
-    assert!(store.open_read_batches(&f.campaign).await.unwrap().is_empty());
+    assert!(
+        store
+            .open_read_batches(&f.campaign)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.next_read(&f.campaign).await.unwrap().is_none());
     assert_eq!(store.read_done_images(&[c[0].id]).await.unwrap(), 1);
     let reads = store.claim_reads(run, &f.campaign, 5, LEASE).await.unwrap();
     assert_eq!(reads.len(), 1);
     let pass = ReadSettlement::Pass { checks: Vec::new() };
-    assert!(store.settle_read(reads[0].id, None, &pass, None, Some(run)).await.unwrap());
+    assert!(
+        store
+            .settle_read(reads[0].id, None, &pass, None, Some(run))
+            .await
+            .unwrap()
+    );
     store.close().await;
 }

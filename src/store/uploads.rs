@@ -12,13 +12,14 @@ use crate::domain::{Result, now_ms};
 impl Store {
     /// What was uploaded to `target` for `campaign`: path → sha256.
     pub async fn uploads(&self, target: &str, campaign: &str) -> Result<HashMap<String, String>> {
-        let rows =
-            sqlx::query("SELECT object_key, sha256 FROM uploads WHERE target = $1 AND campaign = $2")
-                .bind(target)
-                .bind(campaign)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(self.err())?;
+        let rows = sqlx::query(
+            "SELECT object_key, sha256 FROM uploads WHERE target = $1 AND campaign = $2",
+        )
+        .bind(target)
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
         rows.iter()
             .map(|r| {
                 Ok((

@@ -128,9 +128,8 @@ fn a_database_password_never_appears_in_errors_or_help() {
     let ws = Workspace::new();
     let secret = "hunter2-Xq9zv";
     // Nothing listens there: the connect fails, and says where, redacted.
-    let url = format!(
-        "postgres://adloc:{secret}@127.0.0.1:9/adloc?sslmode=disable&password={secret}"
-    );
+    let url =
+        format!("postgres://adloc:{secret}@127.0.0.1:9/adloc?sslmode=disable&password={secret}");
     for args in [
         vec!["status", "--state", url.as_str()],
         vec!["run", "campaigns/example", "--state", url.as_str()],
@@ -141,7 +140,10 @@ fn a_database_password_never_appears_in_errors_or_help() {
         assert!(!all.contains(secret), "{all}");
         assert!(all.contains("adloc:***@127.0.0.1:9"), "{all}");
     }
-    let o = ws.adloc_env(&["status", "--help"], &[("ADLOC_DATABASE_URL", url.as_str())]);
+    let o = ws.adloc_env(
+        &["status", "--help"],
+        &[("ADLOC_DATABASE_URL", url.as_str())],
+    );
     let all = format!("{}{}", stdout(&o), stderr(&o));
     assert!(all.contains("ADLOC_DATABASE_URL"), "{all}");
     assert!(!all.contains(secret), "{all}");

@@ -120,7 +120,9 @@ impl PgServer {
                 &format!("{sock}/server.log"),
                 "-w",
                 "-o",
-                &format!("-k {sock} -c listen_addresses='' -p 5432 -c fsync=off -c max_connections=200"),
+                &format!(
+                    "-k {sock} -c listen_addresses='' -p 5432 -c fsync=off -c max_connections=200"
+                ),
                 "start",
             ],
         );
@@ -132,7 +134,11 @@ impl PgServer {
     fn watchdog(&self) {
         let pg_ctl = self.bin.join("pg_ctl");
         let stop = match self.as_user {
-            Some(u) => format!("runuser -u {u} -- {} -D {} stop -m immediate", pg_ctl.display(), self.data()),
+            Some(u) => format!(
+                "runuser -u {u} -- {} -D {} stop -m immediate",
+                pg_ctl.display(),
+                self.data()
+            ),
             None => format!("{} -D {} stop -m immediate", pg_ctl.display(), self.data()),
         };
         let script = format!(
