@@ -44,6 +44,7 @@ fn command(ws: &Workspace, emu: &Emu, mode: &str, crash_at: Option<&str>) -> Com
         .env("ADLOC_BATCH_POLL_MS", "40")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    ws.state_env(&mut cmd);
     for (k, v) in emu.env() {
         cmd.env(k, v);
     }
@@ -222,6 +223,38 @@ fn realtime_crash_points_around_each_state_change_resume_cleanly() {
     eprintln!("realtime crash points: 4 exercised, {total_dup} images paid twice in all");
 }
 
+/// Crash points around batch creation, each on a fresh workspace.
+fn batch_crash_points(points: &[Option<&str>], workspace: fn() -> Workspace) {
+    for &point in points {
+        let emu = Emu::start(Faults {
+            batch: BatchFaults {
+                polls_until_done: 2,
+                ..BatchFaults::default()
+            },
+            ..Faults::default()
+        });
+        let ws = workspace();
+        crash(&ws, &emu, "batch", point);
+        finish(&ws, &emu, "batch");
+        assert_consistent(&ws);
+        let stats = emu.stats();
+        assert_eq!(stats.billed_images, paid_jobs(), "{point:?}: {stats:?}");
+        assert_eq!(duplicates(&emu), 0, "{point:?}");
+        assert!(
+            stats.batch_display_names.values().all(|n| *n == 1),
+            "{point:?}: a batch was created twice: {stats:?}"
+        );
+    }
+}
+
+#[test]
+fn on_postgres_a_crash_around_the_batch_create_call_never_pays_twice() {
+    batch_crash_points(
+        &[Some("batch-before-create"), Some("batch-after-create")],
+        Workspace::on_postgres,
+    );
+}
+
 #[test]
 fn batch_runs_killed_anywhere_never_pay_twice_or_create_a_batch_twice() {
     let points = [
@@ -288,6 +321,15 @@ fn batch_runs_killed_anywhere_never_pay_twice_or_create_a_batch_twice() {
 
 #[test]
 fn two_runners_on_the_same_state_never_send_the_same_job_or_batch() {
+    two_runners(Workspace::new);
+}
+
+#[test]
+fn two_runners_on_the_same_postgres_state_never_send_the_same_job_or_batch() {
+    two_runners(Workspace::on_postgres);
+}
+
+fn two_runners(workspace: fn() -> Workspace) {
     for mode in ["realtime", "batch"] {
         let emu = Emu::start(Faults {
             latency_ms: 20,
@@ -297,7 +339,7 @@ fn two_runners_on_the_same_state_never_send_the_same_job_or_batch() {
             },
             ..Faults::default()
         });
-        let ws = Workspace::new();
+        let ws = workspace();
         ws.append_toml("\n[rate_limit]\nrpm = 600000\n\n[batch]\nmax_requests = 20\n");
         let start = |_: ()| {
             command(&ws, &emu, mode, None)

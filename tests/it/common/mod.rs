@@ -112,6 +112,9 @@ pub fn example() -> ExampleCounts {
 /// used as the working directory of the binary.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    /// When set, the binary keeps its state in this PostgreSQL database
+    /// (`ADLOC_DATABASE_URL`) instead of `.adloc/state.db`.
+    pub database_url: Option<String>,
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -135,7 +138,29 @@ impl Workspace {
             &dir.path().join("campaigns/example"),
         );
         copy_dir(&repo().join("templates"), &dir.path().join("templates"));
-        Workspace { dir }
+        Workspace {
+            dir,
+            database_url: None,
+        }
+    }
+
+    /// [`Workspace::new`] with its state in a fresh database on the test
+    /// process's PostgreSQL server.
+    pub fn on_postgres() -> Workspace {
+        Workspace {
+            database_url: Some(pg::fresh_database()),
+            ..Workspace::new()
+        }
+    }
+
+    /// Point `cmd` at this workspace's state: its database when it has
+    /// one, else the default file (never a database URL from the
+    /// environment the tests run in).
+    pub fn state_env(&self, cmd: &mut std::process::Command) {
+        match &self.database_url {
+            Some(url) => cmd.env("ADLOC_DATABASE_URL", url),
+            None => cmd.env_remove("ADLOC_DATABASE_URL"),
+        };
     }
 
     pub fn path(&self) -> &Path {
@@ -171,6 +196,10 @@ impl Workspace {
             .env_remove("ADLOC_WEBHOOK_SECRET")
             .env("ADLOC_LOG", "adloc=warn")
             .args(args);
+        match &self.database_url {
+            Some(url) => cmd.env("ADLOC_DATABASE_URL", url),
+            None => cmd.env_remove("ADLOC_DATABASE_URL"),
+        };
         for (k, v) in env {
             cmd.env(k, v);
         }

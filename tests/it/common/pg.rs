@@ -141,18 +141,21 @@ impl PgServer {
             ),
             None => format!("{} -D {} stop -m immediate", pg_ctl.display(), self.data()),
         };
+        // The outer shell backgrounds the loop and exits at once (so it is
+        // waited for here); the loop, reparented, outlives this process.
         let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {dir}",
+            "(while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {dir}) &",
             pid = std::process::id(),
             dir = self.dir.display()
         );
-        Command::new("sh")
+        let started = Command::new("sh")
             .args(["-c", &script])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .spawn()
+            .status()
             .expect("start the PostgreSQL watchdog");
+        assert!(started.success(), "the PostgreSQL watchdog did not start");
     }
 
     fn data(&self) -> String {
