@@ -14,12 +14,14 @@ use crate::crash::{assert_consistent, duplicates, paid_jobs, wait_bounded};
 
 const CONCURRENCY: usize = 4;
 
-fn worker(ws: &Workspace, emu: &Emu, state: &str) -> Command {
+/// A worker on the workspace's state (its database, or the default file).
+fn worker(ws: &Workspace, emu: &Emu) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_adloc"));
+    ws.state_env(&mut cmd);
     cmd.current_dir(ws.path())
         .args(["worker", "--until-idle", "--provider", "gemini"])
         .args(["--concurrency", &CONCURRENCY.to_string()])
-        .args(["--state", state, "--poll-ms", "100"])
+        .args(["--poll-ms", "100"])
         .env_remove("GOOGLE_API_KEY")
         .env("ADLOC_LOG", "warn")
         .env("ADLOC_BATCH_POLL_MS", "40")
@@ -46,8 +48,17 @@ fn assert_each_job_done_once(ws: &Workspace) {
 
 #[test]
 fn enqueue_sends_nothing_and_a_worker_finishes_the_campaign_from_the_state() {
+    enqueue_then_work(Workspace::new);
+}
+
+#[test]
+fn on_postgres_enqueue_sends_nothing_and_a_worker_finishes_the_campaign_from_the_state() {
+    enqueue_then_work(Workspace::on_postgres);
+}
+
+fn enqueue_then_work(workspace: fn() -> Workspace) {
     let emu = Emu::start(Faults::default());
-    let ws = Workspace::new();
+    let ws = workspace();
     ws.append_toml("\n[rate_limit]\nrpm = 600000\n");
     let out = ws.adloc_gemini(
         &emu,
@@ -66,7 +77,7 @@ fn enqueue_sends_nothing_and_a_worker_finishes_the_campaign_from_the_state() {
     // changes nothing until it is enqueued again.
     ws.edit("rows.csv", "Spring", "Autumn");
     let out = wait_bounded(
-        worker(&ws, &emu, ".adloc/state.db").spawn().unwrap(),
+        worker(&ws, &emu).spawn().unwrap(),
         "worker",
     );
     assert_eq!(
@@ -82,7 +93,7 @@ fn enqueue_sends_nothing_and_a_worker_finishes_the_campaign_from_the_state() {
 
     // An idle worker with nothing queued exits at once and buys nothing.
     let out = wait_bounded(
-        worker(&ws, &emu, ".adloc/state.db").spawn().unwrap(),
+        worker(&ws, &emu).spawn().unwrap(),
         "idle worker",
     );
     assert_eq!(out.status.code(), Some(0));
@@ -156,10 +167,10 @@ fn kill(child: &mut Child) -> bool {
 
 /// Four workers on one queued campaign, SIGKILLed at seeded random moments
 /// and restarted; then they run until idle.
-fn four_workers_with_kills(ws: &Workspace, emu: &Emu, state: &str, seed: u64) -> u64 {
+fn four_workers_with_kills(ws: &Workspace, emu: &Emu, seed: u64) -> u64 {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut workers: Vec<Child> = (0..4)
-        .map(|_| worker(ws, emu, state).spawn().unwrap())
+        .map(|_| worker(ws, emu).spawn().unwrap())
         .collect();
     let mut kills = 0u64;
     for _ in 0..8 {
@@ -168,7 +179,7 @@ fn four_workers_with_kills(ws: &Workspace, emu: &Emu, state: &str, seed: u64) ->
         if kill(&mut workers[i]) {
             kills += 1;
         }
-        workers[i] = worker(ws, emu, state).spawn().unwrap();
+        workers[i] = worker(ws, emu).spawn().unwrap();
     }
     for (i, w) in workers.into_iter().enumerate() {
         let out = wait_bounded(w, "worker");
@@ -180,7 +191,7 @@ fn four_workers_with_kills(ws: &Workspace, emu: &Emu, state: &str, seed: u64) ->
         );
     }
     // Whatever a killed worker held last is taken back by the next pass.
-    let out = wait_bounded(worker(ws, emu, state).spawn().unwrap(), "final worker");
+    let out = wait_bounded(worker(ws, emu).spawn().unwrap(), "final worker");
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -192,19 +203,28 @@ fn four_workers_with_kills(ws: &Workspace, emu: &Emu, state: &str, seed: u64) ->
 
 #[test]
 fn four_workers_killed_at_random_moments_do_every_realtime_job_once() {
+    realtime_kills(Workspace::new);
+}
+
+#[test]
+fn four_workers_on_postgres_killed_at_random_moments_do_every_realtime_job_once() {
+    realtime_kills(Workspace::on_postgres);
+}
+
+fn realtime_kills(workspace: fn() -> Workspace) {
     let emu = Emu::start(Faults {
         latency_ms: 60,
         latency_jitter_ms: 60,
         ..Faults::default()
     });
-    let ws = Workspace::new();
+    let ws = workspace();
     ws.append_toml("\n[rate_limit]\nrpm = 600000\n");
     let out = ws.adloc_gemini(
         &emu,
         &["enqueue", "campaigns/example", "--mode", "realtime"],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let kills = four_workers_with_kills(&ws, &emu, ".adloc/state.db", 0x4_0000);
+    let kills = four_workers_with_kills(&ws, &emu, 0x4_0000);
     assert!(kills >= 3, "too few kills landed mid-run ({kills})");
     assert_consistent(&ws);
     assert_each_job_done_once(&ws);
@@ -216,6 +236,15 @@ fn four_workers_killed_at_random_moments_do_every_realtime_job_once() {
 
 #[test]
 fn four_workers_killed_at_random_moments_never_create_a_batch_twice() {
+    batch_kills(Workspace::new);
+}
+
+#[test]
+fn four_workers_on_postgres_killed_at_random_moments_never_create_a_batch_twice() {
+    batch_kills(Workspace::on_postgres);
+}
+
+fn batch_kills(workspace: fn() -> Workspace) {
     let emu = Emu::start(Faults {
         latency_ms: 20,
         batch: BatchFaults {
@@ -224,11 +253,11 @@ fn four_workers_killed_at_random_moments_never_create_a_batch_twice() {
         },
         ..Faults::default()
     });
-    let ws = Workspace::new();
+    let ws = workspace();
     ws.append_toml("\n[rate_limit]\nrpm = 600000\n\n[batch]\nmax_requests = 10\n");
     let out = ws.adloc_gemini(&emu, &["enqueue", "campaigns/example", "--mode", "batch"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let kills = four_workers_with_kills(&ws, &emu, ".adloc/state.db", 0xBA7C4_0000);
+    let kills = four_workers_with_kills(&ws, &emu, 0xBA7C4_0000);
     assert_consistent(&ws);
     assert_each_job_done_once(&ws);
     let stats = emu.stats();

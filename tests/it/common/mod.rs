@@ -445,6 +445,32 @@ impl Workspace {
     /// Query the state database.
     pub fn sql_rows(&self, sql: &str) -> Vec<Vec<String>> {
         let rt = tokio::runtime::Runtime::new().unwrap();
+        if let Some(url) = &self.database_url {
+            return rt.block_on(async {
+                use sqlx::Row;
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                let out = rows
+                    .iter()
+                    .map(|r| {
+                        (0..r.columns().len())
+                            .map(|i| {
+                                r.try_get::<i64, _>(i)
+                                    .map(|v| v.to_string())
+                                    .or_else(|_| r.try_get::<String, _>(i))
+                                    .or_else(|_| r.try_get::<f64, _>(i).map(|v| v.to_string()))
+                                    .unwrap_or_default()
+                            })
+                            .collect()
+                    })
+                    .collect();
+                pool.close().await;
+                out
+            });
+        }
         rt.block_on(async {
             use sqlx::Row;
             let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.state().display()))
