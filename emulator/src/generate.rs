@@ -569,6 +569,12 @@ fn thinks(family: ModelFamily) -> bool {
     matches!(family, ModelFamily::Pro3 | ModelFamily::Flash31)
 }
 
+/// Whether `sig` is a signature this emulator gives an image part of a
+/// response to a prompt with SHA-256 `sha` (at any part position).
+pub(crate) fn issued(seed: u64, sha: &[u8; 32], sig: &str) -> bool {
+    (0..4).any(|i| signature(seed, sha, i) == sig)
+}
+
 fn signature(seed: u64, sha: &[u8; 32], index: usize) -> String {
     let mut h = Sha256::new();
     h.update(b"thought-signature");

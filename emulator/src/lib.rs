@@ -357,6 +357,30 @@ pub struct EmulatorStats {
     /// Generated images (both surfaces) painted with a misspelled string.
     #[serde(default)]
     pub misspelled: u64,
+    /// Every edit request received that parsed (both surfaces, realtime
+    /// and batch), in arrival order: Gemini multi-turn requests with a
+    /// signed model-turn image, and OpenAI `images/edits` calls or lines.
+    #[serde(default)]
+    pub edits: Vec<EditSeen>,
+}
+
+/// What one edit request carried, as the tests check it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct EditSeen {
+    /// `gemini` or `openai`.
+    pub surface: String,
+    /// A batch line rather than a realtime call.
+    pub batch: bool,
+    /// Hex SHA-256 of the image being edited (Gemini: the model-turn
+    /// image; OpenAI: the first input image).
+    pub image_sha256: String,
+    /// The model-turn image's `thoughtSignature` (Gemini only).
+    pub thought_signature: Option<String>,
+    /// True when that signature is one this emulator issued for an image
+    /// made from the request's first user turn (Gemini only).
+    pub signature_issued: bool,
+    /// The instruction: the last user turn's text (Gemini) or the prompt (OpenAI).
+    pub instruction: String,
 }
 
 /// A running emulator. Dropping it leaves the server running until the
@@ -553,6 +577,25 @@ impl Shared {
 
     fn stats_snapshot(&self) -> EmulatorStats {
         self.with_stats(|s| s.clone())
+    }
+
+    /// Record an edit request that parsed.
+    pub(crate) fn record_edit(&self, e: EditSeen) {
+        self.with_stats(|s| s.edits.push(e));
+    }
+
+    /// Record a Gemini multi-turn edit.
+    pub(crate) fn record_gemini_edit(&self, req: &wire::GenRequest, batch: bool) {
+        if let Some(e) = &req.edit {
+            self.record_edit(EditSeen {
+                surface: "gemini".into(),
+                batch,
+                image_sha256: hex::encode(e.image_sha256),
+                thought_signature: Some(e.thought_signature.clone()),
+                signature_issued: generate::issued(self.seed, &e.origin_sha, &e.thought_signature),
+                instruction: e.instruction.clone(),
+            });
+        }
     }
 
     fn fault_injected(&self) {
@@ -949,6 +992,7 @@ async fn generate_inner(
     let (job, kind, sha) = match target {
         Target::Image(m) => {
             let req = wire::parse_request(&v, &m, &s.files)?;
+            s.record_gemini_edit(&req, false);
             let sha = req.prompt_sha;
             (Job::Image(m, req), KIND_REALTIME, sha)
         }

@@ -14,6 +14,7 @@
 //!      └── read again (first mismatch, retryable error)     regenerate ──► pending
 //! any live state ──(request hash changed)──► superseded;  row removed ──► retired
 //! blocked | failed ──(adloc retry)──► pending
+//! done ──(its image rejected with a note: revise by editing)──► pending
 //! ```
 
 use std::fmt;
@@ -151,6 +152,13 @@ impl JobState {
     pub fn can_transition(self, to: JobState) -> bool {
         JobState::from_states(to).contains(&self)
     }
+
+    /// The states a job whose image a reviewer rejected is queued again
+    /// from, as an edit of that image. Kept apart from
+    /// [`JobState::from_states`]`(Pending)`: only the revise statement may
+    /// take a done job back to pending, never a late settle of a stale
+    /// runner (which writes `WHERE state IN from_states(Pending)`).
+    pub const REVISE_FROM: [JobState; 1] = [JobState::Done];
 }
 
 impl fmt::Display for JobState {

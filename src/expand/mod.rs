@@ -257,6 +257,9 @@ fn build_spec(
         references,
         grounding: variant.grounding,
         proof,
+        // Edits of a rejected image are queued by the store at run time,
+        // never planned: a plan is only what the campaign asks for.
+        edit: None,
     };
     let request_hash = request_hash(&request);
     // The expected copy is the row's copy as the template saw it: resolved

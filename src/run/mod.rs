@@ -29,6 +29,7 @@ mod provider;
 mod qa;
 mod read_batch;
 mod review;
+mod revise;
 mod settle;
 
 pub use provider::{GeminiEnv, OpenAiEnv, ProviderChoice, ProviderEnv};
@@ -478,6 +479,18 @@ async fn run_loaded(
     let run_id = store
         .start_run(&campaign.name, &provider_names, mode.as_str())
         .await?;
+    // Rejected images are revised by editing: their jobs are queued again.
+    let revising = if opts.ingest_only {
+        0
+    } else {
+        revise::queue(&store, &campaign.name, &campaign_out).await?
+    };
+    if revising > 0 {
+        tracing::info!(
+            images = revising,
+            "revising rejected images by editing them with the reviewers' notes"
+        );
+    }
     let specs_by_id: HashMap<JobId, Arc<JobSpec>> = ids
         .into_iter()
         .zip(specs)
@@ -499,7 +512,10 @@ async fn run_loaded(
             );
         }
     }
-    let progress = Progress::new(planned.report.to_generate as u64, opts.progress_bar);
+    let progress = Progress::new(
+        planned.report.to_generate as u64 + revising,
+        opts.progress_bar,
+    );
     let ctx = Arc::new(Ctx {
         store: store.clone(),
         run: run_id,
@@ -1180,12 +1196,16 @@ async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> 
         move_on(ctx, job.id, &spec, &model, trigger_for(reason), reason).await?;
         return Ok((None, JobOutcome::Retry));
     };
-    let request = spec.request_to_send(&model, job.overlay);
+    let mut request = spec.request_to_send(&model, job.overlay);
+    let edit = revise::prepare(&ctx.store, &ctx.campaign_out, job.id, &mut request).await?;
     if job.attempts == 1 {
         ctx.budget(&model).first_attempt();
     }
     let started = now_ms();
-    let result = provider.generate(&request).await;
+    let result = match &edit {
+        revise::Prepared::Broken(e) => Err(e.clone()),
+        _ => provider.generate(&request).await,
+    };
     crash_point("realtime-after-call");
     // A block moves the job to the next model when the variant says so.
     if let Err(e) = &result
@@ -1216,6 +1236,7 @@ async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> 
         provider: provider.kind(),
         qa: qa::image_qa(&spec, provider.kind(), job.overlay),
         overlay: qa::overlay_art(&spec, &model, job.overlay),
+        replaced: edit.replaced(),
     };
     let outcome = settle(
         ctx,
