@@ -550,7 +550,7 @@ fn three_rejections_make_exactly_three_gemini_edits_that_carry_the_image_its_sig
         csv.push_str(&format!("{k},approve,,ana\n"));
     }
     for (i, k) in to_reject.iter().enumerate() {
-        csv.push_str(&format!("{k},reject,{},ben\n", note(i)));
+        csv.push_str(&format!("{k},reject,\"{}\",ben\n", note(i)));
     }
     std::fs::write(ws.path().join("decisions.csv"), csv).unwrap();
     let o = ws.adloc(&["review", "import", "campaigns/example", "decisions.csv"]);
