@@ -339,6 +339,15 @@ mod tests {
     }
 
     #[test]
+    fn only_the_revise_statement_takes_a_done_job_back_to_pending() {
+        assert!(
+            !Done.can_transition(Pending),
+            "a stale settle must not reopen a done job"
+        );
+        assert_eq!(super::JobState::REVISE_FROM, [Done]);
+    }
+
+    #[test]
     fn a_claim_requires_pending_and_results_require_a_claim_or_a_batch() {
         assert!(Pending.can_transition(InFlight));
         assert!(!Done.can_transition(InFlight));

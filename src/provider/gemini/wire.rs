@@ -807,7 +807,6 @@ mod tests {
             grounding,
             proof: ProofText::default(),
             edit: None,
-            edit: None,
         }
     }
 
@@ -828,6 +827,32 @@ mod tests {
         );
         // Deterministic: same request, same bytes.
         assert_eq!(json, serde_json::to_string(&build_request(&r)).unwrap());
+    }
+
+    #[test]
+    fn an_edit_is_a_second_turn_with_the_signed_model_image_or_one_turn_without_a_signature() {
+        let mut r = req("gemini-3.1-flash-image", false, vec![]);
+        r.edit = Some(crate::domain::ImageEdit {
+            image: ReferenceImage {
+                mime_type: "image/jpeg".into(),
+                bytes: Arc::new(b"abc".to_vec()),
+            },
+            thought_signature: Some("c2ln".into()),
+            instruction: "Bigger logo".into(),
+        });
+        let json = serde_json::to_string(&build_request(&r).contents).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"role":"user","parts":[{"text":"Poster \"Sale\""}]},{"role":"model","parts":[{"inlineData":{"mimeType":"image/jpeg","data":"YWJj"},"thoughtSignature":"c2ln"}]},{"role":"user","parts":[{"text":"Bigger logo"}]}]"#
+        );
+        if let Some(e) = r.edit.as_mut() {
+            e.thought_signature = None;
+        }
+        let json = serde_json::to_string(&build_request(&r).contents).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"role":"user","parts":[{"inlineData":{"mimeType":"image/jpeg","data":"YWJj"}},{"text":"Bigger logo"}]}]"#
+        );
     }
 
     #[test]
