@@ -743,3 +743,93 @@ fn a_rejected_gpt_image_asset_is_revised_through_images_edits_with_its_image_in_
     assert_eq!(now["en-US/hero/b"], first["en-US/hero/b"]);
     decoded(&ws.out().join(now["en-US/hero/a"]["path"].as_str().unwrap()));
 }
+
+#[test]
+fn a_kill_during_an_edit_never_buys_the_edit_batch_twice_and_a_resent_edit_sends_the_kept_image() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    ws.small_campaign(&[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")]);
+    let env = with_poll(emu.env());
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "gemini"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let first = assets_by_key(&ws.manifest());
+    for k in ["en-US/hero/a", "en-US/hero/b"] {
+        let o = ws.adloc(&["reject", "example", k, "--note", "Less fog", "--by", "ben"]);
+        assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    }
+
+    // Killed right after the edit batch was created remotely: the rerun
+    // finds it by its name and ingests it, it does not create another.
+    let mut crash = env.clone();
+    crash.push(("ADLOC_CRASH_AT", "batch-after-create".to_string()));
+    let args = [
+        "run",
+        "campaigns/example",
+        "--provider",
+        "gemini",
+        "--mode",
+        "batch",
+    ];
+    let o = ws.adloc_with(&crash, &args);
+    assert_ne!(code(&o), 0, "the crash point aborts the run");
+    let o = ws.adloc_with(&env, &args);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let stats = emu.stats();
+    assert_eq!(stats.batches_created, 1, "{:?}", stats.batch_display_names);
+    assert_eq!(stats.batch_billed_images, 2);
+    assert_eq!(stats.edits.len(), 2);
+    let second = assets_by_key(&ws.manifest());
+    for k in ["en-US/hero/a", "en-US/hero/b"] {
+        assert_eq!(second[k]["revision"], 2, "{k}");
+    }
+    assert_eq!(second["en-US/hero/c"]["revision"], 1);
+
+    // Killed after the edited image replaced the asset but before it was
+    // recorded: the rerun sends the edit again, of the kept image (the
+    // asset path already holds the unrecorded new one).
+    let o = ws.adloc(&[
+        "reject",
+        "example",
+        "en-US/hero/c",
+        "--note",
+        "More trees",
+        "--by",
+        "ben",
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let mut crash = env.clone();
+    crash.push(("ADLOC_CRASH_AT", "after-asset-rename".to_string()));
+    let args = [
+        "run",
+        "campaigns/example",
+        "--provider",
+        "gemini",
+        "--mode",
+        "realtime",
+    ];
+    let o = ws.adloc_with(&crash, &args);
+    assert_ne!(code(&o), 0);
+    let o = ws.adloc_with(&env, &args);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let stats = emu.stats();
+    let c_sha = first["en-US/hero/c"]["sha256"].as_str().unwrap();
+    let sent: Vec<&str> = stats.edits[2..]
+        .iter()
+        .map(|e| e.image_sha256.as_str())
+        .collect();
+    assert_eq!(
+        sent,
+        vec![c_sha, c_sha],
+        "both calls edit the original image"
+    );
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let c = &assets_by_key(&m)["en-US/hero/c"];
+    assert_eq!(c["revision"], 2);
+    assert_eq!(c["parent_sha256"], c_sha);
+    assert_eq!(c["history"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        sha256_file(&ws.out().join(c["path"].as_str().unwrap())),
+        c["sha256"].as_str().unwrap()
+    );
+}
