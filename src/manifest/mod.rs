@@ -548,7 +548,8 @@ fn job_entries(m: &mut Manifest, jobs: &[&JobRow], state: &CampaignState) {
             | JobState::Checking
             | JobState::ReadInFlight
             | JobState::ReadBatchSubmitting
-            | JobState::ReadBatchSubmitted => m.totals.pending += 1,
+            | JobState::ReadBatchSubmitted
+            | JobState::Waiting => m.totals.pending += 1,
         }
         m.totals.jobs += 1;
     }

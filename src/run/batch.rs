@@ -734,6 +734,7 @@ async fn ingest_one(
             .store
             .pending_edit(job.id)
             .await?
+            .filter(|e| !e.of_base)
             .map(|e| crate::assets::revision_rel_path(&e.path, e.revision)),
     };
     crate::run::crash_point("batch-ingest-item");

@@ -567,14 +567,36 @@ async fn run_loaded(
         fall_back_unavailable(&ctx).await?;
     }
     let mut batches_left = Vec::new();
-    let outcome = match mode {
-        RunMode::Realtime => {
-            dispatch_realtime(&ctx, concurrency, opts.drain_timeout, None, true).await
+    // `text = "edit"`: a locale waits for its base locale's image. Once a
+    // round has made the base images, their locales are released and
+    // dispatched in the next round, until nothing more is released.
+    let mut released = store.release_waiting(&campaign.name).await?;
+    let outcome = loop {
+        let outcome = match mode {
+            RunMode::Realtime => {
+                dispatch_realtime(&ctx, concurrency, opts.drain_timeout, None, true).await
+            }
+            RunMode::Batch | RunMode::Auto => {
+                batch::dispatch(&ctx, campaign, mode, opts, concurrency, &mut batches_left).await
+            }
+        };
+        if !matches!(outcome, Ok(None)) || cancel.is_cancelled() || opts.no_wait || opts.ingest_only
+        {
+            break outcome;
         }
-        RunMode::Batch | RunMode::Auto => {
-            batch::dispatch(&ctx, campaign, mode, opts, concurrency, &mut batches_left).await
+        let more = store.release_waiting(&campaign.name).await?;
+        if more == 0 {
+            break outcome;
         }
+        released += more;
+        tracing::info!(
+            images = more,
+            "base images are made: editing them into the other locales"
+        );
     };
+    if released > 0 {
+        tracing::debug!(images = released, "locale edits released this run");
+    }
     heartbeat.abort();
     ctx.progress.finish();
     let stopped = outcome?;

@@ -52,6 +52,29 @@ async fn keep(
     }
 }
 
+/// The base locale's image a `text = "edit"` locale is edited from,
+/// checked against its recorded checksum.
+async fn read_base(
+    campaign_out: &std::path::Path,
+    edit: &PendingEdit,
+) -> Result<std::result::Result<Vec<u8>, EditSourceError>> {
+    let path = campaign_out.join(&edit.path);
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(Error::io(path, source)),
+    };
+    use sha2::Digest as _;
+    if hex::encode(sha2::Sha256::digest(&bytes)) != edit.sha256 {
+        return Ok(Err(EditSourceError::Missing {
+            kept: edit.path.clone(),
+            current: edit.path.clone(),
+            sha256: edit.sha256.clone(),
+        }));
+    }
+    Ok(Ok(bytes))
+}
+
 /// What a claimed job's call needs for its edit, if it is one.
 pub(crate) enum Prepared {
     /// Not an edit: the request as planned.
@@ -59,6 +82,8 @@ pub(crate) enum Prepared {
     /// An edit: the request carries the image, and the image it replaces
     /// is kept at this path (relative to the campaign output).
     Edit(String),
+    /// `text = "edit"`: the request carries the base locale's image.
+    CopyEdit,
     /// An edit whose image is gone: the job fails with this error.
     Broken(ProviderError),
 }
@@ -84,7 +109,13 @@ pub(crate) async fn prepare(
     let Some(edit) = store.pending_edit(job).await? else {
         return Ok(Prepared::Plain);
     };
-    match keep(campaign_out, &edit).await? {
+    let read = if edit.of_base {
+        // The base locale's image is read where it is; it stays the base's.
+        read_base(campaign_out, &edit).await?.map(|b| (None, b))
+    } else {
+        keep(campaign_out, &edit).await?.map(|(k, b)| (Some(k), b))
+    };
+    match read {
         Ok((kept, bytes)) => {
             request.edit = Some(ImageEdit {
                 image: ReferenceImage {
@@ -94,7 +125,10 @@ pub(crate) async fn prepare(
                 thought_signature: edit.thought_signature,
                 instruction: edit.note,
             });
-            Ok(Prepared::Edit(kept))
+            Ok(match kept {
+                Some(kept) => Prepared::Edit(kept),
+                None => Prepared::CopyEdit,
+            })
         }
         Err(e) => Ok(Prepared::Broken(ProviderError::job_terminal(
             Reason::IoError,

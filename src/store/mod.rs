@@ -637,11 +637,18 @@ impl Store {
             }
             let resolution = serde_json::to_string(&spec.resolution)
                 .map_err(|e| Error::Internal(e.to_string()))?;
-            let done = sqlx::query(
+            // A `text = "edit"` locale waits for its base locale's image.
+            let state = if spec.copy_edit.is_some() {
+                JobState::Waiting
+            } else {
+                JobState::Pending
+            };
+            let row = sqlx::query(
                 "INSERT INTO jobs (campaign, row_id, locale, variant, resolved_locale, resolution,
                     request_hash, plan_hash, model, aspect_ratio, image_size, prompt, state, created_at,
-                    updated_at, copy_json)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    updated_at, copy_json, copy_edit)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                 RETURNING id",
             )
             .bind(&spec.key.campaign)
             .bind(spec.key.row.as_str())
@@ -655,13 +662,38 @@ impl Store {
             .bind(spec.request.aspect_ratio.as_str())
             .bind(spec.request.image_size.as_str())
             .bind(&spec.request.prompt)
+            .bind(state.as_str())
             .bind(now)
             .bind(now)
             .bind(copy_json(&spec.copy)?)
-            .execute(&mut *tx)
+            .bind(spec.copy_edit.as_ref().map(|e| e.instruction.clone()))
+            .fetch_one(&mut *tx)
             .await
             .map_err(self.err())?;
-            ids.push(done.last_insert_rowid());
+            ids.push(row.get::<i64, _>(0));
+        }
+        // Each `text = "edit"` locale names its base locale's live job.
+        let by_key: HashMap<&JobKey, JobId> = specs
+            .iter()
+            .map(|s| &s.key)
+            .zip(ids.iter().copied())
+            .collect();
+        for (spec, id) in specs.iter().zip(&ids) {
+            let Some(edit) = &spec.copy_edit else {
+                continue;
+            };
+            let Some(base) = by_key.get(&edit.base) else {
+                return Err(Error::Internal(format!(
+                    "{}: its base job {} was not planned",
+                    spec.key, edit.base
+                )));
+            };
+            sqlx::query("UPDATE jobs SET base_job = $1 WHERE id = $2")
+                .bind(base)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
         }
         tx.commit().await.map_err(self.err())?;
         Ok((

@@ -27,8 +27,12 @@ pub struct PendingEdit {
     pub mime_type: String,
     /// Gemini's signature of the image part, when the model gave one.
     pub thought_signature: Option<String>,
-    /// The instruction: the reviewer's note.
+    /// The instruction: the reviewer's note, or (`text = "edit"`) the
+    /// copy to replace.
     pub note: String,
+    /// `text = "edit"`: the image is the base locale's, edited into this
+    /// locale's; it is not this job's own and is not replaced.
+    pub of_base: bool,
 }
 
 /// One image an edit replaced, for the manifest's history of an asset.
@@ -104,6 +108,7 @@ impl Store {
                         mime_type: r.get::<Option<String>, _>(4).unwrap_or_default(),
                         thought_signature: r.get(5),
                         note: r.get(6),
+                        of_base: false,
                     },
                 )
             })
@@ -139,12 +144,21 @@ impl Store {
         Ok(n)
     }
 
-    /// The edit a job is queued for, if any: its current image and the note.
+    /// The edit a job is queued for, if any: a revision of its own image
+    /// (a reviewer's note), or, for a `text = "edit"` locale, its base
+    /// locale's current image and the copy to replace.
     pub async fn pending_edit(&self, job: JobId) -> Result<Option<PendingEdit>> {
         let row = sqlx::query(
-            "SELECT revision, asset_path, sha256, mime_type, thought_signature, edit_note
-             FROM jobs WHERE id = $1 AND edit_note IS NOT NULL
-               AND asset_path IS NOT NULL AND sha256 IS NOT NULL",
+            "SELECT j.revision, j.asset_path, j.sha256, j.mime_type, j.thought_signature,
+                    j.edit_note, 0
+             FROM jobs j WHERE j.id = $1 AND j.edit_note IS NOT NULL
+               AND j.asset_path IS NOT NULL AND j.sha256 IS NOT NULL
+             UNION ALL
+             SELECT b.revision, b.asset_path, b.sha256, b.mime_type, b.thought_signature,
+                    j.copy_edit, 1
+             FROM jobs j JOIN jobs b ON b.id = j.base_job
+             WHERE j.id = $1 AND j.edit_note IS NULL AND j.copy_edit IS NOT NULL
+               AND b.asset_path IS NOT NULL AND b.sha256 IS NOT NULL",
         )
         .bind(job)
         .fetch_optional(&self.pool)
@@ -157,7 +171,37 @@ impl Store {
             mime_type: r.get::<Option<String>, _>(3).unwrap_or_default(),
             thought_signature: r.get(4),
             note: r.get(5),
+            of_base: r.get::<i64, _>(6) != 0,
         }))
+    }
+
+    /// `text = "edit"`: queue every locale whose base locale's image is
+    /// done and is not the one the locale was edited from: waiting locales
+    /// (the base is made) and done ones (the base image changed, e.g. it
+    /// was revised). One statement; returns how many were queued.
+    pub async fn release_waiting(&self, campaign: &str) -> Result<u64> {
+        let base_sha = "(SELECT b.sha256 FROM jobs b WHERE b.id = jobs.base_job
+                           AND b.state = 'done' AND b.qa_overlay = 0)";
+        let sql = format!(
+            "UPDATE jobs SET state = 'pending', base_sha256 = {base_sha}, attempts = 0,
+                    not_before = NULL, error_code = NULL, error_detail = NULL,
+                    block_reason = NULL, finished_at = NULL, qa_image_reads = 0,
+                    qa_regenerations = 0, updated_at = $2
+             WHERE campaign = $1 AND base_job IS NOT NULL AND copy_edit IS NOT NULL
+               AND edit_note IS NULL AND {base_sha} IS NOT NULL
+               AND ((state = 'waiting' AND state IN {waiting})
+                    OR (state IN {revise}
+                        AND (base_sha256 IS NULL OR base_sha256 <> {base_sha})))",
+            waiting = super::from_states_sql(JobState::Pending),
+            revise = revise_from_sql(),
+        );
+        let res = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(campaign)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(res.rows_affected())
     }
 
     /// Every image an edit replaced, per job, oldest first.
