@@ -101,28 +101,18 @@ fn plan_copy_edits(campaign: &Campaign, specs: &mut [JobSpec], errors: &mut Inpu
         return;
     }
     let base_locale = &campaign.base_locale;
-    let bases: std::collections::HashMap<
-        (String, String),
-        (ImageRequest, String, BTreeMap<String, String>, JobKey),
-    > = specs
+    // (row, variant) → index of its base locale's spec.
+    let bases: std::collections::HashMap<(String, String), usize> = specs
         .iter()
-        .filter(|s| {
+        .enumerate()
+        .filter(|(_, s)| {
             edit_variants.contains(&s.key.variant.as_str())
                 && s.key.target.locale() == Some(base_locale)
         })
-        .map(|s| {
-            (
-                (s.key.row.to_string(), s.key.variant.clone()),
-                (
-                    s.request.clone(),
-                    s.request_hash.clone(),
-                    s.copy.clone(),
-                    s.key.clone(),
-                ),
-            )
-        })
+        .map(|(i, s)| ((s.key.row.to_string(), s.key.variant.clone()), i))
         .collect();
-    for s in specs.iter_mut() {
+    for i in 0..specs.len() {
+        let s = &specs[i];
         if !edit_variants.contains(&s.key.variant.as_str()) {
             continue;
         }
@@ -132,9 +122,7 @@ fn plan_copy_edits(campaign: &Campaign, specs: &mut [JobSpec], errors: &mut Inpu
         if locale == base_locale {
             continue;
         }
-        let Some((request, hash, base_copy, key)) =
-            bases.get(&(s.key.row.to_string(), s.key.variant.clone()))
-        else {
+        let Some(&b) = bases.get(&(s.key.row.to_string(), s.key.variant.clone())) else {
             errors.push(InputProblem {
                 file: campaign.rows.path.clone(),
                 line: Some(s.row_line),
@@ -147,8 +135,15 @@ fn plan_copy_edits(campaign: &Campaign, specs: &mut [JobSpec], errors: &mut Inpu
             });
             continue;
         };
-        let instruction = copy_instruction(base_copy, &s.copy);
-        let mut req = request.clone();
+        let base = &specs[b];
+        let (request, hash, key) = (
+            base.request.clone(),
+            base.request_hash.clone(),
+            base.key.clone(),
+        );
+        let instruction = copy_instruction(&base.copy, &specs[i].copy);
+        let s = &mut specs[i];
+        let mut req = request;
         req.proof = s.request.proof.clone();
         s.request_hash = hex::encode(Sha256::digest(
             json!({"v": 1, "edit_of": hash, "instruction": instruction})
@@ -159,7 +154,7 @@ fn plan_copy_edits(campaign: &Campaign, specs: &mut [JobSpec], errors: &mut Inpu
         // A fallback model would not hold the base's conversation.
         s.chain.truncate(1);
         s.copy_edit = Some(CopyEdit {
-            base: key.clone(),
+            base: key,
             instruction,
         });
     }
