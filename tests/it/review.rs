@@ -173,6 +173,19 @@ fn bulk_decisions_survive_an_unchanged_rerun_and_reset_when_a_rows_copy_changes(
     let recorded = ws.sql_rows("SELECT COUNT(*) FROM decisions")[0][0].clone();
     assert_eq!(recorded, (want.len() + 3).to_string());
 
+    // The next run revises the three rejected assets (revision 2, awaiting
+    // a decision again) and keeps every other decision.
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let revised = approvals(&ws.manifest());
+    for (k, s) in &revised {
+        if to_reject.contains(&k) {
+            assert_eq!(s, "pending", "{k} was revised and awaits a decision");
+        } else {
+            assert_eq!(s, &states[k], "{k} lost its decision");
+        }
+    }
+    let states = revised;
     // An unchanged rerun keeps every decision.
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
