@@ -623,3 +623,28 @@ fn proof_for(locale: Option<&Locale>, variant: &str, lines: Vec<String>, rtl: bo
         rtl,
     }
 }
+
+#[cfg(test)]
+mod copy_edit_tests {
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn the_instruction_swaps_each_differing_column_and_keeps_everything_else() {
+        let m = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let base = m(&[("cta", "Shop now"), ("headline", "Own the ridge.")]);
+        let de = m(&[("cta", "Shop now"), ("headline", "Erobere den Grat.")]);
+        assert_eq!(
+            super::copy_instruction(&base, &de),
+            "Replace the headline 'Own the ridge.' with 'Erobere den Grat.' and keep everything else."
+        );
+        assert_eq!(
+            super::copy_instruction(&base, &base),
+            "Keep this image exactly as it is."
+        );
+    }
+}
