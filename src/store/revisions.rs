@@ -150,12 +150,12 @@ impl Store {
     pub async fn pending_edit(&self, job: JobId) -> Result<Option<PendingEdit>> {
         let row = sqlx::query(
             "SELECT j.revision, j.asset_path, j.sha256, j.mime_type, j.thought_signature,
-                    j.edit_note, 0
+                    j.edit_note, 'own'
              FROM jobs j WHERE j.id = $1 AND j.edit_note IS NOT NULL
                AND j.asset_path IS NOT NULL AND j.sha256 IS NOT NULL
              UNION ALL
              SELECT b.revision, b.asset_path, b.sha256, b.mime_type, b.thought_signature,
-                    j.copy_edit, 1
+                    j.copy_edit, 'base'
              FROM jobs j JOIN jobs b ON b.id = j.base_job
              WHERE j.id = $1 AND j.edit_note IS NULL AND j.copy_edit IS NOT NULL
                AND b.asset_path IS NOT NULL AND b.sha256 IS NOT NULL",
@@ -171,7 +171,7 @@ impl Store {
             mime_type: r.get::<Option<String>, _>(3).unwrap_or_default(),
             thought_signature: r.get(4),
             note: r.get(5),
-            of_base: r.get::<i64, _>(6) != 0,
+            of_base: r.get::<String, _>(6) == "base",
         }))
     }
 
