@@ -750,7 +750,7 @@ pub(crate) async fn build(
             } else {
                 format!("-{i}")
             };
-            let sig = s.paint_image(&req.prompt, sha);
+            let sig = s.paint_image(&req.paint_prompt, sha);
             cache.image_b64(w, h, mime, sha, &salt, sig).await?
         };
         let mut p = json!({"inlineData": {"mimeType": mime, "data": data}});

@@ -208,6 +208,28 @@ pub(crate) struct GenRequest {
     pub image_tokens_in: u64,
     /// A multi-turn edit: the model's image sent back, and the instruction.
     pub edit: Option<EditTurn>,
+    /// The text whose quoted copy the image shows: the prompt, or for an
+    /// edit the first turn with each `'old' with 'new'` swap of the
+    /// instruction applied (what a model told to replace copy paints).
+    pub paint_prompt: String,
+}
+
+/// Apply the copy swaps an edit instruction asks for (`… 'old' with 'new' …`)
+/// to the quoted copy of `original`.
+fn swapped(original: &str, instruction: &str) -> String {
+    let mut out = original.to_string();
+    let mut rest = instruction;
+    while let Some(i) = rest.find("' with '") {
+        let before = &rest[..i];
+        let after = &rest[i + "' with '".len()..];
+        let (Some(open), Some(close)) = (before.rfind('\''), after.find('\'')) else {
+            break;
+        };
+        let (old, new) = (&before[open + 1..], &after[..close]);
+        out = out.replace(&format!("\"{old}\""), &format!("\"{new}\""));
+        rest = &after[close + 1..];
+    }
+    out
 }
 
 /// What a multi-turn edit request carried (§7b): the model-turn image, its
@@ -619,6 +641,10 @@ pub(crate) fn parse_request(
 
     let prompt = texts.join("\n");
     let prompt_sha: [u8; 32] = Sha256::digest(prompt.as_bytes()).into();
+    let paint_prompt = match &model_image {
+        Some(_) => swapped(&first_turn.join("\n"), &last_turn.join("\n")),
+        None => prompt.clone(),
+    };
     Ok(GenRequest {
         prompt,
         prompt_sha,
@@ -631,6 +657,7 @@ pub(crate) fn parse_request(
         grounding,
         text_tokens: text_chars.div_ceil(4).max(1),
         image_tokens_in,
+        paint_prompt,
         edit: model_image.map(|(image_sha256, thought_signature)| EditTurn {
             image_sha256,
             thought_signature,
