@@ -46,6 +46,16 @@
 //! `thought: true` text part, and 3 Pro an interim 256×256 thought image.
 //! `responseModalities: ["TEXT"]` gives a text-only answer.
 //!
+//! Multi-turn edits (§7b): on 3 Pro and 3.1 Flash a `model` turn's image
+//! part without its `thoughtSignature` is a 400 ("Image part is missing a
+//! thought_signature in content position N, part position M"), as the
+//! service answers. Every edit that parses (Gemini turns and OpenAI
+//! `images/edits`, realtime and batch) is listed in
+//! [`EmulatorStats::edits`] with the image's SHA-256, the signature (and
+//! whether this emulator issued it for the first turn's prompt) and the
+//! instruction. An edited image shows the first turn's quoted copy with each
+//! `'old' with 'new'` swap of the instruction applied.
+//!
 //! # Trigger words
 //!
 //! A word anywhere in the prompt scripts the outcome (realtime and per
