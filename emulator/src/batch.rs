@@ -752,6 +752,7 @@ async fn run_item(
     let (sha, job) = match model {
         Target::Image(m) => {
             let req = wire::parse_request(v, m, &s.files)?;
+            s.record_gemini_edit(&req, true);
             (req.prompt_sha, Ok((m, req)))
         }
         Target::Reader(r) => {

@@ -569,6 +569,12 @@ fn thinks(family: ModelFamily) -> bool {
     matches!(family, ModelFamily::Pro3 | ModelFamily::Flash31)
 }
 
+/// Whether `sig` is a signature this emulator gives an image part of a
+/// response to a prompt with SHA-256 `sha` (at any part position).
+pub(crate) fn issued(seed: u64, sha: &[u8; 32], sig: &str) -> bool {
+    (0..4).any(|i| signature(seed, sha, i) == sig)
+}
+
 fn signature(seed: u64, sha: &[u8; 32], index: usize) -> String {
     let mut h = Sha256::new();
     h.update(b"thought-signature");
@@ -744,7 +750,7 @@ pub(crate) async fn build(
             } else {
                 format!("-{i}")
             };
-            let sig = s.paint_image(&req.prompt, sha);
+            let sig = s.paint_image(&req.paint_prompt, sha);
             cache.image_b64(w, h, mime, sha, &salt, sig).await?
         };
         let mut p = json!({"inlineData": {"mimeType": mime, "data": data}});

@@ -46,6 +46,16 @@
 //! `thought: true` text part, and 3 Pro an interim 256×256 thought image.
 //! `responseModalities: ["TEXT"]` gives a text-only answer.
 //!
+//! Multi-turn edits (§7b): on 3 Pro and 3.1 Flash a `model` turn's image
+//! part without its `thoughtSignature` is a 400 ("Image part is missing a
+//! thought_signature in content position N, part position M"), as the
+//! service answers. Every edit that parses (Gemini turns and OpenAI
+//! `images/edits`, realtime and batch) is listed in
+//! [`EmulatorStats::edits`] with the image's SHA-256, the signature (and
+//! whether this emulator issued it for the first turn's prompt) and the
+//! instruction. An edited image shows the first turn's quoted copy with each
+//! `'old' with 'new'` swap of the instruction applied.
+//!
 //! # Trigger words
 //!
 //! A word anywhere in the prompt scripts the outcome (realtime and per
@@ -357,6 +367,30 @@ pub struct EmulatorStats {
     /// Generated images (both surfaces) painted with a misspelled string.
     #[serde(default)]
     pub misspelled: u64,
+    /// Every edit request received that parsed (both surfaces, realtime
+    /// and batch), in arrival order: Gemini multi-turn requests with a
+    /// signed model-turn image, and OpenAI `images/edits` calls or lines.
+    #[serde(default)]
+    pub edits: Vec<EditSeen>,
+}
+
+/// What one edit request carried, as the tests check it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct EditSeen {
+    /// `gemini` or `openai`.
+    pub surface: String,
+    /// A batch line rather than a realtime call.
+    pub batch: bool,
+    /// Hex SHA-256 of the image being edited (Gemini: the model-turn
+    /// image; OpenAI: the first input image).
+    pub image_sha256: String,
+    /// The model-turn image's `thoughtSignature` (Gemini only).
+    pub thought_signature: Option<String>,
+    /// True when that signature is one this emulator issued for an image
+    /// made from the request's first user turn (Gemini only).
+    pub signature_issued: bool,
+    /// The instruction: the last user turn's text (Gemini) or the prompt (OpenAI).
+    pub instruction: String,
 }
 
 /// A running emulator. Dropping it leaves the server running until the
@@ -553,6 +587,25 @@ impl Shared {
 
     fn stats_snapshot(&self) -> EmulatorStats {
         self.with_stats(|s| s.clone())
+    }
+
+    /// Record an edit request that parsed.
+    pub(crate) fn record_edit(&self, e: EditSeen) {
+        self.with_stats(|s| s.edits.push(e));
+    }
+
+    /// Record a Gemini multi-turn edit.
+    pub(crate) fn record_gemini_edit(&self, req: &wire::GenRequest, batch: bool) {
+        if let Some(e) = &req.edit {
+            self.record_edit(EditSeen {
+                surface: "gemini".into(),
+                batch,
+                image_sha256: hex::encode(e.image_sha256),
+                thought_signature: Some(e.thought_signature.clone()),
+                signature_issued: generate::issued(self.seed, &e.origin_sha, &e.thought_signature),
+                instruction: e.instruction.clone(),
+            });
+        }
     }
 
     fn fault_injected(&self) {
@@ -949,6 +1002,7 @@ async fn generate_inner(
     let (job, kind, sha) = match target {
         Target::Image(m) => {
             let req = wire::parse_request(&v, &m, &s.files)?;
+            s.record_gemini_edit(&req, false);
             let sha = req.prompt_sha;
             (Job::Image(m, req), KIND_REALTIME, sha)
         }

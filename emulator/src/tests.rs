@@ -99,6 +99,63 @@ async fn flash25_returns_png_at_the_documented_size_with_usage() {
 }
 
 #[tokio::test]
+async fn an_edit_turn_needs_the_models_image_with_its_signature_and_is_recorded() {
+    let (h, c) = start(Faults::default()).await;
+    let model = "gemini-3.1-flash-image";
+    let body = gen_body("a red fox", json!({"aspectRatio": "1:1"}));
+    let (st, v) = generate(&h, &c, model, &body).await;
+    assert_eq!(st, 200, "{v}");
+    let part = v["candidates"][0]["content"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p.get("inlineData").is_some() && p["thought"] != json!(true))
+        .unwrap()
+        .clone();
+    let sig = part["thoughtSignature"].as_str().unwrap().to_string();
+    let image = STANDARD
+        .decode(part["inlineData"]["data"].as_str().unwrap())
+        .unwrap();
+    let edit = |model_part: Value| {
+        json!({
+            "contents": [
+                {"role": "user", "parts": [{"text": "a red fox"}]},
+                {"role": "model", "parts": [model_part]},
+                {"role": "user", "parts": [{"text": "make it blue"}]},
+            ],
+            "generationConfig": {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": "1:1"}},
+        })
+    };
+    // Without its signature the model's image is refused, as the service does.
+    let unsigned = json!({"inlineData": part["inlineData"].clone()});
+    let (st, v) = generate(&h, &c, model, &edit(unsigned)).await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "Image part is missing a thought_signature in content position 2, part position 1"
+    );
+    assert!(h.stats().edits.is_empty());
+    let (st, v) = generate(&h, &c, model, &edit(part.clone())).await;
+    assert_eq!(st, 200, "{v}");
+    let edited = images(&v);
+    assert_ne!(edited[0].1, image, "an edit is a new image");
+    let seen = h.stats().edits;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].image_sha256, hex::encode(Sha256::digest(&image)));
+    assert_eq!(seen[0].thought_signature.as_deref(), Some(sig.as_str()));
+    assert!(seen[0].signature_issued);
+    assert_eq!(seen[0].instruction, "make it blue");
+    // A signature the emulator never gave is accepted (the service does not
+    // say it checks them) but not reported as issued.
+    let mut forged = part;
+    forged["thoughtSignature"] = json!("Zm9yZ2Vk");
+    let (st, _) = generate(&h, &c, model, &edit(forged)).await;
+    assert_eq!(st, 200);
+    assert!(!h.stats().edits[1].signature_issued);
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn pro3_signs_image_parts_and_adds_thoughts_when_asked() {
     let (h, c) = start(Faults::default()).await;
     let mut body = gen_body(

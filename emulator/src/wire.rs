@@ -206,6 +206,41 @@ pub(crate) struct GenRequest {
     pub text_tokens: u64,
     /// Prompt image tokens.
     pub image_tokens_in: u64,
+    /// A multi-turn edit: the model's image sent back, and the instruction.
+    pub edit: Option<EditTurn>,
+    /// The text whose quoted copy the image shows: the prompt, or for an
+    /// edit the first turn with each `'old' with 'new'` swap of the
+    /// instruction applied (what a model told to replace copy paints).
+    pub paint_prompt: String,
+}
+
+/// Apply the copy swaps an edit instruction asks for (`… 'old' with 'new' …`)
+/// to the quoted copy of `original`.
+fn swapped(original: &str, instruction: &str) -> String {
+    let mut out = original.to_string();
+    let mut rest = instruction;
+    while let Some(i) = rest.find("' with '") {
+        let before = &rest[..i];
+        let after = &rest[i + "' with '".len()..];
+        let (Some(open), Some(close)) = (before.rfind('\''), after.find('\'')) else {
+            break;
+        };
+        let (old, new) = (&before[open + 1..], &after[..close]);
+        out = out.replace(&format!("\"{old}\""), &format!("\"{new}\""));
+        rest = &after[close + 1..];
+    }
+    out
+}
+
+/// What a multi-turn edit request carried (§7b): the model-turn image, its
+/// signature, the text of the first user turn (what the image was made
+/// from) and the text of the last user turn (the instruction).
+#[derive(Debug, Clone)]
+pub(crate) struct EditTurn {
+    pub image_sha256: [u8; 32],
+    pub thought_signature: String,
+    pub origin_sha: [u8; 32],
+    pub instruction: String,
 }
 
 pub(crate) const TOP_FIELDS: &[&str] = &[
@@ -298,8 +333,17 @@ pub(crate) fn parse_request(
     let mut input_images = 0usize;
     let mut first_ref_dims: Option<(u32, u32)> = None;
 
+    // Gemini 3 image models sign their image parts; a model-turn image
+    // sent back without its signature is refused (§7b).
+    let signs = matches!(family, ModelFamily::Pro3 | ModelFamily::Flash31);
+    let mut first_turn: Vec<&str> = Vec::new();
+    let mut last_turn: Vec<&str> = Vec::new();
+    let mut model_image: Option<([u8; 32], String)> = None;
     for (ci, c) in contents.iter().enumerate() {
         let cpath = format!("contents[{ci}]");
+        if ci > 0 {
+            last_turn.clear();
+        }
         let cobj = as_object(c, &cpath)?;
         check_fields(cobj, CONTENT_FIELDS, &cpath)?;
         let role = match cobj.get("role") {
@@ -338,6 +382,11 @@ pub(crate) fn parse_request(
                 if role != "model" && !thought {
                     texts.push(t);
                     text_chars += t.chars().count() as u64;
+                    if ci == 0 {
+                        first_turn.push(t);
+                    } else {
+                        last_turn.push(t);
+                    }
                 }
             }
             if let Some(blob) = pobj.get("inlineData") {
@@ -358,6 +407,20 @@ pub(crate) fn parse_request(
                         "Invalid value at '{bpath}.data' (TYPE_BYTES), Base64 decoding failed for \"{shown}\""
                     ))
                 })?;
+                if mime.starts_with("image/") && role == "model" && signs {
+                    match pobj.get("thoughtSignature").and_then(Value::as_str) {
+                        Some(sig) if !sig.is_empty() => {
+                            model_image = Some((Sha256::digest(&bytes).into(), sig.to_string()));
+                        }
+                        _ => {
+                            return Err(ApiError::invalid(format!(
+                                "Image part is missing a thought_signature in content position {}, part position {}",
+                                ci + 1,
+                                pi + 1
+                            )));
+                        }
+                    }
+                }
                 if mime.starts_with("image/") && role != "model" {
                     input_images += 1;
                     let dims = image_dims(&bytes);
@@ -578,6 +641,10 @@ pub(crate) fn parse_request(
 
     let prompt = texts.join("\n");
     let prompt_sha: [u8; 32] = Sha256::digest(prompt.as_bytes()).into();
+    let paint_prompt = match &model_image {
+        Some(_) => swapped(&first_turn.join("\n"), &last_turn.join("\n")),
+        None => prompt.clone(),
+    };
     Ok(GenRequest {
         prompt,
         prompt_sha,
@@ -590,6 +657,13 @@ pub(crate) fn parse_request(
         grounding,
         text_tokens: text_chars.div_ceil(4).max(1),
         image_tokens_in,
+        paint_prompt,
+        edit: model_image.map(|(image_sha256, thought_signature)| EditTurn {
+            image_sha256,
+            thought_signature,
+            origin_sha: Sha256::digest(first_turn.join("\n").as_bytes()).into(),
+            instruction: last_turn.join("\n"),
+        }),
     })
 }
 

@@ -54,6 +54,85 @@ pub fn master_rel_path(key: &JobKey, format: ImageFormat) -> String {
     format!("{}.{}", stem(key), ext_of(format))
 }
 
+/// Where an image an edit replaced is kept, beside the asset:
+/// `<locale>/<variant>/<row-id>.r<N>.<ext>` for revision `N` of `current`
+/// (the asset's path when that revision was current), so nothing a reviewer
+/// has seen is lost. Masters are `<row-id>.<ext>` and renditions carry an
+/// `@`, so the names do not collide.
+pub fn revision_rel_path(current: &str, revision: u32) -> String {
+    match current.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains('/') => format!("{stem}.r{revision}.{ext}"),
+        _ => format!("{current}.r{revision}"),
+    }
+}
+
+/// Why the image an edit revises cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum EditSourceError {
+    /// Neither the kept copy nor the asset holds the recorded bytes.
+    #[error(
+        "the image to revise is gone: neither {kept} nor {current} has sha256 {sha256} (was it changed or deleted by hand?); run `adloc retry --failed` after restoring it, or reject with a changed row to regenerate"
+    )]
+    Missing {
+        /// The kept copy's path.
+        kept: String,
+        /// The asset's path.
+        current: String,
+        /// The recorded checksum.
+        sha256: String,
+    },
+    /// Reading or writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Keep the image an edit revises at its revision path and return its
+/// bytes, checked against the recorded `sha256`. Called before the edit is
+/// sent: once the copy exists, a kill after the edited image replaced the
+/// asset still leaves the old bytes to send again (the asset path then
+/// holds the new image, whose checksum does not match).
+pub fn keep_revision(
+    campaign_out: &Path,
+    current: &str,
+    revision: u32,
+    sha256: &str,
+) -> Result<(String, Vec<u8>), EditSourceError> {
+    let kept = revision_rel_path(current, revision);
+    let read = |rel: &str| -> Result<Option<Vec<u8>>, EditSourceError> {
+        let path = campaign_out.join(rel);
+        match fs::read(&path) {
+            Ok(b) if hex::encode(Sha256::digest(&b)) == sha256 => Ok(Some(b)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(EditSourceError::Io { path, source }),
+        }
+    };
+    if let Some(bytes) = read(&kept)? {
+        return Ok((kept, bytes));
+    }
+    let Some(bytes) = read(current)? else {
+        return Err(EditSourceError::Missing {
+            kept,
+            current: current.to_string(),
+            sha256: sha256.to_string(),
+        });
+    };
+    write_atomic(&campaign_out.join(&kept), &bytes).map_err(|e| match e {
+        AssetError::Io { path, source } => EditSourceError::Io { path, source },
+        other => EditSourceError::Io {
+            path: campaign_out.join(&kept),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })?;
+    Ok((kept, bytes))
+}
+
 /// `<locale>/<variant>/<row-id>` (or `_art/<variant>/<row-id>`).
 fn stem(key: &JobKey) -> String {
     match &key.target {
@@ -232,6 +311,36 @@ pub fn sweep_temporaries(root: &Path) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revision_is_kept_beside_its_asset_and_read_back_by_checksum() {
+        assert_eq!(
+            revision_rel_path("de-DE/hero/r1.png", 1),
+            "de-DE/hero/r1.r1.png"
+        );
+        assert_eq!(
+            revision_rel_path("de-DE/hero/a.b.jpg", 2),
+            "de-DE/hero/a.b.r2.jpg"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(&dir.path().join("de-DE/hero/x.png"), b"first").unwrap();
+        let sha = hex::encode(Sha256::digest(b"first"));
+        let (kept, bytes) = keep_revision(dir.path(), "de-DE/hero/x.png", 1, &sha).unwrap();
+        assert_eq!(
+            (kept.as_str(), bytes.as_slice()),
+            ("de-DE/hero/x.r1.png", &b"first"[..])
+        );
+        // The edited image replaced the asset, but its record did not land
+        // (a kill): the kept copy is what is sent again.
+        write_atomic(&dir.path().join("de-DE/hero/x.png"), b"second").unwrap();
+        let (_, again) = keep_revision(dir.path(), "de-DE/hero/x.png", 1, &sha).unwrap();
+        assert_eq!(again, b"first");
+        let gone = keep_revision(dir.path(), "de-DE/hero/x.png", 2, &sha);
+        assert!(
+            matches!(gone, Err(EditSourceError::Missing { .. })),
+            "{gone:?}"
+        );
+    }
 
     #[test]
     fn atomic_write_leaves_no_temporaries_and_sweep_removes_strays() {

@@ -326,32 +326,35 @@ pub(crate) fn parse_text_mode(
     errors: &mut InputErrors,
 ) -> TextMode {
     let at = |span: std::ops::Range<usize>, msg: String| at(path, src, span, msg);
-    let overlay = match text {
-        None => false,
+    let mode = match text {
+        None => "model",
         Some(t) => match t.get_ref().as_str() {
-            "model" => false,
-            "overlay" => true,
+            m @ ("model" | "overlay" | "edit") => m,
             other => {
                 errors.push(at(
                     t.span(),
                     format!(
-                        "variant `{variant}`: unknown text mode `{other}` (expected \"model\": the model paints the copy, or \"overlay\": adloc typesets it on copy-free art)"
+                        "variant `{variant}`: unknown text mode `{other}` (expected \"model\": the model paints the copy, \"overlay\": adloc typesets it on copy-free art, or \"edit\": the base locale's image is edited to carry each locale's copy)"
                     ),
                 ));
                 return TextMode::Model;
             }
         },
     };
-    if !overlay {
+    if mode != "overlay" {
         if let Some(first) = boxes.first() {
             errors.push(at(
                 first.span(),
                 format!(
-                    "variant `{variant}` declares text_boxes but its text mode is \"model\"; add `text = \"overlay\"` or remove the boxes"
+                    "variant `{variant}` declares text_boxes but its text mode is \"{mode}\"; add `text = \"overlay\"` or remove the boxes"
                 ),
             ));
         }
-        return TextMode::Model;
+        return if mode == "edit" {
+            TextMode::Edit
+        } else {
+            TextMode::Model
+        };
     }
     if boxes.is_empty() {
         errors.push(at(
@@ -392,13 +395,17 @@ pub enum TextMode {
     Model,
     /// The model paints copy-free art once; adloc typesets these boxes.
     Overlay(Vec<TextBoxSpec>),
+    /// The model paints the base locale's image from the prompt; every
+    /// other locale is an edit of that image replacing its copy with the
+    /// locale's, so every market gets the same composition.
+    Edit,
 }
 
 impl TextMode {
     /// The text boxes of an overlay variant, `None` for model text.
     pub fn boxes(&self) -> Option<&[TextBoxSpec]> {
         match self {
-            TextMode::Model => None,
+            TextMode::Model | TextMode::Edit => None,
             TextMode::Overlay(b) => Some(b),
         }
     }
@@ -408,6 +415,7 @@ impl TextMode {
         match self {
             TextMode::Model => "model",
             TextMode::Overlay(_) => "overlay",
+            TextMode::Edit => "edit",
         }
     }
 }

@@ -132,6 +132,14 @@ fn overlay_mode_parses_boxes_with_defaults_and_integers() {
     assert_eq!((b.line, b.col), (3, 10));
     assert_eq!(parse("").0, TextMode::Model);
     assert_eq!(parse("text = \"model\"").0, TextMode::Model);
+    assert_eq!(parse("text = \"edit\"").0, TextMode::Edit);
+    let (_, errors) = parse(
+        "text = \"edit\"\n[[text_boxes]]\ncolumn = \"headline\"\nx = 0.0\ny = 0.1\nwidth = 0.5\nheight = 0.3\n",
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("text mode is \"edit\"")),
+        "{errors:?}"
+    );
 }
 
 #[test]

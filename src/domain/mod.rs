@@ -32,8 +32,8 @@ pub use readback::StringCheck;
 pub use reader::ReaderModel;
 pub use reason::Reason;
 pub use request::{
-    AssetRecord, ImageRequest, ProofText, ReadRequest, ReferenceImage, RetrySettings, Transcript,
-    Usage,
+    AssetRecord, ImageEdit, ImageRequest, ProofText, ReadRequest, ReferenceImage, RetrySettings,
+    Transcript, Usage,
 };
 pub use state::{
     AttemptOutcome, BatchState, CompositeState, FallbackTrigger, JobState, ProviderKind, RunOutcome,

@@ -61,6 +61,34 @@ pub struct ImageRequest {
     pub grounding: bool,
     /// What a proof renderer shows; ignored by network providers.
     pub proof: ProofText,
+    /// Set when the call revises an image made earlier instead of making
+    /// one from the prompt alone (a reviewer rejected it with a note).
+    pub edit: Option<ImageEdit>,
+}
+
+/// An edit of an image the model made earlier: the image, what the model
+/// said about it, and the instruction. Gemini sends it as a second turn of
+/// the conversation (the original prompt, the model's image part with its
+/// signature, then the instruction); GPT Image through `/v1/images/edits`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImageEdit {
+    /// The image being revised, exactly as stored.
+    pub image: ReferenceImage,
+    /// The `thoughtSignature` Gemini returned with that image, when it was
+    /// made by a model that signs (Gemini 3); `None` otherwise.
+    pub thought_signature: Option<String>,
+    /// What to change (the reviewer's note).
+    pub instruction: String,
+}
+
+impl fmt::Debug for ImageEdit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImageEdit")
+            .field("image", &self.image)
+            .field("signed", &self.thought_signature.is_some())
+            .field("instruction", &self.instruction)
+            .finish()
+    }
 }
 
 /// Token counts reported by the provider for one generation.

@@ -14,6 +14,9 @@
 //!      └── read again (first mismatch, retryable error)     regenerate ──► pending
 //! any live state ──(request hash changed)──► superseded;  row removed ──► retired
 //! blocked | failed ──(adloc retry)──► pending
+//! done ──(its image rejected with a note: revise by editing)──► pending
+//! text = "edit": waiting ──(its base locale's image is done)──► pending
+//!   done ──(the base image changed: edit again)──► pending
 //! ```
 
 use std::fmt;
@@ -38,6 +41,9 @@ pub enum JobState {
     ReadBatchSubmitting,
     /// Copy QA: part of a read batch created remotely.
     ReadBatchSubmitted,
+    /// `text = "edit"`: a locale's image is an edit of the base locale's,
+    /// which is not made yet.
+    Waiting,
     /// The asset exists and its checksum is recorded.
     Done,
     /// The provider refused (safety, policy): terminal until `adloc retry --blocked`.
@@ -52,7 +58,7 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, for status listings.
-    pub const ALL: [JobState; 13] = [
+    pub const ALL: [JobState; 14] = [
         JobState::Pending,
         JobState::InFlight,
         JobState::BatchSubmitting,
@@ -61,6 +67,7 @@ impl JobState {
         JobState::ReadInFlight,
         JobState::ReadBatchSubmitting,
         JobState::ReadBatchSubmitted,
+        JobState::Waiting,
         JobState::Done,
         JobState::Blocked,
         JobState::Failed,
@@ -79,6 +86,7 @@ impl JobState {
             JobState::ReadInFlight => "read_in_flight",
             JobState::ReadBatchSubmitting => "read_batch_submitting",
             JobState::ReadBatchSubmitted => "read_batch_submitted",
+            JobState::Waiting => "waiting",
             JobState::Done => "done",
             JobState::Blocked => "blocked",
             JobState::Failed => "failed",
@@ -105,8 +113,10 @@ impl JobState {
     pub fn from_states(to: JobState) -> &'static [JobState] {
         use JobState::*;
         match to {
-            // A regeneration after a confirmed copy mismatch comes from a read.
+            // A regeneration after a confirmed copy mismatch comes from a read;
+            // a waiting edit is released when its base image is done.
             Pending => &[
+                Waiting,
                 InFlight,
                 BatchSubmitting,
                 BatchSubmitted,
@@ -131,7 +141,10 @@ impl JobState {
             ReadBatchSubmitted => &[ReadBatchSubmitting],
             Done | Failed => &[InFlight, BatchSubmitted, ReadInFlight, ReadBatchSubmitted],
             Blocked => &[InFlight, BatchSubmitted],
+            // Only inserted (a sync), never entered from another state.
+            Waiting => &[],
             Superseded | Retired => &[
+                Waiting,
                 Pending,
                 InFlight,
                 BatchSubmitting,
@@ -151,6 +164,15 @@ impl JobState {
     pub fn can_transition(self, to: JobState) -> bool {
         JobState::from_states(to).contains(&self)
     }
+
+    /// The states a job whose image a reviewer rejected is queued again
+    /// from, as an edit of that image. Kept apart from
+    /// [`JobState::from_states`]`(Pending)`: only the revise statement may
+    /// take a done job back to pending, never a late settle of a stale
+    /// runner (which writes `WHERE state IN from_states(Pending)`). The
+    /// same transition re-edits a `text = "edit"` locale whose base image
+    /// changed.
+    pub const REVISE_FROM: [JobState; 1] = [JobState::Done];
 }
 
 impl fmt::Display for JobState {
@@ -328,6 +350,15 @@ mod tests {
                 "done -> {to}"
             );
         }
+    }
+
+    #[test]
+    fn only_the_revise_statement_takes_a_done_job_back_to_pending() {
+        assert!(
+            !Done.can_transition(Pending),
+            "a stale settle must not reopen a done job"
+        );
+        assert_eq!(super::JobState::REVISE_FROM, [Done]);
     }
 
     #[test]

@@ -52,6 +52,112 @@ pub struct JobSpec {
     /// resolved for the locale (empty for art). Shown to reviewers; not
     /// part of the request hash (the prompt already carries it).
     pub copy: BTreeMap<String, String>,
+    /// `text = "edit"`, a locale other than the base: the image is an edit
+    /// of the base locale's image, made when that image is done.
+    pub copy_edit: Option<CopyEdit>,
+}
+
+/// How a `text = "edit"` locale is made from its base locale's image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyEdit {
+    /// The base locale's job (same row and variant).
+    pub base: JobKey,
+    /// The instruction: replace each piece of base copy with the locale's,
+    /// keep everything else.
+    pub instruction: String,
+}
+
+/// The instruction that turns the base locale's image into `locale`'s:
+/// every copy column whose text differs, in column order.
+fn copy_instruction(base: &BTreeMap<String, String>, locale: &BTreeMap<String, String>) -> String {
+    let swaps: Vec<String> = locale
+        .iter()
+        .filter_map(|(col, text)| {
+            let from = base.get(col)?;
+            (from.trim() != text.trim() && !from.trim().is_empty())
+                .then(|| format!("the {col} '{}' with '{}'", from.trim(), text.trim()))
+        })
+        .collect();
+    if swaps.is_empty() {
+        "Keep this image exactly as it is.".to_string()
+    } else {
+        format!("Replace {} and keep everything else.", swaps.join(", and "))
+    }
+}
+
+/// Turn the non-base locales of `text = "edit"` variants into edits of
+/// their base locale's job: the request is the base's (the conversation the
+/// edit continues), the instruction swaps the copy, and the hash covers the
+/// base request and the instruction, so a changed base prompt or a changed
+/// locale copy plans a new edit.
+fn plan_copy_edits(campaign: &Campaign, specs: &mut [JobSpec], errors: &mut InputErrors) {
+    let edit_variants: Vec<&str> = campaign
+        .variants
+        .iter()
+        .filter(|v| matches!(v.text, crate::campaign::TextMode::Edit))
+        .map(|v| v.name.as_str())
+        .collect();
+    if edit_variants.is_empty() {
+        return;
+    }
+    let base_locale = &campaign.base_locale;
+    // (row, variant) → index of its base locale's spec.
+    let bases: std::collections::HashMap<(String, String), usize> = specs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            edit_variants.contains(&s.key.variant.as_str())
+                && s.key.target.locale() == Some(base_locale)
+        })
+        .map(|(i, s)| ((s.key.row.to_string(), s.key.variant.clone()), i))
+        .collect();
+    for i in 0..specs.len() {
+        let s = &specs[i];
+        if !edit_variants.contains(&s.key.variant.as_str()) {
+            continue;
+        }
+        let Some(locale) = s.key.target.locale() else {
+            continue;
+        };
+        if locale == base_locale {
+            continue;
+        }
+        let Some(&b) = bases.get(&(s.key.row.to_string(), s.key.variant.clone())) else {
+            errors.push(InputProblem {
+                file: campaign.rows.path.clone(),
+                line: Some(s.row_line),
+                column: None,
+                message: format!(
+                    "variant `{}` has text = \"edit\": every locale is an edit of the base locale's image, but the base locale {} is not among the campaign's locales; add it",
+                    s.key.variant,
+                    base_locale.tag()
+                ),
+            });
+            continue;
+        };
+        let base = &specs[b];
+        let (request, hash, key) = (
+            base.request.clone(),
+            base.request_hash.clone(),
+            base.key.clone(),
+        );
+        let instruction = copy_instruction(&base.copy, &specs[i].copy);
+        let s = &mut specs[i];
+        let mut req = request;
+        req.proof = s.request.proof.clone();
+        s.request_hash = hex::encode(Sha256::digest(
+            json!({"v": 1, "edit_of": hash, "instruction": instruction})
+                .to_string()
+                .as_bytes(),
+        ));
+        s.request = req;
+        // A fallback model would not hold the base's conversation.
+        s.chain.truncate(1);
+        s.copy_edit = Some(CopyEdit {
+            base: key,
+            instruction,
+        });
+    }
 }
 
 /// How one job's painted copy is checked: the strings it must show, as
@@ -257,6 +363,9 @@ fn build_spec(
         references,
         grounding: variant.grounding,
         proof,
+        // Edits of a rejected image are queued by the store at run time,
+        // never planned: a plan is only what the campaign asks for.
+        edit: None,
     };
     let request_hash = request_hash(&request);
     // The expected copy is the row's copy as the template saw it: resolved
@@ -308,6 +417,7 @@ fn build_spec(
         fallback_on: variant.fallback_on.clone(),
         qa,
         copy,
+        copy_edit: None,
     })
 }
 
@@ -446,7 +556,7 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
                                 "name": variant.name,
                                 "aspect_ratio": variant.aspect_ratio.as_str(),
                                 "image_size": variant.image_size.as_str(),
-                                "text": "model",
+                                "text": variant.text.as_str(),
                             },
                             "campaign": {"name": campaign.name},
                         }),
@@ -491,6 +601,7 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
             ));
         }
     }
+    plan_copy_edits(campaign, &mut specs, &mut errors);
     if !overlay_variants.is_empty()
         && let Err(e) = compose_plan(campaign)
     {
@@ -510,5 +621,30 @@ fn proof_for(locale: Option<&Locale>, variant: &str, lines: Vec<String>, rtl: bo
         variant: variant.to_string(),
         lines,
         rtl,
+    }
+}
+
+#[cfg(test)]
+mod copy_edit_tests {
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn the_instruction_swaps_each_differing_column_and_keeps_everything_else() {
+        let m = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let base = m(&[("cta", "Shop now"), ("headline", "Own the ridge.")]);
+        let de = m(&[("cta", "Shop now"), ("headline", "Erobere den Grat.")]);
+        assert_eq!(
+            super::copy_instruction(&base, &de),
+            "Replace the headline 'Own the ridge.' with 'Erobere den Grat.' and keep everything else."
+        );
+        assert_eq!(
+            super::copy_instruction(&base, &base),
+            "Keep this image exactly as it is."
+        );
     }
 }

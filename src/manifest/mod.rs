@@ -11,9 +11,11 @@
 //! in full, what was paid.
 //!
 //! Review: every asset (and retired entry) carries its `approval`, the
-//! latest reviewer decision about that exact file and request, or pending;
-//! `revision` is 1 and `parent_sha256` null until assets can be revised by
-//! editing (they will name the asset a revision was made from).
+//! latest reviewer decision about that exact file and request, or pending.
+//! A rejected asset is revised by editing: `revision` counts up from 1,
+//! `parent_sha256` names the image it was edited from, and `history` lists
+//! every earlier revision, kept beside it as `<row-id>.r<N>.<ext>`, with
+//! the note that replaced it.
 //! [`approved_only`] is the same document cut down to the approved assets,
 //! written beside it as `manifest.approved.json` for downstream systems that
 //! may only ship what a person approved.
@@ -30,6 +32,7 @@ use crate::expand::ComposeSpec;
 use crate::imaging::{BoxLayout, aspect_check};
 use crate::store::{
     CampaignState, CompositeRow, DecisionRow, JobId, JobRow, QaVerdict, RenditionEntry,
+    RevisionEntry,
 };
 
 /// The manifest schema version.
@@ -109,6 +112,9 @@ impl Manifest {
             out.insert(a.path.clone(), a.sha256.clone());
             for r in &a.renditions {
                 out.insert(r.path.clone(), r.sha256.clone());
+            }
+            for h in &a.history {
+                out.insert(h.path.clone(), h.sha256.clone());
             }
         }
         out
@@ -232,13 +238,32 @@ pub struct AssetEntry {
     /// is not delivered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
-    /// 1 for an asset made from its request; a revision made by editing
-    /// an asset will count up from its parent's.
+    /// 1 for an asset made from its request; each edit of a rejected
+    /// asset counts up by one.
     #[serde(default = "first_revision")]
     pub revision: u32,
     /// The asset this one is a revision of (null for a first revision).
     #[serde(default)]
     pub parent_sha256: Option<String>,
+    /// The earlier revisions, oldest first, each kept beside the asset
+    /// (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// An earlier revision of an asset, replaced by an edit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Its revision number.
+    pub revision: u32,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// Where it is kept, relative to manifest.json.
+    pub path: String,
+    /// The reviewer's note the edit that replaced it followed.
+    pub note: String,
+    /// When it was replaced (RFC 3339).
+    pub at: String,
 }
 
 /// What copy QA found for one asset.
@@ -324,7 +349,11 @@ fn locale_of(j: &JobRow) -> String {
         .map_or_else(|| "und".to_string(), |l| l.tag().to_string())
 }
 
-fn asset_entry(j: &JobRow, renditions: &HashMap<JobId, Vec<RenditionEntry>>) -> Option<AssetEntry> {
+fn asset_entry(
+    j: &JobRow,
+    renditions: &HashMap<JobId, Vec<RenditionEntry>>,
+    revisions: &HashMap<JobId, Vec<RevisionEntry>>,
+) -> Option<AssetEntry> {
     let a = j.asset.as_ref()?;
     let (aspect_ratio_actual, aspect_ratio_ok) =
         aspect_check(a.width, a.height, j.aspect_ratio.as_str());
@@ -362,8 +391,22 @@ fn asset_entry(j: &JobRow, renditions: &HashMap<JobId, Vec<RenditionEntry>>) -> 
         qa: qa_entry(j),
         copy: j.copy.clone(),
         approval: None,
-        revision: FIRST_REVISION,
-        parent_sha256: None,
+        revision: j.revision,
+        parent_sha256: j.parent_sha256.clone(),
+        history: revisions
+            .get(&j.id)
+            .map(|h| {
+                h.iter()
+                    .map(|r| HistoryEntry {
+                        revision: r.revision,
+                        sha256: r.sha256.clone(),
+                        path: r.path.clone(),
+                        note: r.note.clone(),
+                        at: rfc3339(Some(r.at)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -449,6 +492,7 @@ fn composite_entry(c: &CompositeRow) -> Option<AssetEntry> {
         approval: None,
         revision: FIRST_REVISION,
         parent_sha256: None,
+        history: Vec::new(),
     })
 }
 
@@ -474,14 +518,14 @@ fn job_entries(m: &mut Manifest, jobs: &[&JobRow], state: &CampaignState) {
         match j.state {
             JobState::Superseded => continue,
             JobState::Retired => {
-                if let Some(a) = asset_entry(j, &state.renditions) {
+                if let Some(a) = asset_entry(j, &state.renditions, &state.revisions) {
                     m.retired.push(a);
                 }
                 continue;
             }
             JobState::Done => {
                 count_qa(&mut m.totals, j);
-                if let Some(a) = asset_entry(j, &state.renditions) {
+                if let Some(a) = asset_entry(j, &state.renditions, &state.revisions) {
                     m.totals.cost_usd += a.cost_usd;
                     m.assets.push(a);
                 }
@@ -504,7 +548,8 @@ fn job_entries(m: &mut Manifest, jobs: &[&JobRow], state: &CampaignState) {
             | JobState::Checking
             | JobState::ReadInFlight
             | JobState::ReadBatchSubmitting
-            | JobState::ReadBatchSubmitted => m.totals.pending += 1,
+            | JobState::ReadBatchSubmitted
+            | JobState::Waiting => m.totals.pending += 1,
         }
         m.totals.jobs += 1;
     }

@@ -67,7 +67,12 @@ impl Provider for LocalProvider {
             width,
             height,
             jpeg: mime == "image/jpeg",
-            seed: Sha256::digest(req.prompt.as_bytes()).into(),
+            // An edit is a new proof: the instruction changes the seed (and
+            // so the colours), as a revision changes the real image.
+            seed: match &req.edit {
+                None => Sha256::digest(req.prompt.as_bytes()).into(),
+                Some(e) => Sha256::digest(format!("{}\n{}", req.prompt, e.instruction)).into(),
+            },
             locale: req.proof.locale.clone(),
             variant: req.proof.variant.clone(),
             lines: req.proof.lines.clone(),
@@ -91,6 +96,7 @@ impl Provider for LocalProvider {
             usage: None,
             model_version: Some(RENDERER_VERSION.to_string()),
             verified_dims: None,
+            thought_signature: None,
         })
     }
 
@@ -510,6 +516,7 @@ mod tests {
                 lines: lines.iter().map(|l| l.to_string()).collect(),
                 rtl: text::is_rtl_locale(locale),
             },
+            edit: None,
         }
     }
 

@@ -581,7 +581,17 @@ async fn submit_model(
                 .ok_or_else(|| Error::Internal(format!("job {} has no expanded request", j.id)))?;
             // A job moved to a fallback model asks that model (for the
             // copy-free art, once its copy QA fell back to overlay).
-            let request = spec.request_to_send(&j.model, j.overlay);
+            let mut request = spec.request_to_send(&j.model, j.overlay);
+            // An edit carries the image it revises, kept beside the asset
+            // when the edit was queued.
+            if let super::revise::Prepared::Broken(e) =
+                super::revise::prepare(&ctx.store, &ctx.campaign_out, j.id, &mut request).await?
+            {
+                return Err(Error::Internal(format!(
+                    "job {}: {}; the batch was not created, rerun after restoring the image",
+                    j.key, e.detail
+                )));
+            }
             items.push(BatchItem {
                 key: key_for(j.id, &j.key),
                 request,
@@ -737,6 +747,13 @@ async fn ingest_one(
             super::qa::image_qa(s, provider, job.overlay)
         }),
         overlay: spec.and_then(|s| super::qa::overlay_art(s, &job.model, job.overlay)),
+        // The image an edit replaces was kept when the edit was queued.
+        replaced: ctx
+            .store
+            .pending_edit(job.id)
+            .await?
+            .filter(|e| !e.of_base)
+            .map(|e| crate::assets::revision_rel_path(&e.path, e.revision)),
     };
     crate::run::crash_point("batch-ingest-item");
     settle(

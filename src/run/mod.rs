@@ -29,6 +29,7 @@ mod provider;
 mod qa;
 mod read_batch;
 mod review;
+mod revise;
 mod settle;
 mod worker;
 
@@ -485,6 +486,18 @@ async fn run_loaded(
     let run_id = store
         .start_run(&campaign.name, &provider_names, mode.as_str())
         .await?;
+    // Rejected images are revised by editing: their jobs are queued again.
+    let revising = if opts.ingest_only {
+        0
+    } else {
+        revise::queue(&store, &campaign.name, &campaign_out).await?
+    };
+    if revising > 0 {
+        tracing::info!(
+            images = revising,
+            "revising rejected images by editing them with the reviewers' notes"
+        );
+    }
     let specs_by_id: HashMap<JobId, Arc<JobSpec>> = ids
         .into_iter()
         .zip(specs)
@@ -506,7 +519,10 @@ async fn run_loaded(
             );
         }
     }
-    let progress = Progress::new(planned.report.to_generate as u64, opts.progress_bar);
+    let progress = Progress::new(
+        planned.report.to_generate as u64 + revising,
+        opts.progress_bar,
+    );
     let ctx = Arc::new(Ctx {
         store: store.clone(),
         run: run_id,
@@ -558,14 +574,36 @@ async fn run_loaded(
         fall_back_unavailable(&ctx).await?;
     }
     let mut batches_left = Vec::new();
-    let outcome = match mode {
-        RunMode::Realtime => {
-            dispatch_realtime(&ctx, concurrency, opts.drain_timeout, None, true).await
+    // `text = "edit"`: a locale waits for its base locale's image. Once a
+    // round has made the base images, their locales are released and
+    // dispatched in the next round, until nothing more is released.
+    let mut released = store.release_waiting(&campaign.name).await?;
+    let outcome = loop {
+        let outcome = match mode {
+            RunMode::Realtime => {
+                dispatch_realtime(&ctx, concurrency, opts.drain_timeout, None, true).await
+            }
+            RunMode::Batch | RunMode::Auto => {
+                batch::dispatch(&ctx, campaign, mode, opts, concurrency, &mut batches_left).await
+            }
+        };
+        if !matches!(outcome, Ok(None)) || cancel.is_cancelled() || opts.no_wait || opts.ingest_only
+        {
+            break outcome;
         }
-        RunMode::Batch | RunMode::Auto => {
-            batch::dispatch(&ctx, campaign, mode, opts, concurrency, &mut batches_left).await
+        let more = store.release_waiting(&campaign.name).await?;
+        if more == 0 {
+            break outcome;
         }
+        released += more;
+        tracing::info!(
+            images = more,
+            "base images are made: editing them into the other locales"
+        );
     };
+    if released > 0 {
+        tracing::debug!(images = released, "locale edits released this run");
+    }
     heartbeat.abort();
     ctx.progress.finish();
     let stopped = outcome?;
@@ -1234,12 +1272,16 @@ async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> 
         move_on(ctx, job.id, &spec, &model, trigger_for(reason), reason).await?;
         return Ok((None, JobOutcome::Retry));
     };
-    let request = spec.request_to_send(&model, job.overlay);
+    let mut request = spec.request_to_send(&model, job.overlay);
+    let edit = revise::prepare(&ctx.store, &ctx.campaign_out, job.id, &mut request).await?;
     if job.attempts == 1 {
         ctx.budget(&model).first_attempt();
     }
     let started = now_ms();
-    let result = provider.generate(&request).await;
+    let result = match &edit {
+        revise::Prepared::Broken(e) => Err(e.clone()),
+        _ => provider.generate(&request).await,
+    };
     crash_point("realtime-after-call");
     // A block moves the job to the next model when the variant says so.
     if let Err(e) = &result
@@ -1270,6 +1312,7 @@ async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> 
         provider: provider.kind(),
         qa: qa::image_qa(&spec, provider.kind(), job.overlay),
         overlay: qa::overlay_art(&spec, &model, job.overlay),
+        replaced: edit.replaced(),
     };
     let outcome = settle(
         ctx,

@@ -82,6 +82,9 @@ fn decide(
                 asset,
                 cost_usd: f.cost_usd,
                 usage_json: usage.and_then(|u| serde_json::to_string(&u).ok()),
+                // Filled in by `settle`, which holds the response.
+                thought_signature: None,
+                replaced: None,
             },
             attempt(AttemptOutcome::Ok, None, f.cost_usd),
             JobOutcome::Done,
@@ -151,6 +154,8 @@ pub(crate) struct JobInfo<'a> {
     /// Copy QA fell back to overlay: the image is copy-free art, typeset
     /// onto to make the asset.
     pub overlay: Option<OverlayArt<'a>>,
+    /// For an edit: where the image it replaces is kept.
+    pub replaced: Option<String>,
 }
 
 /// How a job that fell back to overlay typesets its copy.
@@ -175,6 +180,7 @@ pub(crate) async fn settle(
 ) -> Result<JobOutcome> {
     let returned = now_ms();
     let key = spec.key.to_string();
+    let mut signature = None;
     let stored = match result {
         Ok(generated) => {
             let out = ctx.campaign_out.clone();
@@ -184,8 +190,10 @@ pub(crate) async fn settle(
                 mime_type,
                 usage,
                 verified_dims,
+                thought_signature,
                 ..
             } = generated;
+            signature = thought_signature;
             let overlay = spec.overlay.map(|o| (o.boxes.to_vec(), o.nominal_width));
             let res = tokio::task::spawn_blocking(move || match overlay {
                 Some((boxes, nominal_width)) => {
@@ -243,7 +251,16 @@ pub(crate) async fn settle(
         budget_ok,
         delay_ms,
     };
-    let (settlement, attempt, outcome) = decide(spec.provider, spec.qa, stored, v, &facts);
+    let (mut settlement, attempt, outcome) = decide(spec.provider, spec.qa, stored, v, &facts);
+    if let Settlement::Done {
+        thought_signature,
+        replaced,
+        ..
+    } = &mut settlement
+    {
+        *thought_signature = signature;
+        replaced.clone_from(&spec.replaced);
+    }
     if matches!(outcome, JobOutcome::Done) {
         crash_point("before-job-update");
     }

@@ -121,8 +121,11 @@ impl Store {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         let sql = format!(
-            "SELECT id, request_hash, attempts, qa_regenerations, qa_overlay FROM jobs
-             WHERE campaign = $1 AND model = $2 AND state = 'pending' AND (not_before IS NULL OR not_before <= $3)
+            "SELECT id, request_hash, attempts, qa_regenerations, qa_overlay,
+                    CASE WHEN edit_note IS NULL THEN 0 ELSE revision END
+             FROM jobs
+             WHERE campaign = $1 AND model = $2 AND state = 'pending'
+               AND (not_before IS NULL OR not_before <= $3)
              ORDER BY id{}",
             self.dialect.lock_rows()
         );
@@ -133,8 +136,16 @@ impl Store {
             .fetch_all(&mut *tx)
             .await
             .map_err(self.err())?;
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|r| eligible.contains(&r.get::<i64, _>(0)))
+            .collect();
+        // Edits of earlier images go in batches of their own: an OpenAI
+        // batch has one endpoint (`/v1/images/edits` for every edit).
+        let editing = rows.first().is_some_and(|r| r.get::<i64, _>(5) > 0);
         let chosen: Vec<(i64, String, String)> = rows
             .into_iter()
+            .filter(|r| (r.get::<i64, _>(5) > 0) == editing)
             .map(|r| {
                 let (id, hash, attempts) = (
                     r.get::<i64, _>(0),
@@ -143,16 +154,19 @@ impl Store {
                 );
                 // A regeneration or an overlay fallback starts its attempts
                 // afresh: its rounds name it apart from the batch that
-                // bought the image it replaces.
-                let (regens, overlay) = (r.get::<i64, _>(3), r.get::<i64, _>(4));
-                let line = if regens == 0 && overlay == 0 {
+                // bought the image it replaces. So does an edit, by the
+                // revision it edits.
+                let (regens, overlay, edits) =
+                    (r.get::<i64, _>(3), r.get::<i64, _>(4), r.get::<i64, _>(5));
+                let line = if edits > 0 {
+                    format!("{id}:{hash}:{attempts}:edit{edits}")
+                } else if regens == 0 && overlay == 0 {
                     format!("{id}:{hash}:{attempts}")
                 } else {
                     format!("{id}:{hash}:{attempts}:qa{regens}:{overlay}")
                 };
                 (id, hash, line)
             })
-            .filter(|(id, _, _)| eligible.contains(id))
             .take(limit)
             .collect();
         if chosen.is_empty() {

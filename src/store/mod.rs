@@ -17,6 +17,7 @@ mod location;
 mod qa;
 mod renditions;
 mod sources;
+mod revisions;
 mod uploads;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,6 +35,7 @@ pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
 pub use location::{DEFAULT_STATE, DatabaseUrl, StateLocation};
 pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadBatchRow, ReadSettlement};
 pub use renditions::{RenditionEntry, RenditionFailure};
+pub use revisions::{PendingEdit, RevisionEntry};
 
 use crate::domain::{
     AspectRatio, AssetRecord, AttemptOutcome, BillingMode, Error, ImageSize, JobKey, JobState,
@@ -249,6 +251,11 @@ pub enum Settlement {
         cost_usd: f64,
         /// The provider's token usage, as JSON.
         usage_json: Option<String>,
+        /// Gemini's signature of the image part, kept for a later edit.
+        thought_signature: Option<String>,
+        /// For an edit: where the image it replaced is kept (relative to
+        /// the campaign output); it becomes a row of the asset's history.
+        replaced: Option<String>,
     },
     /// Back to pending, not before `not_before` (ms), keeping the error.
     Retry {
@@ -342,6 +349,10 @@ pub struct JobRow {
     /// The copy meant to be in the image, per column (empty for art, and
     /// for jobs queued before copy was recorded).
     pub copy: BTreeMap<String, String>,
+    /// The revision of its current image: 1, plus one per edit.
+    pub revision: u32,
+    /// The image the current one was edited from (`None` for revision 1).
+    pub parent_sha256: Option<String>,
 }
 
 /// Everything the store knows about one campaign, typed: the read model the
@@ -358,6 +369,8 @@ pub struct CampaignState {
     pub rendition_failures: Vec<RenditionFailure>,
     /// Every reviewer decision, oldest first.
     pub decisions: Vec<DecisionRow>,
+    /// Per job, the images edits replaced, oldest first.
+    pub revisions: HashMap<JobId, Vec<RevisionEntry>>,
 }
 
 /// Counts for `adloc status`.
@@ -828,11 +841,17 @@ impl Store {
             }
             let resolution = serde_json::to_string(&spec.resolution)
                 .map_err(|e| Error::Internal(e.to_string()))?;
-            let done = sqlx::query(
+            // A `text = "edit"` locale waits for its base locale's image.
+            let state = if spec.copy_edit.is_some() {
+                JobState::Waiting
+            } else {
+                JobState::Pending
+            };
+            let row = sqlx::query(
                 "INSERT INTO jobs (campaign, row_id, locale, variant, resolved_locale, resolution,
                     request_hash, plan_hash, model, aspect_ratio, image_size, prompt, state, created_at,
-                    updated_at, copy_json)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $15)
+                    updated_at, copy_json, copy_edit)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
                  RETURNING id",
             )
             .bind(&spec.key.campaign)
@@ -847,13 +866,38 @@ impl Store {
             .bind(spec.request.aspect_ratio.as_str())
             .bind(spec.request.image_size.as_str())
             .bind(&spec.request.prompt)
+            .bind(state.as_str())
             .bind(now)
             .bind(now)
             .bind(copy_json(&spec.copy)?)
+            .bind(spec.copy_edit.as_ref().map(|e| e.instruction.clone()))
             .fetch_one(&mut *tx)
             .await
             .map_err(self.err())?;
-            ids.push(done.get::<i64, _>(0));
+            ids.push(row.get::<i64, _>(0));
+        }
+        // Each `text = "edit"` locale names its base locale's live job.
+        let by_key: HashMap<&JobKey, JobId> = specs
+            .iter()
+            .map(|s| &s.key)
+            .zip(ids.iter().copied())
+            .collect();
+        for (spec, id) in specs.iter().zip(&ids) {
+            let Some(edit) = &spec.copy_edit else {
+                continue;
+            };
+            let Some(base) = by_key.get(&edit.base) else {
+                return Err(Error::Internal(format!(
+                    "{}: its base job {} was not planned",
+                    spec.key, edit.base
+                )));
+            };
+            sqlx::query("UPDATE jobs SET base_job = $1 WHERE id = $2")
+                .bind(base)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err())?;
         }
         tx.commit().await.map_err(self.err())?;
         Ok((
@@ -1051,31 +1095,61 @@ impl Store {
                 asset,
                 cost_usd,
                 usage_json,
-            } => sqlx::query(AssertSqlSafe(format!(
-                "UPDATE jobs SET state = $1, provider = $2, mode = $3, asset_path = $4, sha256 = $5,
-                        bytes = $6, width = $7, height = $8, mime_type = $9, cost_usd = $10, usage_json = $11,
+                thought_signature,
+                replaced,
+            } => {
+                // An edit: the image it replaced goes to the history first,
+                // in the same transaction, while the job still names it.
+                if let Some(kept_at) = replaced {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO revisions (job_id, revision, sha256, path, mime_type,
+                                thought_signature, note, created_at)
+                         SELECT id, revision, sha256, $2, COALESCE(mime_type, ''), thought_signature,
+                                edit_note, $3
+                         FROM jobs WHERE id = $1 AND edit_note IS NOT NULL AND sha256 IS NOT NULL
+                           AND state IN {}
+                         ON CONFLICT (job_id, revision) DO NOTHING",
+                        from_states_sql(settlement.target_state())
+                    )))
+                    .bind(job)
+                    .bind(kept_at.clone())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err())?;
+                }
+                sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE jobs SET state = $1, provider = $2, mode = $3, asset_path = $4, sha256 = $5,
+                        bytes = $6, width = $7, height = $8, mime_type = $9, cost_usd = $10,
+                        usage_json = $11,
                         error_code = NULL, error_detail = NULL, block_reason = NULL,
                         lease_run = NULL, lease_expires_at = NULL, not_before = NULL,
                         qa_image_reads = 0,
                         qa_verdict = CASE WHEN qa_overlay = 1 THEN qa_verdict ELSE $12 END,
-                        updated_at = $13, finished_at = $14
-                 WHERE id = $15 AND state IN {}",
-                from_states_sql(settlement.target_state())
-            )))
-            .bind(settlement.target_state().as_str())
-            .bind(provider.as_str())
-            .bind(attempt.map(|a| a.mode.as_str()))
-            .bind(asset.path.clone())
-            .bind(asset.sha256.clone())
-            .bind(to_i64("file size", asset.bytes)?)
-            .bind(i64::from(asset.width))
-            .bind(i64::from(asset.height))
-            .bind(asset.mime_type.clone())
-            .bind(*cost_usd)
-            .bind(usage_json.clone())
-            .bind(qa.initial_verdict())
-            .bind(now)
-            .bind((*qa != ImageQa::Check).then_some(now)),
+                        updated_at = $13, finished_at = $14, thought_signature = $15,
+                        revision = CASE WHEN $16 THEN revision + 1 ELSE revision END,
+                        parent_sha256 = CASE WHEN $16 THEN sha256 ELSE parent_sha256 END,
+                        edit_note = NULL
+                 WHERE id = $17 AND state IN {}",
+                    from_states_sql(settlement.target_state())
+                )))
+                .bind(settlement.target_state().as_str())
+                .bind(provider.as_str())
+                .bind(attempt.map(|a| a.mode.as_str()))
+                .bind(asset.path.clone())
+                .bind(asset.sha256.clone())
+                .bind(to_i64("file size", asset.bytes)?)
+                .bind(i64::from(asset.width))
+                .bind(i64::from(asset.height))
+                .bind(asset.mime_type.clone())
+                .bind(*cost_usd)
+                .bind(usage_json.clone())
+                .bind(qa.initial_verdict())
+                .bind(now)
+                .bind((*qa != ImageQa::Check).then_some(now))
+                .bind(thought_signature.clone())
+                .bind(replaced.is_some())
+            }
             other => {
                 let to = other.target_state();
                 let (code, detail, block, not_before) = match other {
@@ -1238,7 +1312,7 @@ impl Store {
                     asset_path, sha256, bytes, width, height, mime_type, cost_usd, error_code,
                     error_detail, block_reason, finished_at, batch_id, fallback_from, fallback_reason,
                     qa_reader, qa_verdict, qa_reads, qa_regenerations, qa_strings, qa_cost_usd,
-                    qa_regen_cost_usd, qa_overlay, copy_json
+                    qa_regen_cost_usd, qa_overlay, copy_json, revision, parent_sha256
              FROM jobs WHERE campaign = $1 AND state != 'superseded'
              ORDER BY row_id, locale, variant, id",
         )
@@ -1293,6 +1367,8 @@ impl Store {
                         r.get::<i64, _>(37) != 0,
                     )?,
                     copy: copy_from_column(opt(38))?,
+                    revision: r.get::<i64, _>(39) as u32,
+                    parent_sha256: opt(40),
                 })
             })
             .collect()
@@ -1306,6 +1382,7 @@ impl Store {
             renditions: self.rendition_entries(campaign).await?,
             rendition_failures: self.rendition_failures(campaign).await?,
             decisions: self.decisions(campaign).await?,
+            revisions: self.revisions(campaign).await?,
         })
     }
 

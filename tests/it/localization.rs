@@ -602,3 +602,141 @@ fn a_text_box_for_a_column_the_csv_lacks_is_rejected_at_its_line() {
     assert!(stderr(&o).contains("campaign.toml:19:10"), "{}", stderr(&o));
     assert!(stderr(&o).contains("column `tagline`"), "{}", stderr(&o));
 }
+
+/// `locale/variant/row` → asset, from a manifest.
+fn by_key(m: &serde_json::Value) -> std::collections::BTreeMap<String, serde_json::Value> {
+    assets(m)
+        .iter()
+        .map(|a| {
+            let p = a["path"].as_str().unwrap();
+            (p.rsplit_once('.').unwrap().0.to_string(), a.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn text_edit_pays_one_image_per_row_and_variant_in_the_base_locale_and_one_edit_per_other_locale() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    let toml = ws.campaign().join("campaign.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let text = text
+        .replace(
+            "template = \"hero.hbs\"",
+            "template = \"hero.hbs\"\ntext = \"edit\"",
+        )
+        .replace(
+            "template = \"square.hbs\"",
+            "template = \"square.hbs\"\ntext = \"edit\"",
+        )
+        .replace(
+            "template = \"story.hbs\"",
+            "template = \"story.hbs\"\ntext = \"edit\"",
+        );
+    std::fs::write(&toml, text).unwrap();
+    let mut env = emu.env();
+    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "gemini"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let ex = example();
+    let rows = ex.rows;
+    let locales = ex.locales;
+    let variants = 3;
+    let stats = emu.stats();
+    let edits = rows * variants * (locales - 1);
+    assert_eq!(
+        stats.edits.len() as u64,
+        edits,
+        "one edit per row, variant and other locale"
+    );
+    assert_eq!(
+        stats.billed_images,
+        rows * variants + edits + rows,
+        "base images, edits and the banner art, nothing else"
+    );
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let all = by_key(&m);
+    for e in &stats.edits {
+        assert!(
+            e.signature_issued,
+            "each edit continues the base image's turn"
+        );
+    }
+    for (k, a) in &all {
+        if !a["overlay"].is_null() || k.starts_with("en-US/") {
+            continue;
+        }
+        let (_, rest) = k.split_once('/').unwrap();
+        let base = &all[&format!("en-US/{rest}")];
+        let want = format!("with '{}'", a["copy"]["headline"].as_str().unwrap());
+        let edit = stats
+            .edits
+            .iter()
+            .find(|e| {
+                e.image_sha256 == base["sha256"].as_str().unwrap() && e.instruction.contains(&want)
+            })
+            .unwrap_or_else(|| panic!("no edit of the base image put the headline of {k}"));
+        assert!(
+            edit.instruction.contains(&format!(
+                "the headline '{}'",
+                base["copy"]["headline"].as_str().unwrap()
+            )),
+            "{}",
+            edit.instruction
+        );
+        let img = image::open(ws.out().join(a["path"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (
+                a["width"].as_u64().unwrap() as u32,
+                a["height"].as_u64().unwrap() as u32
+            )
+        );
+    }
+
+    // An unchanged rerun buys nothing.
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "gemini"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    assert_eq!(emu.stats().billed_images, stats.billed_images);
+
+    // A change to the base image (a revision) re-edits its locales.
+    let o = ws.adloc(&[
+        "reject",
+        "example",
+        "en-US/hero/spring-sale",
+        "--note",
+        "Brighter tulips",
+        "--by",
+        "ben",
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let o = ws.adloc_with(
+        &env,
+        &[
+            "run",
+            "campaigns/example",
+            "--provider",
+            "gemini",
+            "--mode",
+            "realtime",
+        ],
+    );
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let after = emu.stats();
+    assert_eq!(after.edits.len() as u64, edits + 1 + (locales - 1));
+    let m = ws.manifest();
+    let now = by_key(&m);
+    let new_base = now["en-US/hero/spring-sale"]["sha256"].as_str().unwrap();
+    assert_eq!(now["en-US/hero/spring-sale"]["revision"], 2);
+    for e in &after.edits[edits as usize + 1..] {
+        assert_eq!(
+            e.image_sha256, new_base,
+            "the locales are edited from the new base"
+        );
+    }
+    assert_ne!(
+        now["de-DE/hero/spring-sale"]["sha256"],
+        all["de-DE/hero/spring-sale"]["sha256"]
+    );
+}

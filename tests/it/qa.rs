@@ -564,3 +564,56 @@ fn turning_qa_on_for_images_already_made_reads_them_and_buys_nothing_but_regener
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert_eq!(emu.stats().reads, s.reads);
 }
+
+#[test]
+fn copy_qa_reads_each_edited_locale_of_a_text_edit_variant() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    qa_campaign(&ws, &[("r1", "a ridge", "Own the ridge.")], "realtime", "");
+    let dir = ws.campaign();
+    std::fs::write(
+        dir.join("rows.csv"),
+        "id,scene,headline,headline.de-DE\nr1,a ridge,Own the ridge.,Erobere den Grat.\n",
+    )
+    .unwrap();
+    let toml = std::fs::read_to_string(dir.join("campaign.toml")).unwrap();
+    let toml = toml
+        .replace(
+            "locales = [\"en-US\"]",
+            "locales = [\"en-US\", \"de-DE\"]\nbase_locale = \"en-US\"",
+        )
+        .replace(
+            "template = \"hero.hbs\"",
+            "template = \"hero.hbs\"\ntext = \"edit\"",
+        );
+    std::fs::write(dir.join("campaign.toml"), toml).unwrap();
+    let o = run(&ws, &emu, &["--provider", "gemini"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let s = emu.stats();
+    assert_eq!(s.edits.len(), 1);
+    assert!(s.edits[0].instruction.contains("with 'Erobere den Grat.'"));
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    for a in m["assets"].as_array().unwrap() {
+        let qa = &a["qa"];
+        assert_eq!(qa["verdict"], "pass", "{a}");
+        assert!(qa["reads"].as_u64().unwrap() >= 1);
+        let want = a["copy"]["headline"].as_str().unwrap();
+        assert_eq!(qa["strings"][0]["expected"], want);
+    }
+    let de = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["locale"] == "de-DE")
+        .unwrap();
+    assert_eq!(de["copy"]["headline"], "Erobere den Grat.");
+    assert_eq!(
+        emu.handle
+            .as_ref()
+            .unwrap()
+            .painted(&std::fs::read(ws.out().join(de["path"].as_str().unwrap())).unwrap()),
+        Some(vec!["Erobere den Grat.".to_string()]),
+        "the edited image shows the locale's copy"
+    );
+}

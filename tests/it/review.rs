@@ -173,6 +173,19 @@ fn bulk_decisions_survive_an_unchanged_rerun_and_reset_when_a_rows_copy_changes(
     let recorded = ws.sql_rows("SELECT COUNT(*) FROM decisions")[0][0].clone();
     assert_eq!(recorded, (want.len() + 3).to_string());
 
+    // The next run revises the three rejected assets (revision 2, awaiting
+    // a decision again) and keeps every other decision.
+    let o = ws.adloc(&["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let revised = approvals(&ws.manifest());
+    for (k, s) in &revised {
+        if to_reject.contains(&k) {
+            assert_eq!(s, "pending", "{k} was revised and awaits a decision");
+        } else {
+            assert_eq!(s, &states[k], "{k} lost its decision");
+        }
+    }
+    let states = revised;
     // An unchanged rerun keeps every decision.
     let o = ws.adloc(&["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
@@ -487,4 +500,349 @@ fn the_review_page_in_a_headless_browser_shows_every_asset_and_failure_and_its_f
     if let Some(keep) = std::env::var_os("ADLOC_REVIEW_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
+}
+
+// ---------------------------------------------------------------------
+// Revise by editing.
+
+/// The assets of a manifest by key (`locale/variant/row`).
+fn assets_by_key(m: &serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+    m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (key_of(a["path"].as_str().unwrap()), a.clone()))
+        .collect()
+}
+
+/// Decode a file as an image: real bytes, not just a checksum.
+fn decoded(path: &Path) -> (u32, u32) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (img.width(), img.height())
+}
+
+fn with_poll(mut env: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    env.push(("ADLOC_BATCH_POLL_MS", "40".to_string()));
+    env
+}
+
+#[test]
+fn three_rejections_make_exactly_three_gemini_edits_that_carry_the_image_its_signature_and_the_note()
+ {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    let env = with_poll(emu.env());
+    // First run in batch mode (the example's): signatures come from batch results.
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "gemini"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let m = ws.manifest();
+    let first = assets_by_key(&m);
+    let total = first.len();
+    let stored: Vec<Vec<String>> =
+        ws.sql_rows("SELECT COUNT(*) FROM jobs WHERE sha256 IS NOT NULL AND thought_signature IS NULL AND locale != 'und'");
+    assert_eq!(
+        stored[0][0], "0",
+        "every painted image keeps its thought signature"
+    );
+
+    // Approve 80 %, reject 3 model-painted assets with notes.
+    let painted: Vec<&String> = first
+        .iter()
+        .filter(|(_, a)| a["overlay"].is_null())
+        .map(|(k, _)| k)
+        .collect();
+    let to_reject: Vec<&String> = painted.iter().step_by(7).take(3).copied().collect();
+    let to_approve: Vec<&String> = first
+        .keys()
+        .filter(|k| !to_reject.contains(k))
+        .take(total * 8 / 10)
+        .collect();
+    let note = |i: usize| format!("Make the headline bigger, variant {i}");
+    let mut csv = String::from("asset,decision,note,by\n");
+    for k in &to_approve {
+        csv.push_str(&format!("{k},approve,,ana\n"));
+    }
+    for (i, k) in to_reject.iter().enumerate() {
+        csv.push_str(&format!("{k},reject,\"{}\",ben\n", note(i)));
+    }
+    std::fs::write(ws.path().join("decisions.csv"), csv).unwrap();
+    let o = ws.adloc(&["review", "import", "campaigns/example", "decisions.csv"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let before = emu.stats();
+    assert!(before.edits.is_empty());
+
+    // Second run, realtime: exactly three edits, nothing else bought.
+    let o = ws.adloc_with(
+        &env,
+        &[
+            "run",
+            "campaigns/example",
+            "--provider",
+            "gemini",
+            "--mode",
+            "realtime",
+        ],
+    );
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let after = emu.stats();
+    assert_eq!(after.edits.len(), 3, "{:?}", after.edits);
+    assert_eq!(after.billed_images - before.billed_images, 3);
+    assert_eq!(after.generate_calls - before.generate_calls, 3);
+    let signatures: HashMap<String, String> = ws
+        .sql_rows("SELECT sha256, thought_signature FROM revisions")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    assert_eq!(signatures.len(), 3);
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let second = assets_by_key(&m);
+    let states = approvals(&m);
+    for (i, k) in to_reject.iter().enumerate() {
+        let old = &first[*k];
+        let new = &second[*k];
+        let old_sha = old["sha256"].as_str().unwrap();
+        let edit = after
+            .edits
+            .iter()
+            .find(|e| e.image_sha256 == old_sha)
+            .unwrap_or_else(|| panic!("no edit sent the image of {k}"));
+        assert_eq!(edit.surface, "gemini");
+        assert_eq!(edit.instruction, note(i), "the note is the instruction");
+        assert_eq!(
+            edit.thought_signature.as_deref(),
+            Some(signatures[old_sha].as_str()),
+            "the signature stored with the image is sent back"
+        );
+        assert!(
+            edit.signature_issued,
+            "the signature is the one the model gave"
+        );
+        // The revision replaces the asset at its path; the old one is kept.
+        assert_eq!(new["path"], old["path"]);
+        assert_ne!(new["sha256"], old["sha256"]);
+        assert_eq!(new["revision"], 2);
+        assert_eq!(new["parent_sha256"], old["sha256"]);
+        assert_eq!(states[*k], "pending", "a revision waits for a new decision");
+        let history = new["history"].as_array().unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0]["revision"], 1);
+        assert_eq!(history[0]["sha256"], old["sha256"]);
+        assert_eq!(history[0]["note"], note(i));
+        let kept = history[0]["path"].as_str().unwrap();
+        let path = old["path"].as_str().unwrap();
+        let (stem, ext) = path.rsplit_once('.').unwrap();
+        assert_eq!(kept, format!("{stem}.r1.{ext}"));
+        assert_eq!(sha256_file(&ws.out().join(kept)), old_sha);
+        assert_eq!(
+            sha256_file(&ws.out().join(path)),
+            new["sha256"].as_str().unwrap()
+        );
+        assert_eq!(
+            decoded(&ws.out().join(path)),
+            decoded(&ws.out().join(kept)),
+            "the edit keeps the frame"
+        );
+    }
+    for k in &to_approve {
+        assert_eq!(states[*k], "approved", "{k}");
+        assert_eq!(second[*k]["revision"], 1);
+        assert!(second[*k].get("history").is_none());
+    }
+
+    // An unchanged rerun edits nothing and keeps every decision.
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "gemini"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    assert_eq!(emu.stats().edits.len(), 3);
+    assert_eq!(emu.stats().billed_images, after.billed_images);
+    assert_eq!(approvals(&ws.manifest()), states);
+
+    // Rejecting revision 2 makes revision 3, in batch mode this time.
+    let k = to_reject[0];
+    let o = ws.adloc(&[
+        "reject",
+        "example",
+        k,
+        "--note",
+        "Warmer light",
+        "--by",
+        "ben",
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "gemini"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let stats = emu.stats();
+    assert_eq!(stats.edits.len(), 4);
+    let last = &stats.edits[3];
+    assert!(last.batch);
+    assert_eq!(last.image_sha256, second[k]["sha256"].as_str().unwrap());
+    assert_eq!(last.instruction, "Warmer light");
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let third = &assets_by_key(&m)[k];
+    assert_eq!(third["revision"], 3);
+    assert_eq!(third["parent_sha256"], second[k]["sha256"]);
+    let history = third["history"].as_array().unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| h["revision"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    for h in history {
+        assert_eq!(
+            sha256_file(&ws.out().join(h["path"].as_str().unwrap())),
+            h["sha256"].as_str().unwrap()
+        );
+    }
+}
+
+#[test]
+fn a_rejected_gpt_image_asset_is_revised_through_images_edits_with_its_image_in_a_batch_line() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    ws.small_campaign(&[("a", "a ridge"), ("b", "a lake")]);
+    let p = ws.campaign().join("campaign.toml");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("gemini-3.1-flash-image", "gpt-image-2.6-sunburst");
+    std::fs::write(&p, text).unwrap();
+    let env = with_poll(emu.openai_env());
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "openai"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let first = assets_by_key(&ws.manifest());
+    let edits_before = emu.stats().openai.edit_calls;
+    let o = ws.adloc(&[
+        "reject",
+        "example",
+        "en-US/hero/a",
+        "--note",
+        "Add a sunset",
+        "--by",
+        "ben",
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let o = ws.adloc_with(
+        &env,
+        &[
+            "run",
+            "campaigns/example",
+            "--provider",
+            "openai",
+            "--mode",
+            "batch",
+        ],
+    );
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let stats = emu.stats();
+    assert_eq!(stats.openai.edit_calls, edits_before, "no realtime edit");
+    assert_eq!(stats.edits.len(), 1, "{:?}", stats.edits);
+    let e = &stats.edits[0];
+    assert_eq!((e.surface.as_str(), e.batch), ("openai", true));
+    assert_eq!(
+        e.image_sha256,
+        first["en-US/hero/a"]["sha256"].as_str().unwrap()
+    );
+    assert_eq!(e.instruction, "Add a sunset");
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let now = assets_by_key(&m);
+    assert_eq!(now["en-US/hero/a"]["revision"], 2);
+    assert_eq!(
+        now["en-US/hero/a"]["parent_sha256"],
+        first["en-US/hero/a"]["sha256"]
+    );
+    assert_eq!(now["en-US/hero/b"], first["en-US/hero/b"]);
+    decoded(&ws.out().join(now["en-US/hero/a"]["path"].as_str().unwrap()));
+}
+
+#[test]
+fn a_kill_during_an_edit_never_buys_the_edit_batch_twice_and_a_resent_edit_sends_the_kept_image() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    ws.small_campaign(&[("a", "a ridge"), ("b", "a lake"), ("c", "a forest")]);
+    let env = with_poll(emu.env());
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "gemini"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let first = assets_by_key(&ws.manifest());
+    for k in ["en-US/hero/a", "en-US/hero/b"] {
+        let o = ws.adloc(&["reject", "example", k, "--note", "Less fog", "--by", "ben"]);
+        assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    }
+
+    // Killed right after the edit batch was created remotely: the rerun
+    // finds it by its name and ingests it, it does not create another.
+    let mut crash = env.clone();
+    crash.push(("ADLOC_CRASH_AT", "batch-after-create".to_string()));
+    let args = [
+        "run",
+        "campaigns/example",
+        "--provider",
+        "gemini",
+        "--mode",
+        "batch",
+    ];
+    let o = ws.adloc_with(&crash, &args);
+    assert_ne!(code(&o), 0, "the crash point aborts the run");
+    let o = ws.adloc_with(&env, &args);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let stats = emu.stats();
+    assert_eq!(stats.batches_created, 1, "{:?}", stats.batch_display_names);
+    assert_eq!(stats.batch_billed_images, 2);
+    assert_eq!(stats.edits.len(), 2);
+    let second = assets_by_key(&ws.manifest());
+    for k in ["en-US/hero/a", "en-US/hero/b"] {
+        assert_eq!(second[k]["revision"], 2, "{k}");
+    }
+    assert_eq!(second["en-US/hero/c"]["revision"], 1);
+
+    // Killed after the edited image replaced the asset but before it was
+    // recorded: the rerun sends the edit again, of the kept image (the
+    // asset path already holds the unrecorded new one).
+    let o = ws.adloc(&[
+        "reject",
+        "example",
+        "en-US/hero/c",
+        "--note",
+        "More trees",
+        "--by",
+        "ben",
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let mut crash = env.clone();
+    crash.push(("ADLOC_CRASH_AT", "after-asset-rename".to_string()));
+    let args = [
+        "run",
+        "campaigns/example",
+        "--provider",
+        "gemini",
+        "--mode",
+        "realtime",
+    ];
+    let o = ws.adloc_with(&crash, &args);
+    assert_ne!(code(&o), 0);
+    let o = ws.adloc_with(&env, &args);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let stats = emu.stats();
+    let c_sha = first["en-US/hero/c"]["sha256"].as_str().unwrap();
+    let sent: Vec<&str> = stats.edits[2..]
+        .iter()
+        .map(|e| e.image_sha256.as_str())
+        .collect();
+    assert_eq!(
+        sent,
+        vec![c_sha, c_sha],
+        "both calls edit the original image"
+    );
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let c = &assets_by_key(&m)["en-US/hero/c"];
+    assert_eq!(c["revision"], 2);
+    assert_eq!(c["parent_sha256"], c_sha);
+    assert_eq!(c["history"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        sha256_file(&ws.out().join(c["path"].as_str().unwrap())),
+        c["sha256"].as_str().unwrap()
+    );
 }

@@ -397,7 +397,9 @@ async fn answer(
     rid: &str,
 ) -> Result<(Params, images::Built), OaiError> {
     let (p, inputs) = if endpoint == "/v1/images/edits" {
-        images::parse_json_edit(s, body)?
+        let (p, inputs) = images::parse_json_edit(s, body)?;
+        images::record_edit(s, &p, &inputs, true);
+        (p, inputs)
     } else {
         (images::parse_generation(body)?, Vec::new())
     };

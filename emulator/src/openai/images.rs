@@ -94,6 +94,8 @@ pub(crate) struct Params {
 pub(crate) struct Input {
     pub w: u32,
     pub h: u32,
+    /// SHA-256 of the bytes as received.
+    pub sha256: [u8; 32],
 }
 
 const COMMON_KEYS: &[&str] = &[
@@ -377,6 +379,7 @@ fn decode(bytes: &[u8]) -> Option<(image::ImageFormat, Input)> {
         Input {
             w: img.width(),
             h: img.height(),
+            sha256: Sha256::digest(bytes).into(),
         },
     ))
 }
@@ -671,7 +674,23 @@ pub(crate) async fn edits(
         parse_json_edit(s, &super::parse_json(&bytes)?)?
     };
     s.with_stats(|st| st.openai.edit_images_received += inputs.len() as u64);
+    record_edit(s, &p, &inputs, false);
     realtime(s, index, &p, &inputs, rid).await
+}
+
+/// Record a parsed edit (realtime call or batch line) for the tests.
+pub(crate) fn record_edit(s: &Shared, p: &Params, inputs: &[Input], batch: bool) {
+    s.record_edit(crate::EditSeen {
+        surface: "openai".into(),
+        batch,
+        image_sha256: inputs
+            .first()
+            .map(|i| hex::encode(i.sha256))
+            .unwrap_or_default(),
+        thought_signature: None,
+        signature_issued: false,
+        instruction: p.prompt.clone(),
+    });
 }
 
 /// Faults, triggers, rendering and billing of one validated realtime request.

@@ -103,6 +103,7 @@ fn request(model: &str) -> ImageRequest {
         references: vec![],
         grounding: false,
         proof: ProofText::default(),
+        edit: None,
     }
 }
 

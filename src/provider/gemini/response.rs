@@ -194,6 +194,9 @@ pub fn interpret(
         usage,
         model_version: resp.model_version.clone(),
         verified_dims: Some(dims),
+        thought_signature: chosen
+            .and_then(|p| p.thought_signature.as_deref())
+            .map(str::to_string),
     })
 }
 

@@ -28,7 +28,9 @@ use crate::provider::ImageRequest;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GenerateContentRequest<'a> {
-    /// One user turn: reference images, then the prompt.
+    /// One user turn: reference images, then the prompt. An edit adds the
+    /// model's turn (its image part, signed) and a user turn with the
+    /// instruction (§7b).
     pub contents: Vec<ContentOut<'a>>,
     /// `[{googleSearch: {}}]` when grounding; omitted otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -40,7 +42,7 @@ pub struct GenerateContentRequest<'a> {
 /// One turn of a request.
 #[derive(Debug, Serialize)]
 pub struct ContentOut<'a> {
-    /// Always `user` for adloc.
+    /// `user`, or `model` for the turn that carries an image the model made.
     pub role: &'static str,
     /// The parts, in order.
     pub parts: Vec<PartOut<'a>>,
@@ -54,6 +56,20 @@ pub enum PartOut<'a> {
     InlineData(InlineDataOut<'a>),
     /// `{"text": "..."}`.
     Text(&'a str),
+    /// `{"inlineData": {...}, "thoughtSignature": "..."}`: an image the
+    /// model made, sent back in its own turn exactly as it was returned.
+    #[serde(untagged)]
+    Signed(SignedPartOut<'a>),
+}
+
+/// A model-turn image part with its signature.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedPartOut<'a> {
+    /// The image.
+    pub inline_data: InlineDataOut<'a>,
+    /// The signature Gemini returned with it.
+    pub thought_signature: &'a str,
 }
 
 /// `inlineData` of a request part; the bytes are base64-encoded while
@@ -130,11 +146,44 @@ pub fn build_request(req: &ImageRequest) -> GenerateContentRequest<'_> {
         .collect();
     parts.push(PartOut::Text(&req.prompt));
     let family = req.model.family();
+    let mut contents = vec![ContentOut {
+        role: "user",
+        parts,
+    }];
+    if let Some(edit) = &req.edit {
+        let image = InlineDataOut {
+            mime_type: &edit.image.mime_type,
+            data: Base64Bytes(edit.image.bytes.as_slice()),
+        };
+        match &edit.thought_signature {
+            // The conversation continues: the model's image with its
+            // signature (a model image part without one is a 400), then
+            // the instruction.
+            Some(sig) => {
+                contents.push(ContentOut {
+                    role: "model",
+                    parts: vec![PartOut::Signed(SignedPartOut {
+                        inline_data: image,
+                        thought_signature: sig,
+                    })],
+                });
+                contents.push(ContentOut {
+                    role: "user",
+                    parts: vec![PartOut::Text(&edit.instruction)],
+                });
+            }
+            // No signature (an image another model made): the image and
+            // the instruction as one user turn, which also works (§7b).
+            None => {
+                contents = vec![ContentOut {
+                    role: "user",
+                    parts: vec![PartOut::InlineData(image), PartOut::Text(&edit.instruction)],
+                }];
+            }
+        }
+    }
     GenerateContentRequest {
-        contents: vec![ContentOut {
-            role: "user",
-            parts,
-        }],
+        contents,
         tools: if req.grounding {
             vec![Tool {
                 google_search: GoogleSearch {},
@@ -290,6 +339,10 @@ pub struct ResponsePart<'a> {
     /// True for thinking output (interim images included).
     #[serde(deserialize_with = "lenient_bool")]
     pub thought: bool,
+    /// Opaque signature of the model's reasoning for this part; sent back
+    /// unchanged when the conversation continues (an edit).
+    #[serde(borrow, deserialize_with = "opt_cow")]
+    pub thought_signature: Option<Cow<'a, str>>,
 }
 
 /// `inlineData` of a response part.
@@ -753,6 +806,7 @@ mod tests {
             references: refs,
             grounding,
             proof: ProofText::default(),
+            edit: None,
         }
     }
 
@@ -773,6 +827,32 @@ mod tests {
         );
         // Deterministic: same request, same bytes.
         assert_eq!(json, serde_json::to_string(&build_request(&r)).unwrap());
+    }
+
+    #[test]
+    fn an_edit_is_a_second_turn_with_the_signed_model_image_or_one_turn_without_a_signature() {
+        let mut r = req("gemini-3.1-flash-image", false, vec![]);
+        r.edit = Some(crate::domain::ImageEdit {
+            image: ReferenceImage {
+                mime_type: "image/jpeg".into(),
+                bytes: Arc::new(b"abc".to_vec()),
+            },
+            thought_signature: Some("c2ln".into()),
+            instruction: "Bigger logo".into(),
+        });
+        let json = serde_json::to_string(&build_request(&r).contents).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"role":"user","parts":[{"text":"Poster \"Sale\""}]},{"role":"model","parts":[{"inlineData":{"mimeType":"image/jpeg","data":"YWJj"},"thoughtSignature":"c2ln"}]},{"role":"user","parts":[{"text":"Bigger logo"}]}]"#
+        );
+        if let Some(e) = r.edit.as_mut() {
+            e.thought_signature = None;
+        }
+        let json = serde_json::to_string(&build_request(&r).contents).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"role":"user","parts":[{"inlineData":{"mimeType":"image/jpeg","data":"YWJj"}},{"text":"Bigger logo"}]}]"#
+        );
     }
 
     #[test]

@@ -20,11 +20,12 @@ use super::client::{Multipart, OpenAiProvider};
 use super::response;
 use super::wire::{
     ApiError, Batch, BatchBody, BatchInputLine, BatchList, BatchOutputLine, CreateBatchBody,
-    DataUrl, EditsJsonBody, FileObject, GenerationsBody, ImageRef, TAG_KEY, check_references,
+    DataUrl, EditsJsonBody, FileObject, GenerationsBody, ImageRef, TAG_KEY, as_sent,
+    check_references,
 };
 use crate::provider::{
-    BatchApi, BatchChunk, BatchOutcome, Generated, ImageRequest, OutcomeStream, ProviderError,
-    Reason, RemoteBatch, RemoteState,
+    BatchApi, BatchChunk, BatchItem, BatchOutcome, Generated, ImageRequest, OutcomeStream,
+    ProviderError, Reason, RemoteBatch, RemoteState,
 };
 
 /// The batch endpoint of requests without references.
@@ -508,6 +509,25 @@ impl OpenAiProvider {
 #[async_trait]
 impl BatchApi for OpenAiProvider {
     async fn submit(&self, chunk: &BatchChunk) -> Result<RemoteBatch, ProviderError> {
+        // Edits of earlier images become JSON edit bodies (§4.2).
+        let sent;
+        let chunk = if chunk.items.iter().any(|i| i.request.edit.is_some()) {
+            sent = BatchChunk {
+                display_name: chunk.display_name.clone(),
+                model: chunk.model.clone(),
+                items: chunk
+                    .items
+                    .iter()
+                    .map(|i| BatchItem {
+                        key: i.key.clone(),
+                        request: as_sent(&i.request).into_owned(),
+                    })
+                    .collect(),
+            };
+            &sent
+        } else {
+            chunk
+        };
         let endpoint = Self::chunk_endpoint(chunk)?;
         let (tmp, size) = Self::write_jsonl(chunk, endpoint).await?;
         let file_id = self

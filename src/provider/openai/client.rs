@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use super::classify::{Site, classify_http, classify_json_error, classify_transport, scrub};
 use super::config::OpenAiConfig;
 use super::response;
-use super::wire::{GenerationsBody, ImagesResponse, check_references, reference_kind};
+use super::wire::{GenerationsBody, ImagesResponse, as_sent, check_references, reference_kind};
 use crate::provider::{BatchApi, Generated, ImageRequest, Provider, ProviderError, Reason};
 
 const ORGANIZATION_HEADER: HeaderName = HeaderName::from_static("openai-organization");
@@ -191,6 +191,9 @@ impl OpenAiProvider {
     /// One realtime call: generations without references, a multipart
     /// edit with them.
     async fn generate_once(&self, req: &ImageRequest) -> Result<Generated, ProviderError> {
+        // An edit of an earlier image is a multipart edit with that image first.
+        let sent = as_sent(req);
+        let req = sent.as_ref();
         let fields = GenerationsBody::from_request(req)?;
         let rb = if req.references.is_empty() {
             let json = serde_json::to_vec(&fields).map_err(|e| {

@@ -117,6 +117,7 @@ fn request(refs: usize) -> ImageRequest {
             .collect(),
         grounding: false,
         proof: ProofText::default(),
+        edit: None,
     }
 }
 

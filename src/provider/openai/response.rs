@@ -67,6 +67,8 @@ pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
         usage: resp.usage.as_ref().map(usage_from),
         model_version: None,
         verified_dims: Some((checked.width, checked.height)),
+        // GPT Image returns no signature; an edit sends the image itself.
+        thought_signature: None,
     })
 }
 

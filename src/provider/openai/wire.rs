@@ -53,6 +53,21 @@ pub struct GenerationsBody<'a> {
     pub output_format: &'static str,
 }
 
+/// What GPT Image is asked for a request: an edit of an earlier image is an
+/// `/v1/images/edits` call (§2) whose first image is that image and whose
+/// prompt is the instruction, the request's references after it. GPT Image
+/// has no conversation to continue, so the image itself carries the state.
+pub fn as_sent(req: &ImageRequest) -> Cow<'_, ImageRequest> {
+    let Some(edit) = &req.edit else {
+        return Cow::Borrowed(req);
+    };
+    let mut sent = req.clone();
+    sent.edit = None;
+    sent.prompt = edit.instruction.clone();
+    sent.references.insert(0, edit.image.clone());
+    Cow::Owned(sent)
+}
+
 impl<'a> GenerationsBody<'a> {
     /// The fields for a request; refuses a ratio GPT Image cannot draw.
     pub fn from_request(req: &'a ImageRequest) -> Result<Self, ProviderError> {

@@ -1,0 +1,138 @@
+//! Revise by editing: a rejected image is bought again as an edit of
+//! itself, with the reviewer's note as the instruction. The edit is the
+//! job queued again, so it is claimed, batched, retried, priced and (with
+//! copy QA) read back like any other call; this module only queues the
+//! edits and attaches the image to revise to the request.
+
+use std::sync::Arc;
+
+use crate::assets::{self, EditSourceError};
+use crate::domain::{Error, ImageEdit, ImageRequest, Reason, ReferenceImage, Result};
+use crate::provider::ProviderError;
+use crate::store::{JobId, PendingEdit, Store};
+
+/// Keep the image of every rejected asset beside it (`<row-id>.r<N>.<ext>`)
+/// and queue its edit. An image that is gone (changed or deleted by hand)
+/// cannot be edited: it is reported and its job left as it is. Returns how
+/// many edits were queued.
+pub(crate) async fn queue(
+    store: &Store,
+    campaign: &str,
+    campaign_out: &std::path::Path,
+) -> Result<u64> {
+    let due = store.revisable(campaign).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut ready = Vec::with_capacity(due.len());
+    for (id, edit) in due {
+        match keep(campaign_out, &edit).await? {
+            Ok(_) => ready.push((id, edit)),
+            Err(e) => tracing::warn!(path = %edit.path, "cannot revise: {e}"),
+        }
+    }
+    store.queue_revisions(&ready).await
+}
+
+/// Keep the image an edit revises and read it back: `Ok(Err(_))` when it
+/// is gone, `Err` when the file system failed.
+async fn keep(
+    campaign_out: &std::path::Path,
+    edit: &PendingEdit,
+) -> Result<std::result::Result<(String, Vec<u8>), EditSourceError>> {
+    let out = campaign_out.to_path_buf();
+    let (path, revision, sha) = (edit.path.clone(), edit.revision, edit.sha256.clone());
+    let kept =
+        tokio::task::spawn_blocking(move || assets::keep_revision(&out, &path, revision, &sha))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+    match kept {
+        Err(EditSourceError::Io { path, source }) => Err(Error::io(path, source)),
+        other => Ok(other),
+    }
+}
+
+/// The base locale's image a `text = "edit"` locale is edited from,
+/// checked against its recorded checksum.
+async fn read_base(
+    campaign_out: &std::path::Path,
+    edit: &PendingEdit,
+) -> Result<std::result::Result<Vec<u8>, EditSourceError>> {
+    let path = campaign_out.join(&edit.path);
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(Error::io(path, source)),
+    };
+    use sha2::Digest as _;
+    if hex::encode(sha2::Sha256::digest(&bytes)) != edit.sha256 {
+        return Ok(Err(EditSourceError::Missing {
+            kept: edit.path.clone(),
+            current: edit.path.clone(),
+            sha256: edit.sha256.clone(),
+        }));
+    }
+    Ok(Ok(bytes))
+}
+
+/// What a claimed job's call needs for its edit, if it is one.
+pub(crate) enum Prepared {
+    /// Not an edit: the request as planned.
+    Plain,
+    /// An edit: the request carries the image, and the image it replaces
+    /// is kept at this path (relative to the campaign output).
+    Edit(String),
+    /// `text = "edit"`: the request carries the base locale's image.
+    CopyEdit,
+    /// An edit whose image is gone: the job fails with this error.
+    Broken(ProviderError),
+}
+
+impl Prepared {
+    /// Where the replaced image is kept, for an edit.
+    pub(crate) fn replaced(&self) -> Option<String> {
+        match self {
+            Prepared::Edit(kept) => Some(kept.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Attach the edit `job` is queued for (if any) to `request`: the image as
+/// stored, its signature, and the note as the instruction.
+pub(crate) async fn prepare(
+    store: &Store,
+    campaign_out: &std::path::Path,
+    job: JobId,
+    request: &mut ImageRequest,
+) -> Result<Prepared> {
+    let Some(edit) = store.pending_edit(job).await? else {
+        return Ok(Prepared::Plain);
+    };
+    let read = if edit.of_base {
+        // The base locale's image is read where it is; it stays the base's.
+        read_base(campaign_out, &edit).await?.map(|b| (None, b))
+    } else {
+        keep(campaign_out, &edit).await?.map(|(k, b)| (Some(k), b))
+    };
+    match read {
+        Ok((kept, bytes)) => {
+            request.edit = Some(ImageEdit {
+                image: ReferenceImage {
+                    mime_type: edit.mime_type,
+                    bytes: Arc::new(bytes),
+                },
+                thought_signature: edit.thought_signature,
+                instruction: edit.note,
+            });
+            Ok(match kept {
+                Some(kept) => Prepared::Edit(kept),
+                None => Prepared::CopyEdit,
+            })
+        }
+        Err(e) => Ok(Prepared::Broken(ProviderError::job_terminal(
+            Reason::IoError,
+            e.to_string(),
+        ))),
+    }
+}
