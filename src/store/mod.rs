@@ -1,12 +1,17 @@
-//! The SQLite store: runs, jobs, attempts and batches. The only state shared
-//! between stages, and between processes working on the same state file.
+//! The store: runs, jobs, attempts and batches, in a SQLite file or a
+//! PostgreSQL database ([`StateLocation`]). The only state shared between
+//! stages, and between processes (on one host or several) working on the
+//! same state. Every statement is written once with `$N` placeholders;
+//! what the two dialects do differently lives in [`Dialect`].
 //!
 //! Rules this module keeps:
 //! - every job state change is one transaction, written as
 //!   `UPDATE … WHERE state IN (legal from-states)` (see [`JobState::from_states`]);
 //! - claims are one `UPDATE … RETURNING` statement, so two runners never get
-//!   the same job; multi-statement writes start with `BEGIN IMMEDIATE`;
-//! - `synchronous = FULL`: a commit survives power loss, not only a process
+//!   the same job (on PostgreSQL its rows are picked `FOR UPDATE SKIP
+//!   LOCKED`); multi-statement writes take the write lock first
+//!   (`BEGIN IMMEDIATE`, or PostgreSQL's advisory lock: [`Store::write_tx`]);
+//! - SQLite: `synchronous = FULL`: a commit survives power loss, not only a process
 //!   kill. Under WAL, NORMAL could lose the last commits on power loss, and the
 //!   last commit may be "batch X is being created": losing it could pay twice.
 

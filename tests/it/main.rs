@@ -1,5 +1,6 @@
 //! Integration tests: the real `adloc` binary and library against real
-//! files, a real SQLite state file and (for Gemini) the in-crate emulator
+//! files, a real SQLite state file (or a private PostgreSQL server, see
+//! `common/pg.rs`) and (for Gemini) the in-crate emulator
 //! over loopback HTTP. One test binary, so the suite links once.
 
 mod architecture;
