@@ -21,8 +21,8 @@ mod composites;
 mod location;
 mod qa;
 mod renditions;
-mod sources;
 mod revisions;
+mod sources;
 mod uploads;
 
 use std::collections::{BTreeMap, HashMap};

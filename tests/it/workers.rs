@@ -76,10 +76,7 @@ fn enqueue_then_work(workspace: fn() -> Workspace) {
     // The worker loads the campaign as enqueued: a later edit of the folder
     // changes nothing until it is enqueued again.
     ws.edit("rows.csv", "Spring", "Autumn");
-    let out = wait_bounded(
-        worker(&ws, &emu).spawn().unwrap(),
-        "worker",
-    );
+    let out = wait_bounded(worker(&ws, &emu).spawn().unwrap(), "worker");
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -92,10 +89,7 @@ fn enqueue_then_work(workspace: fn() -> Workspace) {
     assert_eq!(duplicates(&emu), 0);
 
     // An idle worker with nothing queued exits at once and buys nothing.
-    let out = wait_bounded(
-        worker(&ws, &emu).spawn().unwrap(),
-        "idle worker",
-    );
+    let out = wait_bounded(worker(&ws, &emu).spawn().unwrap(), "idle worker");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(emu.stats().billed_images, paid_jobs());
 }
@@ -169,9 +163,7 @@ fn kill(child: &mut Child) -> bool {
 /// and restarted; then they run until idle.
 fn four_workers_with_kills(ws: &Workspace, emu: &Emu, seed: u64) -> u64 {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut workers: Vec<Child> = (0..4)
-        .map(|_| worker(ws, emu).spawn().unwrap())
-        .collect();
+    let mut workers: Vec<Child> = (0..4).map(|_| worker(ws, emu).spawn().unwrap()).collect();
     let mut kills = 0u64;
     for _ in 0..8 {
         std::thread::sleep(Duration::from_millis(rng.u64(100..500)));
