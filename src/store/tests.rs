@@ -490,6 +490,8 @@ async fn every_read_model_query_runs(b: Backend) {
         },
         cost_usd: 0.25,
         usage_json: None,
+        thought_signature: None,
+        replaced: None,
     };
     for j in &c {
         assert!(

@@ -216,7 +216,7 @@ fn realtime_kills(workspace: fn() -> Workspace) {
         &["enqueue", "campaigns/example", "--mode", "realtime"],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let kills = four_workers_with_kills(&ws, &emu, 0x4_0000);
+    let kills = four_workers_with_kills(&ws, &emu, 0x4000);
     assert!(kills >= 3, "too few kills landed mid-run ({kills})");
     assert_consistent(&ws);
     assert_each_job_done_once(&ws);
@@ -249,7 +249,7 @@ fn batch_kills(workspace: fn() -> Workspace) {
     ws.append_toml("\n[rate_limit]\nrpm = 600000\n\n[batch]\nmax_requests = 10\n");
     let out = ws.adloc_gemini(&emu, &["enqueue", "campaigns/example", "--mode", "batch"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let kills = four_workers_with_kills(&ws, &emu, 0xBA7C4_0000);
+    let kills = four_workers_with_kills(&ws, &emu, 0xBA7C_4000);
     assert_consistent(&ws);
     assert_each_job_done_once(&ws);
     let stats = emu.stats();
