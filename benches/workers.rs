@@ -10,8 +10,8 @@
 //! >= 0.9).
 //!
 //! The queue is the state named by `ADLOC_BENCH_STATE`: `sqlite` (default)
-//! or a `postgres://` URL of a server you started (one database per round is
-//! created under it).
+//! or a `postgres://` URL of a server you started (each round is a campaign
+//! of its own in it).
 //!
 //! Run: `cargo bench --bench workers`.
 
@@ -23,12 +23,12 @@ const LOCALES: [&str; 6] = ["en-US", "de-DE", "fr-FR", "ja-JP", "ko-KR", "es-MX"
 const KEY: &str = "bench-key-workers";
 const PER_WORKER: usize = 4;
 
-fn write_campaign(dir: &std::path::Path, rows: usize) {
+fn write_campaign(dir: &std::path::Path, name: &str, rows: usize) {
     std::fs::create_dir_all(dir.join("templates")).unwrap();
     let locales: Vec<String> = LOCALES.iter().map(|l| format!("\"{l}\"")).collect();
     let toml = format!(
-        "name = \"scale\"\nrows = \"rows.csv\"\nmodel = \"gemini-3.1-flash-image\"\nmode = \"realtime\"\nlocales = [{}]\n\n[[variants]]\nname = \"square\"\ntemplate = \"square.hbs\"\naspect_ratio = \"1:1\"\nimage_size = \"512\"\n\n[rate_limit]\nrpm = 600000\n",
-        locales.join(", ")
+        "name = \"{name}\"\nrows = \"rows.csv\"\nmodel = \"gemini-3.1-flash-image\"\nmode = \"realtime\"\nlocales = [{}]\n\n[[variants]]\nname = \"square\"\ntemplate = \"square.hbs\"\naspect_ratio = \"1:1\"\nimage_size = \"512\"\n\n[rate_limit]\nrpm = 600000\n",
+        locales.join(", "),
     );
     std::fs::write(dir.join("campaign.toml"), toml).unwrap();
     std::fs::write(
@@ -68,14 +68,21 @@ fn adloc(ws: &std::path::Path, base_url: &str) -> Command {
 fn round(base_url: &str, state: &str, n: usize, rows: usize) -> Duration {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path();
-    write_campaign(&ws.join("campaigns/scale"), rows);
+    // Each round is a campaign of its own, so rounds can share one database.
+    let name = format!("scale-{n}");
+    write_campaign(&ws.join("campaigns").join(&name), &name, rows);
     let state = if state == "sqlite" {
         ws.join(".adloc/state.db").display().to_string()
     } else {
         state.to_string()
     };
     let out = adloc(ws, base_url)
-        .args(["enqueue", "campaigns/scale", "--provider", "gemini"])
+        .args([
+            "enqueue",
+            &format!("campaigns/{name}"),
+            "--provider",
+            "gemini",
+        ])
         .args(["--state", &state])
         .output()
         .unwrap();
@@ -101,7 +108,7 @@ fn round(base_url: &str, state: &str, n: usize, rows: usize) -> Duration {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let wall = t.elapsed();
-    let files = walk(&ws.join("out/scale"))
+    let files = walk(&ws.join("out").join(&name))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"))
         .count();
