@@ -44,6 +44,11 @@ pub(super) async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCod
         s.spent_usd,
         s.manifest_location
     );
+    if !s.manifest_written {
+        println!(
+            "  manifest not written by this run: another runner is still at work on the campaign, and the last to end writes it"
+        );
+    }
     if let Some(p) = &s.published {
         println!(
             "  bucket: {} object(s) uploaded and read back, {} unchanged, {} deleted; manifest {}",

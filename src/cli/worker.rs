@@ -60,13 +60,18 @@ pub(super) async fn worker(a: WorkerArgs) -> Result<ExitCode, Error> {
     for (name, s) in &summary.last {
         let t = &s.totals;
         println!(
-            "{name}: {} pass(es); {} done, {} failed, {} blocked, {} pending; manifest {}",
+            "{name}: {} pass(es); {} done, {} failed, {} blocked, {} pending; manifest {}{}",
             summary.passes.get(name).copied().unwrap_or(0),
             t.done,
             t.failed,
             t.blocked,
             t.pending,
-            s.manifest_location
+            s.manifest_location,
+            if s.manifest_written {
+                ""
+            } else {
+                " (written by the runner that ended last)"
+            }
         );
     }
     Ok(summary.exit)

@@ -68,6 +68,9 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// The file name of the manifest in a campaign's output tree.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
 /// The file name of the approved-only manifest, beside `manifest.json`.
 pub const APPROVED_FILE: &str = "manifest.approved.json";
 
@@ -782,7 +785,7 @@ fn overlay_entries(
 /// `manifest.json`.
 pub fn write(campaign_out: &Path, manifest: &Manifest) -> Result<std::path::PathBuf> {
     write_file(campaign_out, APPROVED_FILE, &approved_only(manifest))?;
-    write_file(campaign_out, "manifest.json", manifest)
+    write_file(campaign_out, MANIFEST_FILE, manifest)
 }
 
 fn write_file(campaign_out: &Path, name: &str, manifest: &Manifest) -> Result<std::path::PathBuf> {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::{Page, THUMB_SIDE, Thumb};
-use crate::assets::write_atomic;
+use crate::assets::{write_atomic, write_rebuildable};
 use crate::domain::{Error, Result};
 use crate::imaging::{decode_master, thumbnail_jpeg};
 
@@ -25,7 +25,7 @@ pub fn write(campaign_out: &Path, page: &Page) -> Result<PathBuf> {
     let missing: Vec<&Thumb> = page
         .thumbs
         .iter()
-        .filter(|t| !thumbs.join(&t.file).is_file())
+        .filter(|t| !is_nonempty_file(&thumbs.join(&t.file)))
         .collect();
     // Decoding and scaling are CPU work: spread them over the cores.
     let workers = std::thread::available_parallelism()
@@ -87,10 +87,16 @@ fn make_thumb(campaign_out: &Path, thumbs: &Path, t: &Thumb) -> Result<()> {
         .map_err(|e| e.to_string())
         .and_then(|img| thumbnail_jpeg(&img, THUMB_SIDE));
     match small {
-        Ok(jpeg) => write_atomic(&thumbs.join(&t.file), &jpeg)?,
+        Ok(jpeg) => write_rebuildable(&thumbs.join(&t.file), &jpeg)?,
         Err(e) => {
             tracing::warn!(path = %source.display(), error = %e, "no thumbnail: master undecodable");
         }
     }
     Ok(())
+}
+
+/// A thumbnail to keep: there and not emptied by a power cut (thumbnails
+/// are written without fsync).
+fn is_nonempty_file(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() > 0)
 }

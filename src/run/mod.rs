@@ -217,6 +217,10 @@ pub struct RunSummary {
     pub manifest_path: PathBuf,
     /// Where readers find the manifest: its path, or its bucket URL.
     pub manifest_location: String,
+    /// False when another runner was still at work on the campaign as this
+    /// one ended: the last of them writes the manifest (and publishes it),
+    /// and this run wrote none.
+    pub manifest_written: bool,
     /// What publishing to the bucket did (`--out s3://…`, `gs://…`).
     pub published: Option<assets::Published>,
     /// The exit code the CLI should use.
@@ -546,16 +550,18 @@ async fn run_loaded(
         rpm: campaign.rpm,
     });
 
-    let heartbeat = {
+    // Beats until the run ends, on every way out: renditions and the
+    // manifest can take minutes, and a silent runner looks dead to others.
+    let _heartbeat = {
         let ctx = ctx.clone();
-        tokio::spawn(async move {
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 if let Err(e) = ctx.store.heartbeat(ctx.run, ctx.lease).await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
             }
-        })
+        }))
     };
 
     let concurrency = match choice {
@@ -604,7 +610,6 @@ async fn run_loaded(
     if released > 0 {
         tracing::debug!(images = released, "locale edits released this run");
     }
-    heartbeat.abort();
     ctx.progress.finish();
     let stopped = outcome?;
 
@@ -616,30 +621,56 @@ async fn run_loaded(
     };
     let jobs = store.jobs(&campaign.name).await?;
     crate::derive::overlay::compose_all(&store, campaign, &campaign_out, &jobs).await?;
-    let (m, manifest_path) = build_manifest(&store, run_id, campaign, &campaign_out).await?;
-    let contact_sheets = if opts.contact_sheet {
+    // Of several runners serving the campaign, the last to end its work
+    // builds the manifest and the review page, once.
+    let publishes = store.end_work(run_id, &campaign.name, opts.lease).await?;
+    if publishes {
+        crash_point("elected-before-manifest");
+    }
+    if !publishes {
+        tracing::info!(
+            campaign = %campaign.name,
+            "another runner is still at work on the campaign; the last to end writes the manifest"
+        );
+    }
+    let (m, manifest_path) = if publishes {
+        build_manifest(&store, run_id, campaign, &campaign_out).await?
+    } else {
+        let state = store.campaign_state(&campaign.name).await?;
+        let compose = expand::compose_plan(campaign).map_err(Error::Input)?;
+        let m = manifest::build(&campaign.name, &state, &compose);
+        (m, campaign_out.join(manifest::MANIFEST_FILE))
+    };
+    let contact_sheets = if opts.contact_sheet && publishes {
         crate::derive::contact_sheet::write_all(campaign, &jobs, &campaign_out).await?
     } else {
         Vec::new()
     };
     // Everything the run writes into the tree is written by now: publish it.
-    let (manifest_location, published) = match deliver(
-        &store,
-        opts,
-        &campaign.name,
-        &campaign_out,
-        &manifest_path,
-        &m,
-    )
-    .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            // The run's work is recorded; only its delivery failed.
-            store.finish_run(run_id, RunOutcome::Stopped).await?;
-            store.close().await;
-            return Err(e);
+    let (manifest_location, published) = if publishes {
+        match deliver(
+            &store,
+            opts,
+            &campaign.name,
+            &campaign_out,
+            &manifest_path,
+            &m,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                // The run's work is recorded; only its delivery failed.
+                store.finish_run(run_id, RunOutcome::Stopped).await?;
+                store.close().await;
+                return Err(e);
+            }
         }
+    } else {
+        (
+            manifest_location(opts, &campaign.name, &manifest_path),
+            None,
+        )
     };
     let exit = if stopped.is_some() {
         ExitCode::RunRefused
@@ -673,6 +704,7 @@ async fn run_loaded(
         manifest_location,
         published,
         manifest_path,
+        manifest_written: publishes,
         exit,
         renditions,
         contact_sheets,
@@ -691,7 +723,7 @@ async fn build_manifest(
     let compose = expand::compose_plan(campaign).map_err(Error::Input)?;
     let state = store.campaign_state(&campaign.name).await?;
     let m = manifest::build(&campaign.name, &state, &compose);
-    review::snapshot(store, run_id, &m).await?;
+    review::snapshot(store, run_id, &m, state.read_at_ms).await?;
     let published = review::publish(store, &campaign.name, campaign_out).await?;
     Ok((m, published.manifest_path))
 }
@@ -708,13 +740,9 @@ async fn deliver(
     m: &manifest::Manifest,
 ) -> Result<(String, Option<assets::Published>)> {
     match &opts.out {
-        assets::OutputTarget::Local(_) => Ok((
-            std::path::absolute(manifest_path)
-                .unwrap_or_else(|_| manifest_path.to_path_buf())
-                .display()
-                .to_string(),
-            None,
-        )),
+        assets::OutputTarget::Local(_) => {
+            Ok((manifest_location(opts, campaign, manifest_path), None))
+        }
         assets::OutputTarget::Bucket(bucket) => {
             let p = assets::publish(
                 store,
@@ -728,6 +756,18 @@ async fn deliver(
             .await?;
             Ok((p.manifest_url.clone(), Some(p)))
         }
+    }
+}
+
+/// Where readers find `campaign`'s manifest, written at `manifest_path` on
+/// disk: that path, or its URL in the bucket.
+fn manifest_location(opts: &RunOptions, campaign: &str, manifest_path: &Path) -> String {
+    match &opts.out {
+        assets::OutputTarget::Local(_) => std::path::absolute(manifest_path)
+            .unwrap_or_else(|_| manifest_path.to_path_buf())
+            .display()
+            .to_string(),
+        assets::OutputTarget::Bucket(b) => b.url_of(campaign, manifest::MANIFEST_FILE),
     }
 }
 

@@ -38,11 +38,18 @@ fn parse(json: &str) -> Result<Manifest> {
     serde_json::from_str(json).map_err(|e| Error::Internal(format!("stored manifest: {e}")))
 }
 
-/// Keep the manifest run `run` built, for later decisions and the next
-/// run's comparison.
-pub(crate) async fn snapshot(store: &Store, run: RunId, m: &Manifest) -> Result<()> {
+/// Keep the manifest run `run` built from the state read at `read_at_ms`,
+/// for later decisions and the next run's comparison.
+pub(crate) async fn snapshot(
+    store: &Store,
+    run: RunId,
+    m: &Manifest,
+    read_at_ms: i64,
+) -> Result<()> {
     let json = serde_json::to_string(m).map_err(|e| Error::Internal(e.to_string()))?;
-    store.save_snapshot(run, &m.campaign, &json).await
+    store
+        .save_snapshot(run, &m.campaign, &json, read_at_ms)
+        .await
 }
 
 /// The latest stored manifest of `campaign` and the one before, or a usage

@@ -6,9 +6,11 @@
 //! A worker's pass over a campaign is an ordinary [`run`] of the campaign
 //! as it was enqueued (materialized from the store), so every rule of a
 //! run holds for each worker: atomic claims, leases renewed by heartbeat,
-//! batches recorded before they are created, the manifest written at the
-//! end of every pass. The worker that ends the last pass over a campaign
-//! writes the manifest that lists everything.
+//! batches recorded before they are created. Of the passes over a
+//! campaign that end together, the last to end writes the manifest and
+//! the review page (`Store::end_work`); if it dies first, an idle worker
+//! sees the manifest out of date with nobody left to write it, and makes
+//! a pass that writes it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use super::{
 };
 use crate::campaign::{Campaign, RunMode, Sources};
 use crate::domain::{Error, ExitCode, Result, RunOutcome};
-use crate::store::{StateLocation, Store, SyncReport};
+use crate::store::{Publication, StateLocation, Store, SyncReport};
 
 /// What `adloc enqueue` queued.
 #[derive(Debug, Clone)]
@@ -145,6 +147,9 @@ pub async fn work(opts: WorkerOptions, cancel: CancellationToken) -> Result<Work
             break;
         }
         let mut worked = false;
+        // A campaign whose manifest another runner is about to write: not
+        // idle yet (it may die before writing it, and then this one does).
+        let mut awaiting = false;
         for queued in store.enqueued_campaigns().await? {
             let name = queued.campaign.clone();
             if cancel.is_cancelled() {
@@ -160,7 +165,19 @@ pub async fn work(opts: WorkerOptions, cancel: CancellationToken) -> Result<Work
                 continue;
             }
             if !store.has_open_work(&name).await? {
-                continue;
+                // Nothing to make, but the runner that ended the last pass
+                // may have died before writing the manifest: then a pass
+                // (which finds nothing to claim) writes it.
+                match store.publication(&name, opts.run.lease).await? {
+                    Publication::Current => continue,
+                    Publication::Awaited => {
+                        awaiting = true;
+                        continue;
+                    }
+                    Publication::Due => {
+                        tracing::info!(campaign = %name, "manifest out of date and nobody left to write it: writing it");
+                    }
+                }
             }
             worked = true;
             let dir = materialize(&store, &name, &opts.cache_dir).await?;
@@ -190,7 +207,7 @@ pub async fn work(opts: WorkerOptions, cancel: CancellationToken) -> Result<Work
             last.insert(name, summary);
         }
         if !worked {
-            if opts.until_idle {
+            if opts.until_idle && !awaiting {
                 break;
             }
             tokio::select! {

@@ -166,9 +166,17 @@ impl Store {
             .collect()
     }
 
-    /// Keep the manifest `run` built, and drop the campaign's older ones
-    /// beyond the two the review page needs.
-    pub async fn save_snapshot(&self, run: RunId, campaign: &str, json: &str) -> Result<()> {
+    /// Keep the manifest `run` built from the state read at `read_at_ms`
+    /// (its time, which tells whether later changes are shown: see
+    /// [`Store::publication`]), and drop the campaign's older ones beyond
+    /// the two the review page needs.
+    pub async fn save_snapshot(
+        &self,
+        run: RunId,
+        campaign: &str,
+        json: &str,
+        read_at_ms: i64,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO manifest_snapshots (run_id, campaign, json, created_at)
@@ -179,7 +187,7 @@ impl Store {
         .bind(run)
         .bind(campaign)
         .bind(json)
-        .bind(now_ms())
+        .bind(read_at_ms)
         .execute(&mut *tx)
         .await
         .map_err(self.err())?;

@@ -19,6 +19,7 @@ mod approvals;
 mod batches;
 mod composites;
 mod location;
+mod publication;
 mod qa;
 mod renditions;
 mod revisions;
@@ -38,6 +39,7 @@ pub use approvals::{DecisionRow, NewDecision};
 pub use batches::{BatchJob, BatchRow};
 pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
 pub use location::{DEFAULT_STATE, DatabaseUrl, StateLocation};
+pub use publication::Publication;
 pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadBatchRow, ReadSettlement};
 pub use renditions::{RenditionEntry, RenditionFailure};
 pub use revisions::{PendingEdit, RevisionEntry};
@@ -376,6 +378,9 @@ pub struct CampaignState {
     pub decisions: Vec<DecisionRow>,
     /// Per job, the images edits replaced, oldest first.
     pub revisions: HashMap<JobId, Vec<RevisionEntry>>,
+    /// When the reading began (ms since the epoch): a manifest built from
+    /// this state shows every change made before it.
+    pub read_at_ms: i64,
 }
 
 /// Counts for `adloc status`.
@@ -469,6 +474,14 @@ where
 }
 
 /// `now + lease` in ms, saturating (a lease longer than i64 ms is forever).
+/// The heartbeat time before which a runner counts as dead. Heartbeats
+/// come every few seconds; a lease shorter than a few of them must not
+/// make a slow heartbeat look like a dead runner.
+fn silent_since(now: i64, lease: Duration) -> i64 {
+    let stale = lease.max(RUN_SILENCE_MIN);
+    now.saturating_sub(i64::try_from(stale.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn lease_until(now: i64, lease: Duration) -> i64 {
     now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
 }
@@ -702,37 +715,8 @@ impl Store {
     /// across hosts and are never checked there. Returns how many jobs
     /// came back.
     pub async fn recover_orphans(&self, campaign: &str, lease: Duration) -> Result<u64> {
-        let host = hostname();
-        let me = i64::from(std::process::id());
+        self.end_dead_runs(campaign, lease).await?;
         let now = now_ms();
-        // Heartbeats come every few seconds; a lease shorter than a few of
-        // them must not make a slow heartbeat look like a dead runner.
-        let stale = lease.max(RUN_SILENCE_MIN);
-        sqlx::query(
-            "UPDATE runs SET finished_at = $1, outcome = 'expired'
-             WHERE campaign = $2 AND finished_at IS NULL AND heartbeat_at < $3
-               AND NOT (host = $4 AND pid = $5)",
-        )
-        .bind(now)
-        .bind(campaign)
-        .bind(now.saturating_sub(i64::try_from(stale.as_millis()).unwrap_or(i64::MAX)))
-        .bind(&host)
-        .bind(me)
-        .execute(&self.pool)
-        .await
-        .map_err(self.err())?;
-        let open: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT id, pid, host FROM runs WHERE finished_at IS NULL AND campaign = $1",
-        )
-        .bind(campaign)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err())?;
-        for (id, pid, h) in open {
-            if h == host && pid != me && !process_alive(pid) {
-                self.finish_run_as(id, "died").await?;
-            }
-        }
         let mut n = 0;
         // An image call in flight goes back to pending; a read in flight is
         // simply due again.
@@ -755,6 +739,41 @@ impl Store {
         }
         tx.commit().await.map_err(self.err())?;
         Ok(n)
+    }
+
+    /// Mark finished the runs of `campaign` that died: silent for longer
+    /// than `lease` (`expired`), or, on this host only, whose process is
+    /// gone (`died`).
+    async fn end_dead_runs(&self, campaign: &str, lease: Duration) -> Result<()> {
+        let host = hostname();
+        let me = i64::from(std::process::id());
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE runs SET finished_at = $1, outcome = 'expired'
+             WHERE campaign = $2 AND finished_at IS NULL AND heartbeat_at < $3
+               AND NOT (host = $4 AND pid = $5)",
+        )
+        .bind(now)
+        .bind(campaign)
+        .bind(silent_since(now, lease))
+        .bind(&host)
+        .bind(me)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let open: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT id, pid, host FROM runs WHERE finished_at IS NULL AND campaign = $1",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        for (id, pid, h) in open {
+            if h == host && pid != me && !process_alive(pid) {
+                self.finish_run_as(id, "died").await?;
+            }
+        }
+        Ok(())
     }
 
     /// Compare the expanded jobs with the store without writing anything.
@@ -1382,6 +1401,7 @@ impl Store {
     /// The campaign's whole state, for the manifest.
     pub async fn campaign_state(&self, campaign: &str) -> Result<CampaignState> {
         Ok(CampaignState {
+            read_at_ms: now_ms(),
             jobs: self.jobs(campaign).await?,
             composites: self.composites(campaign).await?,
             renditions: self.rendition_entries(campaign).await?,

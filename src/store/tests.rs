@@ -86,6 +86,7 @@ on_both_backends!(
     concurrent_batch_assignment_gives_each_chunk_to_exactly_one_worker,
     only_one_worker_adopts_an_orphaned_batch,
     every_read_model_query_runs,
+    the_last_runner_to_end_its_work_publishes_and_a_dead_publisher_leaves_the_manifest_due,
 );
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -540,9 +541,12 @@ async fn every_read_model_query_runs(b: Backend) {
         store.uploads("s3://b/p", &f.campaign).await.unwrap()["m.json"],
         "ff"
     );
-    store.save_snapshot(run, &f.campaign, "{}").await.unwrap();
     store
-        .save_snapshot(run, &f.campaign, "{\"a\":1}")
+        .save_snapshot(run, &f.campaign, "{}", now_ms())
+        .await
+        .unwrap();
+    store
+        .save_snapshot(run, &f.campaign, "{\"a\":1}", now_ms())
         .await
         .unwrap();
     let snaps = store.snapshots(&f.campaign).await.unwrap();
@@ -595,4 +599,94 @@ async fn every_read_model_query_runs(b: Backend) {
             .unwrap()
     );
     store.close().await;
+}
+
+async fn the_last_runner_to_end_its_work_publishes_and_a_dead_publisher_leaves_the_manifest_due(
+    b: Backend,
+) {
+    let f = Fixture::new(b);
+    let (store, _) = f.synced().await;
+    let other = f.worker().await;
+    let a = store
+        .start_run(&f.campaign, "gemini", "realtime")
+        .await
+        .unwrap();
+    let b2 = other
+        .start_run(&f.campaign, "gemini", "realtime")
+        .await
+        .unwrap();
+    // A runner on another host, silent for ten minutes: dead, it must not
+    // keep the others from publishing.
+    let row = sqlx::query(
+        "INSERT INTO runs (campaign, provider, mode, pid, host, started_at, heartbeat_at)
+         VALUES ($1, 'gemini', 'realtime', 1, 'another-host', $2, $2) RETURNING id",
+    )
+    .bind(&f.campaign)
+    .bind(now_ms() - 600_000)
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    let _dead: RunId = row.get(0);
+    assert_eq!(
+        store.publication(&f.campaign, LEASE).await.unwrap(),
+        Publication::Awaited,
+        "jobs synced, no manifest yet, runners live"
+    );
+    assert!(!store.end_work(a, &f.campaign, LEASE).await.unwrap());
+    assert!(other.end_work(b2, &f.campaign, LEASE).await.unwrap());
+    // Ending twice changes nothing: still the last.
+    assert!(other.end_work(b2, &f.campaign, LEASE).await.unwrap());
+    // Both end their runs without a manifest (the publisher died): due.
+    store.finish_run(a, RunOutcome::Finished).await.unwrap();
+    other.finish_run(b2, RunOutcome::Interrupted).await.unwrap();
+    assert_eq!(
+        store.publication(&f.campaign, LEASE).await.unwrap(),
+        Publication::Due
+    );
+    // A manifest of the state as read now is current.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let c = store
+        .start_run(&f.campaign, "none", "manifest")
+        .await
+        .unwrap();
+    let state = store.campaign_state(&f.campaign).await.unwrap();
+    store
+        .save_snapshot(c, &f.campaign, "{}", state.read_at_ms)
+        .await
+        .unwrap();
+    store.finish_run(c, RunOutcome::Finished).await.unwrap();
+    assert_eq!(
+        store.publication(&f.campaign, LEASE).await.unwrap(),
+        Publication::Current
+    );
+    // A job claimed since makes it out of date again: awaited from the
+    // live claimer, due once it is gone.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let d = store
+        .start_run(&f.campaign, "gemini", "realtime")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim(d, &f.campaign, 1, LEASE, &[])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        other.publication(&f.campaign, LEASE).await.unwrap(),
+        Publication::Awaited
+    );
+    store.finish_run(d, RunOutcome::Stopped).await.unwrap();
+    assert_eq!(
+        other.publication(&f.campaign, LEASE).await.unwrap(),
+        Publication::Due
+    );
+    // The lone runner of a campaign is always the last.
+    let e = store
+        .start_run(&f.campaign, "gemini", "realtime")
+        .await
+        .unwrap();
+    assert!(store.end_work(e, &f.campaign, LEASE).await.unwrap());
 }

@@ -267,3 +267,96 @@ fn batch_kills(workspace: fn() -> Workspace) {
         "batch paid twice: {stats:?}"
     );
 }
+
+/// Workers' stdout: one line per campaign they served.
+fn worker_stdout(ws: &Workspace, emu: &Emu, env: &[(&str, &str)]) -> Child {
+    let mut cmd = worker(ws, emu);
+    cmd.stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn of_three_workers_ending_together_only_the_last_writes_the_manifest() {
+    let emu = Emu::start(Faults {
+        latency_ms: 300,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    ws.append_toml("\n[rate_limit]\nrpm = 600000\n");
+    let out = ws.adloc_gemini(
+        &emu,
+        &["enqueue", "campaigns/example", "--mode", "realtime"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let workers: Vec<Child> = (0..3).map(|_| worker_stdout(&ws, &emu, &[])).collect();
+    let mut written = 0;
+    let mut served = 0;
+    for (i, w) in workers.into_iter().enumerate() {
+        let out = wait_bounded(w, "worker");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "worker {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if line.starts_with("example:") {
+                served += 1;
+                if !line.contains("written by the runner that ended last") {
+                    written += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(served, 3, "each worker made a pass over the campaign");
+    assert_eq!(written, 1, "the manifest was written by exactly one pass");
+    assert_consistent(&ws);
+    assert_each_job_done_once(&ws);
+}
+
+#[test]
+fn a_worker_publishes_a_finished_campaign_whose_elected_writer_died_before_the_manifest() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    ws.append_toml("\n[rate_limit]\nrpm = 600000\n");
+    let out = ws.adloc_gemini(
+        &emu,
+        &["enqueue", "campaigns/example", "--mode", "realtime"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The only runner is elected to write the manifest and dies (abort,
+    // like kill -9) right then: every job is done, nothing is published.
+    let out = wait_bounded(
+        worker_stdout(&ws, &emu, &[("ADLOC_CRASH_AT", "elected-before-manifest")]),
+        "crashing worker",
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!ws.out().join("manifest.json").exists());
+    let open = ws.sql_rows("SELECT COUNT(*) FROM jobs WHERE state <> 'done'");
+    assert_eq!(open, vec![vec!["0".to_string()]]);
+    let billed = emu.stats().billed_images;
+
+    // An idle worker sees the campaign out of date with nobody left to
+    // write it, writes it, and buys nothing.
+    let out = wait_bounded(worker_stdout(&ws, &emu, &[]), "worker");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("example: 1 pass(es)"), "{text}");
+    assert_consistent(&ws);
+    assert_eq!(emu.stats().billed_images, billed);
+    // Then it is current: the next idle worker makes no pass.
+    let out = wait_bounded(worker_stdout(&ws, &emu, &[]), "idle worker");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("example:"),
+        "a pass over a published campaign"
+    );
+}
