@@ -43,4 +43,5 @@ pub use store::Store;
 pub mod bench {
     pub use crate::imaging::{Fit, OutputFormat, RenditionSpec, cover_crop, decode_master, render};
     pub use crate::provider::gemini::{parse_results_line, stream_results_from_reader};
+    pub use crate::store::StateLocation;
 }

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
 pub use decisions::{Request, from_args, parse_csv, resolve};
-pub use write::write;
+pub use write::{prepare_thumbnail, write};
 
 use crate::domain::{ApprovalState, Locale, strip_extension};
 use crate::manifest::{AssetEntry, FailureEntry, Manifest};

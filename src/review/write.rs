@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::{Page, THUMB_SIDE, Thumb};
+use super::{Page, THUMB_SIDE, Thumb, thumb_file};
 use crate::assets::{write_atomic, write_rebuildable};
 use crate::domain::{Error, Result};
 use crate::imaging::{decode_master, thumbnail_jpeg};
@@ -99,4 +99,27 @@ fn make_thumb(campaign_out: &Path, thumbs: &Path, t: &Thumb) -> Result<()> {
 /// are written without fsync).
 fn is_nonempty_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() > 0)
+}
+
+/// Make the page's thumbnail of an asset just stored (`source`, relative to
+/// `campaign_out`, with its `sha256`), unless it is there. A run calls this
+/// as each image lands, while it waits on the network: the page written
+/// when the run ends then finds its thumbnails made instead of making
+/// them all at once. Never fails the caller: a thumbnail that cannot be
+/// made here is logged and made (or reported) by [`write`].
+pub fn prepare_thumbnail(campaign_out: &Path, source: &str, sha256: &str) {
+    let thumbs = review_dir(campaign_out).join("thumbs");
+    let t = Thumb {
+        source: source.to_string(),
+        file: thumb_file(sha256),
+    };
+    if is_nonempty_file(&thumbs.join(&t.file)) {
+        return;
+    }
+    if let Err(e) = std::fs::create_dir_all(&thumbs)
+        .map_err(|e| Error::io(&thumbs, e))
+        .and_then(|()| make_thumb(campaign_out, &thumbs, &t))
+    {
+        tracing::debug!(path = source, error = %e, "thumbnail left for the review page");
+    }
 }

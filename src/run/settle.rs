@@ -195,11 +195,19 @@ pub(crate) async fn settle(
             } = generated;
             signature = thought_signature;
             let overlay = spec.overlay.map(|o| (o.boxes.to_vec(), o.nominal_width));
-            let res = tokio::task::spawn_blocking(move || match overlay {
-                Some((boxes, nominal_width)) => {
-                    assets::store_composite(&out, &k, &bytes, &mime_type, &boxes, nominal_width)
+            let res = tokio::task::spawn_blocking(move || {
+                let stored = match overlay {
+                    Some((boxes, nominal_width)) => {
+                        assets::store_composite(&out, &k, &bytes, &mime_type, &boxes, nominal_width)
+                    }
+                    None => assets::store_master(&out, &k, &bytes, &mime_type, verified_dims),
+                };
+                // The review page's thumbnail, made now while the run
+                // waits on the network rather than all at its end.
+                if let Ok(asset) = &stored {
+                    crate::review::prepare_thumbnail(&out, &asset.path, &asset.sha256);
                 }
-                None => assets::store_master(&out, &k, &bytes, &mime_type, verified_dims),
+                stored
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;

@@ -130,6 +130,10 @@ pub struct WorkerSummary {
     pub exit: ExitCode,
 }
 
+/// How often a worker waiting for another runner to write a campaign's
+/// manifest looks again (one query), at most.
+const AWAIT_POLL: Duration = Duration::from_millis(200);
+
 /// A campaign whose pass stopped (budget, quota, a vendor down) rests this
 /// long before the worker tries it again, instead of spinning on it.
 const REST_AFTER_STOP: Duration = Duration::from_secs(60);
@@ -210,8 +214,15 @@ pub async fn work(opts: WorkerOptions, cancel: CancellationToken) -> Result<Work
             if opts.until_idle && !awaiting {
                 break;
             }
+            // A manifest about to be written is looked at again soon: the
+            // worker's wait for it is all that keeps it from being idle.
+            let wait = if awaiting {
+                opts.poll.min(AWAIT_POLL)
+            } else {
+                opts.poll
+            };
             tokio::select! {
-                _ = tokio::time::sleep(opts.poll) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = cancel.cancelled() => {}
             }
         }
