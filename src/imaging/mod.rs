@@ -14,8 +14,8 @@ use image::ImageFormat;
 pub use color::parse_color;
 pub use compose::{BoxLayout, ComposeFailure, TextBoxSpec, VAlign, compose_bytes};
 pub use resize::{
-    Fit, MAX_SIDE, OutputFormat, RenditionSpec, aspect_check, cover_crop, decode_master, downscale,
-    for_reading, render, thumbnail_jpeg,
+    Fit, MAX_SIDE, OutputFormat, PREVIEW_SIDE, RenditionSpec, aspect_check, cover_crop,
+    decode_master, downscale, for_reading, preview_jpeg, render, thumbnail_jpeg,
 };
 pub use sheet::{Cell, Layout, render_sheet};
 
@@ -100,6 +100,14 @@ pub fn ext_of(format: ImageFormat) -> &'static str {
 /// Decode `bytes` fully (not just the header: a truncated body must fail)
 /// and check the format against the declared MIME type.
 pub fn check(bytes: &[u8], declared_mime: &str) -> Result<Checked, ImageError> {
+    check_decoded(bytes, declared_mime).map(|(checked, _)| checked)
+}
+
+/// [`check`], keeping the decoded pixels for whatever is made of them next.
+pub fn check_decoded(
+    bytes: &[u8],
+    declared_mime: &str,
+) -> Result<(Checked, image::DynamicImage), ImageError> {
     let format = image::guess_format(bytes).map_err(|e| ImageError::Undecodable(e.to_string()))?;
     let actual = mime_of(format);
     if !declared_mime.eq_ignore_ascii_case(actual) {
@@ -110,11 +118,12 @@ pub fn check(bytes: &[u8], declared_mime: &str) -> Result<Checked, ImageError> {
     }
     let img = image::load_from_memory_with_format(bytes, format)
         .map_err(|e| ImageError::Undecodable(e.to_string()))?;
-    Ok(Checked {
+    let checked = Checked {
         width: img.width(),
         height: img.height(),
         format,
-    })
+    };
+    Ok((checked, img))
 }
 
 /// Check only what the header tells (format and MIME type), for bytes a

@@ -371,6 +371,17 @@ fn encode_downscaled(
     })
 }
 
+/// Longer side of a preview (the review page's thumbnail of an asset), in
+/// pixels.
+pub const PREVIEW_SIDE: u32 = 320;
+
+/// The preview of an image: [`thumbnail_jpeg`] at [`PREVIEW_SIDE`]. A
+/// provider makes it from the pixels it has just decoded to check a
+/// result, so the thumbnail costs no second decode of the master.
+pub fn preview_jpeg(img: &DynamicImage) -> Result<Vec<u8>, String> {
+    thumbnail_jpeg(img, PREVIEW_SIDE)
+}
+
 /// A small opaque JPEG of `img` whose longer side is `max_side`, for the
 /// review page. Box filter (an area average: for shrinking a master 4× or
 /// more it looks as good as Lanczos) in `fast_image_resize`'s SIMD code,

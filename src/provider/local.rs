@@ -96,6 +96,7 @@ impl Provider for LocalProvider {
             usage: None,
             model_version: Some(RENDERER_VERSION.to_string()),
             verified_dims: None,
+            preview_jpeg: None,
             thought_signature: None,
         })
     }

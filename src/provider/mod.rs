@@ -38,6 +38,10 @@ pub struct Generated {
     /// asset stage then checks only the header instead of decoding twice,
     /// which at realtime rates is most of the CPU a job costs.
     pub verified_dims: Option<(u32, u32)>,
+    /// A small JPEG of the image ([`crate::imaging::preview_jpeg`]) made
+    /// from the pixels decoded to check it, when they were: the review
+    /// page's thumbnail, without decoding the master again.
+    pub preview_jpeg: Option<Vec<u8>>,
     /// Gemini's `thoughtSignature` of the image part, exactly as returned:
     /// an edit of this image as a second conversational turn must send it
     /// back, or the service refuses the request (400).

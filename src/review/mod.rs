@@ -34,8 +34,8 @@ use crate::domain::{ApprovalState, Locale, strip_extension};
 use crate::manifest::{AssetEntry, FailureEntry, Manifest};
 use crate::store::DecisionRow;
 
-/// Longer side of a thumbnail, in pixels.
-pub const THUMB_SIDE: u32 = 320;
+/// Longer side of a thumbnail, in pixels: a provider's preview is one.
+pub const THUMB_SIDE: u32 = crate::imaging::PREVIEW_SIDE;
 
 /// What the page is built from.
 #[derive(Debug, Clone, Copy)]

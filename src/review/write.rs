@@ -102,12 +102,18 @@ fn is_nonempty_file(p: &Path) -> bool {
 }
 
 /// Make the page's thumbnail of an asset just stored (`source`, relative to
-/// `campaign_out`, with its `sha256`), unless it is there. A run calls this
+/// `campaign_out`, with its `sha256`), unless it is there: `preview` when
+/// the provider made one of these pixels, else from the master. A run calls this
 /// as each image lands, while it waits on the network: the page written
 /// when the run ends then finds its thumbnails made instead of making
 /// them all at once. Never fails the caller: a thumbnail that cannot be
 /// made here is logged and made (or reported) by [`write`].
-pub fn prepare_thumbnail(campaign_out: &Path, source: &str, sha256: &str) {
+pub fn prepare_thumbnail(
+    campaign_out: &Path,
+    source: &str,
+    sha256: &str,
+    preview: Option<Vec<u8>>,
+) {
     let thumbs = review_dir(campaign_out).join("thumbs");
     let t = Thumb {
         source: source.to_string(),
@@ -118,7 +124,10 @@ pub fn prepare_thumbnail(campaign_out: &Path, source: &str, sha256: &str) {
     }
     if let Err(e) = std::fs::create_dir_all(&thumbs)
         .map_err(|e| Error::io(&thumbs, e))
-        .and_then(|()| make_thumb(campaign_out, &thumbs, &t))
+        .and_then(|()| match preview {
+            Some(jpeg) => Ok(write_rebuildable(&thumbs.join(&t.file), &jpeg)?),
+            None => make_thumb(campaign_out, &thumbs, &t),
+        })
     {
         tracing::debug!(path = source, error = %e, "thumbnail left for the review page");
     }

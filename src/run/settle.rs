@@ -190,22 +190,36 @@ pub(crate) async fn settle(
                 mime_type,
                 usage,
                 verified_dims,
+                preview_jpeg,
                 thought_signature,
                 ..
             } = generated;
             signature = thought_signature;
             let overlay = spec.overlay.map(|o| (o.boxes.to_vec(), o.nominal_width));
             let res = tokio::task::spawn_blocking(move || {
-                let stored = match overlay {
-                    Some((boxes, nominal_width)) => {
-                        assets::store_composite(&out, &k, &bytes, &mime_type, &boxes, nominal_width)
-                    }
-                    None => assets::store_master(&out, &k, &bytes, &mime_type, verified_dims),
+                // A composite is not the image the provider returned: its
+                // thumbnail comes from the composite itself.
+                let (stored, preview) = match overlay {
+                    Some((boxes, nominal_width)) => (
+                        assets::store_composite(
+                            &out,
+                            &k,
+                            &bytes,
+                            &mime_type,
+                            &boxes,
+                            nominal_width,
+                        ),
+                        None,
+                    ),
+                    None => (
+                        assets::store_master(&out, &k, &bytes, &mime_type, verified_dims),
+                        preview_jpeg,
+                    ),
                 };
                 // The review page's thumbnail, made now while the run
                 // waits on the network rather than all at its end.
                 if let Ok(asset) = &stored {
-                    crate::review::prepare_thumbnail(&out, &asset.path, &asset.sha256);
+                    crate::review::prepare_thumbnail(&out, &asset.path, &asset.sha256, preview);
                 }
                 stored
             })

@@ -19,10 +19,12 @@ mod approvals;
 mod batches;
 mod composites;
 mod location;
+mod migrate;
 mod publication;
 mod qa;
 mod renditions;
 mod revisions;
+mod settle_group;
 mod sources;
 mod uploads;
 
@@ -169,6 +171,8 @@ pub struct Store {
     pool: AnyPool,
     location: StateLocation,
     dialect: Dialect,
+    /// Settlements waiting for one shared commit ([`Store::settle`]).
+    settles: std::sync::Arc<settle_group::SettleGroup>,
 }
 
 /// What a sync of the expanded jobs against the store found.
@@ -547,12 +551,16 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(db_err(location))?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        {
+            let mut conn = pool.acquire().await.map_err(db_err(location))?;
+            migrate::run(&sqlx::migrate!("./migrations/sqlite"), &mut conn).await?;
+        }
         drop(lock);
         Ok(Store {
             pool,
             location: location.clone(),
             dialect: Dialect::Sqlite,
+            settles: std::sync::Arc::default(),
         })
     }
 
@@ -586,6 +594,7 @@ impl Store {
             pool,
             location: location.clone(),
             dialect: Dialect::Postgres,
+            settles: std::sync::Arc::default(),
         })
     }
 
@@ -1100,18 +1109,17 @@ impl Store {
         Ok(())
     }
 
-    /// Apply a settlement to a job and record its attempt, in one
-    /// transaction. Returns false when the job was no longer ours to settle
-    /// (superseded, or reclaimed after our lease expired): nothing changes.
-    pub async fn settle(
+    /// One settlement inside the caller's write transaction (see
+    /// [`Store::settle`]).
+    async fn settle_in(
         &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         job: JobId,
         run: Option<RunId>,
         settlement: &Settlement,
         attempt: Option<&AttemptRecord>,
     ) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
         let query = match settlement {
             Settlement::Done {
                 qa,
@@ -1138,7 +1146,7 @@ impl Store {
                     .bind(job)
                     .bind(kept_at.clone())
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(self.err())?;
                 }
@@ -1219,16 +1227,15 @@ impl Store {
         };
         let res = query
             .bind(job)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(self.err())?;
         let settled = res.rows_affected() == 1;
         if let Some(a) = attempt.filter(|a| Store::paid_by_this_settlement(a, settled)) {
-            Store::record_attempt(&mut tx, job, run, a)
+            Store::record_attempt(tx, job, run, a)
                 .await
                 .map_err(self.err())?;
         }
-        tx.commit().await.map_err(self.err())?;
         Ok(settled)
     }
 

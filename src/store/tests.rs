@@ -87,6 +87,7 @@ on_both_backends!(
     only_one_worker_adopts_an_orphaned_batch,
     every_read_model_query_runs,
     the_last_runner_to_end_its_work_publishes_and_a_dead_publisher_leaves_the_manifest_due,
+    settlements_arriving_together_each_get_their_own_outcome,
 );
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -94,18 +95,29 @@ const LEASE: Duration = Duration::from_secs(60);
 async fn concurrent_claims_never_hand_out_a_job_twice(b: Backend) {
     let f = Fixture::new(b);
     let (_, ids) = f.synced().await;
+    const WORKERS: usize = 6;
+    assert!(ids.len() > 3, "enough jobs for more than one claim");
+    // Every worker makes its first claim before any makes a second, so the
+    // claims overlap however the scheduler runs the tasks.
+    let first_claims = std::sync::Arc::new(tokio::sync::Barrier::new(WORKERS));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..6 {
+    for _ in 0..WORKERS {
         let store = f.worker().await;
         let campaign = f.campaign.clone();
+        let first_claims = first_claims.clone();
         tasks.spawn(async move {
             let run = store
                 .start_run(&campaign, "local", "realtime")
                 .await
                 .unwrap();
             let mut mine = Vec::new();
+            let mut claims = 0;
             loop {
                 let got = store.claim(run, &campaign, 3, LEASE, &[]).await.unwrap();
+                claims += 1;
+                if claims == 1 {
+                    first_claims.wait().await;
+                }
                 if got.is_empty() {
                     break;
                 }
@@ -127,6 +139,69 @@ async fn concurrent_claims_never_hand_out_a_job_twice(b: Backend) {
     assert_eq!(unique.len(), all.len(), "a job was claimed twice");
     assert_eq!(unique, ids.iter().copied().collect::<BTreeSet<_>>());
     assert!(workers_with_jobs > 1, "no concurrency happened");
+}
+
+async fn settlements_arriving_together_each_get_their_own_outcome(b: Backend) {
+    let f = Fixture::new(b);
+    let (store, _) = f.synced().await;
+    let run = store
+        .start_run(&f.campaign, "local", "realtime")
+        .await
+        .unwrap();
+    let claimed = store.claim(run, &f.campaign, 40, LEASE, &[]).await.unwrap();
+    assert!(claimed.len() >= 20, "{} jobs", claimed.len());
+    let fail = |detail: &str| Settlement::Fail {
+        blocked: false,
+        reason: Reason::Other,
+        detail: detail.into(),
+        block_reason: None,
+    };
+    // Every third job is failed once before: its second failure, in the
+    // crowd, must come back false and change nothing.
+    for c in claimed.iter().step_by(3) {
+        assert!(
+            store
+                .settle(c.id, Some(run), &fail("first"), None)
+                .await
+                .unwrap()
+        );
+    }
+    let mut crowd = tokio::task::JoinSet::new();
+    for (i, c) in claimed.iter().enumerate() {
+        let store = store.clone();
+        let id = c.id;
+        // A failed job is terminal for another failure (a requeue would
+        // be `adloc retry`'s legal move, so the settled-before get a Fail).
+        let settlement = if i % 3 == 0 || i % 2 == 1 {
+            fail("second")
+        } else {
+            Settlement::Requeue
+        };
+        crowd.spawn(async move {
+            let applied = store
+                .settle(id, Some(run), &settlement, None)
+                .await
+                .unwrap();
+            (i, id, applied)
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(r) = crowd.join_next().await {
+        answers.push(r.unwrap());
+    }
+    assert_eq!(answers.len(), claimed.len());
+    let rows = store.jobs(&f.campaign).await.unwrap();
+    for (i, id, applied) in answers {
+        let row = rows.iter().find(|r| r.id == id).unwrap();
+        let settled_before = i % 3 == 0;
+        assert_eq!(applied, !settled_before, "job {i}");
+        let expected = if settled_before || i % 2 == 1 {
+            JobState::Failed
+        } else {
+            JobState::Pending
+        };
+        assert_eq!(row.state, expected, "job {i}");
+    }
 }
 
 async fn jobs_move_only_from_legal_states(b: Backend) {

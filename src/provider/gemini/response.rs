@@ -181,6 +181,7 @@ pub fn interpret(
         bytes,
         mime_type,
         dims,
+        preview_jpeg,
     } = decode_image(data, blob.mime_type.as_deref())?;
     let per_image =
         per_image_tokens.or_else(|| estimate_image_tokens(resp.model_version.as_deref(), dims));
@@ -194,6 +195,7 @@ pub fn interpret(
         usage,
         model_version: resp.model_version.clone(),
         verified_dims: Some(dims),
+        preview_jpeg,
         thought_signature: chosen
             .and_then(|p| p.thought_signature.as_deref())
             .map(str::to_string),
@@ -261,6 +263,8 @@ pub struct DecodedImage {
     pub mime_type: String,
     /// Pixel size (width, height).
     pub dims: (u32, u32),
+    /// [`crate::imaging::preview_jpeg`] of the decoded pixels.
+    pub preview_jpeg: Option<Vec<u8>>,
 }
 
 /// Base64-decode, check the bytes are the declared format, decode them.
@@ -307,11 +311,14 @@ pub fn decode_image(
     let img = image::load_from_memory_with_format(&bytes, actual)
         .map_err(|e| undecodable(format!("{mime} image does not decode: {e}")))?;
     let dims = (img.width(), img.height());
+    // Best effort: without a preview the thumbnail is made from the master.
+    let preview_jpeg = crate::imaging::preview_jpeg(&img).ok();
     drop(img);
     Ok(DecodedImage {
         bytes,
         mime_type: mime,
         dims,
+        preview_jpeg,
     })
 }
 
@@ -430,6 +437,24 @@ pub(crate) mod tests {
                 thought_tokens: 0
             })
         );
+    }
+
+    #[test]
+    fn a_decoded_image_carries_the_preview_the_master_would_make() {
+        let img = image::RgbImage::from_fn(1376, 768, |x, y| {
+            image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+        });
+        let mut png = Cursor::new(Vec::new());
+        img.write_to(&mut png, ImageFormat::Png).unwrap();
+        let png = png.into_inner();
+        let d = decode_image(&STANDARD.encode(&png), Some("image/png")).unwrap();
+        let preview = d.preview_jpeg.expect("a preview of the decoded pixels");
+        let small = image::load_from_memory(&preview).unwrap();
+        assert_eq!((small.width(), small.height()), (320, 179));
+        // The same bytes as a thumbnail made from the master on disk.
+        let from_master =
+            crate::imaging::preview_jpeg(&crate::imaging::decode_master(&png).unwrap()).unwrap();
+        assert_eq!(preview, from_master);
     }
 
     #[test]

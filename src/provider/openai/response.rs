@@ -8,7 +8,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 use super::classify::{RetryHints, Site, classify_error};
 use super::wire::{ImageUsage, ImagesResponse, OUTPUT_MIME};
-use crate::imaging::{ImageError, check};
+use crate::imaging::{ImageError, check_decoded};
 use crate::provider::{Generated, ProviderError, Reason, Usage};
 
 /// Standard alphabet (RFC 4648 §4), padding tolerated either way.
@@ -49,7 +49,7 @@ pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
         ));
     };
     let bytes = decode_b64(data)?;
-    let checked = check(&bytes, OUTPUT_MIME).map_err(|e| match e {
+    let (checked, pixels) = check_decoded(&bytes, OUTPUT_MIME).map_err(|e| match e {
         ImageError::MimeMismatch { actual, .. } => undecodable(format!(
             "asked for {OUTPUT_MIME} (output_format png) but the bytes are {actual}{}",
             resp.output_format
@@ -67,6 +67,7 @@ pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
         usage: resp.usage.as_ref().map(usage_from),
         model_version: None,
         verified_dims: Some((checked.width, checked.height)),
+        preview_jpeg: crate::imaging::preview_jpeg(&pixels).ok(),
         // GPT Image returns no signature; an edit sends the image itself.
         thought_signature: None,
     })
