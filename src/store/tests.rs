@@ -51,6 +51,16 @@ impl Fixture {
         Store::open(&self.location).await.unwrap()
     }
 
+    /// A store with the campaign synced and a realtime run started on it.
+    async fn running(&self) -> (Store, RunId) {
+        let (store, _) = self.synced().await;
+        let run = store
+            .start_run(&self.campaign, "local", "realtime")
+            .await
+            .unwrap();
+        (store, run)
+    }
+
     /// A store with the campaign synced; the live job ids in spec order.
     async fn synced(&self) -> (Store, Vec<JobId>) {
         let store = self.worker().await;
@@ -143,11 +153,7 @@ async fn concurrent_claims_never_hand_out_a_job_twice(b: Backend) {
 
 async fn settlements_arriving_together_each_get_their_own_outcome(b: Backend) {
     let f = Fixture::new(b);
-    let (store, _) = f.synced().await;
-    let run = store
-        .start_run(&f.campaign, "local", "realtime")
-        .await
-        .unwrap();
+    let (store, run) = f.running().await;
     let claimed = store.claim(run, &f.campaign, 40, LEASE, &[]).await.unwrap();
     assert!(claimed.len() >= 20, "{} jobs", claimed.len());
     let fail = |detail: &str| Settlement::Fail {
@@ -206,11 +212,7 @@ async fn settlements_arriving_together_each_get_their_own_outcome(b: Backend) {
 
 async fn jobs_move_only_from_legal_states(b: Backend) {
     let f = Fixture::new(b);
-    let (store, _) = f.synced().await;
-    let run = store
-        .start_run(&f.campaign, "local", "realtime")
-        .await
-        .unwrap();
+    let (store, run) = f.running().await;
     let c = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
     let job = c[0].id;
     // Requeue refunds the attempt.
