@@ -50,6 +50,13 @@ pub struct Faults {
     /// Probability that a read by a reader model returns one string altered
     /// although the image is right (drawn per read).
     pub misread_rate: f64,
+    /// The MIME type of the images Gemini image models return (realtime
+    /// and batch): `image/png` or `image/jpeg` instead of the family's own
+    /// (PNG for 2.5 Flash Image, JPEG otherwise). The service chooses the
+    /// format of an answer, not the caller (`inlineData.mimeType` is the
+    /// response's to state, https://ai.google.dev/api/caching#Blob), so an
+    /// edit may come back in another format than the image it edits.
+    pub image_mime: Option<String>,
     /// Batch and Files faults.
     pub batch: BatchFaults,
     /// Faults of the OpenAI surface (`[openai]`).
@@ -150,6 +157,13 @@ impl Faults {
             }
         }
         self.openai.validate()?;
+        if let Some(m) = &self.image_mime
+            && !matches!(m.as_str(), "image/png" | "image/jpeg")
+        {
+            return Err(format!(
+                "`image_mime` must be \"image/png\" or \"image/jpeg\", got {m:?}"
+            ));
+        }
         if !(self.retry_delay_s.is_finite() && self.retry_delay_s >= 0.0) {
             return Err(format!(
                 "`retry_delay_s` must be a non-negative number, got {}",

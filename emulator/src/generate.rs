@@ -684,7 +684,13 @@ pub(crate) async fn build(
     let (w, h) = family
         .pixel_size(&req.aspect_ratio, req.image_size)
         .ok_or_else(|| ApiError::invalid("Unsupported aspect ratio and image size combination."))?;
-    let mime = family.output_mime();
+    // `image_mime` overrides the family's format (an edit in another
+    // format than the image it edits).
+    let mime = match s.faults().image_mime.as_deref() {
+        Some("image/png") => "image/png",
+        Some("image/jpeg") => "image/jpeg",
+        _ => family.output_mime(),
+    };
     let sign = thinks(family);
     let mut parts: Vec<Value> = Vec::new();
     let mut text_out = 0u64;

@@ -166,6 +166,7 @@
 //!                             #   (quotaId GenerateRequestsPerDayPerProjectPerModel)
 //! misspell_rate = 0.0         # per generated image with copy (both surfaces): one string misspelled
 //! misread_rate = 0.0          # per read: one string of the answer altered
+//! # image_mime = "image/png"  # Gemini images in this format instead of the model's own
 //! [batch]
 //! latency_ms = 0              # same HTTP knobs, for batchGenerateContent (create) only:
 //! rate_429 = 0.0              #   rate_429/500/503/504/reset, latency_jitter_ms

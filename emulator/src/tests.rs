@@ -1084,3 +1084,37 @@ async fn throughput_stays_near_ideal_under_latency() {
     assert!(ideal / secs >= 0.9, "{secs}s vs ideal {ideal}s");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn image_mime_switches_the_format_gemini_images_come_back_in() {
+    let (h, c) = start(Faults {
+        image_mime: Some("image/png".into()),
+        ..Faults::default()
+    })
+    .await;
+    let body = gen_body("a \"Hello\" banner", json!({"aspectRatio": "16:9"}));
+    let (st, v) = generate(&h, &c, "gemini-3.1-flash-image", &body).await;
+    assert_eq!(st, 200, "{v}");
+    let imgs = images(&v);
+    assert_eq!(imgs.len(), 1);
+    assert_eq!(imgs[0].0, "image/png");
+    assert_eq!(
+        image::guess_format(&imgs[0].1).unwrap(),
+        image::ImageFormat::Png
+    );
+    // Back to the family's own format (JPEG for 3.1 Flash Image).
+    h.set_faults(Faults::default());
+    let (_, v) = generate(&h, &c, "gemini-3.1-flash-image", &body).await;
+    let imgs = images(&v);
+    assert_eq!(imgs[0].0, "image/jpeg");
+    assert_eq!(
+        image::guess_format(&imgs[0].1).unwrap(),
+        image::ImageFormat::Jpeg
+    );
+    h.shutdown().await;
+    let bad = Faults::from_toml_str("image_mime = \"image/webp\"\n");
+    assert!(
+        bad.is_err_and(|(_, m)| m.contains("image_mime")),
+        "only PNG and JPEG are Gemini image formats"
+    );
+}

@@ -225,20 +225,138 @@ pub fn store_master(
     declared_mime: &str,
     verified_dims: Option<(u32, u32)>,
 ) -> Result<AssetRecord, AssetError> {
+    let record = describe_master(key, bytes, declared_mime, verified_dims)?;
+    write_atomic(&campaign_out.join(&record.path), bytes)?;
+    Ok(record)
+}
+
+/// What [`store_master`] would record for `bytes`, checked the same way,
+/// without writing anything: for a result that is no longer its runner's
+/// to store (its lease expired and another runner holds the job), whose
+/// paid call is still recorded.
+pub fn describe_master(
+    key: &JobKey,
+    bytes: &[u8],
+    declared_mime: &str,
+    verified_dims: Option<(u32, u32)>,
+) -> Result<AssetRecord, AssetError> {
     let checked = match verified_dims {
         Some(dims) => check_header(bytes, declared_mime, dims)?,
         None => check(bytes, declared_mime)?,
     };
-    let rel = master_rel_path(key, checked.format);
-    write_atomic(&campaign_out.join(&rel), bytes)?;
     Ok(AssetRecord {
-        path: rel,
+        path: master_rel_path(key, checked.format),
         sha256: hex::encode(Sha256::digest(bytes)),
         bytes: bytes.len() as u64,
         width: checked.width,
         height: checked.height,
         mime_type: mime_of(checked.format).to_string(),
     })
+}
+
+/// The formats a master may be written in (its extension follows the
+/// bytes the provider returned, so an edit may change it).
+const MASTER_FORMATS: [ImageFormat; 3] = [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP];
+
+/// `key`'s masters on disk in other formats than its recorded one, `kept`
+/// (relative to `campaign_out`): an edit that came back as JPEG for a PNG
+/// asset writes `<row-id>.jpg` beside `<row-id>.png`. The caller removes
+/// them ([`remove_files`]) once the new master is recorded (write new, mark
+/// done, then remove old), so a kill in between leaves the old file for
+/// [`sweep_stale_masters`], never a job without its file.
+pub fn stale_masters(campaign_out: &Path, key: &JobKey, kept: &str) -> Vec<PathBuf> {
+    MASTER_FORMATS
+        .iter()
+        .map(|f| master_rel_path(key, *f))
+        .filter(|rel| rel != kept)
+        .map(|rel| campaign_out.join(rel))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// Remove `files` (gone already is fine), then sync their folders: a
+/// removal is durable only once the directory entry is.
+pub fn remove_files(files: &[PathBuf]) -> Result<(), AssetError> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for path in files {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(AssetError::Io {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        }
+        if let Some(d) = path.parent() {
+            dirs.insert(d.to_path_buf());
+        }
+    }
+    for d in dirs {
+        if let Ok(d) = File::open(d) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Remove the stale masters a killed run left: in each folder holding a
+/// recorded master (`masters`, paths relative to `campaign_out` of done
+/// jobs), every file `<stem>.<png|jpg|webp>` of a recorded master's stem
+/// in another format, unless it is recorded itself (`recorded`: every
+/// live job's asset and every kept revision). One directory listing per
+/// folder. Returns how many files went.
+pub fn sweep_stale_masters(
+    campaign_out: &Path,
+    masters: &[String],
+    recorded: &std::collections::HashSet<String>,
+) -> std::io::Result<usize> {
+    use std::collections::{BTreeMap, HashMap};
+    // folder → (stem → recorded master's file name)
+    let mut by_dir: BTreeMap<&str, HashMap<&str, &str>> = BTreeMap::new();
+    for m in masters {
+        let (dir, name) = m.rsplit_once('/').unwrap_or(("", m.as_str()));
+        let Some((stem, _)) = name.rsplit_once('.') else {
+            continue;
+        };
+        by_dir.entry(dir).or_default().insert(stem, name);
+    }
+    let exts: Vec<&str> = MASTER_FORMATS.iter().map(|f| ext_of(*f)).collect();
+    let mut removed = 0;
+    for (dir, stems) in by_dir {
+        let folder = campaign_out.join(dir);
+        let entries = match fs::read_dir(&folder) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let mut here = 0;
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((stem, ext)) = name.rsplit_once('.') else {
+                continue;
+            };
+            let rel = if dir.is_empty() {
+                name.clone()
+            } else {
+                format!("{dir}/{name}")
+            };
+            let stale = exts.contains(&ext)
+                && stems.get(stem).is_some_and(|kept| *kept != name)
+                && !recorded.contains(&rel);
+            if stale && entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                here += 1;
+            }
+        }
+        if here > 0 && let Ok(d) = File::open(&folder) {
+            let _ = d.sync_all();
+        }
+        removed += here;
+    }
+    Ok(removed)
 }
 
 /// Store the asset of a job whose copy QA fell back to overlay: check the
@@ -354,6 +472,49 @@ mod tests {
             matches!(gone, Err(EditSourceError::Missing { .. })),
             "{gone:?}"
         );
+    }
+
+    #[test]
+    fn a_master_in_another_format_goes_once_the_new_one_is_recorded_and_revisions_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = JobKey {
+            campaign: "c".into(),
+            row: crate::domain::RowId::parse("r1").unwrap(),
+            target: Target::Locale(crate::domain::Locale::parse("de-DE").unwrap()),
+            variant: "hero".into(),
+        };
+        for f in ["de-DE/hero/r1.png", "de-DE/hero/r1.r1.png", "de-DE/hero/r1.jpg"] {
+            write_atomic(&dir.path().join(f), b"x").unwrap();
+        }
+        let stale = stale_masters(dir.path(), &key, "de-DE/hero/r1.jpg");
+        assert_eq!(stale, vec![dir.path().join("de-DE/hero/r1.png")]);
+        remove_files(&stale).unwrap();
+        remove_files(&stale).unwrap();
+        assert!(!dir.path().join("de-DE/hero/r1.png").exists());
+        assert!(dir.path().join("de-DE/hero/r1.r1.png").exists());
+        assert!(dir.path().join("de-DE/hero/r1.jpg").exists());
+
+        // A kill after the record, before the removal: the sweep finds it.
+        write_atomic(&dir.path().join("de-DE/hero/r1.png"), b"old").unwrap();
+        // Another row whose only file is its recorded one, and a file that
+        // is recorded (a revision named like a master) stay.
+        write_atomic(&dir.path().join("de-DE/hero/r2.webp"), b"y").unwrap();
+        write_atomic(&dir.path().join("de-DE/hero/r2.png"), b"kept").unwrap();
+        let masters = vec![
+            "de-DE/hero/r1.jpg".to_string(),
+            "de-DE/hero/r2.webp".to_string(),
+        ];
+        let recorded: std::collections::HashSet<String> = masters
+            .iter()
+            .cloned()
+            .chain(["de-DE/hero/r2.png".to_string(), "de-DE/hero/r1.r1.png".to_string()])
+            .collect();
+        assert_eq!(sweep_stale_masters(dir.path(), &masters, &recorded).unwrap(), 1);
+        assert!(!dir.path().join("de-DE/hero/r1.png").exists());
+        for f in ["de-DE/hero/r1.jpg", "de-DE/hero/r1.r1.png", "de-DE/hero/r2.webp", "de-DE/hero/r2.png"] {
+            assert!(dir.path().join(f).exists(), "{f}");
+        }
+        assert_eq!(sweep_stale_masters(dir.path(), &masters, &recorded).unwrap(), 0);
     }
 
     #[test]

@@ -83,7 +83,8 @@ fn object_store_env() -> crate::assets::StoreEnv {
 /// Fill in what a run takes from the environment: the Gemini settings, the
 /// webhook secret's reader, the
 /// batch poll override for rehearsals (`ADLOC_BATCH_POLL_MS`,
-/// `ADLOC_BATCH_POLL_MAX_MS`) and the kill tests' crash points
+/// `ADLOC_BATCH_POLL_MAX_MS`), the lease (`ADLOC_LEASE_MS`) and the kill
+/// tests' crash points
 /// (`ADLOC_CRASH_AT`).
 pub(super) fn apply(opts: &mut RunOptions) {
     opts.env = providers();
@@ -95,6 +96,11 @@ pub(super) fn apply(opts: &mut RunOptions) {
             .map(Duration::from_millis)
     };
     opts.poll_override = (ms("ADLOC_BATCH_POLL_MS"), ms("ADLOC_BATCH_POLL_MAX_MS"));
+    // Rehearsals of a stalled runner (the late-result tests): a lease of
+    // milliseconds instead of two minutes.
+    if let Some(lease) = ms("ADLOC_LEASE_MS") {
+        opts.lease = lease.max(Duration::from_millis(1));
+    }
     if let Some(spec) = var("ADLOC_CRASH_AT") {
         crate::run::arm_crash_point(spec);
     }

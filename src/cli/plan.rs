@@ -8,7 +8,8 @@ use super::PlanArgs;
 
 pub(super) async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
     let (campaign, specs) = run::load_and_expand(&a.campaign_dir)?;
-    let planned = match Store::open_existing(&a.state).await? {
+    let store = Store::open_existing(&a.state).await?;
+    let planned = match &store {
         Some(q) => q.preview(&campaign.name, &specs).await?,
         None => crate::store::Planned {
             report: crate::store::SyncReport {
@@ -20,8 +21,19 @@ pub(super) async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
         },
     };
     let r = &planned.report;
-    let rt = run::estimate(&campaign, &specs, &planned.generate, BillingMode::Realtime);
-    let bt = run::estimate(&campaign, &specs, &planned.generate, BillingMode::Batch);
+    // Edits of images made earlier (revisions of rejected images, and
+    // `text = "edit"` locales re-edited after their base changes) are paid
+    // for like any image, plus the image sent.
+    let edits = match &store {
+        Some(q) => {
+            q.planned_edits(&campaign.name, &specs, &planned.generate)
+                .await?
+        }
+        None => vec![false; specs.len()],
+    };
+    let g = &planned.generate;
+    let rt = run::estimate(&campaign, &specs, g, &edits, BillingMode::Realtime);
+    let bt = run::estimate(&campaign, &specs, g, &edits, BillingMode::Batch);
     let assets = campaign.rows.rows.len() * campaign.locales.len() * campaign.variants.len();
     println!(
         "campaign {}: {} rows × {} locales × {} variants = {assets} assets from {} generations ({})",
@@ -40,9 +52,22 @@ pub(super) async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
         println!("  in remote batches already: {}", r.in_batch);
     }
     println!("  images to pay for: {}", r.to_generate);
+    let buys = |i: usize| g[i] || edits[i];
+    let locale_edits = (0..specs.len())
+        .filter(|&i| buys(i) && specs[i].copy_edit.is_some())
+        .count();
+    let revisions = (0..specs.len())
+        .filter(|&i| edits[i] && specs[i].copy_edit.is_none())
+        .count();
+    if locale_edits + revisions > 0 {
+        println!(
+            "  edits to pay for: {} ({locale_edits} locale edit(s) of a base image, {revisions} revision(s) of rejected images), in the estimate at the edit price (the image out plus the image sent)",
+            locale_edits + revisions
+        );
+    }
     println!("  estimated cost: ${rt:.4} realtime, ${bt:.4} batch");
-    let wrt = run::estimate_worst(&campaign, &specs, &planned.generate, BillingMode::Realtime);
-    let wbt = run::estimate_worst(&campaign, &specs, &planned.generate, BillingMode::Batch);
+    let wrt = run::estimate_worst(&campaign, &specs, g, &edits, BillingMode::Realtime);
+    let wbt = run::estimate_worst(&campaign, &specs, g, &edits, BillingMode::Batch);
     if wrt > rt || wbt > bt {
         println!(
             "  worst case if every job fell back to the dearest model of its chain: ${wrt:.4} realtime, ${wbt:.4} batch (the budget check uses this)"

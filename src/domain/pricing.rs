@@ -163,6 +163,24 @@ impl PriceTable {
         }
     }
 
+    /// Estimated USD for one edit of an image made earlier (a revision of a
+    /// rejected image, or a `text = "edit"` locale made from its base
+    /// locale's image): the output image as [`PriceTable::estimate`] prices
+    /// it, plus the image sent, priced by [`PriceTable::cost_of_usage`] (the
+    /// function that prices an edit once bought) from the input image
+    /// tokens [`edit_input_image_tokens`] expects.
+    pub fn estimate_edit(&self, req: &super::request::ImageRequest, mode: BillingMode) -> f64 {
+        let tokens = edit_input_image_tokens(req);
+        let input = Usage {
+            prompt_tokens: tokens,
+            input_image_tokens: tokens,
+            image_tokens: 0,
+            text_tokens: 0,
+            thought_tokens: 0,
+        };
+        self.estimate(req, mode) + self.cost_of_usage(&req.model, req.image_size, mode, &input)
+    }
+
     /// Actual USD for a generation from its token usage. When the campaign
     /// overrides the per-image price, the override is what the user pays for
     /// the image tokens; input and text tokens are priced from the table.
@@ -191,6 +209,40 @@ impl PriceTable {
             / 1e6
             * factor;
         round_micro(image_cost + other)
+    }
+}
+
+/// Input image tokens an edit is expected to send: the image it edits, at
+/// the frame its request asks for (an edit keeps the frame).
+///
+/// - Gemini 2.5 Flash Image: 258 tokens when both sides are ≤ 384 px,
+///   otherwise 258 per 768×768 tile (Google's image-understanding page,
+///   https://ai.google.dev/gemini-api/docs/image-understanding, "Technical
+///   details"; shared/protocols/gemini.md §6).
+/// - Gemini 3 image models: 560 tokens per input image, as the pricing page
+///   fixes it for 3 Pro Image (https://ai.google.dev/gemini-api/docs/pricing;
+///   gemini.md §6 notes one response that counted 258: UNCONFIRMED which
+///   applies when, so the estimate takes the larger).
+/// - GPT Image: 85 + 170 per 512×512 tile. OpenAI does not document the
+///   count for image inputs of edits (shared/protocols/openai.md §1.4,
+///   UNCONFIRMED); this is the vision tiling at full size, an upper bound of
+///   the scaled tiling (https://platform.openai.com/docs/guides/images-vision,
+///   "Calculating costs"), and what the emulator bills.
+pub fn edit_input_image_tokens(req: &super::request::ImageRequest) -> u64 {
+    let family = req.model.family();
+    let (w, h) = family
+        .pixel_size(req.aspect_ratio.as_str(), req.image_size)
+        .unwrap_or((1024, 1024));
+    if family.vendor() == super::model::Vendor::OpenAi {
+        85 + 170 * u64::from(w.div_ceil(512)) * u64::from(h.div_ceil(512))
+    } else if family == super::model::ModelFamily::Flash25 {
+        if w <= 384 && h <= 384 {
+            258
+        } else {
+            258 * u64::from(w.div_ceil(768)) * u64::from(h.div_ceil(768))
+        }
+    } else {
+        560
     }
 }
 
@@ -250,6 +302,44 @@ mod tests {
             text_tokens: text,
             thought_tokens: thought,
         }
+    }
+
+    fn edit_of(model: &str) -> crate::domain::ImageRequest {
+        crate::domain::ImageRequest {
+            model: model.parse().unwrap(),
+            prompt: "x".into(),
+            aspect_ratio: "16:9".parse().unwrap(),
+            image_size: ImageSize::K1,
+            quality: None,
+            references: Vec::new(),
+            grounding: false,
+            proof: Default::default(),
+            edit: None,
+        }
+    }
+
+    #[test]
+    fn an_edit_costs_its_output_image_plus_the_image_sent_at_the_bought_price() {
+        let t = PriceTable::default();
+        // 3.1 Flash Image: the 1K image ($0.067) + 560 input tokens at $0.50/M.
+        let req = edit_of("gemini-3.1-flash-image");
+        assert_eq!(edit_input_image_tokens(&req), 560);
+        let rt = t.estimate_edit(&req, BillingMode::Realtime);
+        assert!((rt - (0.067 + 560.0 * 0.5 / 1e6)).abs() < 1e-9, "{rt}");
+        let bt = t.estimate_edit(&req, BillingMode::Batch);
+        assert!((bt - rt / 2.0).abs() < 1e-9, "{bt}");
+        // 2.5 Flash Image at 16:9 (1344×768): 2 × 1 tiles of 258.
+        assert_eq!(edit_input_image_tokens(&edit_of("gemini-2.5-flash-image")), 516);
+        // The same tokens, bought, cost what the estimate added.
+        let bought = Usage {
+            prompt_tokens: 560,
+            input_image_tokens: 560,
+            image_tokens: 0,
+            text_tokens: 0,
+            thought_tokens: 0,
+        };
+        let input = t.cost_of_usage(&req.model, req.image_size, BillingMode::Realtime, &bought);
+        assert!((rt - t.estimate(&req, BillingMode::Realtime) - input).abs() < 1e-12);
     }
 
     #[test]

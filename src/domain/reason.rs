@@ -56,6 +56,7 @@ reasons! {
     TextMismatch => "text_mismatch": "Copy QA: the copy read back from the image does not match the expected copy, after a second read and the regenerations allowed.",
     BatchFailed => "batch_failed": "A remote batch ended failed, expired or cancelled before the item ran.",
     AttemptsExhausted => "attempts_exhausted": "The per-job attempt limit was reached on retryable errors.",
+    BaseFailed => "base_failed": "text = \"edit\": the base locale's job failed, was blocked or fell back to overlay, so there is no image to edit this locale from; the detail names the base job. Queued again when the base is.",
     RenditionFailed => "rendition_failed": "A rendition could not be derived from its master (unreadable, changed or undecodable master).",
     OverBudget => "over_budget": "The estimate exceeds budget.max_usd or --max-spend: nothing was sent.",
     SpendCapReached => "spend_cap_reached": "Spend reached the cap during the run: dispatch stopped.",

@@ -17,6 +17,8 @@
 //! done ──(its image rejected with a note: revise by editing)──► pending
 //! text = "edit": waiting ──(its base locale's image is done)──► pending
 //!   done ──(the base image changed: edit again)──► pending
+//!   waiting ──(its base failed, was blocked or fell back to overlay)──► failed (base_failed)
+//!   failed (base_failed) ──(its base is queued or made again)──► waiting
 //! ```
 
 use std::fmt;
@@ -141,7 +143,8 @@ impl JobState {
             ReadBatchSubmitted => &[ReadBatchSubmitting],
             Done | Failed => &[InFlight, BatchSubmitted, ReadInFlight, ReadBatchSubmitted],
             Blocked => &[InFlight, BatchSubmitted],
-            // Only inserted (a sync), never entered from another state.
+            // Inserted by a sync; entered again only by the base statements
+            // ([`JobState::BASE_LOST_FROM`], [`JobState::REWAIT_FROM`]).
             Waiting => &[],
             Superseded | Retired => &[
                 Waiting,
@@ -173,6 +176,21 @@ impl JobState {
     /// same transition re-edits a `text = "edit"` locale whose base image
     /// changed.
     pub const REVISE_FROM: [JobState; 1] = [JobState::Done];
+
+    /// `text = "edit"`: the states a locale edit is failed from
+    /// (`base_failed`) when its base locale's job ended without an image it
+    /// can be edited from (failed, blocked, or a copy-QA overlay
+    /// fallback). Kept apart from [`JobState::from_states`]`(Failed)`: a
+    /// waiting job was never claimed, so no settle may fail it; only the
+    /// base statement does, and a waiting edit never waits forever.
+    pub const BASE_LOST_FROM: [JobState; 1] = [JobState::Waiting];
+
+    /// `text = "edit"`: the states a locale edit failed with `base_failed`
+    /// waits again from, once its base job is queued or made again (`adloc
+    /// retry`, a later run). Kept apart from
+    /// [`JobState::from_states`]`(Waiting)`, which is empty: nothing else
+    /// ever makes a job wait.
+    pub const REWAIT_FROM: [JobState; 1] = [JobState::Failed];
 }
 
 impl fmt::Display for JobState {
@@ -359,6 +377,17 @@ mod tests {
             "a stale settle must not reopen a done job"
         );
         assert_eq!(super::JobState::REVISE_FROM, [Done]);
+    }
+
+    #[test]
+    fn only_the_base_statements_fail_a_waiting_edit_and_make_it_wait_again() {
+        assert!(
+            !Waiting.can_transition(Failed),
+            "no settle may fail a job that was never claimed"
+        );
+        assert!(super::JobState::from_states(Waiting).is_empty());
+        assert_eq!(super::JobState::BASE_LOST_FROM, [Waiting]);
+        assert_eq!(super::JobState::REWAIT_FROM, [Failed]);
     }
 
     #[test]

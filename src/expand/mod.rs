@@ -222,6 +222,35 @@ impl JobSpec {
             .fold(prices.estimate(&self.request, mode), f64::max)
     }
 
+    /// The estimate of this job's next purchase: an edit of an image made
+    /// earlier (`edit`: a revision is due; or a `text = "edit"` locale,
+    /// always made by editing its base locale's image) or an image from
+    /// the prompt. `dearest` prices it at the dearest model of the chain
+    /// (the budget's worst case), else at the primary.
+    pub fn purchase_estimate(
+        &self,
+        prices: &crate::domain::PriceTable,
+        mode: crate::domain::BillingMode,
+        edit: bool,
+        dearest: bool,
+    ) -> f64 {
+        if !(edit || self.copy_edit.is_some()) {
+            return if dearest {
+                self.dearest_estimate(prices, mode)
+            } else {
+                prices.estimate(&self.request, mode)
+            };
+        }
+        let primary = prices.estimate_edit(&self.request, mode);
+        if !dearest {
+            return primary;
+        }
+        self.chain
+            .iter()
+            .map(|(m, _)| prices.estimate_edit(&self.request_for(m).0, mode))
+            .fold(primary, f64::max)
+    }
+
     /// What a job asks `model` for: its own request (at that model), or the
     /// copy-free art when its copy QA fell back to overlay (`overlay`).
     pub fn request_to_send(&self, model: &ModelId, overlay: bool) -> ImageRequest {

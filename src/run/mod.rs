@@ -338,40 +338,59 @@ pub fn load_and_expand(dir: &Path) -> Result<(Campaign, Vec<JobSpec>)> {
     Ok((campaign, specs))
 }
 
-/// Estimated USD for the specs flagged in `generate`.
+/// Estimated USD for the specs flagged in `generate` (an image, or for a
+/// `text = "edit"` locale an edit of its base image) and in `edits` (an
+/// edit of the job's image: a revision due), at each job's primary model.
 pub fn estimate(
     campaign: &Campaign,
     specs: &[JobSpec],
     generate: &[bool],
+    edits: &[bool],
     mode: BillingMode,
+) -> f64 {
+    purchases(campaign, specs, generate, edits, mode, false)
+}
+
+/// The sum of [`JobSpec::purchase_estimate`] over what a run will buy.
+fn purchases(
+    campaign: &Campaign,
+    specs: &[JobSpec],
+    generate: &[bool],
+    edits: &[bool],
+    mode: BillingMode,
+    dearest: bool,
 ) -> f64 {
     let prices = PriceTable::new(campaign.pricing.clone());
     let total: f64 = specs
         .iter()
-        .zip(generate)
-        .filter(|(_, g)| **g)
-        .map(|(s, _)| prices.estimate(&s.request, mode))
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let edit = edits.get(i).copied().unwrap_or(false);
+            (generate.get(i).copied().unwrap_or(false) || edit)
+                .then(|| s.purchase_estimate(&prices, mode, edit, dearest))
+        })
         .sum();
     crate::domain::round_micro(total)
 }
 
-/// Estimated USD if every job flagged in `generate` were made by the most
-/// expensive model of its variant's chain (the budget check's figure: a run
-/// that falls back must still fit the budget).
+/// How often a runner beats: every 5 s, or three times per lease when the
+/// lease is shorter (`ADLOC_LEASE_MS` rehearsals), so a live runner's
+/// leases never run out between beats; only a stalled runner's do.
+fn heartbeat_every(lease: Duration) -> Duration {
+    (lease / 3).clamp(Duration::from_millis(1), Duration::from_secs(5))
+}
+
+/// Estimated USD if every job flagged in `generate` or `edits` were made
+/// by the most expensive model of its variant's chain (the budget check's
+/// figure: a run that falls back must still fit the budget).
 pub fn estimate_worst(
     campaign: &Campaign,
     specs: &[JobSpec],
     generate: &[bool],
+    edits: &[bool],
     mode: BillingMode,
 ) -> f64 {
-    let prices = PriceTable::new(campaign.pricing.clone());
-    let total: f64 = specs
-        .iter()
-        .zip(generate)
-        .filter(|(_, g)| **g)
-        .map(|(s, _)| s.dearest_estimate(&prices, mode))
-        .sum();
-    crate::domain::round_micro(total)
+    purchases(campaign, specs, generate, edits, mode, true)
 }
 
 /// Run a campaign to completion (or to a stop), then tell the campaign's
@@ -453,7 +472,22 @@ async fn run_loaded(
         // Ingesting what was already bought spends nothing new.
         mode = RunMode::Batch;
     } else {
-        check_budget(campaign, &specs, &planned, choice, billing(mode), opts)?;
+        let edits = if choice == ProviderChoice::Local {
+            Vec::new()
+        } else {
+            store
+                .planned_edits(&campaign.name, &specs, &planned.generate)
+                .await?
+        };
+        check_budget(
+            campaign,
+            &specs,
+            &planned,
+            &edits,
+            choice,
+            billing(mode),
+            opts,
+        )?;
     }
     let (planned, ids) = store.sync(&campaign.name, &specs).await?;
 
@@ -484,6 +518,21 @@ async fn run_loaded(
         tracing::info!(
             jobs = recovered,
             "took back jobs from a runner that stopped"
+        );
+    }
+    // An edit recorded in a new format whose old master a kill left behind
+    // (the old file goes after the record, never before).
+    let (masters, recorded) = store.recorded_files(&campaign.name).await?;
+    let out = campaign_out.clone();
+    let stale = tokio::task::spawn_blocking(move || {
+        assets::sweep_stale_masters(&out, &masters, &recorded).map_err(|e| Error::io(&out, e))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
+    if stale > 0 {
+        tracing::info!(
+            files = stale,
+            "removed masters an edit replaced in another format before a kill"
         );
     }
 
@@ -556,7 +605,7 @@ async fn run_loaded(
         let ctx = ctx.clone();
         tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                tokio::time::sleep(heartbeat_every(ctx.lease)).await;
                 if let Err(e) = ctx.store.heartbeat(ctx.run, ctx.lease).await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
@@ -609,6 +658,17 @@ async fn run_loaded(
     };
     if released > 0 {
         tracing::debug!(images = released, "locale edits released this run");
+    }
+    // A locale edit whose base ended without an image to edit fails
+    // (`base_failed`) rather than waiting forever: the run exits 3, not 4.
+    if outcome.is_ok() {
+        let lost = store.fail_edits_without_base(&campaign.name).await?;
+        if lost > 0 {
+            tracing::warn!(
+                images = lost,
+                "locale edits failed: their base locale's image failed, was blocked or fell back to overlay"
+            );
+        }
     }
     ctx.progress.finish();
     let stopped = outcome?;
@@ -795,10 +855,15 @@ fn spend_cap(campaign: &Campaign, opts: &RunOptions, choice: ProviderChoice) -> 
     }
 }
 
+/// Refuse (`over_budget`) before anything is sent when what the run will
+/// buy (images, edits of existing images: `edits` from
+/// [`Store::planned_edits`], copy QA's reads) at the dearest model of each
+/// chain exceeds `budget.max_usd` or `--max-spend`.
 fn check_budget(
     campaign: &Campaign,
     specs: &[JobSpec],
     planned: &Planned,
+    edits: &[bool],
     choice: ProviderChoice,
     mode: BillingMode,
     opts: &RunOptions,
@@ -810,7 +875,7 @@ fn check_budget(
     // after a mismatch are not planned (the spend cap stops them).
     let reads = expand::report::qa_estimate(campaign, specs, &planned.generate, mode).reads_usd;
     let estimate = crate::domain::round_micro(
-        estimate_worst(campaign, specs, &planned.generate, mode) + reads,
+        estimate_worst(campaign, specs, &planned.generate, edits, mode) + reads,
     );
     let limits = [
         (campaign.budget_usd, "budget.max_usd in campaign.toml"),

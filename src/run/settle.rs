@@ -181,7 +181,30 @@ pub(crate) async fn settle(
     let returned = now_ms();
     let key = spec.key.to_string();
     let mut signature = None;
+    // A realtime answer that came back after this run's lease expired
+    // (a stall longer than the lease) may belong to a job another runner
+    // claimed since: its file must not replace what that runner stores.
+    // Checked again, atomically, by the settle below; the window left is
+    // the file write itself.
+    let ours = mode != BillingMode::Realtime || ctx.store.holds_lease(job, ctx.run).await?;
     let stored = match result {
+        Ok(generated) if !ours => {
+            let Generated {
+                bytes,
+                mime_type,
+                usage,
+                verified_dims,
+                ..
+            } = generated;
+            match assets::describe_master(spec.key, &bytes, &mime_type, verified_dims) {
+                Ok(asset) => Ok((asset, usage)),
+                Err(e) => Err(ProviderError::retryable(
+                    Reason::UndecodableImage,
+                    e.to_string(),
+                    None,
+                )),
+            }
+        }
         Ok(generated) => {
             let out = ctx.campaign_out.clone();
             let k = spec.key.clone();
@@ -303,10 +326,34 @@ pub(crate) async fn settle(
         .store
         .settle(job, Some(ctx.run), &settlement, Some(&attempt))
         .await?;
+    // An edit that came back in another format than the image it replaced
+    // wrote a new master beside the old one: the old goes now that the new
+    // is recorded (a kill before this leaves it to the next run's sweep).
+    if applied
+        && ours
+        && let Settlement::Done { asset, .. } = &settlement
+    {
+        let (out, k, kept) = (ctx.campaign_out.clone(), spec.key.clone(), asset.path.clone());
+        tokio::task::spawn_blocking(move || {
+            let stale = assets::stale_masters(&out, &k, &kept);
+            if stale.is_empty() {
+                return Ok(());
+            }
+            crash_point("before-stale-master-removal");
+            assets::remove_files(&stale)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    }
     match &outcome {
         JobOutcome::Done => {
             ctx.add_spend(cost_usd);
-            if !applied {
+            if !applied && !ours {
+                tracing::warn!(
+                    job = key,
+                    "this run's lease on the job expired while its image was generated and another runner holds it; the image was not stored (its cost is recorded)"
+                );
+            } else if !applied {
                 tracing::warn!(
                     job = key,
                     "job changed while its image was generated; result kept on disk, not recorded"

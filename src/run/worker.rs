@@ -50,15 +50,25 @@ pub async fn enqueue(opts: &RunOptions) -> Result<Enqueued> {
     let mode = opts.mode.unwrap_or(campaign.mode);
     let store = Store::open(&opts.state).await?;
     let planned = store.preview(&campaign.name, &specs).await?;
+    let edits = store
+        .planned_edits(&campaign.name, &specs, &planned.generate)
+        .await?;
     check_budget(
         &campaign,
         &specs,
         &planned,
+        &edits,
         opts.provider,
         billing(mode),
         opts,
     )?;
-    let estimate_usd = super::estimate(&campaign, &specs, &planned.generate, billing(mode));
+    let estimate_usd = super::estimate(
+        &campaign,
+        &specs,
+        &planned.generate,
+        &edits,
+        billing(mode),
+    );
     let (planned, _) = store.sync(&campaign.name, &specs).await?;
     store
         .save_sources(

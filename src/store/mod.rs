@@ -18,6 +18,7 @@
 mod approvals;
 mod batches;
 mod composites;
+mod copy_edits;
 mod location;
 mod migrate;
 mod publication;
@@ -93,6 +94,16 @@ const IN_FLIGHT_RETURNS: [(JobState, JobState); 2] = [
     (JobState::InFlight, JobState::Pending),
     (JobState::ReadInFlight, JobState::Checking),
 ];
+
+/// The condition a settlement of a job held under a lease adds to its
+/// `UPDATE`: a job in flight is settled only by the run holding its lease
+/// (`run`, the placeholder given). A runner whose lease expired and whose
+/// job another runner has claimed since may still get its answer back; it
+/// must not overwrite the newer claim's outcome (its paid call is still
+/// recorded as an attempt: [`Store::paid_by_this_settlement`]).
+fn lease_held(run: &str) -> String {
+    format!("(state NOT IN ('in_flight', 'read_in_flight') OR lease_run = {run})")
+}
 
 fn model_filter(models: &[String]) -> String {
     if models.is_empty() {
@@ -795,6 +806,60 @@ impl Store {
         })
     }
 
+    /// Per spec (same order as `specs`, with `generate` from
+    /// [`Store::preview`]): true when the run will buy an edit of the job's
+    /// existing image rather than nothing, so estimates and the budget
+    /// count it: a revision due (its image rejected with a note, queued or
+    /// about to be), or a done `text = "edit"` locale whose base image will
+    /// change (bought or revised), which is edited again.
+    pub async fn planned_edits(
+        &self,
+        campaign: &str,
+        specs: &[JobSpec],
+        generate: &[bool],
+    ) -> Result<Vec<bool>> {
+        let live = self.live_jobs(campaign).await?;
+        let mut due: std::collections::HashSet<JobId> = self
+            .revisable(campaign)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let queued: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM jobs WHERE campaign = $1 AND edit_note IS NOT NULL
+               AND state NOT IN ('superseded', 'retired')",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        due.extend(queued.into_iter().map(|(id,)| id));
+        let current = |spec: &JobSpec| {
+            live.get(&(
+                spec.key.row.to_string(),
+                locale_column(&spec.key.target).to_string(),
+                spec.key.variant.clone(),
+            ))
+            .filter(|j| j.hash == spec.request_hash)
+        };
+        let mut edits: Vec<bool> = specs
+            .iter()
+            .map(|s| current(s).is_some_and(|j| due.contains(&j.id)))
+            .collect();
+        let index: HashMap<&JobKey, usize> =
+            specs.iter().enumerate().map(|(i, s)| (&s.key, i)).collect();
+        for (i, s) in specs.iter().enumerate() {
+            let Some(edit) = &s.copy_edit else { continue };
+            let base_changes = index
+                .get(&edit.base)
+                .is_some_and(|&b| generate.get(b).copied().unwrap_or(false) || edits[b]);
+            if base_changes && current(s).is_some_and(|j| j.state == JobState::Done) {
+                edits[i] = true;
+            }
+        }
+        Ok(edits)
+    }
+
     async fn live_jobs(
         &self,
         campaign: &str,
@@ -932,6 +997,9 @@ impl Store {
                 .await
                 .map_err(self.err())?;
         }
+        // A locale edit failed for want of a base image waits again once
+        // its base is queued or made again.
+        self.rewait_edits_in(&mut tx, campaign).await?;
         tx.commit().await.map_err(self.err())?;
         Ok((
             Planned {
@@ -1056,6 +1124,23 @@ impl Store {
         Ok(n)
     }
 
+    /// Whether `run` still holds the lease of in-flight `job`. Asked before
+    /// a realtime result is written into the asset tree, so a runner whose
+    /// lease expired (and whose job another runner may have claimed since)
+    /// does not replace the newer claim's file; [`Store::settle`] checks the
+    /// same again in its transaction.
+    pub async fn holds_lease(&self, job: JobId, run: RunId) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM jobs WHERE id = $1 AND state = 'in_flight' AND lease_run = $2",
+        )
+        .bind(job)
+        .bind(run)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(row.get::<i64, _>(0) > 0)
+    }
+
     /// Jobs of the campaign held by other runners (in flight or in a batch
     /// being created), which this runner should wait for rather than finish.
     pub async fn held_elsewhere(&self, campaign: &str, run: RunId) -> Result<u64> {
@@ -1139,13 +1224,15 @@ impl Store {
                          SELECT id, revision, sha256, $2, COALESCE(mime_type, ''), thought_signature,
                                 edit_note, $3
                          FROM jobs WHERE id = $1 AND edit_note IS NOT NULL AND sha256 IS NOT NULL
-                           AND state IN {}
+                           AND state IN {} AND {}
                          ON CONFLICT (job_id, revision) DO NOTHING",
-                        from_states_sql(settlement.target_state())
+                        from_states_sql(settlement.target_state()),
+                        lease_held("$4")
                     )))
                     .bind(job)
                     .bind(kept_at.clone())
                     .bind(now)
+                    .bind(run)
                     .execute(&mut **tx)
                     .await
                     .map_err(self.err())?;
@@ -1162,8 +1249,9 @@ impl Store {
                         revision = CASE WHEN $16 THEN revision + 1 ELSE revision END,
                         parent_sha256 = CASE WHEN $16 THEN sha256 ELSE parent_sha256 END,
                         edit_note = NULL
-                 WHERE id = $17 AND state IN {}",
-                    from_states_sql(settlement.target_state())
+                 WHERE id = $17 AND state IN {} AND {}",
+                    from_states_sql(settlement.target_state()),
+                    lease_held("$18")
                 )))
                 .bind(settlement.target_state().as_str())
                 .bind(provider.as_str())
@@ -1210,8 +1298,9 @@ impl Store {
                             block_reason = $5, attempts = attempts - $6,
                             batch_id = CASE WHEN $7 THEN NULL ELSE batch_id END,
                             updated_at = $8, finished_at = CASE WHEN $9 THEN $10 ELSE finished_at END
-                     WHERE id = $11 AND state IN {}",
-                    from_states_sql(to)
+                     WHERE id = $11 AND state IN {} AND {}",
+                    from_states_sql(to),
+                    lease_held("$12")
                 )))
                 .bind(to.as_str())
                 .bind(not_before)
@@ -1227,6 +1316,7 @@ impl Store {
         };
         let res = query
             .bind(job)
+            .bind(run)
             .execute(&mut **tx)
             .await
             .map_err(self.err())?;
@@ -1303,7 +1393,9 @@ impl Store {
         Ok(res.rows_affected())
     }
 
-    /// Requeue terminal jobs on request (`adloc retry`). Returns how many.
+    /// Requeue terminal jobs on request (`adloc retry`): to pending, and
+    /// (`text = "edit"`) locales failed with `base_failed` whose base is
+    /// live again to waiting. Returns how many.
     pub async fn requeue(&self, campaign: &str, failed: bool, blocked: bool) -> Result<u64> {
         let mut states = Vec::new();
         if failed {
@@ -1315,12 +1407,16 @@ impl Store {
         if states.is_empty() {
             return Ok(0);
         }
+        // A locale edit that failed for want of a base image is not sent
+        // on its own (it would be generated from scratch, not edited): it
+        // waits again for its base, queued here too.
         let sql = format!(
             "UPDATE jobs SET state = 'pending', attempts = 0, not_before = NULL, error_code = NULL,
                     error_detail = NULL, block_reason = NULL, finished_at = NULL,
                     qa_image_reads = 0, qa_regenerations = 0, qa_verdict = NULL, qa_overlay = 0,
                     updated_at = $1
-             WHERE campaign = $2 AND state IN ({}) AND state IN {}",
+             WHERE campaign = $2 AND state IN ({}) AND state IN {}
+               AND (error_code IS NULL OR error_code <> $3)",
             states.join(", "),
             from_states_sql(JobState::Pending)
         );
@@ -1328,11 +1424,49 @@ impl Store {
         let res = sqlx::query(AssertSqlSafe(sql))
             .bind(now_ms())
             .bind(campaign)
+            .bind(Reason::BaseFailed.code())
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;
+        let rewaited = self.rewait_edits_in(&mut tx, campaign).await?;
         tx.commit().await.map_err(self.err())?;
-        Ok(res.rows_affected())
+        Ok(res.rows_affected() + rewaited)
+    }
+
+    /// The files the state records for `campaign`, for the sweep of stale
+    /// masters: the masters of done jobs, and every recorded file (every
+    /// live job's asset, every kept revision), which is never removed.
+    pub async fn recorded_files(
+        &self,
+        campaign: &str,
+    ) -> Result<(Vec<String>, std::collections::HashSet<String>)> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT asset_path, state FROM jobs
+             WHERE campaign = $1 AND state <> 'superseded' AND asset_path IS NOT NULL",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let kept: Vec<(String,)> = sqlx::query_as(
+            "SELECT r.path FROM revisions r JOIN jobs j ON j.id = r.job_id WHERE j.campaign = $1",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let done = JobState::Done.as_str();
+        let masters = rows
+            .iter()
+            .filter(|(_, state)| state == done)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let recorded = rows
+            .into_iter()
+            .map(|(p, _)| p)
+            .chain(kept.into_iter().map(|(p,)| p))
+            .collect();
+        Ok((masters, recorded))
     }
 
     /// Every job of the campaign except superseded history.

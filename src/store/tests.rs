@@ -98,6 +98,8 @@ on_both_backends!(
     every_read_model_query_runs,
     the_last_runner_to_end_its_work_publishes_and_a_dead_publisher_leaves_the_manifest_due,
     settlements_arriving_together_each_get_their_own_outcome,
+    a_late_result_after_the_lease_expired_never_overwrites_the_newer_claim,
+    a_locale_edit_without_a_base_image_fails_and_waits_again_when_the_base_is_queued,
 );
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -766,4 +768,198 @@ async fn the_last_runner_to_end_its_work_publishes_and_a_dead_publisher_leaves_t
         .await
         .unwrap();
     assert!(store.end_work(e, &f.campaign, LEASE).await.unwrap());
+}
+
+/// A paid realtime attempt costing `cost_usd`.
+fn paid(cost_usd: f64) -> AttemptRecord {
+    AttemptRecord {
+        mode: BillingMode::Realtime,
+        started_at: now_ms(),
+        finished_at: now_ms(),
+        outcome: AttemptOutcome::Ok,
+        reason: None,
+        http_status: Some(200),
+        detail: None,
+        cost_usd,
+        read: false,
+    }
+}
+
+/// An image stored with checksum `sha256`.
+fn done_with(sha256: &str, cost_usd: f64) -> Settlement {
+    Settlement::Done {
+        qa: ImageQa::Off,
+        provider: ProviderKind::Gemini,
+        asset: AssetRecord {
+            path: "en-US/hero/r1.png".into(),
+            sha256: sha256.into(),
+            bytes: 1234,
+            width: 16,
+            height: 9,
+            mime_type: "image/png".into(),
+        },
+        cost_usd,
+        usage_json: None,
+        thought_signature: None,
+        replaced: None,
+    }
+}
+
+async fn a_late_result_after_the_lease_expired_never_overwrites_the_newer_claim(b: Backend) {
+    let f = Fixture::new(b);
+    let (store, _) = f.synced().await;
+    // Runner A claims a job under a lease that runs out at once (A is
+    // alive but stalled: its heartbeat is fresh, so only the lease ends).
+    let a = store
+        .start_run(&f.campaign, "gemini", "realtime")
+        .await
+        .unwrap();
+    let took = store
+        .claim(a, &f.campaign, 1, Duration::from_millis(1), &[])
+        .await
+        .unwrap();
+    let job = took[0].id;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Runner B takes the job back and claims it for itself.
+    let other = f.worker().await;
+    assert_eq!(other.recover_orphans(&f.campaign, LEASE).await.unwrap(), 1);
+    let bee = other
+        .start_run(&f.campaign, "gemini", "realtime")
+        .await
+        .unwrap();
+    let again = other.claim(bee, &f.campaign, 1, LEASE, &[]).await.unwrap();
+    assert_eq!(again[0].id, job, "B holds the job now");
+    let row = |rows: Vec<JobRow>| rows.into_iter().find(|r| r.id == job).unwrap();
+
+    // A's answers come back late: none of them may move B's claim, but
+    // A's paid call is recorded.
+    let late = [
+        done_with(&"aa".repeat(32), 0.25),
+        Settlement::Fail {
+            blocked: true,
+            reason: Reason::BlockedImage,
+            detail: "late".into(),
+            block_reason: None,
+        },
+        Settlement::Retry {
+            not_before: None,
+            reason: Reason::ServerError,
+            detail: "late".into(),
+        },
+        Settlement::Requeue,
+    ];
+    for s in &late {
+        let attempt = matches!(s, Settlement::Done { .. }).then(|| paid(0.25));
+        assert!(
+            !store.settle(job, Some(a), s, attempt.as_ref()).await.unwrap(),
+            "a late {s:?} must not apply"
+        );
+        let now = row(store.jobs(&f.campaign).await.unwrap());
+        assert_eq!(now.state, JobState::InFlight, "after a late {s:?}");
+    }
+    assert_eq!(other.spent_usd(&f.campaign).await.unwrap(), 0.25);
+    // B's own result applies, and stays.
+    assert!(
+        other
+            .settle(job, Some(bee), &done_with(&"bb".repeat(32), 0.5), Some(&paid(0.5)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .settle(job, Some(a), &done_with(&"aa".repeat(32), 0.25), Some(&paid(0.25)))
+            .await
+            .unwrap()
+    );
+    let now = row(store.jobs(&f.campaign).await.unwrap());
+    assert_eq!(now.state, JobState::Done);
+    assert_eq!(now.asset.unwrap().sha256, "bb".repeat(32));
+    assert_eq!(now.cost_usd, Some(0.5));
+    // Every paid call is in the ledger, under the run that made it.
+    let runs: Vec<(i64, f64)> = sqlx::query_as(
+        "SELECT run_id, cost_usd FROM attempts WHERE job_id = $1 ORDER BY id",
+    )
+    .bind(job)
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(runs, vec![(a, 0.25), (bee, 0.5), (a, 0.25)]);
+}
+
+async fn a_locale_edit_without_a_base_image_fails_and_waits_again_when_the_base_is_queued(
+    b: Backend,
+) {
+    let mut f = Fixture::new(b);
+    // The example's hero variant, as `text = "edit"`.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/example");
+    let mut campaign = crate::campaign::Campaign::load(&example).unwrap();
+    for v in &mut campaign.variants {
+        if v.name == "hero" {
+            v.text = crate::campaign::TextMode::Edit;
+        }
+    }
+    f.specs = crate::expand::expand(&campaign).unwrap();
+    let (store, ids) = f.synced().await;
+    let edits: Vec<(JobId, &JobSpec)> = ids
+        .iter()
+        .copied()
+        .zip(&f.specs)
+        .filter(|(_, s)| s.copy_edit.is_some())
+        .collect();
+    let (first, spec) = edits[0];
+    let base_key = &spec.copy_edit.as_ref().unwrap().base;
+    let base = ids[f.specs.iter().position(|s| &s.key == base_key).unwrap()];
+    let of_base: Vec<JobId> = edits
+        .iter()
+        .filter(|(_, s)| &s.copy_edit.as_ref().unwrap().base == base_key)
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(of_base.len() > 1 && of_base.contains(&first));
+    let state_of = |rows: &[JobRow], id: JobId| rows.iter().find(|r| r.id == id).unwrap().clone();
+    // Nothing to fail while the base may still be made.
+    assert_eq!(store.fail_edits_without_base(&f.campaign).await.unwrap(), 0);
+    // The base fails for good.
+    let run = store
+        .start_run(&f.campaign, "gemini", "realtime")
+        .await
+        .unwrap();
+    let claimed = store.claim(run, &f.campaign, 1000, LEASE, &[]).await.unwrap();
+    assert!(claimed.iter().any(|c| c.id == base));
+    let fail = Settlement::Fail {
+        blocked: false,
+        reason: Reason::AttemptsExhausted,
+        detail: "gave up".into(),
+        block_reason: None,
+    };
+    assert!(store.settle(base, Some(run), &fail, None).await.unwrap());
+    // No settle fails a job that was never claimed; the base statement does.
+    assert!(!store.settle(first, Some(run), &fail, None).await.unwrap());
+    assert_eq!(
+        store.fail_edits_without_base(&f.campaign).await.unwrap(),
+        of_base.len() as u64
+    );
+    let rows = store.jobs(&f.campaign).await.unwrap();
+    for id in &of_base {
+        let r = state_of(&rows, *id);
+        assert_eq!(r.state, JobState::Failed);
+        assert_eq!(r.error_code, Some(Reason::BaseFailed));
+        let detail = r.error_detail.unwrap();
+        assert!(detail.contains(&format!("base job {base} (")), "{detail}");
+        assert!(detail.contains("attempts_exhausted"), "{detail}");
+    }
+    // Failing again finds nothing; a resync keeps them failed while the
+    // base is still failed.
+    assert_eq!(store.fail_edits_without_base(&f.campaign).await.unwrap(), 0);
+    store.sync(&f.campaign, &f.specs).await.unwrap();
+    let rows = store.jobs(&f.campaign).await.unwrap();
+    assert_eq!(state_of(&rows, first).state, JobState::Failed);
+    // `adloc retry --failed`: the base is pending, its locales wait for it.
+    store.requeue(&f.campaign, true, false).await.unwrap();
+    let rows = store.jobs(&f.campaign).await.unwrap();
+    assert_eq!(state_of(&rows, base).state, JobState::Pending);
+    for id in &of_base {
+        let r = state_of(&rows, *id);
+        assert_eq!(r.state, JobState::Waiting, "job {id}");
+        assert_eq!(r.error_code, None);
+    }
 }
