@@ -351,7 +351,9 @@ pub fn sweep_stale_masters(
                 here += 1;
             }
         }
-        if here > 0 && let Ok(d) = File::open(&folder) {
+        if here > 0
+            && let Ok(d) = File::open(&folder)
+        {
             let _ = d.sync_all();
         }
         removed += here;
@@ -483,7 +485,11 @@ mod tests {
             target: Target::Locale(crate::domain::Locale::parse("de-DE").unwrap()),
             variant: "hero".into(),
         };
-        for f in ["de-DE/hero/r1.png", "de-DE/hero/r1.r1.png", "de-DE/hero/r1.jpg"] {
+        for f in [
+            "de-DE/hero/r1.png",
+            "de-DE/hero/r1.r1.png",
+            "de-DE/hero/r1.jpg",
+        ] {
             write_atomic(&dir.path().join(f), b"x").unwrap();
         }
         let stale = stale_masters(dir.path(), &key, "de-DE/hero/r1.jpg");
@@ -507,14 +513,28 @@ mod tests {
         let recorded: std::collections::HashSet<String> = masters
             .iter()
             .cloned()
-            .chain(["de-DE/hero/r2.png".to_string(), "de-DE/hero/r1.r1.png".to_string()])
+            .chain([
+                "de-DE/hero/r2.png".to_string(),
+                "de-DE/hero/r1.r1.png".to_string(),
+            ])
             .collect();
-        assert_eq!(sweep_stale_masters(dir.path(), &masters, &recorded).unwrap(), 1);
+        assert_eq!(
+            sweep_stale_masters(dir.path(), &masters, &recorded).unwrap(),
+            1
+        );
         assert!(!dir.path().join("de-DE/hero/r1.png").exists());
-        for f in ["de-DE/hero/r1.jpg", "de-DE/hero/r1.r1.png", "de-DE/hero/r2.webp", "de-DE/hero/r2.png"] {
+        for f in [
+            "de-DE/hero/r1.jpg",
+            "de-DE/hero/r1.r1.png",
+            "de-DE/hero/r2.webp",
+            "de-DE/hero/r2.png",
+        ] {
             assert!(dir.path().join(f).exists(), "{f}");
         }
-        assert_eq!(sweep_stale_masters(dir.path(), &masters, &recorded).unwrap(), 0);
+        assert_eq!(
+            sweep_stale_masters(dir.path(), &masters, &recorded).unwrap(),
+            0
+        );
     }
 
     #[test]

@@ -329,7 +329,10 @@ mod tests {
         let bt = t.estimate_edit(&req, BillingMode::Batch);
         assert!((bt - rt / 2.0).abs() < 1e-9, "{bt}");
         // 2.5 Flash Image at 16:9 (1344×768): 2 × 1 tiles of 258.
-        assert_eq!(edit_input_image_tokens(&edit_of("gemini-2.5-flash-image")), 516);
+        assert_eq!(
+            edit_input_image_tokens(&edit_of("gemini-2.5-flash-image")),
+            516
+        );
         // The same tokens, bought, cost what the estimate added.
         let bought = Usage {
             prompt_tokens: 560,

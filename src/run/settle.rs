@@ -333,7 +333,11 @@ pub(crate) async fn settle(
         && ours
         && let Settlement::Done { asset, .. } = &settlement
     {
-        let (out, k, kept) = (ctx.campaign_out.clone(), spec.key.clone(), asset.path.clone());
+        let (out, k, kept) = (
+            ctx.campaign_out.clone(),
+            spec.key.clone(),
+            asset.path.clone(),
+        );
         tokio::task::spawn_blocking(move || {
             let stale = assets::stale_masters(&out, &k, &kept);
             if stale.is_empty() {

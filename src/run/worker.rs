@@ -62,13 +62,7 @@ pub async fn enqueue(opts: &RunOptions) -> Result<Enqueued> {
         billing(mode),
         opts,
     )?;
-    let estimate_usd = super::estimate(
-        &campaign,
-        &specs,
-        &planned.generate,
-        &edits,
-        billing(mode),
-    );
+    let estimate_usd = super::estimate(&campaign, &specs, &planned.generate, &edits, billing(mode));
     let (planned, _) = store.sync(&campaign.name, &specs).await?;
     store
         .save_sources(

@@ -128,11 +128,23 @@ mod tests {
 
     #[test]
     fn the_detail_names_the_base_job_and_what_brings_the_locale_back() {
-        let d = lost_detail(7, "en-US/hero/r1", "failed", false, Some("attempts_exhausted"));
-        assert!(d.starts_with("base job 7 (en-US/hero/r1) failed (attempts_exhausted)"), "{d}");
+        let d = lost_detail(
+            7,
+            "en-US/hero/r1",
+            "failed",
+            false,
+            Some("attempts_exhausted"),
+        );
+        assert!(
+            d.starts_with("base job 7 (en-US/hero/r1) failed (attempts_exhausted)"),
+            "{d}"
+        );
         assert!(d.contains("adloc retry --failed"), "{d}");
         let d = lost_detail(7, "en-US/hero/r1", "blocked", false, Some("blocked_prompt"));
-        assert!(d.contains("blocked (blocked_prompt)") && d.contains("--blocked"), "{d}");
+        assert!(
+            d.contains("blocked (blocked_prompt)") && d.contains("--blocked"),
+            "{d}"
+        );
         let d = lost_detail(7, "en-US/hero/r1", "done", true, None);
         assert!(d.contains("fell back to overlay"), "{d}");
     }

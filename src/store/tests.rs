@@ -851,7 +851,10 @@ async fn a_late_result_after_the_lease_expired_never_overwrites_the_newer_claim(
     for s in &late {
         let attempt = matches!(s, Settlement::Done { .. }).then(|| paid(0.25));
         assert!(
-            !store.settle(job, Some(a), s, attempt.as_ref()).await.unwrap(),
+            !store
+                .settle(job, Some(a), s, attempt.as_ref())
+                .await
+                .unwrap(),
             "a late {s:?} must not apply"
         );
         let now = row(store.jobs(&f.campaign).await.unwrap());
@@ -861,13 +864,23 @@ async fn a_late_result_after_the_lease_expired_never_overwrites_the_newer_claim(
     // B's own result applies, and stays.
     assert!(
         other
-            .settle(job, Some(bee), &done_with(&"bb".repeat(32), 0.5), Some(&paid(0.5)))
+            .settle(
+                job,
+                Some(bee),
+                &done_with(&"bb".repeat(32), 0.5),
+                Some(&paid(0.5))
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .settle(job, Some(a), &done_with(&"aa".repeat(32), 0.25), Some(&paid(0.25)))
+            .settle(
+                job,
+                Some(a),
+                &done_with(&"aa".repeat(32), 0.25),
+                Some(&paid(0.25))
+            )
             .await
             .unwrap()
     );
@@ -876,13 +889,12 @@ async fn a_late_result_after_the_lease_expired_never_overwrites_the_newer_claim(
     assert_eq!(now.asset.unwrap().sha256, "bb".repeat(32));
     assert_eq!(now.cost_usd, Some(0.5));
     // Every paid call is in the ledger, under the run that made it.
-    let runs: Vec<(i64, f64)> = sqlx::query_as(
-        "SELECT run_id, cost_usd FROM attempts WHERE job_id = $1 ORDER BY id",
-    )
-    .bind(job)
-    .fetch_all(&store.pool)
-    .await
-    .unwrap();
+    let runs: Vec<(i64, f64)> =
+        sqlx::query_as("SELECT run_id, cost_usd FROM attempts WHERE job_id = $1 ORDER BY id")
+            .bind(job)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
     assert_eq!(runs, vec![(a, 0.25), (bee, 0.5), (a, 0.25)]);
 }
 
@@ -923,7 +935,10 @@ async fn a_locale_edit_without_a_base_image_fails_and_waits_again_when_the_base_
         .start_run(&f.campaign, "gemini", "realtime")
         .await
         .unwrap();
-    let claimed = store.claim(run, &f.campaign, 1000, LEASE, &[]).await.unwrap();
+    let claimed = store
+        .claim(run, &f.campaign, 1000, LEASE, &[])
+        .await
+        .unwrap();
     assert!(claimed.iter().any(|c| c.id == base));
     let fail = Settlement::Fail {
         blocked: false,

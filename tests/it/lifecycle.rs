@@ -129,7 +129,11 @@ fn a_text_edit_locale_failed_for_its_base_is_edited_once_a_retried_base_is_made(
     assert!(failures(&m).is_empty());
     assert_eq!(m["totals"]["done"], 2);
     let edits = emu.stats().edits;
-    assert_eq!(edits.len(), 1, "the locale is an edit of the new base image");
+    assert_eq!(
+        edits.len(),
+        1,
+        "the locale is an edit of the new base image"
+    );
     assert!(edits[0].instruction.contains("'Hallo'"), "{edits:?}");
 }
 
@@ -256,7 +260,11 @@ fn a_stalled_runners_late_result_neither_replaces_the_file_nor_the_job_of_the_ru
         "{}",
         String::from_utf8_lossy(&out_a.stderr)
     );
-    assert_eq!(emu.stats().billed_images, 2, "both runners paid for an image");
+    assert_eq!(
+        emu.stats().billed_images,
+        2,
+        "both runners paid for an image"
+    );
     // The job is B's: its file, its record, the manifest's entry agree.
     let m = ws.manifest();
     assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 1);
@@ -302,14 +310,20 @@ fn manifest_hero_files(m: &serde_json::Value) -> std::collections::BTreeSet<Stri
 
 fn reject(ws: &Workspace, note: &str) {
     let o = ws.adloc(&[
-        "reject", "example", "en-US/hero/r1", "--note", note, "--by", "ben",
+        "reject",
+        "example",
+        "en-US/hero/r1",
+        "--note",
+        note,
+        "--by",
+        "ben",
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
 
 #[test]
 fn an_edit_that_changes_the_format_removes_the_old_master_and_a_kill_before_that_is_swept_next_run()
- {
+{
     let png = Faults {
         image_mime: Some("image/png".into()),
         ..Faults::default()
@@ -352,7 +366,10 @@ fn an_edit_that_changes_the_format_removes_the_old_master_and_a_kill_before_that
         recorded,
         vec![vec!["done".to_string(), "en-US/hero/r1.png".to_string()]]
     );
-    assert!(ws.out().join("en-US/hero/r1.jpg").exists(), "left by the kill");
+    assert!(
+        ws.out().join("en-US/hero/r1.jpg").exists(),
+        "left by the kill"
+    );
 
     // The next run removes it without buying anything.
     let billed = emu.stats().billed_images;
@@ -429,7 +446,10 @@ fn plan_and_the_budget_count_revisions_and_locale_edits_at_the_edit_price() {
         stderr(&o)
     );
     assert_eq!(emu.stats().generate_calls, calls, "nothing was sent");
-    assert!(emu.stats().edits.len() == 1, "only the first run's locale edit");
+    assert!(
+        emu.stats().edits.len() == 1,
+        "only the first run's locale edit"
+    );
 
     // A cap above it buys exactly the two edits.
     let o = ws.adloc_gemini(&emu, &["run", "campaigns/example", "--max-spend", "0.2"]);
