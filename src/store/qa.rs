@@ -561,8 +561,12 @@ impl Store {
                     error_detail = CASE WHEN $1 = 'failed' THEN $10 ELSE error_detail END,
                     updated_at = $11,
                     finished_at = CASE WHEN $1 IN ('done', 'failed') THEN $11 ELSE finished_at END
-             WHERE id = $12 AND state IN ('read_in_flight', 'read_batch_submitted') AND state IN {}",
-            from_states_sql(to)
+             WHERE id = $12 AND state IN ('read_in_flight', 'read_batch_submitted') AND state IN {}
+               AND {}",
+            from_states_sql(to),
+            // A late read of a runner whose lease expired never overwrites
+            // the newer claim's (its cost is still recorded below).
+            super::lease_held("$14")
         );
         let mut tx = self.write_tx().await?;
         let res = sqlx::query(AssertSqlSafe(sql))
@@ -579,6 +583,7 @@ impl Store {
             .bind(now)
             .bind(job)
             .bind(overlay)
+            .bind(run)
             .execute(&mut *tx)
             .await
             .map_err(self.err())?;

@@ -896,6 +896,39 @@ async fn a_late_result_after_the_lease_expired_never_overwrites_the_newer_claim(
             .await
             .unwrap();
     assert_eq!(runs, vec![(a, 0.25), (bee, 0.5), (a, 0.25)]);
+
+    // The same for a copy-QA read: A's late read of a job B reads now.
+    assert_eq!(store.read_done_images(&[job]).await.unwrap(), 1);
+    let read = store
+        .claim_reads(a, &f.campaign, 1, Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(read[0].id, job);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(other.recover_orphans(&f.campaign, LEASE).await.unwrap(), 1);
+    let again = other.claim_reads(bee, &f.campaign, 1, LEASE).await.unwrap();
+    assert_eq!(again[0].id, job);
+    let pass = ReadSettlement::Pass { checks: Vec::new() };
+    let late_read = AttemptRecord {
+        read: true,
+        ..paid(0.001)
+    };
+    assert!(
+        !store
+            .settle_read(job, None, &pass, Some(&late_read), Some(a))
+            .await
+            .unwrap(),
+        "a late read must not apply"
+    );
+    let now = row(store.jobs(&f.campaign).await.unwrap());
+    assert_eq!(now.state, JobState::ReadInFlight);
+    assert!(
+        other
+            .settle_read(job, None, &pass, None, Some(bee))
+            .await
+            .unwrap()
+    );
+    assert!((other.spent_usd(&f.campaign).await.unwrap() - 1.001).abs() < 1e-9);
 }
 
 async fn a_locale_edit_without_a_base_image_fails_and_waits_again_when_the_base_is_queued(
