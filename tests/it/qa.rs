@@ -156,6 +156,39 @@ fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_batch
 }
 
 #[test]
+fn readers_that_deprecated_temperature_read_every_image_in_realtime_and_batch() {
+    // The changelog of 2026-07-21 deprecates `temperature`, `top_p` and
+    // `top_k` for these two readers; the emulator refuses them with 400.
+    for reader in ["gemini-3.6-flash", "gemini-3.5-flash-lite"] {
+        for mode in ["realtime", "batch"] {
+            let emu = Emu::start(Faults::default());
+            let ws = Workspace::new();
+            let r = rows(3);
+            qa_campaign(&ws, &borrowed(&r), mode, "");
+            let toml = ws.campaign().join("campaign.toml");
+            let text = std::fs::read_to_string(&toml).unwrap();
+            std::fs::write(
+                &toml,
+                text.replace(
+                    "reader = \"gemini-3.1-flash-lite\"",
+                    &format!("reader = \"{reader}\""),
+                ),
+            )
+            .unwrap();
+            let o = run(&ws, &emu, &[]);
+            assert_eq!(code(&o), 0, "{reader} {mode}: {}", stderr(&o));
+            let (done, failed) = assert_no_misspelled_asset_is_done(&ws, &emu);
+            assert_eq!((done, failed), (r.len(), 0), "{reader} {mode}");
+            let m = ws.manifest();
+            for a in m["assets"].as_array().unwrap() {
+                assert_eq!(a["qa"]["reader"], reader, "{a}");
+            }
+            assert_eq!(emu.stats().reads_billed, r.len() as u64, "{reader} {mode}");
+        }
+    }
+}
+
+#[test]
 fn batched_reads_cost_half_of_realtime_reads() {
     let cost = |mode: &str| {
         let emu = Emu::start(Faults::default());
