@@ -751,12 +751,12 @@ async fn run_item(
     let v = item.request.as_ref().map_err(Clone::clone)?;
     let (sha, job) = match model {
         Target::Image(m) => {
-            let req = wire::parse_request(v, m, &s.files)?;
-            s.record_gemini_edit(&req, true);
+            let mut req = wire::parse_request(v, m, &s.files, s.seed)?;
+            s.record_gemini_edit(&mut req, true);
             (req.prompt_sha, Ok((m, req)))
         }
         Target::Reader(r) => {
-            let req = read::parse(s, v).await?;
+            let req = read::parse(s, r, v).await?;
             (req.sha, Err((*r, req)))
         }
     };

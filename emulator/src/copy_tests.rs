@@ -82,7 +82,7 @@ fn read_body(image: &[u8], mime: &str) -> Value {
             {"inlineData": {"mimeType": mime, "data": STANDARD.encode(image)}},
             {"text": "Transcribe every piece of visible text exactly as written."}]}],
         "generationConfig": {"responseMimeType": "application/json",
-                             "responseJsonSchema": schema_json(), "temperature": 0},
+                             "responseJsonSchema": schema_json()},
     })
 }
 
@@ -280,6 +280,37 @@ async fn misread_rate_alters_a_read_but_not_the_truth() {
     assert_eq!(read(&h, &c, &img, "image/jpeg").await, truth);
     let s = h.stats();
     assert_eq!((s.misread, s.reads, s.misspelled), (2, 3, 0));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn sampling_parameters_are_refused_by_the_readers_that_deprecated_them_only() {
+    let (h, c) = start(Faults::default()).await;
+    let img = gen_image(&h, &c, "gemini-3.1-flash-image", "\"HELLO\"", json!({})).await;
+    for (field, value) in [
+        ("temperature", json!(0)),
+        ("topP", json!(0.9)),
+        ("topK", json!(3)),
+    ] {
+        let mut b = read_body(&img, "image/jpeg");
+        b["generationConfig"][field] = value;
+        for model in read::SAMPLING_DEPRECATED {
+            let (st, v) = post(&h, &c, &format!("/v1/models/{model}:generateContent"), &b).await;
+            assert_eq!(st, 400, "{model} {field}: {v}");
+            assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+        }
+        // Readers whose sampling parameters are not deprecated still take them.
+        for model in ["gemini-3.1-flash-lite", "gemini-3.8-flash"] {
+            let (st, v) = post(&h, &c, &format!("/v1/models/{model}:generateContent"), &b).await;
+            assert_eq!(st, 200, "{model} {field}: {v}");
+        }
+    }
+    // Without them every reader answers.
+    for model in read::READERS {
+        let b = read_body(&img, "image/jpeg");
+        let (st, v) = post(&h, &c, &format!("/v1/models/{model}:generateContent"), &b).await;
+        assert_eq!(st, 200, "{model}: {v}");
+    }
     h.shutdown().await;
 }
 

@@ -46,15 +46,25 @@
 //! `thought: true` text part, and 3 Pro an interim 256×256 thought image.
 //! `responseModalities: ["TEXT"]` gives a text-only answer.
 //!
-//! Multi-turn edits (§7b): on 3 Pro and 3.1 Flash a `model` turn's image
-//! part without its `thoughtSignature` is a 400 ("Image part is missing a
-//! thought_signature in content position N, part position M"), as the
-//! service answers. Every edit that parses (Gemini turns and OpenAI
-//! `images/edits`, realtime and batch) is listed in
+//! Multi-turn edits (§7b, and the image guide's "Thought Signatures":
+//! https://ai.google.dev/gemini-api/docs/image-generation): on 3 Pro and
+//! 3.1 Flash every signature must come back as issued. A `model` turn's
+//! image part without its `thoughtSignature` is a 400 ("Image part is
+//! missing a thought_signature in content position N, part position M"), as
+//! the service answers; so is a turn whose first non-thought part is a text
+//! part (signed when it comes before the image) without one, and any
+//! signature this emulator did not issue in its answer to the conversation
+//! before that turn (the user texts up to it): a signature replayed out of
+//! its own conversation, or a forged one. Every edit that parses (Gemini
+//! turns and OpenAI `images/edits`, realtime and batch) is listed in
 //! [`EmulatorStats::edits`] with the image's SHA-256, the signature (and
-//! whether this emulator issued it for the first turn's prompt) and the
-//! instruction. An edited image shows the first turn's quoted copy with each
-//! `'old' with 'new'` swap of the instruction applied.
+//! whether it was issued) and the instruction; a Gemini edit's full
+//! conversation is in [`EmulatorStats::conversations`]. A single user turn
+//! whose first image this emulator painted and whose text quotes no copy
+//! is a single-turn edit (the documented form for an image without a
+//! conversation) and is listed too. An edited image shows the first turn's
+//! quoted copy (a single-turn edit: its input image's) with each
+//! `'old' with 'new'` swap of the later user turns applied in order.
 //!
 //! # Trigger words
 //!
@@ -373,6 +383,42 @@ pub struct EmulatorStats {
     /// signed model-turn image, and OpenAI `images/edits` calls or lines.
     #[serde(default)]
     pub edits: Vec<EditSeen>,
+    /// The full conversation of every Gemini edit, in the order of the
+    /// `gemini` entries of [`EmulatorStats::edits`] (one each).
+    #[serde(default)]
+    pub conversations: Vec<ConversationSeen>,
+}
+
+/// The turns of one Gemini edit request, as received.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ConversationSeen {
+    /// A batch line rather than a realtime call.
+    pub batch: bool,
+    /// Every turn, in order.
+    pub turns: Vec<TurnSeen>,
+}
+
+/// One turn of a Gemini request.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct TurnSeen {
+    /// `user` or `model`.
+    pub role: String,
+    /// Its parts, in order.
+    pub parts: Vec<PartSeen>,
+}
+
+/// One part of a turn.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct PartSeen {
+    /// The text of a text part.
+    pub text: Option<String>,
+    /// Hex SHA-256 of an inline image's bytes.
+    pub image_sha256: Option<String>,
+    /// Its `thoughtSignature`, if it carried one.
+    pub thought_signature: Option<String>,
+    /// True when this emulator issued that signature in its answer to the
+    /// conversation before this turn.
+    pub signature_issued: bool,
 }
 
 /// What one edit request carried, as the tests check it.
@@ -595,17 +641,39 @@ impl Shared {
         self.with_stats(|s| s.edits.push(e));
     }
 
-    /// Record a Gemini multi-turn edit.
-    pub(crate) fn record_gemini_edit(&self, req: &wire::GenRequest, batch: bool) {
+    /// Record a Gemini edit: a multi-turn request (a model turn sent
+    /// back), or a single user turn whose first input image this emulator
+    /// painted and whose text quotes no copy of its own (the single-turn
+    /// edit of the docs). The latter is recognized here, where the paint
+    /// registry is: its image will show the input image's copy with the
+    /// instruction's swaps applied.
+    pub(crate) fn record_gemini_edit(&self, req: &mut wire::GenRequest, batch: bool) {
+        if req.edit.is_none()
+            && let Some(source) = req.edit_source.take()
+            && paint::quoted_copy(&req.prompt).is_empty()
+            && let Some(id) = paint::signature_of(&source)
+            && let Some(painted) = self.paint.get(id)
+        {
+            let original: Vec<String> = painted.texts.iter().map(|t| format!("\"{t}\"")).collect();
+            req.paint_prompt = wire::swapped(&original.join("\n"), &req.prompt);
+            req.edit = Some(wire::EditTurn {
+                image_sha256: Sha256::digest(&source).into(),
+                thought_signature: None,
+                signature_issued: false,
+                instruction: req.prompt.clone(),
+            });
+        }
         if let Some(e) = &req.edit {
             self.record_edit(EditSeen {
                 surface: "gemini".into(),
                 batch,
                 image_sha256: hex::encode(e.image_sha256),
-                thought_signature: Some(e.thought_signature.clone()),
-                signature_issued: generate::issued(self.seed, &e.origin_sha, &e.thought_signature),
+                thought_signature: e.thought_signature.clone(),
+                signature_issued: e.signature_issued,
                 instruction: e.instruction.clone(),
             });
+            let turns = req.turns.clone();
+            self.with_stats(|s| s.conversations.push(ConversationSeen { batch, turns }));
         }
     }
 
@@ -1002,13 +1070,13 @@ async fn generate_inner(
     }
     let (job, kind, sha) = match target {
         Target::Image(m) => {
-            let req = wire::parse_request(&v, &m, &s.files)?;
-            s.record_gemini_edit(&req, false);
+            let mut req = wire::parse_request(&v, &m, &s.files, s.seed)?;
+            s.record_gemini_edit(&mut req, false);
             let sha = req.prompt_sha;
             (Job::Image(m, req), KIND_REALTIME, sha)
         }
         Target::Reader(r) => {
-            let req = read::parse(s, &v).await?;
+            let req = read::parse(s, r, &v).await?;
             let sha = req.sha;
             (Job::Read(r, req), KIND_READ, sha)
         }

@@ -23,6 +23,17 @@ pub(crate) const READERS: &[&str] = &[
     "gemini-3.8-flash",
 ];
 
+/// Readers whose sampling parameters (`temperature`, `topP`, `topK`) are
+/// deprecated: the changelog of 2026-07-21
+/// (https://ai.google.dev/gemini-api/docs/changelog, "Deprecated
+/// parameters", and https://ai.google.dev/gemini-api/docs/whats-new-gemini-3.6)
+/// deprecates them for `gemini-3.6-flash` and `gemini-3.5-flash-lite`; a
+/// request that sends one is refused with 400 `INVALID_ARGUMENT`.
+pub(crate) const SAMPLING_DEPRECATED: &[&str] = &["gemini-3.6-flash", "gemini-3.5-flash-lite"];
+
+/// The generation-config fields [`SAMPLING_DEPRECATED`] readers refuse.
+const SAMPLING_FIELDS: &[&str] = &["temperature", "topP", "topK"];
+
 /// The reader model named by `model` (with or without `models/`).
 pub(crate) fn reader_id(model: &str) -> Option<&'static str> {
     let bare = model.strip_prefix("models/").unwrap_or(model);
@@ -100,8 +111,9 @@ fn shape_of(schema: &Value) -> Shape {
     )
 }
 
-/// Validate a normalized reader request and read its images' signatures.
-pub(crate) async fn parse(s: &Shared, v: &Value) -> Result<ReadRequest, ApiError> {
+/// Validate a normalized reader request for `model` (a [`READERS`] id) and
+/// read its images' signatures.
+pub(crate) async fn parse(s: &Shared, model: &str, v: &Value) -> Result<ReadRequest, ApiError> {
     let top = as_object(v, "")?;
     check_fields(top, wire::TOP_FIELDS, "")?;
     let contents = match top.get("contents") {
@@ -223,6 +235,19 @@ pub(crate) async fn parse(s: &Shared, v: &Value) -> Result<ReadRequest, ApiError
         let gpath = "generation_config";
         let g = as_object(gc, gpath)?;
         check_fields(g, wire::GEN_CONFIG_FIELDS, gpath)?;
+        if SAMPLING_DEPRECATED.contains(&model)
+            && let Some(f) = SAMPLING_FIELDS.iter().find(|f| g.contains_key(**f))
+        {
+            let field = match *f {
+                "topP" => "top_p",
+                "topK" => "top_k",
+                other => other,
+            };
+            return Err(ApiError::invalid(format!(
+                "{field} is deprecated for models/{model} and is no longer supported. Remove \
+                 generation_config.{field} from the request; the model's default is used."
+            )));
+        }
         if let Some(m) = g.get("responseModalities") {
             for (i, item) in as_array(m, "generation_config.response_modalities")?
                 .iter()

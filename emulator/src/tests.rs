@@ -145,13 +145,144 @@ async fn an_edit_turn_needs_the_models_image_with_its_signature_and_is_recorded(
     assert_eq!(seen[0].thought_signature.as_deref(), Some(sig.as_str()));
     assert!(seen[0].signature_issued);
     assert_eq!(seen[0].instruction, "make it blue");
-    // A signature the emulator never gave is accepted (the service does not
-    // say it checks them) but not reported as issued.
+    // A signature the emulator never gave for this conversation is refused.
     let mut forged = part;
     forged["thoughtSignature"] = json!("Zm9yZ2Vk");
-    let (st, _) = generate(&h, &c, model, &edit(forged)).await;
-    assert_eq!(st, 200);
-    assert!(!h.stats().edits[1].signature_issued);
+    let (st, v) = generate(&h, &c, model, &edit(forged)).await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+    assert_eq!(h.stats().edits.len(), 1);
+    h.shutdown().await;
+}
+
+/// The non-thought parts of a response's candidate: its model turn.
+fn model_turn(v: &Value) -> Vec<Value> {
+    v["candidates"][0]["content"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["thought"] != json!(true))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_conversation_must_send_every_model_turn_with_the_signatures_issued_for_it() {
+    let (h, c) = start(Faults::default()).await;
+    let model = "gemini-3.1-flash-image";
+    let config =
+        json!({"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": "1:1"}});
+    // A prompt whose answer leads with a (signed) text part.
+    let mut found = None;
+    for i in 0..64 {
+        let p = format!("a red fox \"Fox {i}\"");
+        let body = json!({"contents": [{"role": "user", "parts": [{"text": p}]}],
+                          "generationConfig": config});
+        let (st, v) = generate(&h, &c, model, &body).await;
+        assert_eq!(st, 200, "{v}");
+        let turn = model_turn(&v);
+        if turn.len() >= 2 && turn[0].get("text").is_some() {
+            found = Some((p, turn));
+            break;
+        }
+    }
+    let (prompt, turn1) = found.expect("a prompt with a leading text part");
+    assert!(turn1[0]["thoughtSignature"].is_string(), "{turn1:?}");
+    let body = |turns: Vec<Value>| json!({"contents": turns, "generationConfig": config});
+    let user = |t: &str| json!({"role": "user", "parts": [{"text": t}]});
+    let model_of = |parts: Vec<Value>| json!({"role": "model", "parts": parts});
+    let (st, v) = generate(
+        &h,
+        &c,
+        model,
+        &body(vec![
+            user(&prompt),
+            model_of(turn1.clone()),
+            user("Bigger logo"),
+        ]),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let turn2 = model_turn(&v);
+    // Revision 3: the whole conversation, every signature as issued.
+    let third = vec![
+        user(&prompt),
+        model_of(turn1.clone()),
+        user("Bigger logo"),
+        model_of(turn2.clone()),
+        user("Warmer light"),
+    ];
+    let (st, v) = generate(&h, &c, model, &body(third.clone())).await;
+    assert_eq!(st, 200, "{v}");
+    let s = h.stats();
+    assert_eq!(s.edits.len(), 2);
+    assert_eq!(s.conversations.len(), 2);
+    let conv = &s.conversations[1];
+    let roles: Vec<&str> = conv.turns.iter().map(|t| t.role.as_str()).collect();
+    assert_eq!(roles, ["user", "model", "user", "model", "user"]);
+    for (sent, seen) in [(&turn1, &conv.turns[1]), (&turn2, &conv.turns[3])] {
+        assert_eq!(seen.parts.len(), sent.len());
+        for (p, q) in sent.iter().zip(&seen.parts) {
+            assert_eq!(
+                p["thoughtSignature"].as_str(),
+                q.thought_signature.as_deref()
+            );
+            assert_eq!(q.signature_issued, q.thought_signature.is_some());
+        }
+    }
+    assert_eq!(s.edits[1].instruction, "Warmer light");
+
+    // Refused: the leading text part without its signature …
+    let mut t = third.clone();
+    t[1]["parts"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("thoughtSignature");
+    let (st, v) = generate(&h, &c, model, &body(t)).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("content position 2, part position 1")
+    );
+    // … an image part without its signature …
+    let mut t = third.clone();
+    let img = turn2
+        .iter()
+        .position(|p| p.get("inlineData").is_some())
+        .unwrap();
+    t[3]["parts"][img]
+        .as_object_mut()
+        .unwrap()
+        .remove("thoughtSignature");
+    let (st, v) = generate(&h, &c, model, &body(t)).await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        format!(
+            "Image part is missing a thought_signature in content position 4, part position {}",
+            img + 1
+        )
+    );
+    // … and turn 1's signatures replayed in turn 2's place (issued for
+    // another conversation).
+    let mut t = third.clone();
+    t[3] = model_of(turn1.clone());
+    let (st, v) = generate(&h, &c, model, &body(t)).await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+    // A single-turn edit of turn 2's image (no model turn, no signature)
+    // is accepted and recorded with its conversation of one user turn.
+    let image = turn2[img]["inlineData"].clone();
+    let single = vec![json!({"role": "user", "parts": [
+        {"inlineData": image}, {"text": "Replace the headline 'Fox' with 'Renard'"}]})];
+    let (st, v) = generate(&h, &c, model, &body(single)).await;
+    assert_eq!(st, 200, "{v}");
+    let s = h.stats();
+    assert_eq!(s.edits.len(), 3, "{:?}", s.edits);
+    assert_eq!(s.edits[2].thought_signature, None);
+    assert_eq!(s.conversations[2].turns.len(), 1);
     h.shutdown().await;
 }
 

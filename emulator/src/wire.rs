@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::errors::ApiError;
+use crate::generate;
 use crate::models::{ImageSize, ModelFamily, ModelId, parse_ratio};
 
 /// Map-valued fields whose keys belong to the user, not to the schema:
@@ -207,7 +208,15 @@ pub(crate) struct GenRequest {
     /// Prompt image tokens.
     pub image_tokens_in: u64,
     /// A multi-turn edit: the model's image sent back, and the instruction.
+    /// For a single-turn edit it is set by [`crate::Shared::record_gemini_edit`]
+    /// once the input image is recognized as one this emulator painted.
     pub edit: Option<EditTurn>,
+    /// Every turn as received (texts, image hashes, signatures and whether
+    /// each was issued for its conversation), for the edit record.
+    pub turns: Vec<crate::TurnSeen>,
+    /// Without a model turn: the first input image of the user turn, which
+    /// a single-turn edit edits (image and instruction in one user turn).
+    pub edit_source: Option<Vec<u8>>,
     /// The text whose quoted copy the image shows: the prompt, or for an
     /// edit the first turn with each `'old' with 'new'` swap of the
     /// instruction applied (what a model told to replace copy paints).
@@ -216,7 +225,7 @@ pub(crate) struct GenRequest {
 
 /// Apply the copy swaps an edit instruction asks for (`… 'old' with 'new' …`)
 /// to the quoted copy of `original`.
-fn swapped(original: &str, instruction: &str) -> String {
+pub(crate) fn swapped(original: &str, instruction: &str) -> String {
     let mut out = original.to_string();
     let mut rest = instruction;
     while let Some(i) = rest.find("' with '") {
@@ -232,14 +241,15 @@ fn swapped(original: &str, instruction: &str) -> String {
     out
 }
 
-/// What a multi-turn edit request carried (§7b): the model-turn image, its
-/// signature, the text of the first user turn (what the image was made
-/// from) and the text of the last user turn (the instruction).
+/// What an edit request carried (§7b): the image edited (the last
+/// model-turn image, or a single-turn edit's input image), its signature,
+/// whether this emulator issued that signature for the conversation before
+/// the turn, and the text of the last user turn (the instruction).
 #[derive(Debug, Clone)]
 pub(crate) struct EditTurn {
     pub image_sha256: [u8; 32],
-    pub thought_signature: String,
-    pub origin_sha: [u8; 32],
+    pub thought_signature: Option<String>,
+    pub signature_issued: bool,
     pub instruction: String,
 }
 
@@ -312,6 +322,7 @@ pub(crate) fn parse_request(
     v: &Value,
     model: &ModelId,
     files: &dyn FileLookup,
+    seed: u64,
 ) -> Result<GenRequest, ApiError> {
     let family = model.family();
     let top = as_object(v, "")?;
@@ -333,17 +344,23 @@ pub(crate) fn parse_request(
     let mut input_images = 0usize;
     let mut first_ref_dims: Option<(u32, u32)> = None;
 
-    // Gemini 3 image models sign their image parts; a model-turn image
-    // sent back without its signature is refused (§7b).
+    // Gemini 3 image models sign their image parts and the first text part
+    // after the thoughts when it comes before the image; a conversation
+    // must send every signature back "exactly as received"
+    // (https://ai.google.dev/gemini-api/docs/image-generation, "Thought
+    // Signatures"; https://ai.google.dev/gemini-api/docs/thought-signatures).
+    // A model-turn image part without its signature is refused with the
+    // service's message (§7b); so is a signed text part left unsigned, and a
+    // signature this emulator did not issue for the conversation before
+    // that turn (a signature replayed out of its own conversation).
     let signs = matches!(family, ModelFamily::Pro3 | ModelFamily::Flash31);
-    let mut first_turn: Vec<&str> = Vec::new();
-    let mut last_turn: Vec<&str> = Vec::new();
-    let mut model_image: Option<([u8; 32], String)> = None;
+    // The non-thought texts of each user turn, in order.
+    let mut user_turns: Vec<Vec<&str>> = Vec::new();
+    let mut turns: Vec<crate::TurnSeen> = Vec::new();
+    let mut model_image: Option<EditTurn> = None;
+    let mut edit_source: Option<Vec<u8>> = None;
     for (ci, c) in contents.iter().enumerate() {
         let cpath = format!("contents[{ci}]");
-        if ci > 0 {
-            last_turn.clear();
-        }
         let cobj = as_object(c, &cpath)?;
         check_fields(cobj, CONTENT_FIELDS, &cpath)?;
         let role = match cobj.get("role") {
@@ -359,6 +376,17 @@ pub(crate) fn parse_request(
                 "* GenerateContentRequest.contents[{ci}].parts: contents.parts must not be empty.\n"
             )));
         }
+        // A model turn answered the user texts before it: its signatures
+        // were issued for that prompt.
+        let answered: [u8; 32] = Sha256::digest(texts.join("\n").as_bytes()).into();
+        let is_model = role == "model";
+        let mut turn_texts: Vec<&str> = Vec::new();
+        let mut seen = crate::TurnSeen {
+            role: role.to_string(),
+            parts: Vec::new(),
+        };
+        // Whether a non-thought part came before in this turn.
+        let mut after_first = false;
         for (pi, p) in parts.iter().enumerate() {
             let ppath = format!("{cpath}.parts[{pi}]");
             let pobj = as_object(p, &ppath)?;
@@ -377,17 +405,41 @@ pub(crate) fn parse_request(
                      Cannot set 'inline_data'"
                 )));
             }
+            let signature = match pobj.get("thoughtSignature") {
+                Some(sig) => Some(as_str(sig, &format!("{ppath}.thought_signature"))?)
+                    .filter(|s| !s.is_empty()),
+                None => None,
+            };
+            let issued = signature.is_some_and(|sig| generate::issued(seed, &answered, sig));
+            if is_model && signs && !thought && signature.is_some() && !issued {
+                // The message users report for a signature the service
+                // cannot verify (third-party reports; wording UNCONFIRMED).
+                return Err(ApiError::invalid(format!(
+                    "Unable to submit request because it has an invalid thought signature for \
+                     content at index {ci}"
+                )));
+            }
+            let mut part_seen = crate::PartSeen {
+                thought_signature: signature.map(str::to_string),
+                signature_issued: issued,
+                ..crate::PartSeen::default()
+            };
             if let Some(t) = pobj.get("text") {
                 let t = as_str(t, &format!("{ppath}.text"))?;
-                if role != "model" && !thought {
+                if !is_model && !thought {
                     texts.push(t);
                     text_chars += t.chars().count() as u64;
-                    if ci == 0 {
-                        first_turn.push(t);
-                    } else {
-                        last_turn.push(t);
-                    }
+                    turn_texts.push(t);
                 }
+                if is_model && signs && !thought && !after_first && signature.is_none() {
+                    return Err(ApiError::invalid(format!(
+                        "Text part is missing a thought_signature in content position {}, part \
+                         position {}",
+                        ci + 1,
+                        pi + 1
+                    )));
+                }
+                part_seen.text = Some(t.to_string());
             }
             if let Some(blob) = pobj.get("inlineData") {
                 let bpath = format!("{ppath}.inline_data");
@@ -407,21 +459,24 @@ pub(crate) fn parse_request(
                         "Invalid value at '{bpath}.data' (TYPE_BYTES), Base64 decoding failed for \"{shown}\""
                     ))
                 })?;
-                if mime.starts_with("image/") && role == "model" && signs {
-                    match pobj.get("thoughtSignature").and_then(Value::as_str) {
-                        Some(sig) if !sig.is_empty() => {
-                            model_image = Some((Sha256::digest(&bytes).into(), sig.to_string()));
-                        }
-                        _ => {
-                            return Err(ApiError::invalid(format!(
-                                "Image part is missing a thought_signature in content position {}, part position {}",
-                                ci + 1,
-                                pi + 1
-                            )));
-                        }
+                let image_sha: [u8; 32] = Sha256::digest(&bytes).into();
+                part_seen.image_sha256 = Some(hex::encode(image_sha));
+                if mime.starts_with("image/") && is_model && !thought {
+                    if signs && signature.is_none() {
+                        return Err(ApiError::invalid(format!(
+                            "Image part is missing a thought_signature in content position {}, part position {}",
+                            ci + 1,
+                            pi + 1
+                        )));
                     }
+                    model_image = Some(EditTurn {
+                        image_sha256: image_sha,
+                        thought_signature: signature.map(str::to_string),
+                        signature_issued: issued,
+                        instruction: String::new(),
+                    });
                 }
-                if mime.starts_with("image/") && role != "model" {
+                if mime.starts_with("image/") && !is_model {
                     input_images += 1;
                     let dims = image_dims(&bytes);
                     if dims.is_none() && matches!(mime, "image/png" | "image/jpeg" | "image/webp") {
@@ -434,6 +489,9 @@ pub(crate) fn parse_request(
                         first_ref_dims = dims;
                     }
                     image_tokens_in += input_image_tokens(family, dims);
+                    if edit_source.is_none() {
+                        edit_source = Some(bytes);
+                    }
                 } else if mime.is_empty() {
                     return Err(ApiError::invalid(format!(
                         "* GenerateContentRequest.{ppath}.inline_data.mime_type: mime_type is not specified\n"
@@ -471,7 +529,15 @@ pub(crate) fn parse_request(
                     image_tokens_in += input_image_tokens(family, None);
                 }
             }
+            if !thought {
+                after_first = true;
+            }
+            seen.parts.push(part_seen);
         }
+        if !is_model {
+            user_turns.push(turn_texts);
+        }
+        turns.push(seen);
     }
 
     let max_refs = family.max_reference_images();
@@ -641,8 +707,15 @@ pub(crate) fn parse_request(
 
     let prompt = texts.join("\n");
     let prompt_sha: [u8; 32] = Sha256::digest(prompt.as_bytes()).into();
+    let instruction = user_turns.last().map(|t| t.join("\n")).unwrap_or_default();
+    // A conversation paints the first turn's copy with each later user
+    // turn's swaps applied in order (what a model told to replace copy
+    // paints).
     let paint_prompt = match &model_image {
-        Some(_) => swapped(&first_turn.join("\n"), &last_turn.join("\n")),
+        Some(_) => user_turns.iter().skip(1).fold(
+            user_turns.first().map(|t| t.join("\n")).unwrap_or_default(),
+            |acc, t| swapped(&acc, &t.join("\n")),
+        ),
         None => prompt.clone(),
     };
     Ok(GenRequest {
@@ -658,12 +731,13 @@ pub(crate) fn parse_request(
         text_tokens: text_chars.div_ceil(4).max(1),
         image_tokens_in,
         paint_prompt,
-        edit: model_image.map(|(image_sha256, thought_signature)| EditTurn {
-            image_sha256,
-            thought_signature,
-            origin_sha: Sha256::digest(first_turn.join("\n").as_bytes()).into(),
-            instruction: last_turn.join("\n"),
-        }),
+        edit_source: if model_image.is_none() {
+            edit_source
+        } else {
+            None
+        },
+        edit: model_image.map(|e| EditTurn { instruction, ..e }),
+        turns,
     })
 }
 
@@ -744,7 +818,7 @@ mod tests {
             "generation_config": {"image_config": {"aspect_ratio": "16:9", "imageSize": "2K"}}
         }))
         .unwrap();
-        let r = parse_request(&v, &m, &NoFiles).unwrap();
+        let r = parse_request(&v, &m, &NoFiles, 0).unwrap();
         assert_eq!(r.aspect_ratio, "16:9");
         assert_eq!(r.image_size, ImageSize::K2);
     }

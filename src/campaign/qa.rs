@@ -90,6 +90,9 @@ pub struct QaSettings {
     pub max_regenerations: u32,
     /// Allowed character error rate per string, 0..=1 (0 = exact).
     pub tolerance: f64,
+    /// Also guard every other string the rendered prompt quotes against
+    /// near misses (`quoted`, default on).
+    pub quoted: bool,
     /// The variant's `[[variants.text_boxes]]`: where the copy is typeset
     /// when QA falls back to overlay. Empty: no overlay fallback.
     pub fallback_boxes: Vec<TextBoxSpec>,
@@ -122,6 +125,8 @@ pub(crate) struct RawQa {
     max_regenerations: Option<Spanned<i64>>,
     #[serde(default)]
     tolerance: Option<Spanned<Num>>,
+    #[serde(default)]
+    quoted: Option<bool>,
 }
 
 /// One key of a QA table: `None` when absent, `Some(None)` when present
@@ -145,6 +150,7 @@ pub(crate) struct QaKeys {
     on_mismatch: Key<(OnMismatch, Range<usize>)>,
     max_regenerations: Key<u32>,
     tolerance: Key<f64>,
+    quoted: Key<bool>,
 }
 
 /// A variant's QA settings with the location of each `expect` entry (for
@@ -254,6 +260,7 @@ pub(crate) fn parse_keys(
         on_mismatch,
         max_regenerations,
         tolerance,
+        quoted: raw.quoted.map(Some),
     }
 }
 
@@ -308,6 +315,7 @@ pub(crate) fn resolve(
     let on_mismatch = pick(own, campaign, |k| &k.on_mismatch);
     let max_regenerations = pick(own, campaign, |k| &k.max_regenerations);
     let tolerance = pick(own, campaign, |k| &k.tolerance);
+    let quoted = pick(own, campaign, |k| &k.quoted).flatten().unwrap_or(true);
     let missing = |key: &str, what: &str, errors: &mut InputErrors| match own {
         Some(o) => push_once(
             errors,
@@ -386,6 +394,7 @@ pub(crate) fn resolve(
             on_mismatch,
             max_regenerations,
             tolerance,
+            quoted,
             fallback_boxes,
         }),
         _ => None,
@@ -497,6 +506,7 @@ aspect_ratio = "16:9"
         assert_eq!(qa.on_mismatch, OnMismatch::Regenerate);
         assert_eq!(qa.max_regenerations, 2);
         assert_eq!(qa.tolerance, 0.0);
+        assert!(qa.quoted, "quoted strings are guarded by default");
         assert!(qa.fallback_boxes.is_empty());
         assert_eq!(qa.max_images(), 3);
     }
@@ -526,6 +536,16 @@ on_mismatch = "keep"
         assert_eq!(story.on_mismatch, OnMismatch::Keep);
         assert_eq!(story.expect, ["headline", "cta"]);
         assert_eq!(story.max_regenerations, 2);
+    }
+
+    #[test]
+    fn quoted_false_turns_the_prompt_guard_off_campaign_wide_or_per_variant() {
+        let cfg = ok(&format!("{QA}quoted = false\n{HERO}"));
+        assert!(!qa_of(&cfg, "hero").unwrap().quoted);
+        let cfg = ok(&format!("{QA}{HERO}[variants.qa]\nquoted = false\n"));
+        assert!(!qa_of(&cfg, "hero").unwrap().quoted);
+        let e = one_error(&format!("{QA}quoted = \"no\"\n{HERO}"));
+        assert!(e.starts_with("campaign.toml:9:"), "{e}");
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub use readback::StringCheck;
 pub use reader::ReaderModel;
 pub use reason::Reason;
 pub use request::{
-    AssetRecord, ImageEdit, ImageRequest, ProofText, ReadRequest, ReferenceImage, RetrySettings,
-    Transcript, Usage,
+    AssetRecord, Exchange, ImageEdit, ImageRequest, ModelTurn, ProofText, ReadRequest,
+    ReferenceImage, RetrySettings, Transcript, TurnPart, Usage,
 };
 pub use state::{
     AttemptOutcome, BatchState, CompositeState, FallbackTrigger, JobState, ProviderKind, RunOutcome,

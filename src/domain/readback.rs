@@ -46,11 +46,80 @@ pub fn normalize(s: &str) -> String {
     out
 }
 
+/// Where a checked string came from, which decides what counts as a miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StringSource {
+    /// A copy column named in `expect`: it must appear, within `tolerance`.
+    #[default]
+    Column,
+    /// A string the rendered prompt quotes, outside `expect`: the model may
+    /// leave it out (it was only told about it), but a near miss of it is
+    /// a misspelling like any other.
+    Prompt,
+}
+
+/// One string an image is checked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedString {
+    /// The row column whose copy it is, when it is one (`None`: text of the
+    /// template itself, quoted in the prompt).
+    pub column: Option<String>,
+    /// The text as the row (or the prompt) gives it for the locale.
+    pub text: String,
+    /// Where it came from.
+    pub source: StringSource,
+}
+
+/// A quoted string shorter than this (in characters, normalized) is not
+/// guarded for near misses: "Go" is one edit from any "o" a reader sees,
+/// so the guard would flag noise, not misspellings.
+pub const NEAR_MISS_MIN_CHARS: usize = 4;
+
+/// A quoted string is a near miss when the transcription comes within this
+/// share of its length in edits without being exact (within tolerance);
+/// farther than that, it is simply absent.
+pub const NEAR_MISS_MAX_CER: f64 = 0.5;
+
+/// The strings a prompt puts in quotes, normalized ([`normalize`] first, so
+/// straight, typographic and CJK corner-bracket quotes all count), plus
+/// guillemet pairs (`«…»`, `»…«`); trimmed, empty ones and repeats left
+/// out, in order. Single quotes are not quotes here: they are apostrophes
+/// far more often than they delimit copy.
+pub fn quoted_strings(prompt: &str) -> Vec<String> {
+    let text = normalize(prompt);
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |s: &str| {
+        let s = s.trim();
+        if !s.is_empty() && !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    };
+    // Straight double quotes pair up in order; an odd last one is unbalanced.
+    let parts: Vec<&str> = text.split('"').collect();
+    for (i, inside) in parts.iter().enumerate() {
+        if i % 2 == 1 && i + 1 < parts.len() {
+            push(inside);
+        }
+    }
+    for (open, close) in [('«', '»'), ('»', '«'), ('‹', '›')] {
+        let mut rest = text.as_str();
+        while let Some(o) = rest.find(open) {
+            let after = &rest[o + open.len_utf8()..];
+            let Some(c) = after.find(close) else { break };
+            push(&after[..c]);
+            rest = &after[c + close.len_utf8()..];
+        }
+    }
+    out
+}
+
 /// One expected string and where the transcription came closest to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StringCheck {
-    /// The base copy column (`headline`).
-    pub column: String,
+    /// The base copy column (`headline`); `null` for text the template
+    /// itself quotes.
+    pub column: Option<String>,
     /// The copy as the row gives it for the locale.
     pub expected: String,
     /// The closest substring of the transcription (normalized), `None`
@@ -59,6 +128,11 @@ pub struct StringCheck {
     /// Character error rate: edits ÷ chars of the normalized expected
     /// string; 0 is exact, 1 is nothing in common.
     pub cer: f64,
+    /// `column` (named in `expect`: must appear) or `prompt` (quoted in the
+    /// prompt: may be absent, must not be misspelled). Checks stored before
+    /// the prompt guard existed were all `column`.
+    #[serde(default)]
+    pub source: StringSource,
 }
 
 impl StringCheck {
@@ -66,6 +140,25 @@ impl StringCheck {
     /// 1 edit in 10 chars passes 0.1).
     pub fn within(&self, tolerance: f64) -> bool {
         self.cer <= tolerance + 1e-9
+    }
+
+    /// Whether this check passes: a column string must be within
+    /// `tolerance`; a prompt string must be within it or absent (farther
+    /// than [`NEAR_MISS_MAX_CER`], or too short to guard).
+    pub fn passes(&self, tolerance: f64) -> bool {
+        match self.source {
+            StringSource::Column => self.within(tolerance),
+            StringSource::Prompt => {
+                self.within(tolerance)
+                    || self.cer > NEAR_MISS_MAX_CER + 1e-9
+                    || normalize(&self.expected).chars().count() < NEAR_MISS_MIN_CHARS
+            }
+        }
+    }
+
+    /// The column, or `prompt` for template text, for messages.
+    pub fn label(&self) -> &str {
+        self.column.as_deref().unwrap_or("prompt")
     }
 }
 
@@ -79,9 +172,9 @@ pub struct Readback {
 }
 
 impl Readback {
-    /// Compare `expected` (`(column, copy)` pairs) with the strings a reader
-    /// returned. Empty expected copy (after normalization) is not checked.
-    pub fn check(expected: &[(String, String)], reads: &[String], tolerance: f64) -> Readback {
+    /// Compare `expected` with the strings a reader returned. Empty
+    /// expected copy (after normalization) is not checked.
+    pub fn check(expected: &[ExpectedString], reads: &[String], tolerance: f64) -> Readback {
         let reads: Vec<Vec<char>> = reads
             .iter()
             .map(|r| normalize(r))
@@ -90,31 +183,32 @@ impl Readback {
             .collect();
         let checks = expected
             .iter()
-            .filter_map(|(column, copy)| {
-                let want: Vec<char> = normalize(copy).chars().collect();
+            .filter_map(|e| {
+                let want: Vec<char> = normalize(&e.text).chars().collect();
                 if want.is_empty() {
                     return None;
                 }
                 let (read, cer) = best_match(&want, &reads);
                 Some(StringCheck {
-                    column: column.clone(),
-                    expected: copy.clone(),
+                    column: e.column.clone(),
+                    expected: e.text.clone(),
                     read,
                     cer,
+                    source: e.source,
                 })
             })
             .collect();
         Readback { checks, tolerance }
     }
 
-    /// Every string within tolerance (true when nothing was expected).
+    /// Every string passes (true when nothing was expected).
     pub fn pass(&self) -> bool {
-        self.checks.iter().all(|c| c.within(self.tolerance))
+        self.checks.iter().all(|c| c.passes(self.tolerance))
     }
 
     /// The checks that failed.
     pub fn failures(&self) -> impl Iterator<Item = &StringCheck> {
-        self.checks.iter().filter(|c| !c.within(self.tolerance))
+        self.checks.iter().filter(|c| !c.passes(self.tolerance))
     }
 }
 
@@ -145,9 +239,31 @@ fn best_match(want: &[char], reads: &[Vec<char>]) -> (Option<String>, f64) {
     }
 }
 
+/// Whether `c` is part of a word in a script that separates words with
+/// spaces. A match may not start or end inside such a word: otherwise a
+/// painted "Trail Cub 99" would contain the expected "Trail Cub 9" exactly
+/// and a doubled last letter would pass. Han, kana, Thai, Lao, Khmer,
+/// Myanmar and Tibetan text runs words together, so there any position is
+/// a boundary.
+fn is_word_char(c: char) -> bool {
+    use unicode_script::{Script, UnicodeScript};
+    c.is_alphanumeric()
+        && !matches!(
+            c.script(),
+            Script::Han
+                | Script::Hiragana
+                | Script::Katakana
+                | Script::Thai
+                | Script::Lao
+                | Script::Khmer
+                | Script::Myanmar
+                | Script::Tibetan
+        )
+}
+
 /// Semi-global edit distance: the fewest edits turning `want` into some
-/// substring `text[start..end]` (starting and ending anywhere in `text`
-/// is free), with that substring's bounds.
+/// substring `text[start..end]`, where starting and ending are free at word
+/// boundaries ([`is_word_char`]), with that substring's bounds.
 ///
 /// Hand-written because strsim and friends only compare whole strings.
 /// One DP column per char of `text`, each cell carrying the start of its
@@ -155,13 +271,31 @@ fn best_match(want: &[char], reads: &[Vec<char>]) -> (Option<String>, f64) {
 /// time, O(|want|) memory; ad copy and a transcription are short.
 fn substring_distance(want: &[char], text: &[char]) -> (usize, usize, usize) {
     let m = want.len();
+    // A free start at `s` (or end at `e`) must not cut a word of `text`,
+    // unless the expected string itself begins (ends) with a non-word char.
+    let word_first = want.first().is_some_and(|&c| is_word_char(c));
+    let word_last = want.last().is_some_and(|&c| is_word_char(c));
+    let can_start =
+        |s: usize| s == 0 || !word_first || !is_word_char(text[s - 1]) || !is_word_char(text[s]);
+    let can_end = |e: usize| {
+        e == text.len() || !word_last || !is_word_char(text[e]) || !is_word_char(text[e - 1])
+    };
+    // Too many edits to matter: a start that is not allowed.
+    let blocked = m + text.len() + 1;
     // Column j = 0: `want[..i]` against the empty substring, i deletions.
     let mut prev: Vec<(usize, usize)> = (0..=m).map(|i| (i, 0)).collect();
     let mut best = (prev[m].0, 0, 0);
     for (j, &t) in text.iter().enumerate() {
-        // Row 0: the empty prefix matches anywhere; the alignment starts here.
+        // Row 0: the empty prefix matches at a boundary; the alignment
+        // starts here.
         let mut cur: Vec<(usize, usize)> = Vec::with_capacity(m + 1);
-        cur.push((0, j + 1));
+        let start = j + 1;
+        let row0 = if start == text.len() || can_start(start) {
+            0
+        } else {
+            blocked
+        };
+        cur.push((row0, start));
         for i in 1..=m {
             let (diag, diag_start) = prev[i - 1];
             let sub = (diag + usize::from(want[i - 1] != t), diag_start);
@@ -176,7 +310,7 @@ fn substring_distance(want: &[char], text: &[char]) -> (usize, usize, usize) {
             }
             cur.push(cell);
         }
-        if cur[m].0 < best.0 {
+        if cur[m].0 < best.0 && can_end(j + 1) {
             best = (cur[m].0, cur[m].1, j + 1);
         }
         prev = cur;
@@ -189,9 +323,13 @@ mod tests {
     use super::*;
 
     fn check(expected: &[(&str, &str)], reads: &[&str], tolerance: f64) -> Readback {
-        let expected: Vec<(String, String)> = expected
+        let expected: Vec<ExpectedString> = expected
             .iter()
-            .map(|(c, e)| (c.to_string(), e.to_string()))
+            .map(|(c, e)| ExpectedString {
+                column: Some(c.to_string()),
+                text: e.to_string(),
+                source: StringSource::Column,
+            })
             .collect();
         let reads: Vec<String> = reads.iter().map(|r| r.to_string()).collect();
         Readback::check(&expected, &reads, tolerance)
@@ -341,12 +479,70 @@ mod tests {
     }
 
     #[test]
+    fn quoted_strings_take_every_kind_of_double_quote_but_not_apostrophes() {
+        assert_eq!(
+            quoted_strings(
+                "Ad for \"Trail Cub\" with \u{201C}Own the ridge.\u{201D}, 「新登場」, «Neu» and it's 'x' and \"Trail Cub\""
+            ),
+            ["Trail Cub", "Own the ridge.", "新登場", "Neu"]
+        );
+        assert!(quoted_strings("unbalanced \"x").is_empty());
+        assert!(quoted_strings("empty \"  \" quotes").is_empty());
+    }
+
+    fn prompt_check(expected: &str, reads: &[&str], tolerance: f64) -> StringCheck {
+        let reads: Vec<String> = reads.iter().map(|r| r.to_string()).collect();
+        let e = ExpectedString {
+            column: None,
+            text: expected.to_string(),
+            source: StringSource::Prompt,
+        };
+        Readback::check(&[e], &reads, tolerance).checks[0].clone()
+    }
+
+    #[test]
+    fn a_quoted_string_may_be_absent_or_exact_but_not_a_near_miss() {
+        // Exact: passes.
+        assert!(prompt_check("Trail Cub", &["Trail Cub", "Own the ridge."], 0.0).passes(0.0));
+        // Absent (nothing near it was read): passes.
+        assert!(prompt_check("Trail Cub", &["Own the ridge. Shop now"], 0.0).passes(0.0));
+        assert!(prompt_check("Trail Cub", &[], 0.0).passes(0.0));
+        // A misspelling: two edits in nine characters is a near miss.
+        let c = prompt_check("Trail Cub", &["Trail Cbu", "Own the ridge."], 0.0);
+        assert!(!c.passes(0.0), "{c:?}");
+        let c = prompt_check("Mudslinger Pro", &["udslinger Pro"], 0.0);
+        assert!(!c.passes(0.0), "{c:?}");
+        // Tolerance applies to quoted strings as to columns.
+        assert!(prompt_check("Trail Cubs", &["Trail Cub"], 0.1).passes(0.1));
+        // Too short to guard: "Go" is one edit from any "o".
+        assert!(prompt_check("Go", &["Shop now"], 0.0).passes(0.0));
+        // A column string must appear, as before.
+        let r = check(&[("headline", "Trail Cub")], &["Own the ridge."], 0.0);
+        assert!(!r.pass());
+    }
+
+    #[test]
+    fn a_match_never_starts_or_ends_inside_a_word() {
+        // A doubled last letter or digit is a misspelling, not a longer read.
+        let c = one("Trail Cub 9", &["Trail Cub 99"], 0.0);
+        assert!(!c.within(0.0), "{c:?}");
+        assert!(!one("Shop now", &["Shop noww"], 0.0).within(0.0));
+        assert!(!one("Cub", &["XCub"], 0.0).within(0.0));
+        // Punctuation and spaces are boundaries.
+        assert!(one("Shop now", &["Shop now!"], 0.0).within(0.0));
+        assert!(one("ridge", &["Own the ridge."], 0.0).within(0.0));
+        // Scripts written without spaces match anywhere in a run.
+        assert!(one("冬の山", &["新登場冬の山を制覇"], 0.0).within(0.0));
+        assert!(one("สวัสดี", &["ยินดีสวัสดีครับ"], 0.0).within(0.0));
+    }
+
+    #[test]
     fn a_check_serializes_with_the_manifest_field_names() {
         let c = one("Shop now", &["Shop now"], 0.0);
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"column":"headline","expected":"Shop now","read":"Shop now","cer":0.0})
+            serde_json::json!({"column":"headline","expected":"Shop now","read":"Shop now","cer":0.0,"source":"column"})
         );
     }
 }

@@ -66,28 +66,100 @@ pub struct ImageRequest {
     pub edit: Option<ImageEdit>,
 }
 
-/// An edit of an image the model made earlier: the image, what the model
-/// said about it, and the instruction. Gemini sends it as a second turn of
-/// the conversation (the original prompt, the model's image part with its
-/// signature, then the instruction); GPT Image through `/v1/images/edits`.
+/// An edit of an image the model made earlier: the image, the instruction
+/// and, for Gemini, the conversation that made the image.
+///
+/// Gemini sends the whole conversation: the original user turn, then each
+/// model turn with its non-thought parts and their signatures "exactly as
+/// received", each followed by the note that answered it
+/// (https://ai.google.dev/gemini-api/docs/thought-signatures;
+/// https://ai.google.dev/gemini-api/docs/image-generation, "Thought
+/// Signatures"). Without a conversation (an image another job or another
+/// vendor made, or one whose history is gone) it sends the image and the
+/// instruction as one user turn, the documented single-turn edit. GPT
+/// Image edits through `/v1/images/edits` with `image` and `instruction`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ImageEdit {
     /// The image being revised, exactly as stored.
     pub image: ReferenceImage,
-    /// The `thoughtSignature` Gemini returned with that image, when it was
-    /// made by a model that signs (Gemini 3); `None` otherwise.
-    pub thought_signature: Option<String>,
-    /// What to change (the reviewer's note).
+    /// What to change (the reviewer's note, or the copy to replace).
     pub instruction: String,
+    /// The conversation that made `image`, oldest exchange first; the last
+    /// exchange's image is `image` and its note is `instruction`. Empty:
+    /// a single-turn edit.
+    pub conversation: Vec<Exchange>,
 }
 
 impl fmt::Debug for ImageEdit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ImageEdit")
             .field("image", &self.image)
-            .field("signed", &self.thought_signature.is_some())
             .field("instruction", &self.instruction)
+            .field("exchanges", &self.conversation.len())
             .finish()
+    }
+}
+
+/// One exchange of an edit conversation: what the model answered (its
+/// turn and the image it made) and the note the user answered it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    /// The model's turn, as received (thoughts left out).
+    pub turn: ModelTurn,
+    /// The bytes of the turn's image part, as stored.
+    pub image: ReferenceImage,
+    /// The user's next turn: the note that asked for the next revision.
+    pub note: String,
+}
+
+/// The non-thought parts of a Gemini model turn that made an image, in
+/// order, each with the `thoughtSignature` it came with: an edit sends the
+/// turn back as it was received. The image part carries no bytes here:
+/// they are the image kept for that revision (asset or `<row-id>.rN.<ext>`),
+/// so the database never holds image bytes twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelTurn {
+    /// The parts, in the order the model gave them.
+    pub parts: Vec<TurnPart>,
+}
+
+/// One non-thought part of a [`ModelTurn`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TurnPart {
+    /// A text part (the docs: the first text part after the thoughts is
+    /// signed when it comes before the image).
+    Text {
+        /// The text as received.
+        text: String,
+        /// Its signature, when it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    /// The image kept from this turn (every image part is signed by the
+    /// Gemini 3 image models).
+    Image {
+        /// Its signature, when it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+}
+
+impl ModelTurn {
+    /// A turn known only by its image's signature (state written before
+    /// whole turns were kept).
+    pub fn image_only(signature: Option<String>) -> ModelTurn {
+        ModelTurn {
+            parts: vec![TurnPart::Image { signature }],
+        }
+    }
+
+    /// The signature of the turn's image part.
+    pub fn image_signature(&self) -> Option<&str> {
+        self.parts.iter().find_map(|p| match p {
+            TurnPart::Image { signature } => signature.as_deref(),
+            TurnPart::Text { .. } => None,
+        })
     }
 }
 

@@ -16,6 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::campaign::{Campaign, Row, Variant};
+use crate::domain::readback::{ExpectedString, StringSource, normalize, quoted_strings};
 use crate::domain::{
     FallbackTrigger, ImageRequest, InputErrors, InputProblem, JobKey, Locale, ModelId, ProofText,
     Quality, ReferenceImage, Target,
@@ -160,15 +161,69 @@ fn plan_copy_edits(campaign: &Campaign, specs: &mut [JobSpec], errors: &mut Inpu
     }
 }
 
+/// The strings one job's image is checked for: each `expect` column's copy
+/// as the template saw it (resolved along the locale's fallback chain),
+/// then, unless `quoted = false`, every other string the rendered prompt
+/// quotes. The model paints what the prompt quotes whether or not `expect`
+/// lists it, and a brand name spelled wrong is worse than a wrong button
+/// label. A quoted string is named after the row column whose copy it is,
+/// when it is one.
+fn qa_strings(
+    q: &crate::campaign::QaSettings,
+    row: Option<&serde_json::Value>,
+    prompt: &str,
+) -> Vec<ExpectedString> {
+    let cell = |col: &str| row?.get(col)?.as_str().map(str::trim);
+    let mut out: Vec<ExpectedString> = q
+        .expect
+        .iter()
+        .filter_map(|col| {
+            let text = cell(col)?;
+            (!text.is_empty()).then(|| ExpectedString {
+                column: Some(col.clone()),
+                text: text.to_string(),
+                source: StringSource::Column,
+            })
+        })
+        .collect();
+    if !q.quoted {
+        return out;
+    }
+    let expected: Vec<String> = out.iter().map(|e| normalize(&e.text)).collect();
+    let columns: Vec<(&String, String)> = row
+        .and_then(serde_json::Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k, normalize(v.as_str()?))))
+                .collect()
+        })
+        .unwrap_or_default();
+    for text in quoted_strings(prompt) {
+        if expected.contains(&text) {
+            continue;
+        }
+        let column = columns
+            .iter()
+            .find(|(_, v)| *v == text)
+            .map(|(k, _)| (*k).clone());
+        out.push(ExpectedString {
+            column,
+            text,
+            source: StringSource::Prompt,
+        });
+    }
+    out
+}
+
 /// How one job's painted copy is checked: the strings it must show, as
 /// resolved for its locale, and what a confirmed mismatch leads to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QaPlan {
     /// The reader model.
     pub reader: crate::domain::ReaderModel,
-    /// (column, expected text) for every expected column whose copy is not
-    /// empty in this locale.
-    pub expected: Vec<(String, String)>,
+    /// Every expected column whose copy is not empty in this locale, then
+    /// the other strings the prompt quotes (see [`qa_strings`]).
+    pub expected: Vec<ExpectedString>,
     /// What a confirmed mismatch leads to.
     pub on_mismatch: crate::campaign::OnMismatch,
     /// Images bought again at most, after the first.
@@ -401,14 +456,7 @@ fn build_spec(
     // along the locale's fallback chain.
     let qa = match (&target, variant.qa.as_ref()) {
         (Target::Locale(_), Some(q)) => {
-            let expected = q
-                .expect
-                .iter()
-                .filter_map(|col| {
-                    let text = context.get("row")?.get(col)?.as_str()?.trim();
-                    (!text.is_empty()).then(|| (col.clone(), text.to_string()))
-                })
-                .collect();
+            let expected = qa_strings(q, context.get("row"), &request.prompt);
             let fallback = match &fallback_context {
                 Some(art) if !q.fallback_boxes.is_empty() => Some(fallback_for(
                     campaign, prompts, row, variant, q, art, &context, &located,

@@ -97,7 +97,7 @@ impl Provider for LocalProvider {
             model_version: Some(RENDERER_VERSION.to_string()),
             verified_dims: None,
             preview_jpeg: None,
-            thought_signature: None,
+            model_turn: None,
         })
     }
 

@@ -42,10 +42,12 @@ pub struct Generated {
     /// from the pixels decoded to check it, when they were: the review
     /// page's thumbnail, without decoding the master again.
     pub preview_jpeg: Option<Vec<u8>>,
-    /// Gemini's `thoughtSignature` of the image part, exactly as returned:
-    /// an edit of this image as a second conversational turn must send it
-    /// back, or the service refuses the request (400).
-    pub thought_signature: Option<String>,
+    /// Gemini: the model turn that made the image (its non-thought parts
+    /// with their `thoughtSignature`s, exactly as returned): an edit of
+    /// this image continues the conversation and must send the turn back,
+    /// or the service refuses the request (400). `None` for vendors
+    /// without conversations.
+    pub model_turn: Option<crate::domain::ModelTurn>,
 }
 
 /// What the retry layer should do with a failure.

@@ -30,6 +30,7 @@ use std::fmt::Write as _;
 pub use decisions::{Request, from_args, parse_csv, resolve};
 pub use write::{prepare_thumbnail, write};
 
+use crate::domain::readback::StringSource;
 use crate::domain::{ApprovalState, Locale, strip_extension};
 use crate::manifest::{AssetEntry, FailureEntry, Manifest};
 use crate::store::DecisionRow;
@@ -470,7 +471,13 @@ fn cell_html(
                 let _ = write!(
                     out,
                     "<dt dir=\"ltr\">{c} read (CER {cer:.2})</dt><dd>{r}</dd>",
-                    c = esc(&sc.column),
+                    c = match (sc.source, &sc.column) {
+                        (StringSource::Column, _) => esc(sc.label()).into_owned(),
+                        (StringSource::Prompt, Some(col)) => format!("{} (quoted)", esc(col)),
+                        (StringSource::Prompt, None) => {
+                            format!("\u{201C}{}\u{201D} (quoted)", esc(&sc.expected))
+                        }
+                    },
                     cer = sc.cer,
                     r = sc.read.as_deref().map_or_else(
                         || "<i>nothing read</i>".to_string(),

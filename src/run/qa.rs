@@ -121,8 +121,8 @@ fn mismatch_detail(check: &Readback, regenerations: u32) -> String {
     let wrong: Vec<String> = check
         .failures()
         .map(|c| match &c.read {
-            Some(r) => format!("{}: expected {:?}, read {:?}", c.column, c.expected, r),
-            None => format!("{}: expected {:?}, not found", c.column, c.expected),
+            Some(r) => format!("{}: expected {:?}, read {:?}", c.label(), c.expected, r),
+            None => format!("{}: expected {:?}, not found", c.label(), c.expected),
         })
         .collect();
     format!(

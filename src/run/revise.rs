@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::assets::{self, EditSourceError};
-use crate::domain::{Error, ImageEdit, ImageRequest, Reason, ReferenceImage, Result};
+use crate::domain::{Error, Exchange, ImageEdit, ImageRequest, Reason, ReferenceImage, Result};
 use crate::provider::ProviderError;
 use crate::store::{JobId, PendingEdit, Store};
 
@@ -99,7 +99,8 @@ impl Prepared {
 }
 
 /// Attach the edit `job` is queued for (if any) to `request`: the image as
-/// stored, its signature, and the note as the instruction.
+/// stored, the note as the instruction and, for an edit of the job's own
+/// image, the conversation that made it.
 pub(crate) async fn prepare(
     store: &Store,
     campaign_out: &std::path::Path,
@@ -117,13 +118,20 @@ pub(crate) async fn prepare(
     };
     match read {
         Ok((kept, bytes)) => {
+            let image = ReferenceImage {
+                mime_type: edit.mime_type.clone(),
+                bytes: Arc::new(bytes),
+            };
+            let conversation = match kept {
+                Some(_) => conversation(campaign_out, &edit, &image).await?,
+                // `text = "edit"`: one unsigned user turn; the base image's
+                // signatures belong to the base job's conversation.
+                None => Vec::new(),
+            };
             request.edit = Some(ImageEdit {
-                image: ReferenceImage {
-                    mime_type: edit.mime_type,
-                    bytes: Arc::new(bytes),
-                },
-                thought_signature: edit.thought_signature,
+                image,
                 instruction: edit.note,
+                conversation,
             });
             Ok(match kept {
                 Some(kept) => Prepared::Edit(kept),
@@ -135,4 +143,55 @@ pub(crate) async fn prepare(
             e.to_string(),
         ))),
     }
+}
+
+/// The conversation that made the job's current image `image`: every
+/// earlier image as kept (checked against its recorded SHA-256) with its
+/// model turn and the note that replaced it, then the current image's turn
+/// and the pending note. Empty (a single-turn edit of `image`, which the
+/// docs also describe) when any turn is unknown (an image another vendor
+/// made, a fallback) or a kept image is gone or changed: the conversation
+/// is sent whole or not at all.
+async fn conversation(
+    campaign_out: &std::path::Path,
+    edit: &PendingEdit,
+    image: &ReferenceImage,
+) -> Result<Vec<Exchange>> {
+    let Some(turn) = &edit.turn else {
+        return Ok(Vec::new());
+    };
+    let mut exchanges = Vec::with_capacity(edit.history.len() + 1);
+    for past in &edit.history {
+        let Some(past_turn) = &past.turn else {
+            return Ok(Vec::new());
+        };
+        let path = campaign_out.join(&past.path);
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %past.path, "kept revision is gone: editing without the conversation");
+                return Ok(Vec::new());
+            }
+            Err(source) => return Err(Error::io(path, source)),
+        };
+        use sha2::Digest as _;
+        if hex::encode(sha2::Sha256::digest(&bytes)) != past.sha256 {
+            tracing::warn!(path = %past.path, "kept revision changed: editing without the conversation");
+            return Ok(Vec::new());
+        }
+        exchanges.push(Exchange {
+            turn: past_turn.clone(),
+            image: ReferenceImage {
+                mime_type: past.mime_type.clone(),
+                bytes: Arc::new(bytes),
+            },
+            note: past.note.clone(),
+        });
+    }
+    exchanges.push(Exchange {
+        turn: turn.clone(),
+        image: image.clone(),
+        note: edit.note.clone(),
+    });
+    Ok(exchanges)
 }

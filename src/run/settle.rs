@@ -83,7 +83,7 @@ fn decide(
                 cost_usd: f.cost_usd,
                 usage_json: usage.and_then(|u| serde_json::to_string(&u).ok()),
                 // Filled in by `settle`, which holds the response.
-                thought_signature: None,
+                model_turn: None,
                 replaced: None,
             },
             attempt(AttemptOutcome::Ok, None, f.cost_usd),
@@ -180,7 +180,7 @@ pub(crate) async fn settle(
 ) -> Result<JobOutcome> {
     let returned = now_ms();
     let key = spec.key.to_string();
-    let mut signature = None;
+    let mut turn = None;
     // A realtime answer that came back after this run's lease expired
     // (a stall longer than the lease) may belong to a job another runner
     // claimed since: its file must not replace what that runner stores.
@@ -214,10 +214,10 @@ pub(crate) async fn settle(
                 usage,
                 verified_dims,
                 preview_jpeg,
-                thought_signature,
+                model_turn,
                 ..
             } = generated;
-            signature = thought_signature;
+            turn = model_turn;
             let overlay = spec.overlay.map(|o| (o.boxes.to_vec(), o.nominal_width));
             let res = tokio::task::spawn_blocking(move || {
                 // A composite is not the image the provider returned: its
@@ -298,12 +298,12 @@ pub(crate) async fn settle(
     };
     let (mut settlement, attempt, outcome) = decide(spec.provider, spec.qa, stored, v, &facts);
     if let Settlement::Done {
-        thought_signature,
+        model_turn,
         replaced,
         ..
     } = &mut settlement
     {
-        *thought_signature = signature;
+        *model_turn = turn;
         replaced.clone_from(&spec.replaced);
     }
     if matches!(outcome, JobOutcome::Done) {

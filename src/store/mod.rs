@@ -273,8 +273,9 @@ pub enum Settlement {
         cost_usd: f64,
         /// The provider's token usage, as JSON.
         usage_json: Option<String>,
-        /// Gemini's signature of the image part, kept for a later edit.
-        thought_signature: Option<String>,
+        /// Gemini's model turn that made the image (its parts with their
+        /// signatures), kept for a later edit.
+        model_turn: Option<crate::domain::ModelTurn>,
         /// For an edit: where the image it replaced is kept (relative to
         /// the campaign output); it becomes a row of the asset's history.
         replaced: Option<String>,
@@ -1212,7 +1213,7 @@ impl Store {
                 asset,
                 cost_usd,
                 usage_json,
-                thought_signature,
+                model_turn,
                 replaced,
             } => {
                 // An edit: the image it replaced goes to the history first,
@@ -1220,9 +1221,9 @@ impl Store {
                 if let Some(kept_at) = replaced {
                     sqlx::query(AssertSqlSafe(format!(
                         "INSERT INTO revisions (job_id, revision, sha256, path, mime_type,
-                                thought_signature, note, created_at)
+                                thought_signature, note, created_at, model_turn)
                          SELECT id, revision, sha256, $2, COALESCE(mime_type, ''), thought_signature,
-                                edit_note, $3
+                                edit_note, $3, model_turn
                          FROM jobs WHERE id = $1 AND edit_note IS NOT NULL AND sha256 IS NOT NULL
                            AND state IN {} AND {}
                          ON CONFLICT (job_id, revision) DO NOTHING",
@@ -1248,10 +1249,10 @@ impl Store {
                         updated_at = $13, finished_at = $14, thought_signature = $15,
                         revision = CASE WHEN $16 THEN revision + 1 ELSE revision END,
                         parent_sha256 = CASE WHEN $16 THEN sha256 ELSE parent_sha256 END,
-                        edit_note = NULL
-                 WHERE id = $17 AND state IN {} AND {}",
+                        edit_note = NULL, model_turn = $17
+                 WHERE id = $18 AND state IN {} AND {}",
                     from_states_sql(settlement.target_state()),
-                    lease_held("$18")
+                    lease_held("$19")
                 )))
                 .bind(settlement.target_state().as_str())
                 .bind(provider.as_str())
@@ -1267,8 +1268,18 @@ impl Store {
                 .bind(qa.initial_verdict())
                 .bind(now)
                 .bind((*qa != ImageQa::Check).then_some(now))
-                .bind(thought_signature.clone())
+                .bind(
+                    model_turn
+                        .as_ref()
+                        .and_then(|t| t.image_signature())
+                        .map(str::to_string),
+                )
                 .bind(replaced.is_some())
+                .bind(
+                    model_turn
+                        .as_ref()
+                        .and_then(|t| serde_json::to_string(t).ok()),
+                )
             }
             other => {
                 let to = other.target_state();

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::{JobId, Store};
-use crate::domain::{JobState, Result, now_ms};
+use crate::domain::{JobState, ModelTurn, Result, now_ms};
 
 /// The image a queued edit revises, as the store knows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,14 +25,49 @@ pub struct PendingEdit {
     pub sha256: String,
     /// Its MIME type.
     pub mime_type: String,
-    /// Gemini's signature of the image part, when the model gave one.
-    pub thought_signature: Option<String>,
     /// The instruction: the reviewer's note, or (`text = "edit"`) the
     /// copy to replace.
     pub note: String,
     /// `text = "edit"`: the image is the base locale's, edited into this
     /// locale's; it is not this job's own and is not replaced.
     pub of_base: bool,
+    /// The model turn that made the image (Gemini), for an edit of the
+    /// job's own image: from `model_turn`, or, for an image made before
+    /// whole turns were kept, its image part's signature alone. `None` for
+    /// `text = "edit"` (the turn is another conversation's) and for images
+    /// without a turn (another vendor's).
+    pub turn: Option<ModelTurn>,
+    /// The earlier exchanges of the job's conversation, oldest first: each
+    /// replaced image with its turn and the note that replaced it. Empty
+    /// for `text = "edit"` and for a first revision.
+    pub history: Vec<PastTurn>,
+}
+
+/// One earlier exchange of a job's edit conversation: a replaced image as
+/// kept, the model turn that made it, and the note that replaced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastTurn {
+    /// Its revision number.
+    pub revision: u32,
+    /// Where the image is kept (relative to the campaign output).
+    pub path: String,
+    /// Its SHA-256 (hex): the kept file is checked against it.
+    pub sha256: String,
+    /// Its MIME type.
+    pub mime_type: String,
+    /// The model turn that made it, when known (see [`PendingEdit::turn`]).
+    pub turn: Option<ModelTurn>,
+    /// The note that asked for the next revision.
+    pub note: String,
+}
+
+/// A stored turn: the JSON `model_turn`, else (state written before whole
+/// turns were kept) the image's signature alone, else none.
+fn stored_turn(json: Option<String>, signature: Option<String>) -> Option<ModelTurn> {
+    match json.and_then(|j| serde_json::from_str::<ModelTurn>(&j).ok()) {
+        Some(t) => Some(t),
+        None => signature.map(|s| ModelTurn::image_only(Some(s))),
+    }
 }
 
 /// One image an edit replaced, for the manifest's history of an asset.
@@ -79,7 +114,7 @@ impl Store {
     /// the edits whose image it could keep ([`Store::queue_revisions`]).
     pub async fn revisable(&self, campaign: &str) -> Result<Vec<(JobId, PendingEdit)>> {
         let sql = format!(
-            "SELECT id, revision, asset_path, sha256, mime_type, thought_signature, {note}
+            "SELECT id, revision, asset_path, sha256, mime_type, {note}
              FROM jobs
              WHERE campaign = $1 AND state IN {from} AND qa_overlay = 0
                AND sha256 IS NOT NULL AND asset_path IS NOT NULL
@@ -106,9 +141,12 @@ impl Store {
                         path: r.get(2),
                         sha256: r.get(3),
                         mime_type: r.get::<Option<String>, _>(4).unwrap_or_default(),
-                        thought_signature: r.get(5),
-                        note: r.get(6),
+                        note: r.get(5),
                         of_base: false,
+                        // Only what keeping the image needs: the turns are
+                        // read when the edit is sent.
+                        turn: None,
+                        history: Vec::new(),
                     },
                 )
             })
@@ -150,12 +188,12 @@ impl Store {
     pub async fn pending_edit(&self, job: JobId) -> Result<Option<PendingEdit>> {
         let row = sqlx::query(
             "SELECT j.revision, j.asset_path, j.sha256, j.mime_type, j.thought_signature,
-                    j.edit_note, 'own'
+                    j.edit_note, 'own', j.model_turn
              FROM jobs j WHERE j.id = $1 AND j.edit_note IS NOT NULL
                AND j.asset_path IS NOT NULL AND j.sha256 IS NOT NULL
              UNION ALL
-             SELECT b.revision, b.asset_path, b.sha256, b.mime_type, b.thought_signature,
-                    j.copy_edit, 'base'
+             SELECT b.revision, b.asset_path, b.sha256, b.mime_type, NULL,
+                    j.copy_edit, 'base', NULL
              FROM jobs j JOIN jobs b ON b.id = j.base_job
              WHERE j.id = $1 AND j.edit_note IS NULL AND j.copy_edit IS NOT NULL
                AND b.asset_path IS NOT NULL AND b.sha256 IS NOT NULL",
@@ -164,15 +202,48 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(self.err())?;
-        Ok(row.map(|r| PendingEdit {
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let of_base = r.get::<String, _>(6) == "base";
+        let signature: Option<String> = r.get(4);
+        let mut edit = PendingEdit {
             revision: r.get::<i64, _>(0) as u32,
             path: r.get(1),
             sha256: r.get(2),
             mime_type: r.get::<Option<String>, _>(3).unwrap_or_default(),
-            thought_signature: r.get(4),
             note: r.get(5),
-            of_base: r.get::<String, _>(6) == "base",
-        }))
+            of_base,
+            turn: None,
+            history: Vec::new(),
+        };
+        if of_base {
+            // Another job's image: its turn belongs to that job's
+            // conversation and is never replayed in this one.
+            return Ok(Some(edit));
+        }
+        edit.turn = stored_turn(r.get(7), signature);
+        let rows = sqlx::query(
+            "SELECT revision, path, sha256, mime_type, model_turn, thought_signature, note
+             FROM revisions WHERE job_id = $1 AND revision < $2 ORDER BY revision",
+        )
+        .bind(job)
+        .bind(i64::from(edit.revision))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        edit.history = rows
+            .into_iter()
+            .map(|r| PastTurn {
+                revision: r.get::<i64, _>(0) as u32,
+                path: r.get(1),
+                sha256: r.get(2),
+                mime_type: r.get(3),
+                turn: stored_turn(r.get(4), r.get(5)),
+                note: r.get(6),
+            })
+            .collect();
+        Ok(Some(edit))
     }
 
     /// `text = "edit"`: queue every locale whose base locale's image is

@@ -98,6 +98,7 @@ on_both_backends!(
     every_read_model_query_runs,
     the_last_runner_to_end_its_work_publishes_and_a_dead_publisher_leaves_the_manifest_due,
     settlements_arriving_together_each_get_their_own_outcome,
+    an_edit_finds_every_earlier_model_turn_beside_its_kept_image,
     a_late_result_after_the_lease_expired_never_overwrites_the_newer_claim,
     a_locale_edit_without_a_base_image_fails_and_waits_again_when_the_base_is_queued,
 );
@@ -570,7 +571,7 @@ async fn every_read_model_query_runs(b: Backend) {
         },
         cost_usd: 0.25,
         usage_json: None,
-        thought_signature: None,
+        model_turn: None,
         replaced: None,
     };
     for j in &c {
@@ -770,6 +771,106 @@ async fn the_last_runner_to_end_its_work_publishes_and_a_dead_publisher_leaves_t
     assert!(store.end_work(e, &f.campaign, LEASE).await.unwrap());
 }
 
+/// Multi-turn edits (issue 21): the model turn of each image moves to the
+/// revision that keeps the image, so revision 3 is sent with turns 1 and 2
+/// and the notes between them.
+async fn an_edit_finds_every_earlier_model_turn_beside_its_kept_image(b: Backend) {
+    use crate::domain::{Decision, DecisionFacts, ModelTurn, TurnPart};
+    let f = Fixture::new(b);
+    let (store, ids) = f.synced().await;
+    let run = store
+        .start_run(&f.campaign, "gemini", "realtime")
+        .await
+        .unwrap();
+    let claimed = store
+        .claim(run, &f.campaign, ids.len(), LEASE, &[])
+        .await
+        .unwrap();
+    let job = claimed[0].id;
+    let spec = &f.specs[ids.iter().position(|i| *i == job).unwrap()];
+    let turn = |n: u32| ModelTurn {
+        parts: vec![
+            TurnPart::Text {
+                text: format!("Here is revision {n}."),
+                signature: Some(format!("text-sig-{n}")),
+            },
+            TurnPart::Image {
+                signature: Some(format!("image-sig-{n}")),
+            },
+        ],
+    };
+    let sha = |n: u32| format!("{n:02}").repeat(32);
+    let done = |n: u32, replaced: Option<&str>| Settlement::Done {
+        qa: ImageQa::Off,
+        provider: ProviderKind::Gemini,
+        asset: AssetRecord {
+            path: "en-US/hero/r1.png".into(),
+            sha256: sha(n),
+            bytes: 10,
+            width: 16,
+            height: 9,
+            mime_type: "image/png".into(),
+        },
+        cost_usd: 0.1,
+        usage_json: None,
+        model_turn: Some(turn(n)),
+        replaced: replaced.map(str::to_string),
+    };
+    let (st, campaign) = (&store, f.campaign.as_str());
+    let reject = |n: u32| async move {
+        let d = NewDecision {
+            asset_path: "en-US/hero/r1".into(),
+            sha256: sha(n),
+            request_sha256: spec.request_hash.clone(),
+            facts: DecisionFacts {
+                decision: Decision::Reject,
+                by: "ben".into(),
+                note: Some(format!("note {n}")),
+            },
+        };
+        st.record_decisions(campaign, &[d]).await.unwrap();
+        let due = st.revisable(campaign).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(st.queue_revisions(&due).await.unwrap(), 1);
+    };
+    assert!(
+        store
+            .settle(job, Some(run), &done(1, None), None)
+            .await
+            .unwrap()
+    );
+    reject(1).await;
+    let e = store.pending_edit(job).await.unwrap().unwrap();
+    assert_eq!(e.turn, Some(turn(1)));
+    assert!(e.history.is_empty());
+    assert_eq!(e.note, "note 1");
+    let again = store.claim(run, &f.campaign, 10, LEASE, &[]).await.unwrap();
+    assert_eq!(again.iter().map(|j| j.id).collect::<Vec<_>>(), vec![job]);
+    let kept = "en-US/hero/r1.r1.png";
+    assert!(
+        store
+            .settle(job, Some(run), &done(2, Some(kept)), None)
+            .await
+            .unwrap()
+    );
+    reject(2).await;
+    let e = store.pending_edit(job).await.unwrap().unwrap();
+    assert_eq!(e.revision, 2);
+    assert_eq!(e.turn, Some(turn(2)));
+    assert_eq!(e.note, "note 2");
+    assert_eq!(
+        e.history,
+        vec![revisions::PastTurn {
+            revision: 1,
+            path: kept.into(),
+            sha256: sha(1),
+            mime_type: "image/png".into(),
+            turn: Some(turn(1)),
+            note: "note 1".into(),
+        }]
+    );
+}
+
 /// A paid realtime attempt costing `cost_usd`.
 fn paid(cost_usd: f64) -> AttemptRecord {
     AttemptRecord {
@@ -800,7 +901,7 @@ fn done_with(sha256: &str, cost_usd: f64) -> Settlement {
         },
         cost_usd,
         usage_json: None,
-        thought_signature: None,
+        model_turn: None,
         replaced: None,
     }
 }

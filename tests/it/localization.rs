@@ -658,9 +658,10 @@ fn text_edit_pays_one_image_per_row_and_variant_in_the_base_locale_and_one_edit_
     assert_manifest_valid(&m);
     let all = by_key(&m);
     for e in &stats.edits {
-        assert!(
-            e.signature_issued,
-            "each edit continues the base image's turn"
+        assert_eq!(
+            e.thought_signature, None,
+            "each edit is one unsigned user turn: the base image's signature belongs to the \
+             base job's conversation"
         );
     }
     for (k, a) in &all {

@@ -156,6 +156,39 @@ fn with_a_fifth_of_images_misspelled_no_misspelled_asset_is_marked_done_in_batch
 }
 
 #[test]
+fn readers_that_deprecated_temperature_read_every_image_in_realtime_and_batch() {
+    // The changelog of 2026-07-21 deprecates `temperature`, `top_p` and
+    // `top_k` for these two readers; the emulator refuses them with 400.
+    for reader in ["gemini-3.6-flash", "gemini-3.5-flash-lite"] {
+        for mode in ["realtime", "batch"] {
+            let emu = Emu::start(Faults::default());
+            let ws = Workspace::new();
+            let r = rows(3);
+            qa_campaign(&ws, &borrowed(&r), mode, "");
+            let toml = ws.campaign().join("campaign.toml");
+            let text = std::fs::read_to_string(&toml).unwrap();
+            std::fs::write(
+                &toml,
+                text.replace(
+                    "reader = \"gemini-3.1-flash-lite\"",
+                    &format!("reader = \"{reader}\""),
+                ),
+            )
+            .unwrap();
+            let o = run(&ws, &emu, &[]);
+            assert_eq!(code(&o), 0, "{reader} {mode}: {}", stderr(&o));
+            let (done, failed) = assert_no_misspelled_asset_is_done(&ws, &emu);
+            assert_eq!((done, failed), (r.len(), 0), "{reader} {mode}");
+            let m = ws.manifest();
+            for a in m["assets"].as_array().unwrap() {
+                assert_eq!(a["qa"]["reader"], reader, "{a}");
+            }
+            assert_eq!(emu.stats().reads_billed, r.len() as u64, "{reader} {mode}");
+        }
+    }
+}
+
+#[test]
 fn batched_reads_cost_half_of_realtime_reads() {
     let cost = |mode: &str| {
         let emu = Emu::start(Faults::default());
@@ -616,4 +649,107 @@ fn copy_qa_reads_each_edited_locale_of_a_text_edit_variant() {
         Some(vec!["Erobere den Grat.".to_string()]),
         "the edited image shows the locale's copy"
     );
+}
+
+/// The issue-21 case: a template that quotes the product name as well as
+/// the headline, `expect = ["headline"]` only, and a fifth of images
+/// misspelled. The product name is guarded as a quoted string: no asset
+/// is done with any quoted string painted wrong.
+#[test]
+fn a_misspelled_quoted_string_outside_expect_is_never_marked_done() {
+    let emu = Emu::start(Faults {
+        misspell_rate: 0.3,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    let r = rows(30);
+    qa_campaign(&ws, &borrowed(&r), "realtime", "max_regenerations = 4\n");
+    let dir = ws.campaign();
+    let mut csv = String::from("id,product,scene,headline\n");
+    for (i, (id, scene, headline)) in r.iter().enumerate() {
+        csv.push_str(&format!("{id},Trail Cub {i},{scene},{headline}\n"));
+    }
+    std::fs::write(dir.join("rows.csv"), csv).unwrap();
+    std::fs::write(
+        dir.join("templates/hero.hbs"),
+        "Ad for \"{{row.product}}\" in {{row.scene}}, headline \"{{row.headline}}\"",
+    )
+    .unwrap();
+    let o = run(&ws, &emu, &[]);
+    let s = emu.stats();
+    assert!(s.misspelled > 0, "the fault never fired: {s:?}");
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let mut guarded = 0;
+    for a in m["assets"].as_array().unwrap() {
+        let row = a["row_id"].as_str().unwrap();
+        let i: usize = row[1..].parse().unwrap();
+        let bytes = std::fs::read(ws.out().join(a["path"].as_str().unwrap())).unwrap();
+        let painted = emu.handle.as_ref().unwrap().painted(&bytes).unwrap();
+        assert_eq!(
+            painted,
+            vec![format!("Trail Cub {i}"), format!("Own the ridge {i}.")],
+            "asset {} is done with a quoted string painted wrong",
+            a["path"]
+        );
+        let strings = a["qa"]["strings"].as_array().unwrap();
+        let product = strings
+            .iter()
+            .find(|c| c["source"] == "prompt")
+            .unwrap_or_else(|| panic!("the product name was not checked: {a}"));
+        assert_eq!(product["column"], "product", "{product}");
+        assert_eq!(product["expected"], format!("Trail Cub {i}"));
+        assert_eq!(strings[0]["source"], "column");
+        assert_eq!(strings[0]["column"], "headline");
+        guarded += 1;
+    }
+    assert!(guarded > 0);
+    // Every image that was bought again or failed was one the reads
+    // caught; some of them only on the product name.
+    assert!(
+        qa_sum(&m, "regenerations") > 0,
+        "nothing was regenerated: {}",
+        stderr(&o)
+    );
+    let failures = m["failures"].as_array().unwrap();
+    assert!(failures.iter().all(|f| f["reason"] == "text_mismatch"));
+    assert_eq!(
+        code(&o),
+        if failures.is_empty() { 0 } else { 3 },
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `quoted = false` checks only the `expect` columns, as before; by
+/// default the template's own quoted text is checked too, with no column.
+#[test]
+fn quoted_false_checks_only_the_expect_columns() {
+    let emu = Emu::start(Faults::default());
+    for (quoted, want) in [("quoted = false\n", 1), ("", 2)] {
+        let ws = Workspace::new();
+        qa_campaign(
+            &ws,
+            &[("r1", "a ridge", "Own the ridge.")],
+            "realtime",
+            quoted,
+        );
+        std::fs::write(
+            ws.campaign().join("templates/hero.hbs"),
+            "Ad for \"Trail Cub\" in {{row.scene}}, headline \"{{row.headline}}\"",
+        )
+        .unwrap();
+        let o = run(&ws, &emu, &[]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let m = ws.manifest();
+        assert_manifest_valid(&m);
+        let strings = m["assets"][0]["qa"]["strings"].as_array().unwrap().clone();
+        assert_eq!(strings.len(), want, "{quoted:?}: {strings:?}");
+        assert_eq!(strings[0]["column"], "headline");
+        if want == 2 {
+            assert_eq!(strings[1]["source"], "prompt");
+            assert_eq!(strings[1]["expected"], "Trail Cub");
+            assert!(strings[1]["column"].is_null(), "{strings:?}");
+        }
+    }
 }

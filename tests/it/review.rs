@@ -846,3 +846,201 @@ fn a_kill_during_an_edit_never_buys_the_edit_batch_twice_and_a_resent_edit_sends
         c["sha256"].as_str().unwrap()
     );
 }
+
+#[test]
+fn revision_three_sends_prompt_turn_one_note_one_turn_two_note_two_with_every_signature_as_issued_in_realtime_and_batch()
+ {
+    let rows: Vec<(String, String)> = (0..8)
+        .map(|i| (format!("r{i}"), format!("a ridge at dawn {i}")))
+        .collect();
+    let scenes: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let mut leading_texts = 0;
+    for mode in ["realtime", "batch"] {
+        let emu = Emu::start(adloc_emulator::Faults::default());
+        let ws = Workspace::new();
+        ws.small_campaign(&scenes);
+        let env = with_poll(emu.env());
+        let run = |ws: &Workspace| {
+            let o = ws.adloc_with(
+                &env,
+                &[
+                    "run",
+                    "campaigns/example",
+                    "--provider",
+                    "gemini",
+                    "--mode",
+                    mode,
+                ],
+            );
+            assert_eq!(code(&o), 0, "{mode}: {}", stderr(&o));
+        };
+        let reject_all = |ws: &Workspace, note: &str| {
+            for (id, _) in &scenes {
+                let k = format!("en-US/hero/{id}");
+                let o = ws.adloc(&["reject", "example", &k, "--note", note, "--by", "ben"]);
+                assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+            }
+        };
+        run(&ws);
+        reject_all(&ws, "Bigger logo");
+        run(&ws);
+        reject_all(&ws, "Warmer light");
+        let before = emu.stats().conversations.len();
+        run(&ws);
+        let stats = emu.stats();
+        let third = &stats.conversations[before..];
+        assert_eq!(third.len(), scenes.len(), "{mode}: one edit per asset");
+        let m = ws.manifest();
+        assert_manifest_valid(&m);
+        let assets = assets_by_key(&m);
+        let stored: Vec<Vec<String>> =
+            ws.sql_rows("SELECT COUNT(*) FROM revisions WHERE model_turn IS NULL");
+        assert_eq!(
+            stored[0][0], "0",
+            "every replaced image keeps its model turn"
+        );
+        for (id, scene) in &scenes {
+            let a = &assets[&format!("en-US/hero/{id}")];
+            assert_eq!(a["revision"], 3, "{mode} {id}");
+            let history = a["history"].as_array().unwrap();
+            let (r1, r2) = (
+                history[0]["sha256"].as_str().unwrap(),
+                history[1]["sha256"].as_str().unwrap(),
+            );
+            let image_of = |t: &adloc_emulator::TurnSeen| {
+                t.parts
+                    .iter()
+                    .find_map(|p| p.image_sha256.clone())
+                    .unwrap_or_default()
+            };
+            let conv = third
+                .iter()
+                .find(|c| c.turns.len() > 1 && image_of(&c.turns[1]) == r1)
+                .unwrap_or_else(|| panic!("{mode}: no edit replayed revision 1 of {id}"));
+            assert_eq!(conv.batch, mode == "batch");
+            let roles: Vec<&str> = conv.turns.iter().map(|t| t.role.as_str()).collect();
+            assert_eq!(
+                roles,
+                ["user", "model", "user", "model", "user"],
+                "{mode} {id}"
+            );
+            let text = |t: &adloc_emulator::TurnSeen| {
+                t.parts
+                    .iter()
+                    .filter_map(|p| p.text.clone())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            assert!(
+                text(&conv.turns[0]).contains(scene),
+                "the prompt comes first"
+            );
+            assert_eq!(text(&conv.turns[2]), "Bigger logo");
+            assert_eq!(text(&conv.turns[4]), "Warmer light");
+            assert_eq!(
+                image_of(&conv.turns[3]),
+                r2,
+                "model turn 2 carries revision 2"
+            );
+            for t in [&conv.turns[1], &conv.turns[3]] {
+                for p in &t.parts {
+                    if p.image_sha256.is_some() {
+                        assert!(p.thought_signature.is_some(), "every image part is signed");
+                    }
+                    if p.thought_signature.is_some() {
+                        assert!(p.signature_issued, "{mode} {id}: a signature as issued");
+                    }
+                }
+                if t.parts[0].text.is_some() {
+                    assert!(t.parts[0].thought_signature.is_some());
+                    leading_texts += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        leading_texts > 0,
+        "some model turn leads with a signed text part"
+    );
+}
+
+#[test]
+fn a_text_edit_locale_is_one_unsigned_user_turn_with_the_base_image_and_the_instruction() {
+    for mode in ["realtime", "batch"] {
+        let emu = Emu::start(adloc_emulator::Faults::default());
+        let ws = Workspace::new();
+        ws.small_campaign(&[("a", "a ridge"), ("b", "a lake")]);
+        std::fs::write(
+            ws.campaign().join("rows.csv"),
+            "id,scene,headline,headline.de-DE\na,a ridge,Own the ridge.,Erobere den Grat.\n\
+             b,a lake,Calm water.,Stilles Wasser.\n",
+        )
+        .unwrap();
+        let p = ws.campaign().join("campaign.toml");
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace(
+                "locales = [\"en-US\"]",
+                "locales = [\"en-US\", \"de-DE\"]\nbase_locale = \"en-US\"",
+            )
+            .replace(
+                "template = \"hero.hbs\"",
+                "template = \"hero.hbs\"\ntext = \"edit\"",
+            );
+        std::fs::write(&p, text).unwrap();
+        let env = with_poll(emu.env());
+        let o = ws.adloc_with(
+            &env,
+            &[
+                "run",
+                "campaigns/example",
+                "--provider",
+                "gemini",
+                "--mode",
+                mode,
+            ],
+        );
+        assert_eq!(code(&o), 0, "{mode}: {}", stderr(&o));
+        let stats = emu.stats();
+        let m = ws.manifest();
+        assert_manifest_valid(&m);
+        let assets = assets_by_key(&m);
+        assert_eq!(stats.edits.len(), 2, "{mode}: {:?}", stats.edits);
+        assert_eq!(stats.conversations.len(), 2);
+        for (id, de) in [("a", "Erobere den Grat."), ("b", "Stilles Wasser.")] {
+            let base = assets[&format!("en-US/hero/{id}")]["sha256"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let i = stats
+                .edits
+                .iter()
+                .position(|e| e.image_sha256 == base)
+                .unwrap_or_else(|| panic!("{mode}: no edit of the base image of {id}"));
+            let e = &stats.edits[i];
+            assert_eq!(e.batch, mode == "batch");
+            assert_eq!(
+                e.thought_signature, None,
+                "no signature out of its conversation"
+            );
+            assert!(
+                e.instruction.contains(&format!("with '{de}'")),
+                "{}",
+                e.instruction
+            );
+            let conv = &stats.conversations[i];
+            assert_eq!(conv.turns.len(), 1, "{mode}: one user turn: {conv:?}");
+            let turn = &conv.turns[0];
+            assert_eq!(turn.role, "user");
+            assert_eq!(turn.parts.len(), 2);
+            assert_eq!(turn.parts[0].image_sha256.as_deref(), Some(base.as_str()));
+            assert_eq!(turn.parts[1].text.as_deref(), Some(e.instruction.as_str()));
+            assert!(turn.parts.iter().all(|p| p.thought_signature.is_none()));
+            // The emulator painted the base image's copy with the swap.
+            let de_asset = &assets[&format!("de-DE/hero/{id}")];
+            let bytes = std::fs::read(ws.out().join(de_asset["path"].as_str().unwrap())).unwrap();
+            let painted = emu.handle.as_ref().unwrap().painted(&bytes).unwrap();
+            assert_eq!(painted, vec![de.to_string()], "{mode} {id}");
+        }
+    }
+}

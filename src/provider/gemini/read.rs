@@ -39,8 +39,15 @@ pub struct ReadConfig {
     pub response_mime_type: &'static str,
     /// A JSON Schema (sent instead of, never with, `responseSchema`).
     pub response_json_schema: Value,
-    /// Transcription is not creative.
-    pub temperature: f32,
+    // No `temperature` (nor `topP`/`topK`): every reader is a Gemini 3.x
+    // model, for which the Gemini 3 guide recommends the default (1.0) and
+    // warns that lower values can cause looping
+    // (https://ai.google.dev/gemini-api/docs/gemini-3), and the changelog of
+    // 2026-07-21 deprecates the sampling parameters for `gemini-3.6-flash`
+    // and `gemini-3.5-flash-lite`
+    // (https://ai.google.dev/gemini-api/docs/changelog,
+    // https://ai.google.dev/gemini-api/docs/whats-new-gemini-3.6). The
+    // 2.x readers it was fine for were retired on 2026-12-01.
 }
 
 /// Build the wire body of a read. No `maxOutputTokens`: thinking models
@@ -64,7 +71,6 @@ pub fn build_read(req: &ReadRequest) -> ReadBody<'_> {
                 "properties": { PROPERTY: { "type": "array", "items": { "type": "string" } } },
                 "required": [PROPERTY],
             }),
-            temperature: 0.0,
         },
     }
 }
@@ -172,6 +178,9 @@ mod tests {
         assert!(cfg.get("responseSchema").is_none());
         assert!(cfg.get("responseModalities").is_none());
         assert!(cfg.get("imageConfig").is_none());
+        for sampling in ["temperature", "topP", "topK"] {
+            assert!(cfg.get(sampling).is_none(), "no {sampling} to a 3.x reader");
+        }
         let parts = v["contents"][0]["parts"].as_array().unwrap();
         assert_eq!(parts[0]["inlineData"]["data"], "AQID");
         assert_eq!(parts[0]["inlineData"]["mimeType"], "image/png");

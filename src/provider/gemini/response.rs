@@ -8,7 +8,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use image::ImageFormat;
 
 use super::wire::{GenerateContentResponse, ResponsePart, UsageMetadata};
-use crate::domain::{ImageSize, ModelId};
+use crate::domain::{ImageSize, ModelId, ModelTurn, TurnPart};
 use crate::provider::{Generated, ProviderError, Reason, Usage};
 
 /// Standard alphabet, padding optional: proto3 JSON readers accept both.
@@ -196,10 +196,49 @@ pub fn interpret(
         model_version: resp.model_version.clone(),
         verified_dims: Some(dims),
         preview_jpeg,
-        thought_signature: chosen
-            .and_then(|p| p.thought_signature.as_deref())
-            .map(str::to_string),
+        model_turn: chosen.map(|c| model_turn(&resp, c)),
     })
+}
+
+/// The model turn to keep for a later edit: the non-thought parts of the
+/// candidate that holds the chosen image, in order, each with its
+/// signature. The image guide: every image part of the response is signed,
+/// and so is the first text part when it comes right after the thoughts,
+/// before any image; thoughts are not signed, and all of them are to be
+/// sent back "exactly as received"
+/// (https://ai.google.dev/gemini-api/docs/image-generation, "Thought
+/// Signatures"; https://ai.google.dev/gemini-api/docs/thought-signatures).
+/// Only the chosen image is kept on disk, so an earlier non-thought image
+/// (a draft before the final one, which image models do not normally send)
+/// is left out of the turn.
+fn model_turn(resp: &GenerateContentResponse<'_>, chosen: &ResponsePart<'_>) -> ModelTurn {
+    let parts = resp
+        .candidates
+        .iter()
+        .filter_map(|c| c.content.as_ref())
+        .find(|c| c.parts.iter().any(|p| std::ptr::eq(p, chosen)))
+        .map(|c| c.parts.as_slice())
+        .unwrap_or_default();
+    let signature = |p: &ResponsePart<'_>| p.thought_signature.as_deref().map(str::to_string);
+    let turn = parts
+        .iter()
+        .filter(|p| !p.thought)
+        .filter_map(|p| {
+            if std::ptr::eq(p, chosen) {
+                Some(TurnPart::Image {
+                    signature: signature(p),
+                })
+            } else if p.inline_data.is_some() {
+                None
+            } else {
+                p.text.as_deref().map(|t| TurnPart::Text {
+                    text: t.to_string(),
+                    signature: signature(p),
+                })
+            }
+        })
+        .collect();
+    ModelTurn { parts: turn }
 }
 
 /// All non-thought text the model wrote, for `NoImage` details.
@@ -480,6 +519,20 @@ pub(crate) mod tests {
         assert_eq!(
             (u.image_tokens, u.text_tokens, u.thought_tokens),
             (2000, 12, 310)
+        );
+        // The turn kept for an edit: the non-thought parts with their
+        // signatures, thoughts left out.
+        assert_eq!(
+            g.model_turn.unwrap().parts,
+            vec![
+                TurnPart::Text {
+                    text: "Here is the chart.".into(),
+                    signature: Some("EqCzQgqcs0IB".into()),
+                },
+                TurnPart::Image {
+                    signature: Some("Cq4BAXLI2n".into()),
+                },
+            ]
         );
     }
 

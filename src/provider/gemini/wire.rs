@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::de::{self, IgnoredAny, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::domain::{ImageEdit, TurnPart};
 use crate::provider::ImageRequest;
 
 // ---------------------------------------------------------------------------
@@ -56,18 +57,23 @@ pub enum PartOut<'a> {
     InlineData(InlineDataOut<'a>),
     /// `{"text": "..."}`.
     Text(&'a str),
-    /// `{"inlineData": {...}, "thoughtSignature": "..."}`: an image the
-    /// model made, sent back in its own turn exactly as it was returned.
+    /// `{"inlineData": {...}, "thoughtSignature": "..."}` or
+    /// `{"text": "...", "thoughtSignature": "..."}`: a part of a model turn,
+    /// sent back in its own turn exactly as it was returned.
     #[serde(untagged)]
     Signed(SignedPartOut<'a>),
 }
 
-/// A model-turn image part with its signature.
+/// A model-turn part with its signature.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignedPartOut<'a> {
-    /// The image.
-    pub inline_data: InlineDataOut<'a>,
+    /// The image, for an image part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inline_data: Option<InlineDataOut<'a>>,
+    /// The text, for a text part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<&'a str>,
     /// The signature Gemini returned with it.
     pub thought_signature: &'a str,
 }
@@ -151,36 +157,7 @@ pub fn build_request(req: &ImageRequest) -> GenerateContentRequest<'_> {
         parts,
     }];
     if let Some(edit) = &req.edit {
-        let image = InlineDataOut {
-            mime_type: &edit.image.mime_type,
-            data: Base64Bytes(edit.image.bytes.as_slice()),
-        };
-        match &edit.thought_signature {
-            // The conversation continues: the model's image with its
-            // signature (a model image part without one is a 400), then
-            // the instruction.
-            Some(sig) => {
-                contents.push(ContentOut {
-                    role: "model",
-                    parts: vec![PartOut::Signed(SignedPartOut {
-                        inline_data: image,
-                        thought_signature: sig,
-                    })],
-                });
-                contents.push(ContentOut {
-                    role: "user",
-                    parts: vec![PartOut::Text(&edit.instruction)],
-                });
-            }
-            // No signature (an image another model made): the image and
-            // the instruction as one user turn, which also works (§7b).
-            None => {
-                contents = vec![ContentOut {
-                    role: "user",
-                    parts: vec![PartOut::InlineData(image), PartOut::Text(&edit.instruction)],
-                }];
-            }
-        }
+        contents = edit_turns(contents, edit);
     }
     GenerateContentRequest {
         contents,
@@ -199,6 +176,73 @@ pub fn build_request(req: &ImageRequest) -> GenerateContentRequest<'_> {
             },
         },
     }
+}
+
+/// The turns of an edit. With a conversation: the first user turn (the
+/// references and the prompt, as planned), then each model turn with its
+/// non-thought parts and their signatures exactly as received, each
+/// followed by the user turn with its note; the docs ask for every
+/// signature "exactly as received when sending the conversation history"
+/// (https://ai.google.dev/gemini-api/docs/thought-signatures) and a model
+/// image part without one is refused (§7b). Without one (an image another
+/// job made, e.g. `text = "edit"`, or whose history is gone): one unsigned
+/// user turn with the image and the instruction, the documented
+/// single-turn edit (https://ai.google.dev/gemini-api/docs/image-generation,
+/// "Image editing (text-and-image-to-image)"); a signature is never
+/// replayed outside the conversation it was issued in.
+fn edit_turns<'a>(first: Vec<ContentOut<'a>>, edit: &'a ImageEdit) -> Vec<ContentOut<'a>> {
+    let inline = |image: &'a crate::domain::ReferenceImage| InlineDataOut {
+        mime_type: &image.mime_type,
+        data: Base64Bytes(image.bytes.as_slice()),
+    };
+    if edit.conversation.is_empty() {
+        return vec![ContentOut {
+            role: "user",
+            parts: vec![
+                PartOut::InlineData(inline(&edit.image)),
+                PartOut::Text(&edit.instruction),
+            ],
+        }];
+    }
+    let mut contents = first;
+    for ex in &edit.conversation {
+        let parts = ex
+            .turn
+            .parts
+            .iter()
+            .map(|p| match p {
+                TurnPart::Text {
+                    text,
+                    signature: Some(sig),
+                } => PartOut::Signed(SignedPartOut {
+                    inline_data: None,
+                    text: Some(text),
+                    thought_signature: sig,
+                }),
+                TurnPart::Text {
+                    text,
+                    signature: None,
+                } => PartOut::Text(text),
+                TurnPart::Image {
+                    signature: Some(sig),
+                } => PartOut::Signed(SignedPartOut {
+                    inline_data: Some(inline(&ex.image)),
+                    text: None,
+                    thought_signature: sig,
+                }),
+                TurnPart::Image { signature: None } => PartOut::InlineData(inline(&ex.image)),
+            })
+            .collect();
+        contents.push(ContentOut {
+            role: "model",
+            parts,
+        });
+        contents.push(ContentOut {
+            role: "user",
+            parts: vec![PartOut::Text(&ex.note)],
+        });
+    }
+    contents
 }
 
 /// One line of a batch input file: `{"key": …, "request": …}`.
@@ -830,28 +874,64 @@ mod tests {
     }
 
     #[test]
-    fn an_edit_is_a_second_turn_with_the_signed_model_image_or_one_turn_without_a_signature() {
+    fn an_edit_sends_the_whole_conversation_signed_or_one_unsigned_turn_without_one() {
+        use crate::domain::{Exchange, ModelTurn, TurnPart};
+        let image = |b: &[u8]| ReferenceImage {
+            mime_type: "image/jpeg".into(),
+            bytes: Arc::new(b.to_vec()),
+        };
         let mut r = req("gemini-3.1-flash-image", false, vec![]);
         r.edit = Some(crate::domain::ImageEdit {
-            image: ReferenceImage {
-                mime_type: "image/jpeg".into(),
-                bytes: Arc::new(b"abc".to_vec()),
-            },
-            thought_signature: Some("c2ln".into()),
-            instruction: "Bigger logo".into(),
+            image: image(b"def"),
+            instruction: "Warmer light".into(),
+            conversation: vec![
+                Exchange {
+                    turn: ModelTurn {
+                        parts: vec![
+                            TurnPart::Text {
+                                text: "Here it is.".into(),
+                                signature: Some("dDE=".into()),
+                            },
+                            TurnPart::Image {
+                                signature: Some("aTE=".into()),
+                            },
+                            TurnPart::Text {
+                                text: "Anything else?".into(),
+                                signature: None,
+                            },
+                        ],
+                    },
+                    image: image(b"abc"),
+                    note: "Bigger logo".into(),
+                },
+                Exchange {
+                    turn: ModelTurn::image_only(Some("aTI=".into())),
+                    image: image(b"def"),
+                    note: "Warmer light".into(),
+                },
+            ],
         });
         let json = serde_json::to_string(&build_request(&r).contents).unwrap();
         assert_eq!(
             json,
-            r#"[{"role":"user","parts":[{"text":"Poster \"Sale\""}]},{"role":"model","parts":[{"inlineData":{"mimeType":"image/jpeg","data":"YWJj"},"thoughtSignature":"c2ln"}]},{"role":"user","parts":[{"text":"Bigger logo"}]}]"#
+            concat!(
+                r#"[{"role":"user","parts":[{"text":"Poster \"Sale\""}]},"#,
+                r#"{"role":"model","parts":[{"text":"Here it is.","thoughtSignature":"dDE="},"#,
+                r#"{"inlineData":{"mimeType":"image/jpeg","data":"YWJj"},"thoughtSignature":"aTE="},"#,
+                r#"{"text":"Anything else?"}]},"#,
+                r#"{"role":"user","parts":[{"text":"Bigger logo"}]},"#,
+                r#"{"role":"model","parts":[{"inlineData":{"mimeType":"image/jpeg","data":"ZGVm"},"thoughtSignature":"aTI="}]},"#,
+                r#"{"role":"user","parts":[{"text":"Warmer light"}]}]"#
+            )
         );
+        // No conversation (another job's image): one unsigned user turn.
         if let Some(e) = r.edit.as_mut() {
-            e.thought_signature = None;
+            e.conversation.clear();
         }
         let json = serde_json::to_string(&build_request(&r).contents).unwrap();
         assert_eq!(
             json,
-            r#"[{"role":"user","parts":[{"inlineData":{"mimeType":"image/jpeg","data":"YWJj"}},{"text":"Bigger logo"}]}]"#
+            r#"[{"role":"user","parts":[{"inlineData":{"mimeType":"image/jpeg","data":"ZGVm"}},{"text":"Warmer light"}]}]"#
         );
     }
 

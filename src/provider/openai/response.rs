@@ -69,7 +69,7 @@ pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
         verified_dims: Some((checked.width, checked.height)),
         preview_jpeg: crate::imaging::preview_jpeg(&pixels).ok(),
         // GPT Image returns no signature; an edit sends the image itself.
-        thought_signature: None,
+        model_turn: None,
     })
 }
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command (README "Run the tests"; `.ci/run` runs exactly this).
+# It installs what the tests start and is missing, then runs the whole
+# workspace's tests: adloc's and the emulator crate's own (the emulator's
+# strictness is what the protocol tests lean on).
+#
+# Installed only when missing, so a machine that has them pays nothing:
+# - moto's S3-compatible server (PyPI `moto[server]`, with boto3 as the
+#   tests' independent S3 client) for the object-storage tests;
+# - Debian's `chromium` for the review page tests;
+# - Debian's `postgresql` server binaries for the PostgreSQL state tests
+#   (each test process initdbs a private server; no cluster is started).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+apt_updated=""
+apt_install() {
+    if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
+        echo "test.sh: $* missing and not root: install it with apt-get" >&2
+        exit 1
+    fi
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    [ -n "$apt_updated" ] || { $sudo apt-get update; apt_updated=1; }
+    $sudo apt-get install -y --no-install-recommends "$@"
+}
+
+if ! python3 -c 'import moto.server, boto3, flask_cors' 2>/dev/null; then
+    python3 -m pip install --quiet 'moto[server]>=5,<6'
+fi
+command -v chromium >/dev/null || apt_install chromium
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+
+cargo test --locked --workspace "$@"
