@@ -391,6 +391,12 @@ pub struct EditSeen {
     pub signature_issued: bool,
     /// The instruction: the last user turn's text (Gemini) or the prompt (OpenAI).
     pub instruction: String,
+    /// The output size asked, `WxH` (OpenAI only).
+    #[serde(default)]
+    pub size: Option<String>,
+    /// The quality asked, as resolved (OpenAI only).
+    #[serde(default)]
+    pub quality: Option<String>,
 }
 
 /// A running emulator. Dropping it leaves the server running until the
@@ -604,6 +610,8 @@ impl Shared {
                 thought_signature: Some(e.thought_signature.clone()),
                 signature_issued: generate::issued(self.seed, &e.origin_sha, &e.thought_signature),
                 instruction: e.instruction.clone(),
+                size: None,
+                quality: None,
             });
         }
     }

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 use super::classify::{RetryHints, Site, classify_error};
 use super::wire::{ImageUsage, ImagesResponse, OUTPUT_MIME};
-use crate::imaging::{ImageError, check_decoded};
+use crate::imaging::{Fit, ImageError, OutputFormat, RenditionSpec, check_decoded};
 use crate::provider::{Generated, ProviderError, Reason, Usage};
 
 /// Standard alphabet (RFC 4648 §4), padding tolerated either way.
@@ -70,6 +70,48 @@ pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
         preview_jpeg: crate::imaging::preview_jpeg(&pixels).ok(),
         // GPT Image returns no signature; an edit sends the image itself.
         thought_signature: None,
+    })
+}
+
+/// The stored master of a GPT Image job is its exact frame: an image of
+/// another size (a batch JSON edit asks the standard size nearest the
+/// frame, see [`super::wire::EditsJsonBody`]) is scaled to fill the frame
+/// and centre-cropped with the renditions' own cover crop
+/// ([`crate::imaging::render`] with [`Fit::Cover`]), then re-encoded as
+/// PNG. An image already at its frame is returned untouched.
+pub fn fit_to_frame(g: Generated, (w, h): (u32, u32)) -> Result<Generated, ProviderError> {
+    if g.verified_dims == Some((w, h)) || w == 0 || h == 0 {
+        return Ok(g);
+    }
+    let master = crate::imaging::decode_master(&g.bytes)
+        .map_err(|e| undecodable(format!("{OUTPUT_MIME} image does not decode: {e}")))?;
+    if (master.width(), master.height()) == (w, h) {
+        return Ok(Generated {
+            verified_dims: Some((w, h)),
+            ..g
+        });
+    }
+    let spec = RenditionSpec {
+        width: w,
+        height: h,
+        format: OutputFormat::Png,
+        quality: 100,
+        fit: Fit::Cover { focal: (0.5, 0.5) },
+    };
+    let mut resizer = fast_image_resize::Resizer::new();
+    let framed = crate::imaging::render(&master, &spec, &mut resizer).map_err(|e| {
+        ProviderError::job_terminal(
+            Reason::Other,
+            format!("cropping the image to its {w}x{h} frame failed: {e}"),
+        )
+    })?;
+    Ok(Generated {
+        bytes: framed.bytes,
+        mime_type: OUTPUT_MIME.to_string(),
+        verified_dims: Some((w, h)),
+        // The review thumbnail is made from the stored master instead.
+        preview_jpeg: None,
+        ..g
     })
 }
 
