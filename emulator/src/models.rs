@@ -44,7 +44,6 @@ const KNOWN_MODELS: &[(&str, ModelFamily)] = &[
     ("gemini-3-pro-image", ModelFamily::Pro3),
 ];
 
-
 /// The error for an id that is not in the table.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("unknown model `{0}`; known models: {known}", known = known_model_list())]
@@ -305,7 +304,10 @@ mod tests {
 
     #[test]
     fn shut_down_preview_ids_are_not_served() {
-        for id in ["gemini-3.1-flash-image-preview", "gemini-3-pro-image-preview"] {
+        for id in [
+            "gemini-3.1-flash-image-preview",
+            "gemini-3-pro-image-preview",
+        ] {
             assert!(id.parse::<ModelId>().is_err(), "{id}");
         }
         let m: ModelId = "gemini-3-pro-image".parse().unwrap();

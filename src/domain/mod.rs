@@ -23,8 +23,8 @@ pub use error::{Error, ExitCode, InputErrors, InputProblem, Result};
 pub use key::{JobKey, RowId, Target};
 pub use locale::{Locale, LocaleError};
 pub use model::{
-    AspectRatio, BatchInputLimits, BillingMode, GPT_MAX_DATA_URL_CHARS, GPT_MIN_PIXELS,
-    ImageSize, ModelId, Quality, Vendor, data_url_len, gpt_json_edit_size, gpt_size, parse_ratio,
+    AspectRatio, BatchInputLimits, BillingMode, GPT_MAX_DATA_URL_CHARS, GPT_MIN_PIXELS, ImageSize,
+    ModelId, Quality, Vendor, data_url_len, gpt_json_edit_size, gpt_size, parse_ratio,
     shutdown_overdue, shutdown_within,
 };
 pub use pricing::READ_MAX_SIDE_PX;

@@ -459,8 +459,8 @@ pub fn gpt_size_is_legal(w: u32, h: u32) -> bool {
     let (long, short) = (w.max(h), w.min(h));
     let px = u64::from(w) * u64::from(h);
     short > 0
-        && w % GPT_EDGE_MULTIPLE == 0
-        && h % GPT_EDGE_MULTIPLE == 0
+        && w.is_multiple_of(GPT_EDGE_MULTIPLE)
+        && h.is_multiple_of(GPT_EDGE_MULTIPLE)
         && long <= GPT_MAX_EDGE
         && u64::from(long) <= u64::from(GPT_MAX_RATIO) * u64::from(short)
         && (GPT_MIN_PIXELS..=GPT_MAX_PIXELS).contains(&px)
@@ -580,9 +580,7 @@ impl ModelFamily {
         match self {
             ModelFamily::Flash25 | ModelFamily::FlashLite31 => &[ImageSize::K1],
             ModelFamily::Pro3 => &[ImageSize::K1, ImageSize::K2, ImageSize::K4],
-            ModelFamily::Flash31 => {
-                &[ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4]
-            }
+            ModelFamily::Flash31 => &[ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4],
             // Every 512-tier frame is under GPT Image's 655,360-pixel floor
             // (see [`gpt_size_is_legal`]): 1K is the smallest tier it draws.
             ModelFamily::GptImage2 | ModelFamily::GptImage25 | ModelFamily::GptImage26 => {
@@ -962,7 +960,10 @@ mod tests {
             shutdown_overdue("gemini-2.5-flash-image", "2026-12-07"),
             Some(("2026-10-02", "gemini-3.1-flash-image"))
         );
-        assert_eq!(shutdown_overdue("gemini-2.5-flash-image", "2026-09-20"), None);
+        assert_eq!(
+            shutdown_overdue("gemini-2.5-flash-image", "2026-09-20"),
+            None
+        );
         assert_eq!(shutdown_overdue("gemini-3-pro-image", "2026-12-07"), None);
     }
 
@@ -1005,7 +1006,10 @@ mod tests {
                 // 3. ratio at most 3:1
                 assert!(w.max(h) <= 3 * w.min(h), "{ratio} {size}: {w}x{h}");
                 // 4. at least 655,360 pixels; 5. at most 8,294,400
-                assert!((655_360..=8_294_400).contains(&px), "{ratio} {size}: {w}x{h}");
+                assert!(
+                    (655_360..=8_294_400).contains(&px),
+                    "{ratio} {size}: {w}x{h}"
+                );
                 assert!(gpt_size_is_legal(w, h));
                 let (rw, rh) = parse_ratio(ratio).unwrap();
                 let want = f64::from(rw) / f64::from(rh);
@@ -1020,7 +1024,13 @@ mod tests {
         // The pixel ceiling, not a 2160 short side, bounds a square 4K frame.
         assert_eq!(gpt_size("1:1", ImageSize::K4), Some((2880, 2880)));
         assert_eq!(gpt_size("4:1", ImageSize::K1), None);
-        for (w, h) in [(512, 512), (784, 336), (3856, 2160), (2896, 2896), (1600, 512)] {
+        for (w, h) in [
+            (512, 512),
+            (784, 336),
+            (3856, 2160),
+            (2896, 2896),
+            (1600, 512),
+        ] {
             assert!(!gpt_size_is_legal(w, h), "{w}x{h}");
         }
         assert!(gpt_size_is_legal(3840, 2160) && gpt_size_is_legal(1024, 640));

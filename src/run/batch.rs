@@ -21,7 +21,6 @@ use crate::expand::JobSpec;
 use crate::provider::{BatchApi, BatchChunk, BatchItem, ErrorClass, RemoteBatch, RemoteState};
 use crate::store::{BatchJob, BatchRow, ImageQa, JobId, Store};
 
-
 /// Poll cadence: `[batch] poll_initial_s` / `poll_max_s`, unless the run
 /// overrides them (rehearsals against the emulator, where batches finish in
 /// milliseconds).
@@ -59,10 +58,7 @@ fn line_bytes(spec: &JobSpec) -> u64 {
 /// still goes alone (and the service says why it refuses it).
 pub(crate) fn chunk_size(widest: u64, max_requests: usize, limits: BatchInputLimits) -> usize {
     let by_bytes = usize::try_from(limits.max_bytes / widest.max(1)).unwrap_or(usize::MAX);
-    max_requests
-        .min(limits.max_requests)
-        .min(by_bytes)
-        .max(1)
+    max_requests.min(limits.max_requests).min(by_bytes).max(1)
 }
 
 /// A vendor's batch input limits, the byte limit lowered to `cap` when the

@@ -36,7 +36,10 @@ fn the_shut_down_gemini_preview_ids_are_refused_at_load_naming_the_ga_ids() {
 fn the_emulator_answers_the_shut_down_preview_ids_404_not_found() {
     let emu = Emu::start(Faults::default());
     let client = reqwest::Client::new();
-    for id in ["gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview"] {
+    for id in [
+        "gemini-3-pro-image-preview",
+        "gemini-3.1-flash-image-preview",
+    ] {
         let (status, v) = emu.rt.block_on(async {
             let r = client
                 .post(format!(
@@ -69,7 +72,9 @@ fn plan_warns_that_gemini_2_5_flash_image_is_past_its_earliest_shutdown_date() {
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        out.contains("gemini-2.5-flash-image is past its earliest announced shutdown date (2026-10-02)"),
+        out.contains(
+            "gemini-2.5-flash-image is past its earliest announced shutdown date (2026-10-02)"
+        ),
         "{out}"
     );
     assert!(out.contains("switch to gemini-3.1-flash-image"), "{out}");

@@ -715,11 +715,7 @@ fn a_512_variant_whose_chain_falls_back_to_gpt_image_is_refused_at_load() {
     assert!(err.contains("gpt-image-2.6-sunburst"), "{err}");
     assert!(err.contains("smallest tier it draws is 1K"), "{err}");
     // Nano Banana 2 alone draws 512.
-    ws.edit(
-        "campaign.toml",
-        CHAIN,
-        "\"gemini-3.1-flash-image\"",
-    );
+    ws.edit("campaign.toml", CHAIN, "\"gemini-3.1-flash-image\"");
     let o = ws.adloc(&["plan", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
@@ -734,7 +730,11 @@ fn a_square_4k_gpt_frame_is_2880_square_under_the_pixel_ceiling() {
         "\"gpt-image-2\"\nimage_size = \"4K\"",
         "",
     );
-    ws.edit("campaign.toml", "aspect_ratio = \"16:9\"", "aspect_ratio = \"1:1\"");
+    ws.edit(
+        "campaign.toml",
+        "aspect_ratio = \"16:9\"",
+        "aspect_ratio = \"1:1\"",
+    );
     let o = ws.adloc_with(&emu.openai_env(), &["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let a = &assets(&ws)[0];
@@ -760,7 +760,14 @@ fn reference_images_on_a_gpt_generation_in_a_batch_go_as_json_edits_cropped_to_t
         .unwrap();
     let o = ws.adloc_with(
         &batch_env(&emu),
-        &["run", "campaigns/example", "--provider", "openai", "--mode", "batch"],
+        &[
+            "run",
+            "campaigns/example",
+            "--provider",
+            "openai",
+            "--mode",
+            "batch",
+        ],
     );
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
     let s = emu.stats();
@@ -860,9 +867,22 @@ fn batch_input_files_are_split_by_bytes_to_stay_under_the_file_limit() {
     env.push(("ADLOC_BATCH_MAX_INPUT_BYTES", "1400".to_string()));
     let o = ws.adloc_with(
         &env,
-        &["run", "campaigns/example", "--provider", "openai", "--mode", "batch"],
+        &[
+            "run",
+            "campaigns/example",
+            "--provider",
+            "openai",
+            "--mode",
+            "batch",
+        ],
     );
-    assert_eq!(code(&o), 0, "stdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
     let s = emu.stats().openai;
     assert_eq!(s.batch_billed_images, 8, "{s:?}");
     assert!(s.batches_created >= 2, "{s:?}");

@@ -805,7 +805,10 @@ fn a_gpt_image_batch_edit_asks_a_json_edit_size_and_quality_and_is_stored_at_its
     let a = &now["en-US/hero/a"];
     assert_eq!(a["revision"], 2, "{a}");
     assert_eq!(a["parent_sha256"], first["en-US/hero/a"]["sha256"]);
-    assert_eq!((a["width"].as_u64(), a["height"].as_u64()), (Some(1376), Some(768)));
+    assert_eq!(
+        (a["width"].as_u64(), a["height"].as_u64()),
+        (Some(1376), Some(768))
+    );
     assert_eq!(
         decoded(&ws.out().join(a["path"].as_str().unwrap())),
         (1376, 768)

@@ -178,6 +178,45 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_image_off_its_frame_is_cropped_to_fill_it_and_one_on_it_is_untouched() {
+        // What a batch edit of a 16:9 frame gets back: 1536x1024, left half
+        // red, right half blue.
+        let img = image::RgbImage::from_fn(1536, 1024, |x, _| {
+            if x < 768 {
+                image::Rgb([220, 0, 0])
+            } else {
+                image::Rgb([0, 0, 220])
+            }
+        });
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        let g = Generated {
+            bytes: out.into_inner(),
+            mime_type: OUTPUT_MIME.into(),
+            usage: None,
+            model_version: None,
+            verified_dims: Some((1536, 1024)),
+            preview_jpeg: Some(vec![1]),
+            thought_signature: None,
+        };
+        let framed = fit_to_frame(g, (1376, 768)).unwrap();
+        assert_eq!(framed.verified_dims, Some((1376, 768)));
+        assert_eq!(
+            framed.preview_jpeg, None,
+            "the old preview is of the old frame"
+        );
+        let back = image::load_from_memory(&framed.bytes).unwrap().to_rgb8();
+        assert_eq!(back.dimensions(), (1376, 768));
+        // Centred: the colour split stays in the middle.
+        assert!(back.get_pixel(10, 384)[0] > 200 && back.get_pixel(1366, 384)[2] > 200);
+        let same = Generated {
+            verified_dims: Some((1376, 768)),
+            ..framed.clone()
+        };
+        assert_eq!(fit_to_frame(same, (1376, 768)).unwrap().bytes, framed.bytes);
+    }
+
+    #[test]
     fn png_is_decoded_checked_and_usage_mapped() {
         let json = format!(
             r#"{{"created":1,"data":[{{"b64_json":"{}"}}],"usage":{{"input_tokens":50,"input_tokens_details":{{"text_tokens":10,"image_tokens":40}},"output_tokens":272,"total_tokens":322}}}}"#,
