@@ -83,7 +83,8 @@ fn object_store_env() -> crate::assets::StoreEnv {
 /// Fill in what a run takes from the environment: the Gemini settings, the
 /// webhook secret's reader, the
 /// batch poll override for rehearsals (`ADLOC_BATCH_POLL_MS`,
-/// `ADLOC_BATCH_POLL_MAX_MS`) and the kill tests' crash points
+/// `ADLOC_BATCH_POLL_MAX_MS`), a lower batch input byte limit for them
+/// (`ADLOC_BATCH_MAX_INPUT_BYTES`) and the kill tests' crash points
 /// (`ADLOC_CRASH_AT`).
 pub(super) fn apply(opts: &mut RunOptions) {
     opts.env = providers();
@@ -95,6 +96,8 @@ pub(super) fn apply(opts: &mut RunOptions) {
             .map(Duration::from_millis)
     };
     opts.poll_override = (ms("ADLOC_BATCH_POLL_MS"), ms("ADLOC_BATCH_POLL_MAX_MS"));
+    opts.batch_max_input_bytes =
+        var("ADLOC_BATCH_MAX_INPUT_BYTES").and_then(|v| v.parse::<u64>().ok());
     if let Some(spec) = var("ADLOC_CRASH_AT") {
         crate::run::arm_crash_point(spec);
     }

@@ -10,6 +10,7 @@ mod common;
 mod crash;
 mod foundation;
 mod images;
+mod lifecycle;
 mod localization;
 mod notify;
 mod openai;
