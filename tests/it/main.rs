@@ -10,7 +10,7 @@ mod common;
 mod crash;
 mod foundation;
 mod images;
-mod lifecycle;
+mod shutdowns;
 mod localization;
 mod notify;
 mod openai;
