@@ -438,6 +438,12 @@ pub struct EditSeen {
     pub signature_issued: bool,
     /// The instruction: the last user turn's text (Gemini) or the prompt (OpenAI).
     pub instruction: String,
+    /// The output size asked, `WxH` (OpenAI only).
+    #[serde(default)]
+    pub size: Option<String>,
+    /// The quality asked, as resolved (OpenAI only).
+    #[serde(default)]
+    pub quality: Option<String>,
 }
 
 /// A running emulator. Dropping it leaves the server running until the
@@ -671,6 +677,8 @@ impl Shared {
                 thought_signature: e.thought_signature.clone(),
                 signature_issued: e.signature_issued,
                 instruction: e.instruction.clone(),
+                size: None,
+                quality: None,
             });
             let turns = req.turns.clone();
             self.with_stats(|s| s.conversations.push(ConversationSeen { batch, turns }));

@@ -32,14 +32,16 @@ pub struct ModelId {
     family: ModelFamily,
 }
 
-/// Every id adloc accepts, with its family. GA ids first.
+/// Every id the emulated service serves, with its family. The `-preview`
+/// ids of 3.1 Flash Image and 3 Pro Image are not here: the real service
+/// shut them down on 2026-06-25 (Gemini API deprecations page,
+/// https://ai.google.dev/gemini-api/docs/deprecations) and answers them 404
+/// `NOT_FOUND` like any unknown id.
 const KNOWN_MODELS: &[(&str, ModelFamily)] = &[
     ("gemini-2.5-flash-image", ModelFamily::Flash25),
     ("gemini-3.1-flash-image", ModelFamily::Flash31),
     ("gemini-3.1-flash-lite-image", ModelFamily::FlashLite31),
     ("gemini-3-pro-image", ModelFamily::Pro3),
-    ("gemini-3.1-flash-image-preview", ModelFamily::Flash31),
-    ("gemini-3-pro-image-preview", ModelFamily::Pro3),
 ];
 
 /// The error for an id that is not in the table.
@@ -301,10 +303,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn preview_ids_share_the_ga_profile_but_keep_their_wire_id() {
-        let m: ModelId = "gemini-3-pro-image-preview".parse().unwrap();
+    fn shut_down_preview_ids_are_not_served() {
+        for id in [
+            "gemini-3.1-flash-image-preview",
+            "gemini-3-pro-image-preview",
+        ] {
+            assert!(id.parse::<ModelId>().is_err(), "{id}");
+        }
+        let m: ModelId = "gemini-3-pro-image".parse().unwrap();
         assert_eq!(m.family(), ModelFamily::Pro3);
-        assert_eq!(m.as_str(), "gemini-3-pro-image-preview");
         assert!("gemini-9-image".parse::<ModelId>().is_err());
     }
 

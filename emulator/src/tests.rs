@@ -294,7 +294,7 @@ async fn pro3_signs_image_parts_and_adds_thoughts_when_asked() {
         json!({"aspectRatio": "16:9", "imageSize": "2K"}),
     );
     body["generationConfig"]["thinkingConfig"] = json!({"includeThoughts": true});
-    let (st, v) = generate(&h, &c, "gemini-3-pro-image-preview", &body).await;
+    let (st, v) = generate(&h, &c, "gemini-3-pro-image", &body).await;
     assert_eq!(st, 200, "{v}");
     let parts = v["candidates"][0]["content"]["parts"].as_array().unwrap();
     assert!(
@@ -406,6 +406,19 @@ async fn invalid_requests_get_400_or_404() {
     let (h, c) = start(Faults::default()).await;
     let cases = [
         ("gemini-9-image", gen_body("x", json!({})), 404, "NOT_FOUND"),
+        // Shut down on 2026-06-25 (Gemini API deprecations page).
+        (
+            "gemini-3-pro-image-preview",
+            gen_body("x", json!({})),
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            "gemini-3.1-flash-image-preview",
+            gen_body("x", json!({})),
+            404,
+            "NOT_FOUND",
+        ),
         (
             "gemini-3-pro-image",
             gen_body("x", json!({"imageSize": "1k"})),
@@ -941,7 +954,7 @@ async fn inline_batch_returns_responses_in_order_with_metadata() {
     let (st, op) = create_batch(
         &h,
         &c,
-        "gemini-3.1-flash-image-preview",
+        "gemini-3.1-flash-image",
         json!({"displayName": "inline", "inputConfig": {"requests": {"requests": reqs}}}),
     )
     .await;

@@ -13,7 +13,7 @@ use super::span::at;
 use super::valid_campaign_name;
 use crate::domain::{
     AspectRatio, FallbackTrigger, ImageSize, InputErrors, InputProblem, Locale, ModelId,
-    PricingOverride, Quality, ReaderModel, RetrySettings,
+    PricingOverride, Quality, ReaderModel, RetrySettings, Vendor,
 };
 use crate::imaging::RenditionSpec;
 
@@ -447,18 +447,27 @@ fn parse_variant(
                 .image_size
                 .as_ref()
                 .map_or(v.aspect_ratio.span(), |s| s.span());
-            errors.push(at(
-                span,
-                format!(
-                    "image size `{size}` is not supported by {m}{} (supported: {})",
+            let supported = fam
+                .image_sizes()
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let msg = match fam.image_sizes().first() {
+                // GPT Image refuses any frame under 655,360 pixels (OpenAI
+                // image-generation guide, "Size constraints"): every 512
+                // frame is, so the request would be a 400 on every job.
+                Some(smallest) if fam.vendor() == Vendor::OpenAi && size < *smallest => format!(
+                    "image size `{size}` is too small for {m}{}: GPT Image needs at least {} pixels per image; the smallest tier it draws is {smallest} (supported: {supported})",
                     in_chain(&chain),
-                    fam.image_sizes()
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::domain::GPT_MIN_PIXELS,
                 ),
-            ));
+                _ => format!(
+                    "image size `{size}` is not supported by {m}{} (supported: {supported})",
+                    in_chain(&chain),
+                ),
+            };
+            errors.push(at(span, msg));
         }
         if v.grounding && !fam.supports_grounding() {
             errors.push(at(

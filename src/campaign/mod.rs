@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::{
     AspectRatio, Error, FallbackTrigger, ImageSize, InputErrors, InputProblem, Locale, ModelId,
-    PricingOverride, Quality, RetrySettings,
+    PricingOverride, Quality, RetrySettings, Vendor,
 };
 use crate::imaging::RenditionSpec;
 
@@ -212,6 +212,11 @@ impl Campaign {
                     .chain(std::iter::once(&cfg.model))
                     .min_by_key(|m| m.family().max_reference_images()),
                 art: variants.iter().any(|v| v.text.boxes().is_some()),
+                gpt: cfg
+                    .variants
+                    .iter()
+                    .flat_map(|v| &v.models)
+                    .find(|m| m.vendor() == Vendor::OpenAi),
             },
             &mut errors,
         );

@@ -39,7 +39,10 @@ use toml::Spanned;
 
 use super::rows::{ColumnKind, Rows};
 use super::span::line_col;
-use crate::domain::{InputErrors, InputProblem, Locale, ModelId, ReferenceImage};
+use crate::domain::{
+    GPT_MAX_DATA_URL_CHARS, InputErrors, InputProblem, Locale, ModelId, ReferenceImage,
+    data_url_len,
+};
 use crate::imaging::{downscale, mime_of};
 
 /// Default for `max_side`: Gemini's own 2K tier; larger gains nothing.
@@ -189,6 +192,10 @@ pub(crate) struct LoadInput<'a> {
     /// True when some variant is an overlay variant, whose locale-free art
     /// gets the base reference columns ([`References::for_art`]).
     pub art: bool,
+    /// A GPT Image model some variant may be sent to: its references travel
+    /// as `data:` URLs in batch lines, so each must fit
+    /// [`GPT_MAX_DATA_URL_CHARS`] once encoded.
+    pub gpt: Option<&'a ModelId>,
 }
 
 /// Where a reference was named, for error messages.
@@ -254,6 +261,25 @@ pub(crate) fn load(input: LoadInput<'_>, errors: &mut InputErrors) -> References
         cache
             .entry(path.clone())
             .or_insert_with(|| match load_one(&path, limits) {
+                // A batch line carries each reference as a data URL, and the
+                // JSON edit body caps one at 20,971,520 characters
+                // (`ImageRefParam.image_url` maxLength): refused here rather
+                // than as a 400 on every job that uses it.
+                Ok(r) if input.gpt.is_some_and(|_| {
+                    data_url_len(&r.image.mime_type, r.image.bytes.len() as u64)
+                        > GPT_MAX_DATA_URL_CHARS
+                }) =>
+                {
+                    let len = data_url_len(&r.image.mime_type, r.image.bytes.len() as u64);
+                    errors.push(site.problem(format!(
+                        "reference image `{}` ({}) is {} bytes sent, {len} characters as a data URL; {} takes at most {GPT_MAX_DATA_URL_CHARS} characters per image URL (about 15.7 MB of image): shrink it or lower [references] max_side",
+                        value.trim(),
+                        site.what,
+                        r.image.bytes.len(),
+                        input.gpt.map(ModelId::as_str).unwrap_or("GPT Image"),
+                    )));
+                    None
+                }
                 Ok(r) => Some(Arc::new(r)),
                 Err(msg) => {
                     errors.push(site.problem(format!(

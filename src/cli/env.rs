@@ -83,8 +83,9 @@ fn object_store_env() -> crate::assets::StoreEnv {
 /// Fill in what a run takes from the environment: the Gemini settings, the
 /// webhook secret's reader, the
 /// batch poll override for rehearsals (`ADLOC_BATCH_POLL_MS`,
-/// `ADLOC_BATCH_POLL_MAX_MS`), the lease (`ADLOC_LEASE_MS`) and the kill
-/// tests' crash points
+/// `ADLOC_BATCH_POLL_MAX_MS`), a lower batch input byte limit for them
+/// (`ADLOC_BATCH_MAX_INPUT_BYTES`), the lease (`ADLOC_LEASE_MS`) and the
+/// kill tests' crash points
 /// (`ADLOC_CRASH_AT`).
 pub(super) fn apply(opts: &mut RunOptions) {
     opts.env = providers();
@@ -96,6 +97,8 @@ pub(super) fn apply(opts: &mut RunOptions) {
             .map(Duration::from_millis)
     };
     opts.poll_override = (ms("ADLOC_BATCH_POLL_MS"), ms("ADLOC_BATCH_POLL_MAX_MS"));
+    opts.batch_max_input_bytes =
+        var("ADLOC_BATCH_MAX_INPUT_BYTES").and_then(|v| v.parse::<u64>().ok());
     // Rehearsals of a stalled runner (the late-result tests): a lease of
     // milliseconds instead of two minutes.
     if let Some(lease) = ms("ADLOC_LEASE_MS") {

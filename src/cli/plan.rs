@@ -105,6 +105,11 @@ pub(super) async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
         if let Some((on, replacement)) = crate::domain::shutdown_within(m.as_str(), today, 30) {
             println!("  warning: {m} shuts down on {on}, within 30 days; switch to {replacement}");
         }
+        if let Some((on, replacement)) = crate::domain::shutdown_overdue(m.as_str(), today) {
+            println!(
+                "  warning: {m} is past its earliest announced shutdown date ({on}) and may stop being served at any time; switch to {replacement}"
+            );
+        }
     }
     if let Some(b) = campaign.budget_usd {
         println!("  budget: ${b:.2}");

@@ -23,8 +23,9 @@ pub use error::{Error, ExitCode, InputErrors, InputProblem, Result};
 pub use key::{JobKey, RowId, Target};
 pub use locale::{Locale, LocaleError};
 pub use model::{
-    AspectRatio, BillingMode, ImageSize, ModelId, Quality, Vendor, gpt_size, parse_ratio,
-    shutdown_within,
+    AspectRatio, BatchInputLimits, BillingMode, GPT_MAX_DATA_URL_CHARS, GPT_MIN_PIXELS, ImageSize,
+    ModelId, Quality, Vendor, data_url_len, gpt_json_edit_size, gpt_size, parse_ratio,
+    shutdown_overdue, shutdown_within,
 };
 pub use pricing::READ_MAX_SIDE_PX;
 pub use pricing::{PriceTable, PricingOverride, round_micro};

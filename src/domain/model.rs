@@ -2,8 +2,8 @@
 //! pixel sizes, output MIME type and prices.
 //!
 //! Every number here comes from `shared/protocols/gemini.md` §1.3, §1.4 and §6.
-//! Preview ids map to the same profile as their GA model; the wire id is kept
-//! exactly as the user wrote it, because the service routes on it.
+//! The `-preview` ids of 3.1 Flash Image and 3 Pro Image were shut down on
+//! 2026-06-25 and are input errors naming their GA ids ([`LIFECYCLE`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -121,8 +121,23 @@ pub(super) struct Retired {
 }
 
 /// Models whose shutdown date has been announced (shared/protocols/openai.md,
-/// "model lifecycle"). A model here is an input error from its date on.
+/// "model lifecycle"; the Gemini API deprecations page,
+/// https://ai.google.dev/gemini-api/docs/deprecations). A model here is an
+/// input error from its date on.
 const LIFECYCLE: &[Retired] = &[
+    // Gemini API deprecations page ("Preview models": shutdown June 25,
+    // 2026, replacement the GA id) and the Gemini API changelog of
+    // 2026-05-28 ("deprecated and will be shut down on June 25, 2026").
+    Retired {
+        id: "gemini-3-pro-image-preview",
+        shut_down: "2026-06-25",
+        replacement: "gemini-3-pro-image",
+    },
+    Retired {
+        id: "gemini-3.1-flash-image-preview",
+        shut_down: "2026-06-25",
+        replacement: "gemini-3.1-flash-image",
+    },
     Retired {
         id: "gpt-image-1",
         shut_down: "2026-10-23",
@@ -160,6 +175,23 @@ const LIFECYCLE: &[Retired] = &[
     },
 ];
 
+/// Models whose vendor lists only an *earliest possible* shutdown date
+/// ("The shutdown dates listed in the table indicate the earliest possible
+/// dates on which a model might be retired. We will communicate the exact
+/// shutdown date ... with advance notice"): still served and accepted, but
+/// `plan` warns from 30 days before that date on, and after it.
+const EARLIEST_SHUTDOWN: &[Retired] = &[
+    // Gemini API deprecations page: gemini-2.5-flash-image, released
+    // October 2, 2025, shutdown date October 2, 2026 (earliest possible).
+    // No shutdown was announced on the changelog by 2026-12-07, so the id
+    // stays accepted; the replacement is the GA Nano Banana 2.
+    Retired {
+        id: "gemini-2.5-flash-image",
+        shut_down: "2026-10-02",
+        replacement: "gemini-3.1-flash-image",
+    },
+];
+
 /// A model id as sent on the wire, with its family.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelId {
@@ -173,8 +205,6 @@ const KNOWN_MODELS: &[(&str, ModelFamily)] = &[
     ("gemini-3.1-flash-image", ModelFamily::Flash31),
     ("gemini-3.1-flash-lite-image", ModelFamily::FlashLite31),
     ("gemini-3-pro-image", ModelFamily::Pro3),
-    ("gemini-3.1-flash-image-preview", ModelFamily::Flash31),
-    ("gemini-3-pro-image-preview", ModelFamily::Pro3),
     ("gpt-image-2", ModelFamily::GptImage2),
     ("gpt-image-2-2026-04-21", ModelFamily::GptImage2),
     ("gpt-image-2.5-sunburst", ModelFamily::GptImage25),
@@ -212,12 +242,24 @@ pub fn shutdown_within(id: &str, today: &str, days: i64) -> Option<(&'static str
     LIFECYCLE
         .iter()
         .chain(super::reader::READER_LIFECYCLE)
+        .chain(EARLIEST_SHUTDOWN)
         .find(|r| r.id == id)
         .and_then(|r| {
             let on: jiff::civil::Date = r.shut_down.parse().ok()?;
             let left = today.until(on).ok()?.get_days();
             (left > 0 && i64::from(left) <= days).then_some((r.shut_down, r.replacement))
         })
+}
+
+/// A model still accepted whose earliest possible shutdown date is on or
+/// before `today` (`YYYY-MM-DD`): `(that date, replacement)`, for a `plan`
+/// warning that it may stop being served at any time.
+pub fn shutdown_overdue(id: &str, today: &str) -> Option<(&'static str, &'static str)> {
+    let id = id.strip_prefix("models/").unwrap_or(id);
+    EARLIEST_SHUTDOWN
+        .iter()
+        .find(|r| r.id == id && r.shut_down <= today)
+        .map(|r| (r.shut_down, r.replacement))
 }
 
 fn known_model_list() -> String {
@@ -396,10 +438,93 @@ pub struct TokenRates {
     pub output_image: f64,
 }
 
-/// GPT Image limits (shared/protocols/openai.md §1.3): both sides multiples
-/// of 16, aspect ratio between 1:3 and 3:1, at most 3840x2160 (either way up).
-const GPT_MAX_LONG: u32 = 3840;
-const GPT_MAX_SHORT: u32 = 2160;
+/// GPT Image `size` rules for gpt-image-2 and later (OpenAI image-generation
+/// guide, "Size constraints", https://developers.openai.com/api/docs/guides/image-generation;
+/// shared/protocols/openai.md §1.3): both edges multiples of 16, the longest
+/// edge at most 3840, the long:short ratio at most 3:1, and between 655,360
+/// and 8,294,400 pixels in all.
+pub const GPT_EDGE_MULTIPLE: u32 = 16;
+/// Longest edge GPT Image draws.
+pub const GPT_MAX_EDGE: u32 = 3840;
+/// Fewest pixels per GPT Image image (so no 512-class sizes).
+pub const GPT_MIN_PIXELS: u64 = 655_360;
+/// Most pixels per GPT Image image (3840x2160, or 2880x2880 square).
+pub const GPT_MAX_PIXELS: u64 = 8_294_400;
+/// Widest long:short ratio GPT Image draws.
+pub const GPT_MAX_RATIO: u32 = 3;
+
+/// Whether `w`x`h` obeys every GPT Image size rule ([`GPT_MIN_PIXELS`] and
+/// the constants beside it).
+pub fn gpt_size_is_legal(w: u32, h: u32) -> bool {
+    let (long, short) = (w.max(h), w.min(h));
+    let px = u64::from(w) * u64::from(h);
+    short > 0
+        && w.is_multiple_of(GPT_EDGE_MULTIPLE)
+        && h.is_multiple_of(GPT_EDGE_MULTIPLE)
+        && long <= GPT_MAX_EDGE
+        && u64::from(long) <= u64::from(GPT_MAX_RATIO) * u64::from(short)
+        && (GPT_MIN_PIXELS..=GPT_MAX_PIXELS).contains(&px)
+}
+
+/// Most characters an `image_url` of a JSON edit body (and so of a batch
+/// line) may have: `ImageRefParam.image_url` `maxLength` in
+/// openai/openai-openapi `openapi.yaml`.
+pub const GPT_MAX_DATA_URL_CHARS: u64 = 20_971_520;
+
+/// The length of `bytes` bytes of `mime` as a `data:<mime>;base64,…` URL:
+/// `"data:<mime>;base64,".len() + 4 * ceil(bytes / 3)`.
+pub fn data_url_len(mime: &str, bytes: u64) -> u64 {
+    ("data:;base64,".len() + mime.len()) as u64 + 4 * bytes.div_ceil(3)
+}
+
+/// The most requests and bytes one batch input file of a vendor may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInputLimits {
+    /// Requests (lines) per file.
+    pub max_requests: usize,
+    /// Bytes per file.
+    pub max_bytes: u64,
+}
+
+impl Vendor {
+    /// Batch input file limits. OpenAI: at most 50,000 requests and 200 MB
+    /// per file (openai/openai-openapi `openapi.yaml`, `CreateBatchRequest.
+    /// input_file_id`; shared/protocols/openai.md §4.8), held at 200,000,000
+    /// bytes so either reading of "MB" holds. Gemini: the 2 GB file limit
+    /// with a margin, and no request count of its own.
+    pub fn batch_input_limits(self) -> BatchInputLimits {
+        match self {
+            Vendor::OpenAi => BatchInputLimits {
+                max_requests: 50_000,
+                max_bytes: 200_000_000,
+            },
+            Vendor::Gemini => BatchInputLimits {
+                max_requests: usize::MAX,
+                max_bytes: 1_900_000_000,
+            },
+        }
+    }
+}
+
+/// The standard sizes the JSON edit body takes (`EditImageBodyJsonParam.size`
+/// in openai/openai-openapi `openapi.yaml`: `auto`, `1024x1024`,
+/// `1536x1024`, `1024x1536`); only the multipart form takes any legal `WxH`.
+pub const GPT_JSON_EDIT_SIZES: [(u32, u32); 3] = [(1024, 1024), (1536, 1024), (1024, 1536)];
+
+/// The JSON-edit size nearest a frame's ratio (by log ratio, so 16:9 maps
+/// to 1536x1024 and 9:16 to 1024x1536). The image that comes back is
+/// cropped to fill the frame locally.
+pub fn gpt_json_edit_size(w: u32, h: u32) -> (u32, u32) {
+    let want = (f64::from(w.max(1)) / f64::from(h.max(1))).ln();
+    let mut best = GPT_JSON_EDIT_SIZES[0];
+    for s in GPT_JSON_EDIT_SIZES {
+        let d = |(a, b): (u32, u32)| ((f64::from(a) / f64::from(b)).ln() - want).abs();
+        if d(s) < d(best) {
+            best = s;
+        }
+    }
+    best
+}
 
 impl ModelFamily {
     /// Who serves the model.
@@ -455,11 +580,11 @@ impl ModelFamily {
         match self {
             ModelFamily::Flash25 | ModelFamily::FlashLite31 => &[ImageSize::K1],
             ModelFamily::Pro3 => &[ImageSize::K1, ImageSize::K2, ImageSize::K4],
-            ModelFamily::Flash31
-            | ModelFamily::GptImage2
-            | ModelFamily::GptImage25
-            | ModelFamily::GptImage26 => {
-                &[ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4]
+            ModelFamily::Flash31 => &[ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4],
+            // Every 512-tier frame is under GPT Image's 655,360-pixel floor
+            // (see [`gpt_size_is_legal`]): 1K is the smallest tier it draws.
+            ModelFamily::GptImage2 | ModelFamily::GptImage25 | ModelFamily::GptImage26 => {
+                &[ImageSize::K1, ImageSize::K2, ImageSize::K4]
             }
         }
     }
@@ -746,10 +871,12 @@ impl fmt::Display for AspectRatio {
 }
 
 /// The GPT Image `size` for a ratio and size tier: the Gemini 3.1 Flash
-/// pixel size for the same ratio and tier (so one variant gives the same
-/// frame from either vendor), rounded to multiples of 16, and scaled down to
-/// fit 3840x2160 (either way up) when the tier is larger. `None` outside
-/// 1:3..3:1.
+/// pixel size for the same ratio and tier where it already obeys every rule
+/// of [`gpt_size_is_legal`] (so one variant gives the same frame from either
+/// vendor); otherwise (4K) scaled down to fit the longest edge and the pixel
+/// ceiling, the shorter side rounded to a multiple of 16 and the longer side
+/// set from it at the requested ratio. `None` outside 1:3..3:1 and for a
+/// tier whose frame would be under the pixel floor (512).
 pub fn gpt_size(ratio: &str, size: ImageSize) -> Option<(u32, u32)> {
     let (rw, rh) = parse_ratio(ratio)?;
     let r = f64::from(rw) / f64::from(rh);
@@ -762,21 +889,26 @@ pub fn gpt_size(ratio: &str, size: ImageSize) -> Option<(u32, u32)> {
         let h = (area / r).sqrt();
         Some(((h * r) as u32, h as u32))
     })?;
-    // Otherwise the shorter side is rounded to a multiple of 16 first and
-    // the longer side derived from it at the requested ratio, so rounding
-    // never bends the frame (21:9 at 512 is 784x336, not 800x336).
-    let (long, short) = (w.max(h), w.min(h));
-    if w % 16 == 0 && h % 16 == 0 && long <= GPT_MAX_LONG && short <= GPT_MAX_SHORT {
+    if gpt_size_is_legal(w, h) {
         return Some((w, h));
     }
-    let scale = (f64::from(GPT_MAX_LONG) / f64::from(long))
-        .min(f64::from(GPT_MAX_SHORT) / f64::from(short))
+    // Never scale up: a frame under the floor is a tier GPT Image lacks.
+    if u64::from(w) * u64::from(h) < GPT_MIN_PIXELS {
+        return None;
+    }
+    let (long, short) = (w.max(h), w.min(h));
+    let area = f64::from(long) * f64::from(short);
+    let scale = (f64::from(GPT_MAX_EDGE) / f64::from(long))
+        .min((GPT_MAX_PIXELS as f64 / area).sqrt())
         .min(1.0);
     let ratio = f64::from(rw.max(rh)) / f64::from(rw.min(rh));
     let round16 = |v: f64| ((v / 16.0).round() as u32).max(1) * 16;
     let mut short = round16(f64::from(short) * scale);
     let mut long = round16(f64::from(short) * ratio);
-    while long > GPT_MAX_LONG || short > GPT_MAX_SHORT {
+    let fits = |long: u32, short: u32| {
+        long <= GPT_MAX_EDGE && u64::from(long) * u64::from(short) <= GPT_MAX_PIXELS
+    };
+    while !fits(long, short) && short > 16 {
         short -= 16;
         long = round16(f64::from(short) * ratio);
     }
@@ -785,7 +917,7 @@ pub fn gpt_size(ratio: &str, size: ImageSize) -> Option<(u32, u32)> {
     } else {
         (short, long)
     };
-    Some((w, h))
+    gpt_size_is_legal(w, h).then_some((w, h))
 }
 
 /// Parse `W:H` into integers.
@@ -801,11 +933,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn preview_ids_share_the_ga_profile_but_keep_their_wire_id() {
-        let m: ModelId = "gemini-3-pro-image-preview".parse().unwrap();
-        assert_eq!(m.family(), ModelFamily::Pro3);
-        assert_eq!(m.as_str(), "gemini-3-pro-image-preview");
+    fn shut_down_gemini_preview_ids_are_refused_naming_the_ga_id() {
+        for (id, ga) in [
+            ("gemini-3-pro-image-preview", "gemini-3-pro-image"),
+            ("gemini-3.1-flash-image-preview", "gemini-3.1-flash-image"),
+            ("models/gemini-3-pro-image-preview", "gemini-3-pro-image"),
+        ] {
+            let e = id.parse::<ModelId>().unwrap_err().to_string();
+            assert!(
+                e.contains("shut down on 2026-06-25") && e.contains(&format!("`{ga}`")),
+                "{e}"
+            );
+            let m: ModelId = ga.parse().unwrap();
+            assert_eq!(m.as_str(), ga);
+        }
+        assert!(!known_model_list().contains("preview"));
         assert!("gemini-9-image".parse::<ModelId>().is_err());
+        // 2.5 Flash Image: an earliest date only, so accepted, with a warning.
+        let m: ModelId = "gemini-2.5-flash-image".parse().unwrap();
+        assert_eq!(m.family(), ModelFamily::Flash25);
+        assert_eq!(
+            shutdown_within("gemini-2.5-flash-image", "2026-09-20", 30),
+            Some(("2026-10-02", "gemini-3.1-flash-image"))
+        );
+        assert_eq!(
+            shutdown_overdue("gemini-2.5-flash-image", "2026-12-07"),
+            Some(("2026-10-02", "gemini-3.1-flash-image"))
+        );
+        assert_eq!(
+            shutdown_overdue("gemini-2.5-flash-image", "2026-09-20"),
+            None
+        );
+        assert_eq!(shutdown_overdue("gemini-3-pro-image", "2026-12-07"), None);
     }
 
     #[test]
@@ -825,26 +984,68 @@ mod tests {
     }
 
     #[test]
-    fn gpt_sizes_follow_the_gemini_frame_in_multiples_of_16_within_the_limits() {
+    fn every_gpt_size_the_table_can_produce_obeys_all_five_rules() {
+        let tiers = ModelFamily::GptImage2.image_sizes();
+        assert!(!tiers.contains(&ImageSize::S512), "512 is under the floor");
+        for fam in [
+            ModelFamily::GptImage2,
+            ModelFamily::GptImage25,
+            ModelFamily::GptImage26,
+        ] {
+            assert_eq!(fam.image_sizes(), tiers);
+            assert_eq!(fam.aspect_ratios(), RATIOS_10);
+        }
         for ratio in RATIOS_10 {
-            for size in [ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4] {
+            for &size in tiers {
                 let (w, h) = gpt_size(ratio, size).unwrap();
+                let px = u64::from(w) * u64::from(h);
+                // 1. both edges multiples of 16
                 assert_eq!((w % 16, h % 16), (0, 0), "{ratio} {size}: {w}x{h}");
+                // 2. longest edge at most 3840
+                assert!(w.max(h) <= 3840, "{ratio} {size}: {w}x{h}");
+                // 3. ratio at most 3:1
+                assert!(w.max(h) <= 3 * w.min(h), "{ratio} {size}: {w}x{h}");
+                // 4. at least 655,360 pixels; 5. at most 8,294,400
                 assert!(
-                    w.max(h) <= 3840 && w.min(h) <= 2160,
+                    (655_360..=8_294_400).contains(&px),
                     "{ratio} {size}: {w}x{h}"
                 );
+                assert!(gpt_size_is_legal(w, h));
                 let (rw, rh) = parse_ratio(ratio).unwrap();
                 let want = f64::from(rw) / f64::from(rh);
                 let got = f64::from(w) / f64::from(h);
                 assert!((got / want - 1.0).abs() < 0.02, "{ratio} {size}: {w}x{h}");
             }
+            assert_eq!(gpt_size(ratio, ImageSize::S512), None, "{ratio}");
         }
         assert_eq!(gpt_size("16:9", ImageSize::K1), Some((1376, 768)));
         assert_eq!(gpt_size("1:1", ImageSize::K1), Some((1024, 1024)));
         assert_eq!(gpt_size("16:9", ImageSize::K4), Some((3808, 2144)));
-        assert_eq!(gpt_size("21:9", ImageSize::S512), Some((784, 336)));
+        // The pixel ceiling, not a 2160 short side, bounds a square 4K frame.
+        assert_eq!(gpt_size("1:1", ImageSize::K4), Some((2880, 2880)));
         assert_eq!(gpt_size("4:1", ImageSize::K1), None);
+        for (w, h) in [
+            (512, 512),
+            (784, 336),
+            (3856, 2160),
+            (2896, 2896),
+            (1600, 512),
+        ] {
+            assert!(!gpt_size_is_legal(w, h), "{w}x{h}");
+        }
+        assert!(gpt_size_is_legal(3840, 2160) && gpt_size_is_legal(1024, 640));
+    }
+
+    #[test]
+    fn json_edits_ask_the_standard_size_nearest_the_frame() {
+        assert_eq!(gpt_json_edit_size(1376, 768), (1536, 1024));
+        assert_eq!(gpt_json_edit_size(768, 1376), (1024, 1536));
+        // 5:4 is nearer 3:2 than 1:1 by ratio (log 0.22 from 1:1, 0.19 from 3:2).
+        assert_eq!(gpt_json_edit_size(1152, 928), (1536, 1024));
+        assert_eq!(gpt_json_edit_size(928, 1152), (1024, 1536));
+        assert_eq!(gpt_json_edit_size(1024, 1024), (1024, 1024));
+        assert_eq!(gpt_json_edit_size(2880, 2880), (1024, 1024));
+        assert_eq!(gpt_json_edit_size(1584, 672), (1536, 1024));
     }
 
     #[test]
@@ -852,13 +1053,14 @@ mod tests {
         let readme = include_str!("../../README.md");
         let start = readme.find("<!-- gpt-sizes:start -->").unwrap();
         let end = readme.find("<!-- gpt-sizes:end -->").unwrap();
-        let sizes = [ImageSize::S512, ImageSize::K1, ImageSize::K2, ImageSize::K4];
+        let sizes = ModelFamily::GptImage2.image_sizes();
         let mut rows = 0;
         for line in readme[start..end]
             .lines()
             .filter(|l| l.starts_with("| ") && l.contains('x'))
         {
             let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            assert_eq!(cells.len(), sizes.len() + 1, "{line}");
             for (size, cell) in sizes.iter().zip(&cells[1..]) {
                 let (w, h) = gpt_size(cells[0], *size).unwrap();
                 assert_eq!(*cell, format!("{w}x{h}"), "{} {size}", cells[0]);

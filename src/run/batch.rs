@@ -14,15 +14,12 @@ use super::{
 };
 use crate::campaign::{BatchFailurePolicy, Campaign, RunMode};
 use crate::domain::{
-    BatchState, BillingMode, Error, ImageSize, JobKey, JobState, ModelId, Reason, Result, Vendor,
-    now_ms,
+    BatchInputLimits, BatchState, BillingMode, Error, ImageSize, JobKey, JobState, ModelId, Reason,
+    Result, Vendor, now_ms,
 };
 use crate::expand::JobSpec;
 use crate::provider::{BatchApi, BatchChunk, BatchItem, ErrorClass, RemoteBatch, RemoteState};
 use crate::store::{BatchJob, BatchRow, ImageQa, JobId, Store};
-
-/// The input file limit is 2 GB; stay clear of it.
-const MAX_INPUT_BYTES: u64 = 1_900_000_000;
 
 /// Poll cadence: `[batch] poll_initial_s` / `poll_max_s`, unless the run
 /// overrides them (rehearsals against the emulator, where batches finish in
@@ -37,16 +34,51 @@ fn poll_delays(
     )
 }
 
-/// A conservative size of one JSONL input line for a spec: prompt plus
-/// base64 references plus the JSON around them.
+/// An upper bound of the size of one JSONL input line for a spec: the
+/// prompt as a JSON string, each reference as base64 with its `data:`
+/// prefix (`4 * ceil(bytes / 3)` plus the MIME type), and the JSON around
+/// them. (The image a review edit revises is added when the batch is made
+/// and is not counted here.)
 fn line_bytes(spec: &JobSpec) -> u64 {
+    let prompt = serde_json::to_string(&spec.request.prompt)
+        .map_or(spec.request.prompt.len() * 6, |s| s.len()) as u64;
     let refs: u64 = spec
         .request
         .references
         .iter()
-        .map(|r| r.bytes.len() as u64 * 4 / 3 + 100)
+        .map(|r| crate::domain::data_url_len(&r.mime_type, r.bytes.len() as u64) + 100)
         .sum();
-    spec.request.prompt.len() as u64 * 2 + refs + 600
+    prompt + refs + 600
+}
+
+/// How many requests one batch input file may hold: at most `max_requests`
+/// (`[batch] max_requests`), at most the vendor's request limit, and no more
+/// lines of `widest` bytes than fit its byte limit, so a chunk is split by
+/// bytes as well as by count. Never 0: a single line over the byte limit
+/// still goes alone (and the service says why it refuses it).
+pub(crate) fn chunk_size(widest: u64, max_requests: usize, limits: BatchInputLimits) -> usize {
+    let by_bytes = usize::try_from(limits.max_bytes / widest.max(1)).unwrap_or(usize::MAX);
+    max_requests.min(limits.max_requests).min(by_bytes).max(1)
+}
+
+/// A vendor's batch input limits, the byte limit lowered to `cap` when the
+/// run sets one (rehearsals against an emulator whose limit was lowered).
+fn input_limits(vendor: Vendor, cap: Option<u64>) -> BatchInputLimits {
+    let mut l = vendor.batch_input_limits();
+    if let Some(cap) = cap {
+        l.max_bytes = l.max_bytes.min(cap);
+    }
+    l
+}
+
+/// The widest line among the specs of `ids`.
+fn widest_line(ctx: &Ctx, ids: &HashSet<JobId>) -> u64 {
+    ids.iter()
+        .filter_map(|id| ctx.specs.get(id))
+        .map(|s| line_bytes(s))
+        .max()
+        .unwrap_or(1)
+        .max(1)
 }
 
 pub(super) fn key_for(id: JobId, key: &JobKey) -> String {
@@ -67,18 +99,14 @@ pub(crate) async fn dispatch(
     left_running: &mut Vec<String>,
 ) -> Result<Option<StopReason>> {
     let settings = &campaign.batch;
-    // Keep every input file under the 2 GB limit, sizing by the largest line.
-    let widest = ctx
-        .specs
-        .values()
-        .map(|s| line_bytes(s))
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let batch_size = settings
-        .max_requests
-        .min((MAX_INPUT_BYTES / widest) as usize)
-        .max(1);
+    // Image batches are sized per model and endpoint ([`chunk_size`]);
+    // read batches go to Gemini, sized here by the widest image line.
+    let cap = opts.batch_max_input_bytes;
+    let batch_size = chunk_size(
+        widest_line(ctx, &ctx.specs.keys().copied().collect()),
+        settings.max_requests,
+        input_limits(Vendor::Gemini, cap),
+    );
     let realtime_below = settings.auto_realtime_below;
     let token_cap = settings.max_enqueued_tokens;
     let mut failed_to_realtime = false;
@@ -144,8 +172,14 @@ pub(crate) async fn dispatch(
             Vec::new()
         };
         if pending > 0
-            && let Some(stop) =
-                submit_pending(ctx, &eligible, batch_size, token_cap, &realtime_vendors).await?
+            && let Some(stop) = submit_pending(
+                ctx,
+                &eligible,
+                (settings.max_requests, cap),
+                token_cap,
+                &realtime_vendors,
+            )
+            .await?
         {
             return Ok(Some(stop));
         }
@@ -470,11 +504,12 @@ pub(super) async fn look_up_submitting(
     }
 }
 
-/// Chunk pending jobs into batches and create them remotely.
+/// Chunk pending jobs into batches and create them remotely. `sizing` is
+/// `[batch] max_requests` and the run's byte cap, if any.
 async fn submit_pending(
     ctx: &Ctx,
     eligible: &HashSet<JobId>,
-    batch_size: usize,
+    sizing: (usize, Option<u64>),
     token_cap: Option<u64>,
     realtime: &[Vendor],
 ) -> Result<Option<StopReason>> {
@@ -511,6 +546,11 @@ async fn submit_pending(
             vec![eligible.clone()]
         };
         for group in groups.iter().filter(|g| !g.is_empty()) {
+            let batch_size = chunk_size(
+                widest_line(ctx, group),
+                sizing.0,
+                input_limits(model.vendor(), sizing.1),
+            );
             if let Some(stop) = submit_model(ctx, api, &model, group, batch_size, token_cap).await?
             {
                 if !carries_on(ctx, &stop) {
@@ -755,6 +795,22 @@ async fn ingest_one(
             .filter(|e| !e.of_base)
             .map(|e| crate::assets::revision_rel_path(&e.path, e.revision)),
     };
+    // A GPT Image batch edit asks one of the JSON form's standard sizes:
+    // its image is cropped to the job's exact frame before it is stored.
+    let result = match (result, spec) {
+        (Ok(g), Some(s)) if b.model.vendor() == Vendor::OpenAi => {
+            let frame = crate::domain::gpt_size(s.request.aspect_ratio.as_str(), job.image_size);
+            match frame {
+                Some(frame) => tokio::task::spawn_blocking(move || {
+                    crate::provider::openai::fit_to_frame(g, frame)
+                })
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?,
+                None => Ok(g),
+            }
+        }
+        (r, _) => r,
+    };
     crate::run::crash_point("batch-ingest-item");
     settle(
         ctx,
@@ -900,4 +956,36 @@ pub(crate) async fn cancel_all(
         }
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_split_by_bytes_as_well_as_by_count() {
+        let small = BatchInputLimits {
+            max_requests: 5,
+            max_bytes: 1_000,
+        };
+        // Count binds: 5 lines of 10 bytes.
+        assert_eq!(chunk_size(10, 200, small), 5);
+        // The campaign's max_requests binds.
+        assert_eq!(chunk_size(10, 3, small), 3);
+        // Bytes bind: 1,000 / 300 = 3 lines.
+        assert_eq!(chunk_size(300, 200, small), 3);
+        assert!(3 * 300 <= small.max_bytes && 4 * 300 > small.max_bytes);
+        // A line over the limit still goes alone, never 0.
+        assert_eq!(chunk_size(5_000, 200, small), 1);
+        // OpenAI's own limits: 50,000 requests, 200 MB.
+        let openai = Vendor::OpenAi.batch_input_limits();
+        assert_eq!(chunk_size(100, 1_000_000, openai), 50_000);
+        assert_eq!(chunk_size(1_000_000, 1_000_000, openai), 200);
+        // A run's cap only lowers the byte limit.
+        assert_eq!(input_limits(Vendor::OpenAi, Some(1_000)).max_bytes, 1_000);
+        assert_eq!(
+            input_limits(Vendor::OpenAi, Some(u64::MAX)).max_bytes,
+            200_000_000
+        );
+    }
 }

@@ -86,6 +86,10 @@ pub struct RunOptions {
     /// Batch poll cadence override for rehearsals against the emulator
     /// (`ADLOC_BATCH_POLL_MS`, `ADLOC_BATCH_POLL_MAX_MS`): first and longest.
     pub poll_override: (Option<Duration>, Option<Duration>),
+    /// Lower every vendor's batch input file byte limit to this many bytes
+    /// (`ADLOC_BATCH_MAX_INPUT_BYTES`, rehearsals against an emulator whose
+    /// own limit was lowered); never raises a limit.
+    pub batch_max_input_bytes: Option<u64>,
     /// Mode override.
     pub mode: Option<RunMode>,
     /// Output root: a folder, or a bucket (written through a staging tree
@@ -129,6 +133,7 @@ impl RunOptions {
             provider: ProviderChoice::Local,
             env: ProviderEnv::default(),
             poll_override: (None, None),
+            batch_max_input_bytes: None,
             mode: None,
             out: assets::OutputTarget::default(),
             store_env: assets::StoreEnv::default(),

@@ -18,5 +18,6 @@ mod postgres;
 mod qa;
 mod realtime;
 mod review;
+mod shutdowns;
 mod vocabulary;
 mod workers;

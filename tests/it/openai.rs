@@ -670,3 +670,224 @@ fn each_vendor_has_its_own_retry_budget_so_the_fallback_may_retry_after_an_outag
     assert_eq!(s.faults_injected, 2, "{s:?}");
     assert_eq!(s.realtime_billed_images, 3);
 }
+
+/// The campaign.toml line holding `needle` (1-based), for error positions.
+fn toml_line(ws: &Workspace, needle: &str) -> usize {
+    let text = std::fs::read_to_string(ws.campaign().join("campaign.toml")).unwrap();
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn the_512_tier_on_a_gpt_model_is_refused_at_load_naming_the_smallest_tier() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge")],
+        "\"gpt-image-2.6-sunburst\"\nimage_size = \"512\"",
+        "",
+    );
+    let o = ws.adloc_with(&emu.openai_env(), &["run", "campaigns/example"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    let line = toml_line(&ws, "image_size = \"512\"");
+    assert!(err.contains(&format!("campaign.toml:{line}:")), "{err}");
+    assert!(err.contains("655360 pixels"), "{err}");
+    assert!(err.contains("the smallest tier it draws is 1K"), "{err}");
+    assert_eq!(emu.stats().openai.generate_calls, 0);
+    assert!(!ws.path().join(".adloc").exists());
+}
+
+#[test]
+fn a_512_variant_whose_chain_falls_back_to_gpt_image_is_refused_at_load() {
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge")],
+        &format!("{CHAIN}\nimage_size = \"512\""),
+        "",
+    );
+    let o = ws.adloc(&["plan", "campaigns/example"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    let line = toml_line(&ws, "image_size = \"512\"");
+    assert!(err.contains(&format!("campaign.toml:{line}:")), "{err}");
+    assert!(err.contains("gpt-image-2.6-sunburst"), "{err}");
+    assert!(err.contains("smallest tier it draws is 1K"), "{err}");
+    // Nano Banana 2 alone draws 512.
+    ws.edit("campaign.toml", CHAIN, "\"gemini-3.1-flash-image\"");
+    let o = ws.adloc(&["plan", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn a_square_4k_gpt_frame_is_2880_square_under_the_pixel_ceiling() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge")],
+        "\"gpt-image-2\"\nimage_size = \"4K\"",
+        "",
+    );
+    ws.edit(
+        "campaign.toml",
+        "aspect_ratio = \"16:9\"",
+        "aspect_ratio = \"1:1\"",
+    );
+    let o = ws.adloc_with(&emu.openai_env(), &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let a = &assets(&ws)[0];
+    assert_eq!(
+        (a["width"].as_u64(), a["height"].as_u64()),
+        (Some(2880), Some(2880)),
+        "{a}"
+    );
+}
+
+#[test]
+fn reference_images_on_a_gpt_generation_in_a_batch_go_as_json_edits_cropped_to_the_frame() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge"), ("b", "a lake")],
+        "\"gpt-image-2\"",
+        "\n[references]\nfiles = [\"logo.png\"]\n",
+    );
+    image::RgbImage::from_pixel(32, 32, image::Rgb([200, 10, 10]))
+        .save(ws.campaign().join("logo.png"))
+        .unwrap();
+    let o = ws.adloc_with(
+        &batch_env(&emu),
+        &[
+            "run",
+            "campaigns/example",
+            "--provider",
+            "openai",
+            "--mode",
+            "batch",
+        ],
+    );
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let s = emu.stats();
+    assert_eq!(s.openai.edit_calls, 0, "no realtime edit");
+    assert_eq!(s.edits.len(), 2, "{:?}", s.edits);
+    for e in &s.edits {
+        assert!(e.batch, "{e:?}");
+        assert_eq!(e.size.as_deref(), Some("1536x1024"), "{e:?}");
+    }
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 2);
+    for a in assets(&ws) {
+        assert_eq!(
+            (a["width"].as_u64(), a["height"].as_u64()),
+            (Some(1376), Some(768)),
+            "{a}"
+        );
+        let img = image::open(ws.out().join(a["path"].as_str().unwrap())).unwrap();
+        assert_eq!((img.width(), img.height()), (1376, 768));
+    }
+}
+
+/// A JPEG that decodes to a small image but whose file is `bytes` long:
+/// APP15 segments (skipped by every decoder) after the start marker.
+fn padded_jpeg(bytes: usize) -> Vec<u8> {
+    let mut small = Vec::new();
+    image::RgbImage::from_pixel(64, 64, image::Rgb([10, 120, 200]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut small),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let mut out = small[..2].to_vec();
+    let segment = 65_533usize;
+    while out.len() + small.len() < bytes {
+        out.extend_from_slice(&[0xFF, 0xEF]);
+        out.extend_from_slice(&((segment + 2) as u16).to_be_bytes());
+        out.extend(std::iter::repeat_n(0u8, segment));
+    }
+    out.extend_from_slice(&small[2..]);
+    out
+}
+
+#[test]
+fn a_reference_too_large_for_a_data_url_is_refused_at_load_for_a_gpt_variant() {
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    gpt_campaign(
+        &ws,
+        &[("a", "a ridge")],
+        "\"gpt-image-2\"",
+        "\n[references]\nfiles = [\"packshot.jpg\"]\n",
+    );
+    // 16.4 MB: under [references] max_file_bytes (20 MB), but as base64 in
+    // a data URL it is over 20,971,520 characters.
+    let jpeg = padded_jpeg(16_400_000);
+    image::load_from_memory(&jpeg).expect("the padded JPEG decodes");
+    std::fs::write(ws.campaign().join("packshot.jpg"), &jpeg).unwrap();
+    let o = ws.adloc_with(
+        &batch_env(&emu),
+        &["run", "campaigns/example", "--mode", "batch"],
+    );
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    let line = toml_line(&ws, "files = [\"packshot.jpg\"]");
+    assert!(err.contains(&format!("campaign.toml:{line}:")), "{err}");
+    assert!(err.contains("20971520 characters"), "{err}");
+    assert!(err.contains("gpt-image-2"), "{err}");
+    assert_eq!(emu.stats().openai.files_uploaded, 0);
+    assert!(!ws.path().join(".adloc").exists());
+    // On a Gemini-only campaign the same file is fine (inline data).
+    ws.edit("campaign.toml", "model = \"gpt-image-2\"\n", "");
+    let o = ws.adloc(&["plan", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn batch_input_files_are_split_by_bytes_to_stay_under_the_file_limit() {
+    // The emulator's 200 MB limit lowered to 1,400 bytes, and the run told
+    // the same: eight generation lines (about 230 bytes each) do not fit
+    // one file.
+    let emu = Emu::start(Faults {
+        openai: adloc_emulator::OpenAiFaults {
+            max_batch_file_bytes: Some(1_400),
+            ..Default::default()
+        },
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    let rows: Vec<(String, String)> = (0..8)
+        .map(|i| (format!("r{i}"), format!("a ridge {i}")))
+        .collect();
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    gpt_campaign(&ws, &rows, "\"gpt-image-2\"", "");
+    let mut env = batch_env(&emu);
+    env.push(("ADLOC_BATCH_MAX_INPUT_BYTES", "1400".to_string()));
+    let o = ws.adloc_with(
+        &env,
+        &[
+            "run",
+            "campaigns/example",
+            "--provider",
+            "openai",
+            "--mode",
+            "batch",
+        ],
+    );
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let s = emu.stats().openai;
+    assert_eq!(s.batch_billed_images, 8, "{s:?}");
+    assert!(s.batches_created >= 2, "{s:?}");
+    assert_eq!(s.files_uploaded, s.batches_created, "{s:?}");
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 8);
+}

@@ -758,6 +758,65 @@ fn a_rejected_gpt_image_asset_is_revised_through_images_edits_with_its_image_in_
 }
 
 #[test]
+fn a_gpt_image_batch_edit_asks_a_json_edit_size_and_quality_and_is_stored_at_its_exact_frame() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    ws.small_campaign(&[("a", "a ridge")]);
+    // 16:9 at 1K is 1376x768, which only the multipart form takes; xhigh is
+    // not in the JSON edit body's quality set either.
+    ws.edit(
+        "campaign.toml",
+        "aspect_ratio = \"16:9\"\n",
+        "aspect_ratio = \"16:9\"\nmodel = \"gpt-image-2.5-sunburst\"\nquality = \"xhigh\"\n",
+    );
+    let env = with_poll(emu.openai_env());
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "openai"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let first = assets_by_key(&ws.manifest());
+    let o = ws.adloc(&[
+        "reject",
+        "example",
+        "en-US/hero/a",
+        "--note",
+        "Add a sunset",
+        "--by",
+        "ben",
+    ]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let args = [
+        "run",
+        "campaigns/example",
+        "--provider",
+        "openai",
+        "--mode",
+        "batch",
+    ];
+    let o = ws.adloc_with(&env, &args);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let stats = emu.stats();
+    assert_eq!(stats.edits.len(), 1, "{:?}", stats.edits);
+    let e = &stats.edits[0];
+    assert_eq!((e.surface.as_str(), e.batch), ("openai", true));
+    assert_eq!(e.size.as_deref(), Some("1536x1024"), "{e:?}");
+    assert_eq!(e.quality.as_deref(), Some("high"), "{e:?}");
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let now = assets_by_key(&m);
+    let a = &now["en-US/hero/a"];
+    assert_eq!(a["revision"], 2, "{a}");
+    assert_eq!(a["parent_sha256"], first["en-US/hero/a"]["sha256"]);
+    assert_eq!(
+        (a["width"].as_u64(), a["height"].as_u64()),
+        (Some(1376), Some(768))
+    );
+    assert_eq!(
+        decoded(&ws.out().join(a["path"].as_str().unwrap())),
+        (1376, 768)
+    );
+    assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 1);
+}
+
+#[test]
 fn a_kill_during_an_edit_never_buys_the_edit_batch_twice_and_a_resent_edit_sends_the_kept_image() {
     let emu = Emu::start(adloc_emulator::Faults::default());
     let ws = Workspace::new();

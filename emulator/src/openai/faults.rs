@@ -49,6 +49,9 @@ pub struct OpenAiFaults {
     pub done_after_ms: Option<u64>,
     /// The first N `POST /batches` get a 429 (nothing created).
     pub create_429_first: u64,
+    /// Lower the batch input file limit (200 MB) to this many bytes, so a
+    /// test can exercise the limit without uploading 200 MB. Never raises it.
+    pub max_batch_file_bytes: Option<u64>,
 }
 
 impl Default for OpenAiFaults {
@@ -72,6 +75,7 @@ impl Default for OpenAiFaults {
             polls_until_done: 2,
             done_after_ms: None,
             create_429_first: 0,
+            max_batch_file_bytes: None,
         }
     }
 }

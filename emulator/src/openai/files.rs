@@ -127,10 +127,22 @@ pub(crate) async fn upload(
             .code("missing_required_parameter")
     })?;
     if purpose == "batch" {
-        if data.len() > MAX_BATCH_FILE {
+        // At most 200 MB per batch input file (openai/openai-openapi
+        // `openapi.yaml`, `CreateBatchRequest.input_file_id`), or the
+        // lower limit a test set.
+        let limit = s
+            .faults()
+            .openai
+            .max_batch_file_bytes
+            .map_or(MAX_BATCH_FILE as u64, |l| l.min(MAX_BATCH_FILE as u64));
+        if data.len() as u64 > limit {
             return Err(OaiError::invalid_value(
                 "file",
-                "Batch input files must be at most 200 MB.",
+                format!(
+                    "File is too large: {} bytes. Batch input files must be at most 200 MB \
+                     ({limit} bytes).",
+                    data.len()
+                ),
             ));
         }
         if !filename.ends_with(".jsonl") {

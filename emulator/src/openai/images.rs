@@ -186,7 +186,10 @@ impl Fields<'_> {
     }
 }
 
-/// Parse "auto" or "WxH" against the gpt-image-2 rules.
+/// Parse "auto" or "WxH" against the gpt-image-2 rules (OpenAI
+/// image-generation guide, "Size constraints"): both edges multiples of 16,
+/// the longest edge at most 3840, a long:short ratio of at most 3:1, and
+/// between 655,360 and 8,294,400 pixels.
 fn parse_size(v: &str) -> Result<(u32, u32), OaiError> {
     if v == "auto" {
         return Ok((1024, 1024));
@@ -195,9 +198,9 @@ fn parse_size(v: &str) -> Result<(u32, u32), OaiError> {
         OaiError::invalid_value(
             "size",
             format!(
-                "Invalid value: '{v}'. Size must be 'auto' or WIDTHxHEIGHT with both sides \
-                 multiples of 16, an aspect ratio between 1:3 and 3:1, the long side at most \
-                 3840 and the short side at most 2160."
+                "Invalid value: '{v}'. Size must be 'auto' or WIDTHxHEIGHT with both edges \
+                 multiples of 16, the longest edge at most 3840, an aspect ratio of at most \
+                 3:1, and between 655360 and 8294400 pixels in total."
             ),
         )
     };
@@ -208,18 +211,30 @@ fn parse_size(v: &str) -> Result<(u32, u32), OaiError> {
     }
     let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
     let (long, short) = (w.max(h), w.min(h));
+    let pixels = u64::from(w) * u64::from(h);
     if w == 0
         || h == 0
         || !w.is_multiple_of(16)
         || !h.is_multiple_of(16)
         || long > 3 * short
         || long > 3840
-        || short > 2160
+        || !(655_360..=8_294_400).contains(&pixels)
     {
         return Err(bad());
     }
     Ok((w, h))
 }
+
+/// Most characters of one `image_url` (a data URL) in a JSON edit body.
+pub(crate) const MAX_IMAGE_URL_CHARS: usize = 20_971_520;
+
+/// The closed `size` set of the JSON edit body (`EditImageBodyJsonParam`
+/// in openai/openai-openapi `openapi.yaml`): only multipart edits take
+/// any legal `WxH`.
+const JSON_EDIT_SIZES: &[&str] = &["auto", "1024x1024", "1536x1024", "1024x1536"];
+/// The closed `quality` set of the JSON edit body (same schema): no `xhigh`
+/// or `max` there, whatever the model.
+const JSON_EDIT_QUALITIES: &[&str] = &["low", "medium", "high", "auto"];
 
 /// Validate the fields shared by generations and edits. `extra` lists the
 /// endpoint's own keys (checked elsewhere).
@@ -447,6 +462,21 @@ fn resolve_ref(s: &Shared, v: &Value, param: &str) -> Result<Bytes, OaiError> {
             )
         }),
         (None, Some(Value::String(url))) => {
+            // `ImageRefParam.image_url` has `maxLength: 20971520`
+            // (openai/openai-openapi `openapi.yaml`); the usual
+            // `string_above_max_length` refusal.
+            let chars = url.chars().count();
+            if chars > MAX_IMAGE_URL_CHARS {
+                return Err(OaiError::invalid_value(
+                    &format!("{param}.image_url"),
+                    format!(
+                        "Invalid '{param}.image_url': string too long. Expected a string with \
+                         maximum length {MAX_IMAGE_URL_CHARS}, but got a string with length \
+                         {chars} instead."
+                    ),
+                )
+                .code("string_above_max_length"));
+            }
             let data = url.strip_prefix("data:").ok_or_else(|| {
                 OaiError::invalid_value(
                     &format!("{param}.image_url"),
@@ -486,6 +516,10 @@ pub(crate) fn parse_json_edit(s: &Shared, v: &Value) -> Result<(Params, Vec<Inpu
         map,
         src: Src::Json,
     };
+    // The JSON form's schema closes `size` and `quality` before the
+    // model's own rules apply.
+    f.choice("size", JSON_EDIT_SIZES)?;
+    f.choice("quality", JSON_EDIT_QUALITIES)?;
     let p = parse_params(&f, &["images", "mask", "input_fidelity"])?;
     check_fidelity(&f)?;
     let images = match f.get("images") {
@@ -690,6 +724,8 @@ pub(crate) fn record_edit(s: &Shared, p: &Params, inputs: &[Input], batch: bool)
         thought_signature: None,
         signature_issued: false,
         instruction: p.prompt.clone(),
+        size: Some(format!("{}x{}", p.w, p.h)),
+        quality: Some(p.quality.to_string()),
     });
 }
 
@@ -874,12 +910,21 @@ mod unit {
         assert_eq!(parse_size("auto").unwrap(), (1024, 1024));
         assert_eq!(parse_size("3840x2160").unwrap(), (3840, 2160));
         assert_eq!(parse_size("2160x3840").unwrap(), (2160, 3840));
+        assert_eq!(parse_size("2880x2880").unwrap(), (2880, 2880));
         assert_eq!(parse_size("1536x512").unwrap(), (1536, 512));
+        assert_eq!(parse_size("1024x640").unwrap(), (1024, 640));
         for bad in [
             "1000x1000",
             "1600x512",
             "3856x2160",
-            "2176x2176",
+            // over 8,294,400 pixels
+            "2896x2896",
+            "3840x2176",
+            // under 655,360 pixels
+            "512x512",
+            "784x336",
+            "688x384",
+            "1008x640",
             "0x16",
             "x",
             "16x-16",

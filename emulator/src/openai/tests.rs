@@ -295,8 +295,12 @@ async fn invalid_sizes_qualities_and_parameters_get_400s_with_the_right_codes() 
         "512x512x",
         "1600x512",
         "3856x2160",
-        "2176x2176",
         "256",
+        // under the 655,360-pixel floor, over the 8,294,400 ceiling
+        "16x16",
+        "512x512",
+        "784x336",
+        "2896x2896",
     ] {
         let r = generate(&h, &c, with("size", json!(size))).await;
         assert_error(
@@ -307,7 +311,16 @@ async fn invalid_sizes_qualities_and_parameters_get_400s_with_the_right_codes() 
             Some("size"),
         );
     }
-    for size in ["3840x2160", "2160x3840", "1536x512", "16x16"] {
+    // No short-side cap of its own: 2176x2176 is within the pixel ceiling.
+    let good = [
+        "3840x2160",
+        "2160x3840",
+        "1536x512",
+        "2880x2880",
+        "2176x2176",
+        "1024x640",
+    ];
+    for size in good {
         let r = generate(&h, &c, with("size", json!(size))).await;
         assert_eq!(r.status, 200, "{size}: {}", r.body);
     }
@@ -387,7 +400,11 @@ async fn invalid_sizes_qualities_and_parameters_get_400s_with_the_right_codes() 
             .unwrap()
             .contains("model")
     );
-    assert_eq!(h.stats().openai.realtime_billed_images, 5);
+    // Each good size, and xhigh on gpt-image-2.5.
+    assert_eq!(
+        h.stats().openai.realtime_billed_images,
+        good.len() as u64 + 1
+    );
     h.shutdown().await;
 }
 
@@ -880,6 +897,135 @@ async fn a_batch_of_json_edits_reads_its_file_ids() {
         255
     );
     assert_eq!(done["error_file_id"], Value::Null);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_json_edit_takes_only_the_closed_size_and_quality_sets() {
+    let (h, c) = start(OpenAiFaults::default()).await;
+    let data_url = format!(
+        "data:image/png;base64,{}",
+        STANDARD.encode(png_bytes(16, 16))
+    );
+    let body = |size: &str, quality: &str| {
+        json!({"model": "gpt-image-2.5-sunburst", "prompt": "add a sunset",
+               "images": [{"image_url": data_url}], "size": size, "quality": quality})
+    };
+    // Realtime JSON: a legal multipart size is still outside the JSON set,
+    // and so is xhigh even on a model that draws it.
+    for (size, quality, param) in [
+        ("1376x768", "high", "size"),
+        ("2048x2048", "low", "size"),
+        ("1536x1024", "xhigh", "quality"),
+        ("1024x1024", "max", "quality"),
+    ] {
+        let r = post(&h, &c, "/images/edits", &body(size, quality)).await;
+        assert_error(
+            &r,
+            400,
+            "invalid_request_error",
+            "invalid_value",
+            Some(param),
+        );
+    }
+    for size in ["auto", "1024x1024", "1536x1024", "1024x1536"] {
+        let r = post(&h, &c, "/images/edits", &body(size, "high")).await;
+        assert_eq!(r.status, 200, "{size}: {}", r.body);
+    }
+    // The multipart form takes any legal WxH and the model's qualities.
+    let form = multipart(
+        &[
+            ("model", "gpt-image-2.5-sunburst"),
+            ("prompt", "add a sunset"),
+            ("size", "1376x768"),
+            ("quality", "xhigh"),
+        ],
+        &[("image", "a.png", "image/png", png_bytes(16, 16))],
+    );
+    let r = post_multipart(&h, &c, "/images/edits", form).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A batch line is the JSON form: the same refusal, as an error line.
+    let line = |id: &str, size: &str, quality: &str| {
+        json!({"custom_id": id, "method": "POST", "url": "/v1/images/edits",
+               "body": body(size, quality)})
+        .to_string()
+    };
+    let lines = [
+        line("ok", "1536x1024", "high"),
+        line("size", "1376x768", "high"),
+        line("quality", "1536x1024", "xhigh"),
+    ];
+    let r = create_batch(&h, &c, &lines, "/v1/images/edits", "json-edits").await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    get(&h, &c, &format!("/batches/{id}")).await;
+    let done = get(&h, &c, &format!("/batches/{id}")).await.body;
+    assert_eq!(done["status"], "completed", "{done}");
+    let out = jsonl(&content(&h, &c, done["output_file_id"].as_str().unwrap()).await);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0]["custom_id"], "ok");
+    let errs = jsonl(&content(&h, &c, done["error_file_id"].as_str().unwrap()).await);
+    for e in &errs {
+        let body = &e["response"]["body"]["error"];
+        assert_eq!(e["response"]["status_code"], 400, "{e}");
+        assert_eq!(body["param"], e["custom_id"], "{e}");
+        assert_eq!(body["code"], "invalid_value", "{e}");
+    }
+    assert_eq!(errs.len(), 2);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_image_url_over_20971520_characters_and_a_batch_file_over_the_limit_are_refused() {
+    let (h, c) = start(OpenAiFaults {
+        max_batch_file_bytes: Some(2_000),
+        ..OpenAiFaults::default()
+    })
+    .await;
+    let prefix = "data:image/png;base64,";
+    let long = format!("{prefix}{}", "A".repeat(20_971_520 - prefix.len() + 4));
+    let r = post(
+        &h,
+        &c,
+        "/images/edits",
+        &json!({"model": "gpt-image-2", "prompt": "x", "size": "1024x1024",
+                "images": [{"image_url": long}]}),
+    )
+    .await;
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "string_above_max_length",
+        Some("images[0].image_url"),
+    );
+    // A batch file with that line in it is over the (lowered) file limit.
+    let line = json!({"custom_id": "big", "method": "POST", "url": "/v1/images/edits",
+        "body": {"model": "gpt-image-2", "prompt": "x", "size": "1024x1024",
+                 "images": [{"image_url": long}]}})
+    .to_string();
+    drop(long);
+    let upload_of = |bytes: Vec<u8>| {
+        multipart(
+            &[("purpose", "batch")],
+            &[("file", "batch.jsonl", "application/octet-stream", bytes)],
+        )
+    };
+    let r = post_multipart(&h, &c, "/files", upload_of(line.into_bytes())).await;
+    assert_error(
+        &r,
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        Some("file"),
+    );
+    let fits = (0..10)
+        .map(|i| gen_line(&format!("g{i}"), "a cat"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(fits.len() < 2_000);
+    let r = post_multipart(&h, &c, "/files", upload_of(fits.into_bytes())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(h.stats().openai.batch_billed_images, 0);
     h.shutdown().await;
 }
 

@@ -507,7 +507,7 @@ pub(crate) mod tests {
             {{"inlineData":{{"mimeType":"image/jpeg","data":"{jpeg}"}},"thoughtSignature":"Cq4BAXLI2n"}}]}},
             "finishReason":"STOP","index":0,"groundingMetadata":{{"webSearchQueries":["x"]}}}}],
             "usageMetadata":{{"promptTokenCount":18,"candidatesTokenCount":2012,"thoughtsTokenCount":310}},
-            "modelVersion":"gemini-3-pro-image-preview"}}"#,
+            "modelVersion":"gemini-3-pro-image"}}"#,
             png = png_b64()
         );
         let resp: GenerateContentResponse<'_> = serde_json::from_str(&json).unwrap();
@@ -654,7 +654,7 @@ pub(crate) mod tests {
         let u = usage_from(&meta, 1, None);
         assert_eq!((u.image_tokens, u.text_tokens), (1300, 0));
         assert_eq!(
-            estimate_image_tokens(Some("gemini-3-pro-image-preview"), (4096, 4096)),
+            estimate_image_tokens(Some("gemini-3-pro-image"), (4096, 4096)),
             Some(2000)
         );
         assert_eq!(

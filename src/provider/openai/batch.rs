@@ -20,8 +20,7 @@ use super::client::{Multipart, OpenAiProvider};
 use super::response;
 use super::wire::{
     ApiError, Batch, BatchBody, BatchInputLine, BatchList, BatchOutputLine, CreateBatchBody,
-    DataUrl, EditsJsonBody, FileObject, GenerationsBody, ImageRef, TAG_KEY, as_sent,
-    check_references,
+    EditsJsonBody, FileObject, GenerationsBody, TAG_KEY, as_sent, check_references,
 };
 use crate::provider::{
     BatchApi, BatchChunk, BatchItem, BatchOutcome, Generated, ImageRequest, OutcomeStream,
@@ -53,21 +52,11 @@ pub fn endpoint_for(req: &ImageRequest) -> &'static str {
 /// The batch body for a request: the realtime generation body, or the JSON
 /// edit body with the references as `data:` URLs.
 fn batch_body(req: &ImageRequest) -> Result<BatchBody<'_>, ProviderError> {
-    let fields = GenerationsBody::from_request(req)?;
     if req.references.is_empty() {
-        return Ok(BatchBody::Generations(fields));
+        return Ok(BatchBody::Generations(GenerationsBody::from_request(req)?));
     }
     check_references(req)?;
-    Ok(BatchBody::Edits(EditsJsonBody {
-        fields,
-        images: req
-            .references
-            .iter()
-            .map(|r| ImageRef {
-                image_url: DataUrl(r),
-            })
-            .collect(),
-    }))
+    Ok(BatchBody::Edits(EditsJsonBody::from_request(req)?))
 }
 
 /// Parse one output- or error-file line into an outcome matched by

@@ -26,6 +26,7 @@ pub mod wire;
 
 pub use client::OpenAiProvider;
 pub use config::OpenAiConfig;
+pub use response::fit_to_frame;
 
 #[cfg(test)]
 mod http_tests;

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 use super::classify::{RetryHints, Site, classify_error};
 use super::wire::{ImageUsage, ImagesResponse, OUTPUT_MIME};
-use crate::imaging::{ImageError, check_decoded};
+use crate::imaging::{Fit, ImageError, OutputFormat, RenditionSpec, check_decoded};
 use crate::provider::{Generated, ProviderError, Reason, Usage};
 
 /// Standard alphabet (RFC 4648 §4), padding tolerated either way.
@@ -73,6 +73,48 @@ pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
     })
 }
 
+/// The stored master of a GPT Image job is its exact frame: an image of
+/// another size (a batch JSON edit asks the standard size nearest the
+/// frame, see [`super::wire::EditsJsonBody`]) is scaled to fill the frame
+/// and centre-cropped with the renditions' own cover crop
+/// ([`crate::imaging::render`] with [`Fit::Cover`]), then re-encoded as
+/// PNG. An image already at its frame is returned untouched.
+pub fn fit_to_frame(g: Generated, (w, h): (u32, u32)) -> Result<Generated, ProviderError> {
+    if g.verified_dims == Some((w, h)) || w == 0 || h == 0 {
+        return Ok(g);
+    }
+    let master = crate::imaging::decode_master(&g.bytes)
+        .map_err(|e| undecodable(format!("{OUTPUT_MIME} image does not decode: {e}")))?;
+    if (master.width(), master.height()) == (w, h) {
+        return Ok(Generated {
+            verified_dims: Some((w, h)),
+            ..g
+        });
+    }
+    let spec = RenditionSpec {
+        width: w,
+        height: h,
+        format: OutputFormat::Png,
+        quality: 100,
+        fit: Fit::Cover { focal: (0.5, 0.5) },
+    };
+    let mut resizer = fast_image_resize::Resizer::new();
+    let framed = crate::imaging::render(&master, &spec, &mut resizer).map_err(|e| {
+        ProviderError::job_terminal(
+            Reason::Other,
+            format!("cropping the image to its {w}x{h} frame failed: {e}"),
+        )
+    })?;
+    Ok(Generated {
+        bytes: framed.bytes,
+        mime_type: OUTPUT_MIME.to_string(),
+        verified_dims: Some((w, h)),
+        // The review thumbnail is made from the stored master instead.
+        preview_jpeg: None,
+        ..g
+    })
+}
+
 /// Standard base64, whitespace (line wrapping) tolerated.
 fn decode_b64(data: &str) -> Result<Vec<u8>, ProviderError> {
     let cleaned;
@@ -133,6 +175,45 @@ pub(crate) mod tests {
 
     fn run(json: &str) -> Result<Generated, ProviderError> {
         interpret(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn an_image_off_its_frame_is_cropped_to_fill_it_and_one_on_it_is_untouched() {
+        // What a batch edit of a 16:9 frame gets back: 1536x1024, left half
+        // red, right half blue.
+        let img = image::RgbImage::from_fn(1536, 1024, |x, _| {
+            if x < 768 {
+                image::Rgb([220, 0, 0])
+            } else {
+                image::Rgb([0, 0, 220])
+            }
+        });
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        let g = Generated {
+            bytes: out.into_inner(),
+            mime_type: OUTPUT_MIME.into(),
+            usage: None,
+            model_version: None,
+            verified_dims: Some((1536, 1024)),
+            preview_jpeg: Some(vec![1]),
+            model_turn: None,
+        };
+        let framed = fit_to_frame(g, (1376, 768)).unwrap();
+        assert_eq!(framed.verified_dims, Some((1376, 768)));
+        assert_eq!(
+            framed.preview_jpeg, None,
+            "the old preview is of the old frame"
+        );
+        let back = image::load_from_memory(&framed.bytes).unwrap().to_rgb8();
+        assert_eq!(back.dimensions(), (1376, 768));
+        // Centred: the colour split stays in the middle.
+        assert!(back.get_pixel(10, 384)[0] > 200 && back.get_pixel(1366, 384)[2] > 200);
+        let same = Generated {
+            verified_dims: Some((1376, 768)),
+            ..framed.clone()
+        };
+        assert_eq!(fit_to_frame(same, (1376, 768)).unwrap().bytes, framed.bytes);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::domain::{Quality, ReferenceImage, gpt_size};
+use crate::domain::{Quality, ReferenceImage, gpt_json_edit_size, gpt_size};
 use crate::provider::{ImageRequest, ProviderError, Reason};
 
 /// The only output format adloc asks for.
@@ -75,8 +75,8 @@ impl<'a> GenerationsBody<'a> {
             ProviderError::job_terminal(
                 Reason::InvalidArgument,
                 format!(
-                    "aspect ratio {} is outside what GPT Image draws (1:3 to 3:1)",
-                    req.aspect_ratio
+                    "aspect ratio {} at size {} is outside what GPT Image draws (1:3 to 3:1, 1K and up)",
+                    req.aspect_ratio, req.image_size
                 ),
             )
         })?;
@@ -91,8 +91,27 @@ impl<'a> GenerationsBody<'a> {
     }
 }
 
+/// The exact frame GPT Image is asked to draw for a request (its ratio and
+/// size tier through [`gpt_size`]), `None` for a ratio it cannot draw.
+pub fn frame_of(req: &ImageRequest) -> Option<(u32, u32)> {
+    gpt_size(req.aspect_ratio.as_str(), req.image_size)
+}
+
 /// The JSON edit body (§2.2): the generation fields plus `images`, each a
 /// `data:` URL (the form batch lines must use).
+///
+/// Its `size` and `quality` are closed sets, unlike the multipart form's
+/// (`EditImageBodyJsonParam` in openai/openai-openapi `openapi.yaml`:
+/// `size` is `auto | 1024x1024 | 1536x1024 | 1024x1536`, `quality` is
+/// `low | medium | high | auto`). A batch line cannot carry multipart, and
+/// the half price is the point of batching, so batch edits stay batched:
+/// they ask the standard size nearest the frame's ratio
+/// ([`gpt_json_edit_size`]) and the image that comes back is cropped to
+/// fill the exact frame locally ([`super::response::fit_to_frame`], the
+/// renditions' cover crop), so the stored master is the same frame a
+/// realtime multipart edit would have drawn. `xhigh` and `max` are sent as
+/// `high`, the best the JSON form takes. Realtime edits go through
+/// multipart, which takes the exact `WxH` and every quality.
 #[derive(Debug, Serialize)]
 pub struct EditsJsonBody<'a> {
     /// The shared fields, flattened in.
@@ -100,6 +119,38 @@ pub struct EditsJsonBody<'a> {
     pub fields: GenerationsBody<'a>,
     /// `[{image_url: "data:…"}]`, 1..16 items.
     pub images: Vec<ImageRef<'a>>,
+}
+
+impl<'a> EditsJsonBody<'a> {
+    /// The JSON edit body for a request with references (see the type's
+    /// doc for its size and quality).
+    pub fn from_request(req: &'a ImageRequest) -> Result<Self, ProviderError> {
+        let mut fields = GenerationsBody::from_request(req)?;
+        if let Some((w, h)) = frame_of(req) {
+            let (w, h) = gpt_json_edit_size(w, h);
+            fields.size = format!("{w}x{h}");
+        }
+        fields.quality = json_edit_quality(req.quality.unwrap_or(Quality::Medium));
+        Ok(EditsJsonBody {
+            fields,
+            images: req
+                .references
+                .iter()
+                .map(|r| ImageRef {
+                    image_url: DataUrl(r),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The `quality` a JSON edit body sends: the model's own value where the
+/// JSON form takes it, `high` for `xhigh` and `max` (not in its set).
+pub fn json_edit_quality(q: Quality) -> &'static str {
+    match q {
+        Quality::Low | Quality::Medium | Quality::High => q.as_str(),
+        Quality::XHigh | Quality::Max => Quality::High.as_str(),
+    }
 }
 
 /// One `ImageRefParam`: exactly one `image_url`.
