@@ -197,7 +197,7 @@ pub(crate) mod tests {
             model_version: None,
             verified_dims: Some((1536, 1024)),
             preview_jpeg: Some(vec![1]),
-            thought_signature: None,
+            model_turn: None,
         };
         let framed = fit_to_frame(g, (1376, 768)).unwrap();
         assert_eq!(framed.verified_dims, Some((1376, 768)));
