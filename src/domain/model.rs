@@ -215,6 +215,15 @@ const KNOWN_MODELS: &[(&str, ModelFamily)] = &[
     ("gpt-image-2.6-flare", ModelFamily::GptImage26),
 ];
 
+/// Shut-down ids with the family they were served as: never accepted from a
+/// campaign, but a state written before the shutdown still holds them
+/// (a retired job, a batch submitted then), and reading that state back
+/// must not fail ([`ModelId::from_stored`]).
+const SHUT_DOWN_FAMILIES: &[(&str, ModelFamily)] = &[
+    ("gemini-3.1-flash-image-preview", ModelFamily::Flash31),
+    ("gemini-3-pro-image-preview", ModelFamily::Pro3),
+];
+
 /// Why a model id was refused.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UnknownModel {
@@ -289,6 +298,26 @@ impl FromStr for ModelId {
         }
         KNOWN_MODELS
             .iter()
+            .find(|(id, _)| *id == bare)
+            .map(|(id, family)| ModelId {
+                id: (*id).to_string(),
+                family: *family,
+            })
+            .ok_or_else(|| UnknownModel::Unknown(s.to_string()))
+    }
+}
+
+impl ModelId {
+    /// A model id read back from the state: any id adloc accepted when it
+    /// was stored, a shut-down one included. The lifecycle check is for
+    /// what a campaign asks for now; a retired job or a batch submitted
+    /// before the shutdown keeps its id, and an upgrade must not make the
+    /// state unreadable (its batch could then not be ingested or cancelled).
+    pub fn from_stored(s: &str) -> Result<ModelId, UnknownModel> {
+        let bare = s.strip_prefix("models/").unwrap_or(s);
+        KNOWN_MODELS
+            .iter()
+            .chain(SHUT_DOWN_FAMILIES)
             .find(|(id, _)| *id == bare)
             .map(|(id, family)| ModelId {
                 id: (*id).to_string(),
@@ -931,6 +960,18 @@ pub fn parse_ratio(ratio: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shut_down_id_in_the_state_still_reads_back_with_its_family() {
+        let m = ModelId::from_stored("gemini-3-pro-image-preview").unwrap();
+        assert_eq!(m.family(), ModelFamily::Pro3);
+        assert_eq!(m.as_str(), "gemini-3-pro-image-preview");
+        assert!("gemini-3-pro-image-preview".parse::<ModelId>().is_err());
+        assert!(ModelId::from_stored("gemini-9-image").is_err());
+        for (id, _) in SHUT_DOWN_FAMILIES {
+            assert!(LIFECYCLE.iter().any(|r| r.id == *id), "{id}");
+        }
+    }
 
     #[test]
     fn shut_down_gemini_preview_ids_are_refused_naming_the_ga_id() {

@@ -2,7 +2,7 @@
 //! their results into assets, and fall back to realtime for small
 //! remainders and at a deadline.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +37,8 @@ fn poll_delays(
 /// An upper bound of the size of one JSONL input line for a spec: the
 /// prompt as a JSON string, each reference as base64 with its `data:`
 /// prefix (`4 * ceil(bytes / 3)` plus the MIME type), and the JSON around
-/// them. (The image a review edit revises is added when the batch is made
-/// and is not counted here.)
+/// them. (The images an edit carries are attached when the batch is made;
+/// [`widest_line`] adds them.)
 fn line_bytes(spec: &JobSpec) -> u64 {
     let prompt = serde_json::to_string(&spec.request.prompt)
         .map_or(spec.request.prompt.len() * 6, |s| s.len()) as u64;
@@ -71,11 +71,18 @@ fn input_limits(vendor: Vendor, cap: Option<u64>) -> BatchInputLimits {
     l
 }
 
-/// The widest line among the specs of `ids`.
-fn widest_line(ctx: &Ctx, ids: &HashSet<JobId>) -> u64 {
+/// The widest line among the specs of `ids`, counting for each queued
+/// edit the images attached to it when the batch is made (`edits`: bytes
+/// per job, [`crate::store::Store::edit_image_bytes`]) as data URLs.
+fn widest_line(ctx: &Ctx, ids: &HashSet<JobId>, edits: &HashMap<JobId, u64>) -> u64 {
     ids.iter()
-        .filter_map(|id| ctx.specs.get(id))
-        .map(|s| line_bytes(s))
+        .filter_map(|id| {
+            let spec = ctx.specs.get(id)?;
+            let attached = edits
+                .get(id)
+                .map_or(0, |b| crate::domain::data_url_len("image/jpeg", *b) + 100);
+            Some(line_bytes(spec) + attached)
+        })
         .max()
         .unwrap_or(1)
         .max(1)
@@ -103,7 +110,11 @@ pub(crate) async fn dispatch(
     // read batches go to Gemini, sized here by the widest image line.
     let cap = opts.batch_max_input_bytes;
     let batch_size = chunk_size(
-        widest_line(ctx, &ctx.specs.keys().copied().collect()),
+        widest_line(
+            ctx,
+            &ctx.specs.keys().copied().collect(),
+            &ctx.store.edit_image_bytes(&ctx.campaign).await?,
+        ),
         settings.max_requests,
         input_limits(Vendor::Gemini, cap),
     );
@@ -533,13 +544,16 @@ async fn submit_pending(
         let Some(api) = api_for(ctx, &model) else {
             continue;
         };
-        // A GPT Image batch file targets one endpoint: jobs with reference
-        // images (edits) and without (generations) go in separate batches.
+        // A GPT Image batch file targets one endpoint: jobs sent as edits
+        // (reference images, a `text = "edit"` locale) and generations go
+        // in separate batches. (Revisions are kept apart by the store's
+        // `assign_batch`, which never mixes a revision with a first image.)
+        let edit_bytes = ctx.store.edit_image_bytes(&ctx.campaign).await?;
         let groups: Vec<HashSet<JobId>> = if model.vendor() == Vendor::OpenAi {
             let (edits, gens): (HashSet<JobId>, HashSet<JobId>) = eligible.iter().partition(|id| {
                 ctx.specs
                     .get(id)
-                    .is_some_and(|s| !s.request.references.is_empty())
+                    .is_some_and(|s| !s.request.references.is_empty() || s.copy_edit.is_some())
             });
             vec![gens, edits]
         } else {
@@ -547,7 +561,7 @@ async fn submit_pending(
         };
         for group in groups.iter().filter(|g| !g.is_empty()) {
             let batch_size = chunk_size(
-                widest_line(ctx, group),
+                widest_line(ctx, group, &edit_bytes),
                 sizing.0,
                 input_limits(model.vendor(), sizing.1),
             );

@@ -525,25 +525,31 @@ async fn run_loaded(
             "took back jobs from a runner that stopped"
         );
     }
-    // An edit recorded in a new format whose old master a kill left behind
-    // (the old file goes after the record, never before).
-    let (masters, recorded) = store.recorded_files(&campaign.name).await?;
-    let out = campaign_out.clone();
-    let stale = tokio::task::spawn_blocking(move || {
-        assets::sweep_stale_masters(&out, &masters, &recorded).map_err(|e| Error::io(&out, e))
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))??;
-    if stale > 0 {
-        tracing::info!(
-            files = stale,
-            "removed masters an edit replaced in another format before a kill"
-        );
-    }
-
     let run_id = store
         .start_run(&campaign.name, &provider_names, mode.as_str())
         .await?;
+    // An edit recorded in a new format whose old master a kill left behind
+    // (the old file goes after the record, never before). Only with no
+    // other live runner on the campaign: another runner's new master is on
+    // disk a moment before it is recorded, and must not look stale.
+    if !store
+        .others_running(&campaign.name, run_id, opts.lease)
+        .await?
+    {
+        let (masters, recorded) = store.recorded_files(&campaign.name).await?;
+        let out = campaign_out.clone();
+        let stale = tokio::task::spawn_blocking(move || {
+            assets::sweep_stale_masters(&out, &masters, &recorded).map_err(|e| Error::io(&out, e))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        if stale > 0 {
+            tracing::info!(
+                files = stale,
+                "removed masters an edit replaced in another format before a kill"
+            );
+        }
+    }
     // Rejected images are revised by editing: their jobs are queued again.
     let revising = if opts.ingest_only {
         0

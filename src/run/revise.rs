@@ -123,7 +123,14 @@ pub(crate) async fn prepare(
                 bytes: Arc::new(bytes),
             };
             let conversation = match kept {
-                Some(_) => conversation(campaign_out, &edit, &image).await?,
+                Some(_) => {
+                    let room = request
+                        .model
+                        .family()
+                        .max_reference_images()
+                        .saturating_sub(request.references.len());
+                    conversation(campaign_out, &edit, &image, room).await?
+                }
                 // `text = "edit"`: one unsigned user turn; the base image's
                 // signatures belong to the base job's conversation.
                 None => Vec::new(),
@@ -145,21 +152,42 @@ pub(crate) async fn prepare(
     }
 }
 
+/// The most image bytes a replayed conversation carries inline: 15 MiB is
+/// 20 MiB as base64, the inline-data size the Gemini batch guide still
+/// states (shared/protocols/gemini.md §1: realtime requests may carry 100 MB
+/// since January 2026, batch lines are held to the smaller figure, and one
+/// conversation is sent both ways).
+const CONVERSATION_MAX_BYTES: usize = 15 * 1024 * 1024;
+
 /// The conversation that made the job's current image `image`: every
 /// earlier image as kept (checked against its recorded SHA-256) with its
 /// model turn and the note that replaced it, then the current image's turn
 /// and the pending note. Empty (a single-turn edit of `image`, which the
 /// docs also describe) when any turn is unknown (an image another vendor
 /// made, a fallback) or a kept image is gone or changed: the conversation
-/// is sent whole or not at all.
+/// is sent whole or not at all. Also empty when the whole conversation
+/// would carry more than `max_images` images (what the model takes beside
+/// the request's references) or more than [`CONVERSATION_MAX_BYTES`] of
+/// them: a job revised many times would otherwise send a request the
+/// service refuses on every later revision.
 async fn conversation(
     campaign_out: &std::path::Path,
     edit: &PendingEdit,
     image: &ReferenceImage,
+    max_images: usize,
 ) -> Result<Vec<Exchange>> {
     let Some(turn) = &edit.turn else {
         return Ok(Vec::new());
     };
+    if edit.history.len() + 1 > max_images {
+        tracing::warn!(
+            revisions = edit.history.len() + 1,
+            max_images,
+            "conversation has more images than the model takes: editing without it"
+        );
+        return Ok(Vec::new());
+    }
+    let mut total = image.bytes.len();
     let mut exchanges = Vec::with_capacity(edit.history.len() + 1);
     for past in &edit.history {
         let Some(past_turn) = &past.turn else {
@@ -177,6 +205,14 @@ async fn conversation(
         use sha2::Digest as _;
         if hex::encode(sha2::Sha256::digest(&bytes)) != past.sha256 {
             tracing::warn!(path = %past.path, "kept revision changed: editing without the conversation");
+            return Ok(Vec::new());
+        }
+        total += bytes.len();
+        if total > CONVERSATION_MAX_BYTES {
+            tracing::warn!(
+                bytes = total,
+                "conversation images over the inline budget: editing without it"
+            );
             return Ok(Vec::new());
         }
         exchanges.push(Exchange {

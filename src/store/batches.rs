@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Decoder, JobId, RunId, Store, from_states_sql, parsed, to_i64};
+use super::{Decoder, JobId, RunId, Store, from_states_sql, parsed, stored_model, to_i64};
 use crate::domain::{BatchState, Error, ImageSize, JobKey, JobState, ModelId, Result, now_ms};
 
 /// A batch row.
@@ -355,7 +355,7 @@ impl Store {
                     display_name: r.get(1),
                     remote_name: r.get(2),
                     state: parsed("batch state", &r.get::<String, _>(3))?,
-                    model: parsed("model", &r.get::<String, _>(4))?,
+                    model: stored_model(&r.get::<String, _>(4))?,
                     request_count: r.get(5),
                     polls: r.get(6),
                     owner_gone: r.get::<i64, _>(7) != 0,
@@ -383,7 +383,7 @@ impl Store {
                     key: dec.key(&r, 1)?,
                     attempts: r.get::<i64, _>(5) as u32,
                     request_hash: r.get(6),
-                    model: parsed("model", &r.get::<String, _>(7))?,
+                    model: stored_model(&r.get::<String, _>(7))?,
                     image_size: parsed("image size", &r.get::<String, _>(8))?,
                     state: parsed("job state", &r.get::<String, _>(9))?,
                     overlay: r.get::<i64, _>(10) != 0,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::{JobId, Store, parsed, to_i64};
+use super::{JobId, Store, parsed, stored_model, to_i64};
 use crate::domain::{
     AspectRatio, AssetRecord, BillingMode, CompositeState, Error, ImageSize, ModelId, ProviderKind,
     Reason, Result, now_ms,
@@ -314,7 +314,7 @@ pub(super) async fn composites_with_art(
                         .get::<Option<String>, _>(20)
                         .map(|m| parsed("mode", &m))
                         .transpose()?,
-                    model: parsed("model", &r.get::<String, _>(21))?,
+                    model: stored_model(&r.get::<String, _>(21))?,
                     aspect_ratio: parsed("aspect ratio", &r.get::<String, _>(22))?,
                     image_size: parsed("image size", &r.get::<String, _>(23))?,
                     prompt: r.get(24),

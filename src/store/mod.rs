@@ -29,7 +29,7 @@ mod settle_group;
 mod sources;
 mod uploads;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -174,6 +174,12 @@ where
 {
     s.parse()
         .map_err(|e| Error::Internal(format!("stored {what} `{s}`: {e}")))
+}
+
+/// A model id read back from the state ([`ModelId::from_stored`]: a
+/// shut-down id stored before its shutdown still reads).
+fn stored_model(s: &str) -> Result<ModelId> {
+    ModelId::from_stored(s).map_err(|e| Error::Internal(format!("stored model `{s}`: {e}")))
 }
 
 /// The store.
@@ -807,6 +813,20 @@ impl Store {
         })
     }
 
+    /// The live jobs of `campaign` queued as a revision edit (a reviewer's
+    /// note waiting to be sent).
+    pub async fn queued_edits(&self, campaign: &str) -> Result<HashSet<JobId>> {
+        let queued: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM jobs WHERE campaign = $1 AND edit_note IS NOT NULL
+               AND state NOT IN ('superseded', 'retired')",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(queued.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Per spec (same order as `specs`, with `generate` from
     /// [`Store::preview`]): true when the run will buy an edit of the job's
     /// existing image rather than nothing, so estimates and the budget
@@ -826,15 +846,7 @@ impl Store {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        let queued: Vec<(i64,)> = sqlx::query_as(
-            "SELECT id FROM jobs WHERE campaign = $1 AND edit_note IS NOT NULL
-               AND state NOT IN ('superseded', 'retired')",
-        )
-        .bind(campaign)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err())?;
-        due.extend(queued.into_iter().map(|(id,)| id));
+        due.extend(self.queued_edits(campaign).await?);
         let current = |spec: &JobSpec| {
             live.get(&(
                 spec.key.row.to_string(),
@@ -1056,7 +1068,7 @@ impl Store {
                     key: dec.key(&r, 1)?,
                     attempts: r.get::<i64, _>(5) as u32,
                     request_hash: r.get(6),
-                    model: parsed("model", &r.get::<String, _>(7))?,
+                    model: stored_model(&r.get::<String, _>(7))?,
                     overlay: r.get::<i64, _>(8) != 0,
                 })
             })
@@ -1516,7 +1528,7 @@ impl Store {
                     resolved_locale: r.get(6),
                     resolution: r.get(7),
                     request_hash: r.get(8),
-                    model: parsed("model", &r.get::<String, _>(9))?,
+                    model: stored_model(&r.get::<String, _>(9))?,
                     aspect_ratio: parsed("aspect ratio", &r.get::<String, _>(10))?,
                     image_size: parsed("image size", &r.get::<String, _>(11))?,
                     prompt: r.get(12),
@@ -1530,7 +1542,7 @@ impl Store {
                     block_reason: r.get(25),
                     finished_at: r.get(26),
                     batch_id: r.get(27),
-                    fallback_from: opt(28).map(|m| parsed("model", &m)).transpose()?,
+                    fallback_from: opt(28).map(|m| stored_model(&m)).transpose()?,
                     fallback_reason: opt(29).map(|c| parsed("reason", &c)).transpose()?,
                     qa: QaRecord::from_columns(
                         opt(30),

@@ -64,6 +64,29 @@ impl Store {
         Ok(still_working == 0)
     }
 
+    /// Whether another live runner (heard from within `lease`) works on
+    /// `campaign` beside `run`. Runners that went silent are ended first.
+    pub async fn others_running(
+        &self,
+        campaign: &str,
+        run: RunId,
+        lease: Duration,
+    ) -> Result<bool> {
+        self.end_dead_runs(campaign, lease).await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM runs
+             WHERE campaign = $1 AND id <> $2 AND finished_at IS NULL AND heartbeat_at >= $3",
+        )
+        .bind(campaign)
+        .bind(run)
+        .bind(silent_since(now_ms(), lease))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let n: i64 = row.try_get(0).map_err(self.err())?;
+        Ok(n > 0)
+    }
+
     /// Whether `campaign`'s last manifest is current, awaited from a live
     /// runner, or due with no runner left to publish it.
     pub async fn publication(&self, campaign: &str, lease: Duration) -> Result<Publication> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{AttemptRecord, Decoder, JobId, RunId, Store, from_states_sql, parsed};
+use super::{AttemptRecord, Decoder, JobId, RunId, Store, from_states_sql, parsed, stored_model};
 use crate::domain::readback::StringCheck;
 use crate::domain::{BatchState, JobKey, JobState, ModelId, ReaderModel, Reason, Result, now_ms};
 
@@ -86,7 +86,7 @@ fn claimed_read(dec: &mut Decoder, r: &sqlx::any::AnyRow) -> Result<(ClaimedRead
         ClaimedRead {
             id: r.get(0),
             key: dec.key(r, 1)?,
-            model: parsed("model", &r.get::<String, _>(5))?,
+            model: stored_model(&r.get::<String, _>(5))?,
             asset_path: r.get::<Option<String>, _>(6).unwrap_or_default(),
             mime_type: r.get::<Option<String>, _>(7).unwrap_or_default(),
             sha256: r.get::<Option<String>, _>(8).unwrap_or_default(),

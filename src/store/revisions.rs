@@ -182,13 +182,46 @@ impl Store {
         Ok(n)
     }
 
+    /// For every live job of `campaign` queued as an edit, the bytes of the
+    /// images its request will carry beyond its spec: the image it edits
+    /// (its own, or for a `text = "edit"` locale its base's) and, for a
+    /// revision, the earlier revisions a Gemini conversation replays (taken
+    /// as the current image's size each: the same frame; their sizes are
+    /// not recorded, and GPT Image, which sends only the current one, gets
+    /// smaller files than it could). Batch
+    /// input files are sized with it, since those images are attached only
+    /// when the batch is made.
+    pub async fn edit_image_bytes(&self, campaign: &str) -> Result<HashMap<JobId, u64>> {
+        let rows = sqlx::query(
+            "SELECT j.id, COALESCE(j.bytes, 0)
+                    * (1 + (SELECT COUNT(*) FROM revisions r WHERE r.job_id = j.id))
+             FROM jobs j
+             WHERE j.campaign = $1 AND j.edit_note IS NOT NULL
+               AND j.state NOT IN ('superseded', 'retired')
+             UNION ALL
+             SELECT j.id, COALESCE(b.bytes, 0)
+             FROM jobs j JOIN jobs b ON b.id = j.base_job
+             WHERE j.campaign = $1 AND j.edit_note IS NULL AND j.copy_edit IS NOT NULL
+               AND j.state NOT IN ('superseded', 'retired')",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1).max(0) as u64))
+            .collect())
+    }
+
     /// The edit a job is queued for, if any: a revision of its own image
     /// (a reviewer's note), or, for a `text = "edit"` locale, its base
     /// locale's current image and the copy to replace.
     pub async fn pending_edit(&self, job: JobId) -> Result<Option<PendingEdit>> {
         let row = sqlx::query(
             "SELECT j.revision, j.asset_path, j.sha256, j.mime_type, j.thought_signature,
-                    j.edit_note, 'own', j.model_turn
+                    j.edit_note, CASE WHEN j.copy_edit IS NULL THEN 'own' ELSE 'own_copy' END,
+                    j.model_turn
              FROM jobs j WHERE j.id = $1 AND j.edit_note IS NOT NULL
                AND j.asset_path IS NOT NULL AND j.sha256 IS NOT NULL
              UNION ALL
@@ -205,7 +238,8 @@ impl Store {
         let Some(r) = row else {
             return Ok(None);
         };
-        let of_base = r.get::<String, _>(6) == "base";
+        let source: String = r.get(6);
+        let of_base = source == "base";
         let signature: Option<String> = r.get(4);
         let mut edit = PendingEdit {
             revision: r.get::<i64, _>(0) as u32,
@@ -217,9 +251,14 @@ impl Store {
             turn: None,
             history: Vec::new(),
         };
-        if of_base {
+        if of_base || source == "own_copy" {
             // Another job's image: its turn belongs to that job's
-            // conversation and is never replayed in this one.
+            // conversation and is never replayed in this one. And a
+            // `text = "edit"` locale's own image answered one user turn
+            // (the base image and the copy instruction), not this job's
+            // prompt: replaying its turn after that prompt would send a
+            // conversation the model never had, so its revision is a
+            // single-turn edit too.
             return Ok(Some(edit));
         }
         edit.turn = stored_turn(r.get(7), signature);

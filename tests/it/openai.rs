@@ -891,3 +891,64 @@ fn batch_input_files_are_split_by_bytes_to_stay_under_the_file_limit() {
     assert_manifest_valid(&m);
     assert_eq!(assert_manifest_matches_files(&ws.out(), &m), 8);
 }
+
+/// The image an edit revises is attached to its batch line when the batch
+/// is made; the byte split counts it. Three rejected images, each as a
+/// data URL nearly filling the (lowered) file limit, go in three files.
+#[test]
+fn batch_edits_are_split_by_the_bytes_of_the_images_they_carry() {
+    let ws = Workspace::new();
+    let rows = [("a", "a ridge"), ("b", "a lake"), ("c", "a glacier")];
+    gpt_campaign(&ws, &rows, "\"gpt-image-2\"", "");
+    let made = Emu::start(Faults::default());
+    let o = ws.adloc_with(
+        &made.both_env(),
+        &["run", "campaigns/example", "--provider", "openai"],
+    );
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let largest = assets(&ws)
+        .iter()
+        .map(|a| a["bytes"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    for (id, _) in rows {
+        let target = format!("en-US/hero/{id}");
+        let o = ws.adloc(&["reject", "example", &target, "--note", "Add a sunset"]);
+        assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    }
+    // One edit line fits the limit; two do not.
+    let limit = 4 * largest.div_ceil(3) + 1_500;
+    let emu = Emu::start(Faults {
+        openai: adloc_emulator::OpenAiFaults {
+            max_batch_file_bytes: Some(limit),
+            ..Default::default()
+        },
+        ..Faults::default()
+    });
+    let mut env = batch_env(&emu);
+    env.push(("ADLOC_BATCH_MAX_INPUT_BYTES", limit.to_string()));
+    let o = ws.adloc_with(
+        &env,
+        &[
+            "run",
+            "campaigns/example",
+            "--provider",
+            "openai",
+            "--mode",
+            "batch",
+        ],
+    );
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let s = emu.stats();
+    assert_eq!(s.edits.len(), 3, "{:?}", s.edits);
+    assert_eq!(s.openai.batches_created, 3, "{:?}", s.openai);
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    assert!(
+        m["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["revision"] == 2)
+    );
+}

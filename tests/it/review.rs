@@ -757,6 +757,61 @@ fn a_rejected_gpt_image_asset_is_revised_through_images_edits_with_its_image_in_
     decoded(&ws.out().join(now["en-US/hero/a"]["path"].as_str().unwrap()));
 }
 
+/// A GPT Image batch file targets one endpoint: a `text = "edit"` locale
+/// (sent to `/v1/images/edits`) and a new row's generation pending in the
+/// same run go in two batches, never one the service would refuse.
+#[test]
+fn a_gpt_image_locale_edit_and_a_new_generation_in_one_batch_run_go_in_separate_batches() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    ws.small_campaign(&[("a", "a ridge")]);
+    let p = ws.campaign().join("campaign.toml");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("gemini-3.1-flash-image", "gpt-image-2.6-sunburst")
+        .replace(
+            "locales = [\"en-US\"]",
+            "locales = [\"en-US\", \"de-DE\"]\nbase_locale = \"en-US\"",
+        )
+        .replace(
+            "template = \"hero.hbs\"",
+            "template = \"hero.hbs\"\ntext = \"edit\"",
+        )
+        .replace("mode = \"realtime\"", "mode = \"batch\"");
+    std::fs::write(&p, text).unwrap();
+    let rows = ws.campaign().join("rows.csv");
+    std::fs::write(
+        &rows,
+        "id,scene,headline,headline.de-DE\na,a ridge,Hello,Hallo\n",
+    )
+    .unwrap();
+    let env = with_poll(emu.openai_env());
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "openai"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    // Row a's German copy changes (a locale edit is due) and row b is new
+    // (its base locale is a generation): both are pending in one pass.
+    std::fs::write(
+        &rows,
+        "id,scene,headline,headline.de-DE\na,a ridge,Hello,Servus\nb,a lake,Hi,Gruess dich\n",
+    )
+    .unwrap();
+    let o = ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "openai"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let m = ws.manifest();
+    assert_manifest_valid(&m);
+    let now = assets_by_key(&m);
+    for key in [
+        "en-US/hero/a",
+        "de-DE/hero/a",
+        "en-US/hero/b",
+        "de-DE/hero/b",
+    ] {
+        assert_eq!(now[key]["mode"], "batch", "{key}: {}", now[key]);
+        decoded(&ws.out().join(now[key]["path"].as_str().unwrap()));
+    }
+    assert!(emu.stats().edits.iter().all(|e| e.batch));
+}
+
 #[test]
 fn a_gpt_image_batch_edit_asks_a_json_edit_size_and_quality_and_is_stored_at_its_exact_frame() {
     let emu = Emu::start(adloc_emulator::Faults::default());
@@ -1102,4 +1157,61 @@ fn a_text_edit_locale_is_one_unsigned_user_turn_with_the_base_image_and_the_inst
             assert_eq!(painted, vec![de.to_string()], "{mode} {id}");
         }
     }
+}
+
+/// A `text = "edit"` locale's own image answered one user turn (the base
+/// image and the copy instruction), not the locale's prompt: revising it
+/// after a rejection is a single unsigned user turn too, its image and the
+/// reviewer's note, never its turn replayed after a prompt it never saw.
+#[test]
+fn revising_a_text_edit_locale_is_one_unsigned_user_turn_with_its_image_and_the_note() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    ws.small_campaign(&[("a", "a ridge")]);
+    std::fs::write(
+        ws.campaign().join("rows.csv"),
+        "id,scene,headline,headline.de-DE\na,a ridge,Own the ridge.,Erobere den Grat.\n",
+    )
+    .unwrap();
+    let p = ws.campaign().join("campaign.toml");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace(
+            "locales = [\"en-US\"]",
+            "locales = [\"en-US\", \"de-DE\"]\nbase_locale = \"en-US\"",
+        )
+        .replace(
+            "template = \"hero.hbs\"",
+            "template = \"hero.hbs\"\ntext = \"edit\"",
+        );
+    std::fs::write(&p, text).unwrap();
+    let env = with_poll(emu.env());
+    let run = || ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "gemini"]);
+    let o = run();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let de = assets_by_key(&ws.manifest())["de-DE/hero/a"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = ws.adloc(&[
+        "reject",
+        "example",
+        "de-DE/hero/a",
+        "--note",
+        "Warmer light",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let before = emu.stats().conversations.len();
+    let o = run();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let stats = emu.stats();
+    assert_eq!(stats.conversations.len(), before + 1, "{:?}", stats.edits);
+    let conv = stats.conversations.last().unwrap();
+    assert_eq!(conv.turns.len(), 1, "one user turn: {conv:?}");
+    let turn = &conv.turns[0];
+    assert_eq!(turn.role, "user");
+    assert_eq!(turn.parts[0].image_sha256.as_deref(), Some(de.as_str()));
+    assert_eq!(turn.parts[1].text.as_deref(), Some("Warmer light"));
+    assert!(turn.parts.iter().all(|p| p.thought_signature.is_none()));
+    assert_eq!(assets_by_key(&ws.manifest())["de-DE/hero/a"]["revision"], 2);
 }
