@@ -231,3 +231,93 @@ async fn conversation(
     });
     Ok(exchanges)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ModelTurn;
+    use crate::store::PastTurn;
+    use sha2::Digest as _;
+
+    /// A pending edit of revision `past.len() + 1` whose earlier images
+    /// are kept in `dir` with the given sizes, and the current image.
+    fn edit_with_history(dir: &std::path::Path, past: &[usize]) -> (PendingEdit, ReferenceImage) {
+        let turn = || Some(ModelTurn::image_only(Some("sig".to_string())));
+        let history = past
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let bytes = vec![i as u8; len];
+                let path = format!("r{}.png", i + 1);
+                std::fs::write(dir.join(&path), &bytes).unwrap();
+                PastTurn {
+                    revision: i as u32 + 1,
+                    path,
+                    sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+                    mime_type: "image/png".into(),
+                    turn: turn(),
+                    note: format!("note {}", i + 1),
+                }
+            })
+            .collect();
+        let edit = PendingEdit {
+            revision: past.len() as u32 + 1,
+            path: "a.png".into(),
+            sha256: String::new(),
+            mime_type: "image/png".into(),
+            note: "latest".into(),
+            of_base: false,
+            turn: turn(),
+            history,
+        };
+        let image = ReferenceImage {
+            mime_type: "image/png".into(),
+            bytes: Arc::new(vec![9; 10]),
+        };
+        (edit, image)
+    }
+
+    #[tokio::test]
+    async fn the_whole_conversation_is_sent_while_it_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (edit, image) = edit_with_history(dir.path(), &[10, 10]);
+        let c = conversation(dir.path(), &edit, &image, 14).await.unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(
+            c.iter().map(|e| e.note.as_str()).collect::<Vec<_>>(),
+            ["note 1", "note 2", "latest"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_conversation_with_more_images_than_the_model_takes_is_a_single_turn_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (edit, image) = edit_with_history(dir.path(), &[10, 10, 10]);
+        assert!(
+            conversation(dir.path(), &edit, &image, 3)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            conversation(dir.path(), &edit, &image, 4)
+                .await
+                .unwrap()
+                .len(),
+            4
+        );
+    }
+
+    #[tokio::test]
+    async fn a_conversation_over_the_inline_budget_is_a_single_turn_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let half = CONVERSATION_MAX_BYTES / 2 + 1;
+        let (edit, image) = edit_with_history(dir.path(), &[half, half]);
+        assert!(
+            conversation(dir.path(), &edit, &image, 14)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
