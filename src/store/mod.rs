@@ -45,7 +45,9 @@ pub use location::{DEFAULT_STATE, DatabaseUrl, StateLocation};
 pub use publication::Publication;
 pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadBatchRow, ReadSettlement};
 pub use renditions::{RenditionEntry, RenditionFailure};
-pub use revisions::{PastTurn, PendingEdit, RevisionEntry};
+#[cfg(test)]
+pub(crate) use revisions::PastTurn;
+pub use revisions::{PendingEdit, RevisionEntry};
 
 use crate::domain::{
     AspectRatio, AssetRecord, AttemptOutcome, BillingMode, Error, ImageSize, JobKey, JobState,
