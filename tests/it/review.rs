@@ -1078,30 +1078,36 @@ fn revision_three_sends_prompt_turn_one_note_one_turn_two_note_two_with_every_si
     );
 }
 
+/// The small campaign with en-US and de-DE, its hero variant
+/// `text = "edit"` (de-DE is an edit of the en-US image), and `rows` as
+/// its rows CSV.
+fn text_edit_campaign(ws: &Workspace, rows: &str) {
+    ws.small_campaign(&[]);
+    std::fs::write(ws.campaign().join("rows.csv"), rows).unwrap();
+    let p = ws.campaign().join("campaign.toml");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace(
+            "locales = [\"en-US\"]",
+            "locales = [\"en-US\", \"de-DE\"]\nbase_locale = \"en-US\"",
+        )
+        .replace(
+            "template = \"hero.hbs\"",
+            "template = \"hero.hbs\"\ntext = \"edit\"",
+        );
+    std::fs::write(&p, text).unwrap();
+}
+
 #[test]
 fn a_text_edit_locale_is_one_unsigned_user_turn_with_the_base_image_and_the_instruction() {
     for mode in ["realtime", "batch"] {
         let emu = Emu::start(adloc_emulator::Faults::default());
         let ws = Workspace::new();
-        ws.small_campaign(&[("a", "a ridge"), ("b", "a lake")]);
-        std::fs::write(
-            ws.campaign().join("rows.csv"),
+        text_edit_campaign(
+            &ws,
             "id,scene,headline,headline.de-DE\na,a ridge,Own the ridge.,Erobere den Grat.\n\
              b,a lake,Calm water.,Stilles Wasser.\n",
-        )
-        .unwrap();
-        let p = ws.campaign().join("campaign.toml");
-        let text = std::fs::read_to_string(&p)
-            .unwrap()
-            .replace(
-                "locales = [\"en-US\"]",
-                "locales = [\"en-US\", \"de-DE\"]\nbase_locale = \"en-US\"",
-            )
-            .replace(
-                "template = \"hero.hbs\"",
-                "template = \"hero.hbs\"\ntext = \"edit\"",
-            );
-        std::fs::write(&p, text).unwrap();
+        );
         let env = with_poll(emu.env());
         let o = ws.adloc_with(
             &env,
@@ -1167,24 +1173,10 @@ fn a_text_edit_locale_is_one_unsigned_user_turn_with_the_base_image_and_the_inst
 fn revising_a_text_edit_locale_is_one_unsigned_user_turn_with_its_image_and_the_note() {
     let emu = Emu::start(adloc_emulator::Faults::default());
     let ws = Workspace::new();
-    ws.small_campaign(&[("a", "a ridge")]);
-    std::fs::write(
-        ws.campaign().join("rows.csv"),
+    text_edit_campaign(
+        &ws,
         "id,scene,headline,headline.de-DE\na,a ridge,Own the ridge.,Erobere den Grat.\n",
-    )
-    .unwrap();
-    let p = ws.campaign().join("campaign.toml");
-    let text = std::fs::read_to_string(&p)
-        .unwrap()
-        .replace(
-            "locales = [\"en-US\"]",
-            "locales = [\"en-US\", \"de-DE\"]\nbase_locale = \"en-US\"",
-        )
-        .replace(
-            "template = \"hero.hbs\"",
-            "template = \"hero.hbs\"\ntext = \"edit\"",
-        );
-    std::fs::write(&p, text).unwrap();
+    );
     let env = with_poll(emu.env());
     let run = || ws.adloc_with(&env, &["run", "campaigns/example", "--provider", "gemini"]);
     let o = run();
