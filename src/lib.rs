@@ -41,7 +41,11 @@ pub use store::Store;
 /// Pieces the benchmarks time on their own (not a stable API).
 #[doc(hidden)]
 pub mod bench {
-    pub use crate::imaging::{Fit, OutputFormat, RenditionSpec, cover_crop, decode_master, render};
+    pub use crate::domain::placement::{BUILT_IN, PlacementSpec, built_in};
+    pub use crate::imaging::{
+        Fit, OutputFormat, RenditionSpec, check_placement, cover_crop, decode_master,
+        encode_placement, render, render_pixels,
+    };
     pub use crate::provider::gemini::{parse_results_line, stream_results_from_reader};
     pub use crate::store::StateLocation;
 }

@@ -25,6 +25,7 @@ pub(crate) const TRIGGERS: &[(&str, Trigger)] = &[
     ("EMULATE_BAD_IMAGE", Trigger::BadImage),
     ("EMULATE_TWO_IMAGES", Trigger::TwoImages),
     ("EMULATE_INVALID_ARGUMENT", Trigger::InvalidArgument),
+    ("EMULATE_BUSY_PHOTO", Trigger::BusyPhoto),
 ];
 
 /// A scripted outcome selected by a word in the prompt.
@@ -37,6 +38,10 @@ pub(crate) enum Trigger {
     BadImage,
     TwoImages,
     InvalidArgument,
+    /// An image with the per-pixel texture of a busy photo (grain, foliage,
+    /// fabric) instead of flat blocks: heavy to compress, as real
+    /// photographs are, for file-weight tests.
+    BusyPhoto,
 }
 
 pub(crate) fn trigger_of(prompt: &str) -> Option<Trigger> {
@@ -183,6 +188,39 @@ impl ImageCache {
         out.push_str(&enc.tail_b64);
         Ok(out)
     }
+}
+
+/// A `w`×`h` image of per-pixel noise, seeded by `sha`
+/// (same prompt, same bytes), encoded as `mime` (JPEG at quality 92, as a
+/// camera would, or PNG).
+fn busy_photo(w: u32, h: u32, mime: &str, sha: &[u8; 32]) -> Result<Vec<u8>, ApiError> {
+    use image::ImageEncoder;
+    use rand::{Rng, SeedableRng};
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(sha);
+    let mut rng = rand::rngs::StdRng::from_seed(seed);
+    // Uniform noise on every channel: the heaviest texture a photograph
+    // can carry (a 970x250 crop of a 1K frame is ~167 KB at JPEG q85).
+    let mut raw = vec![0u8; w as usize * h as usize * 3];
+    rng.fill(raw.as_mut_slice());
+    let mut out = Vec::new();
+    let res = if mime == "image/png" {
+        image::codecs::png::PngEncoder::new(&mut out).write_image(
+            &raw,
+            w,
+            h,
+            image::ExtendedColorType::Rgb8,
+        )
+    } else {
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).write_image(
+            &raw,
+            w,
+            h,
+            image::ExtendedColorType::Rgb8,
+        )
+    };
+    res.map_err(|e| ApiError::internal(format!("image encoding failed: {e}")))?;
+    Ok(out)
 }
 
 /// The bytes of one signed image, with the per-prompt comment. JPEG is
@@ -750,6 +788,12 @@ pub(crate) async fn build(
             junk.extend_from_slice(b"\x00\x00\x00\x0dIHDR-not-really-an-image-");
             junk.extend_from_slice(sha);
             STANDARD.encode(junk)
+        } else if trigger == Some(Trigger::BusyPhoto) {
+            let (sha, mime) = (*sha, mime.to_string());
+            let bytes = tokio::task::spawn_blocking(move || busy_photo(w, h, &mime, &sha))
+                .await
+                .map_err(|e| ApiError::internal(format!("image encoder task failed: {e}")))??;
+            STANDARD.encode(bytes)
         } else {
             let salt = if i == 0 {
                 String::new()

@@ -79,6 +79,7 @@
 //! | `EMULATE_NO_IMAGE` | 200, `finishReason: NO_IMAGE`, candidate without `content` |
 //! | `EMULATE_BAD_IMAGE` | 200, an `inlineData` image part whose bytes do not decode (billed, as the service would) |
 //! | `EMULATE_TWO_IMAGES` | 200, two image parts (two images billed) |
+//! | `EMULATE_BUSY_PHOTO` | 200, an image of per-pixel noise (a busy photo's weight) instead of flat blocks |
 //! | `EMULATE_INVALID_ARGUMENT` | 400 `INVALID_ARGUMENT` (batch: item error with code 3) |
 //!
 //! # Copy painting and reader models (copy QA)

@@ -154,6 +154,25 @@ pub fn rendition_rel_path(key: &JobKey, spec: &RenditionSpec) -> String {
     )
 }
 
+/// Path of a placement of a delivered asset, relative to the campaign
+/// output: `<locale>/<variant>/<row-id>@<placement-id>.<ext>`. Placement
+/// ids start with a letter, so this never collides with a `@WxH` rendition.
+pub fn placement_rel_path(
+    locale: &str,
+    variant: &str,
+    row_id: &str,
+    id: &crate::domain::placement::PlacementId,
+    format: crate::domain::placement::PlacementFormat,
+) -> String {
+    use crate::domain::placement::PlacementFormat;
+    let ext = match format {
+        PlacementFormat::Jpeg => "jpg",
+        PlacementFormat::Png => "png",
+        PlacementFormat::Gif => "gif",
+    };
+    format!("{locale}/{variant}/{row_id}@{id}.{ext}")
+}
+
 impl From<AssetError> for crate::domain::Error {
     fn from(e: AssetError) -> Self {
         match e {

@@ -87,6 +87,9 @@ struct Raw {
     /// Who to tell when a run finishes; see [`super::notify`].
     #[serde(default)]
     notify: Option<Spanned<super::notify::RawNotify>>,
+    /// The campaign's own placements; see [`super::placements`].
+    #[serde(default)]
+    placements: BTreeMap<String, Spanned<super::placements::RawPlacement>>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +122,12 @@ struct RawVariant {
     /// Copy QA keys overriding `[qa]` for this variant.
     #[serde(default)]
     qa: Option<Spanned<super::qa::RawQa>>,
+    /// The ad platforms' slots this variant is delivered to.
+    #[serde(default)]
+    placements: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The point of the master the placements' crops keep.
+    #[serde(default)]
+    focal: Option<Spanned<Vec<f64>>>,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +256,8 @@ pub(super) struct VariantConfig {
     pub renditions: Vec<RenditionSpec>,
     pub text: super::TextMode,
     pub qa: Option<super::qa::ResolvedQa>,
+    pub placements: Vec<crate::domain::placement::PlacementSpec>,
+    pub focal: (f64, f64),
 }
 
 /// The validated configuration.
@@ -269,6 +280,57 @@ pub(super) struct Config {
     pub references: Option<Spanned<super::references::RawReferences>>,
     /// `[notify]`, validated.
     pub notify: Option<super::notify::NotifySettings>,
+}
+
+/// The safe-area check of a parsed variant's text boxes (overlay boxes,
+/// or copy QA's overlay fallback) against its placements, at the master's
+/// documented frame (its nominal ratio when the model has no table).
+fn check_safe_areas(
+    path: &Path,
+    text: &str,
+    v: &VariantConfig,
+    box_spans: &[std::ops::Range<usize>],
+    errors: &mut InputErrors,
+) {
+    if v.placements.is_empty() {
+        return;
+    }
+    let boxes: &[crate::imaging::TextBoxSpec] = match (&v.text, &v.qa) {
+        (super::TextMode::Overlay(b), _) => b,
+        (
+            _,
+            Some(super::qa::ResolvedQa {
+                settings: Some(q), ..
+            }),
+        ) => &q.fallback_boxes,
+        _ => return,
+    };
+    // A box that failed to parse is already an error; spans would not line up.
+    if boxes.len() != box_spans.len() {
+        return;
+    }
+    let ratio = v
+        .models
+        .first()
+        .and_then(|m| m.family().pixel_size(v.aspect_ratio.as_str(), v.image_size))
+        .map(|(w, h)| f64::from(w) / f64::from(h))
+        .or_else(|| {
+            crate::domain::parse_ratio(v.aspect_ratio.as_str())
+                .map(|(w, h)| f64::from(w) / f64::from(h))
+        });
+    let Some(ratio) = ratio else { return };
+    let spanned: Vec<(std::ops::Range<usize>, &crate::imaging::TextBoxSpec)> =
+        box_spans.iter().cloned().zip(boxes).collect();
+    let at = |span: std::ops::Range<usize>, msg: String| at(path, text, span, msg);
+    super::placements::check_safe_areas(
+        &at,
+        &v.name,
+        ratio,
+        v.focal,
+        &spanned,
+        &v.placements,
+        errors,
+    );
 }
 
 /// `" (in the chain …)"` when a variant names more than one model.
@@ -534,6 +596,8 @@ fn parse_variant(
         renditions,
         text: text_mode,
         qa,
+        placements: Vec::new(),
+        focal: (0.5, 0.5),
     }
 }
 
@@ -683,8 +747,13 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
     let campaign_qa = raw
         .qa
         .map(|q| super::qa::parse_keys(path, text, "[qa]", q, errors));
-    for v in raw.variants.into_inner() {
-        let parsed = parse_variant(
+    let own_placements = super::placements::parse_tables(path, text, raw.placements, errors);
+    for mut v in raw.variants.into_inner() {
+        let placement_names = v.placements.take();
+        let focal = v.focal.take();
+        let box_spans: Vec<std::ops::Range<usize>> =
+            v.text_boxes.iter().map(Spanned::span).collect();
+        let mut parsed = parse_variant(
             path,
             text,
             v,
@@ -693,6 +762,16 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             &variants,
             errors,
         );
+        parsed.placements = super::placements::resolve(
+            path,
+            text,
+            &parsed.name,
+            placement_names,
+            &own_placements,
+            errors,
+        );
+        parsed.focal = super::placements::parse_focal(path, text, focal.as_ref(), errors);
+        check_safe_areas(path, text, &parsed, &box_spans, errors);
         variants.push(parsed);
     }
 

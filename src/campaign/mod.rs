@@ -4,6 +4,7 @@
 
 mod config;
 pub(crate) mod notify;
+pub(crate) mod placements;
 pub(crate) mod qa;
 pub(crate) mod references;
 pub(crate) mod renditions;
@@ -57,6 +58,12 @@ pub struct Variant {
     /// Copy QA (`[qa]` / `[variants.qa]`): `Some` only for model-text
     /// variants with QA on.
     pub qa: Option<QaSettings>,
+    /// The ad platforms' slots each delivered asset is made for
+    /// (`placements = [...]`), resolved against the campaign's own
+    /// `[placements.*]` tables and the built-in registry.
+    pub placements: Vec<crate::domain::placement::PlacementSpec>,
+    /// The point of the master the placements' crops keep (`focal`).
+    pub focal: (f64, f64),
 }
 
 /// A loaded, validated campaign.
@@ -167,6 +174,8 @@ impl Campaign {
                         renditions: v.renditions.clone(),
                         text: v.text.clone(),
                         qa: v.qa.as_ref().and_then(|q| q.settings.clone()),
+                        placements: v.placements.clone(),
+                        focal: v.focal,
                     }),
                     Err(e) => errors.push(InputProblem::file(
                         &path,

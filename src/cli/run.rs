@@ -80,6 +80,13 @@ pub(super) async fn run_cmd(a: RunArgs, log_format: LogFormat) -> Result<ExitCod
             r.produced, r.kept, r.removed, r.failed
         );
     }
+    let p = &s.placements;
+    if p.produced + p.kept + p.removed + p.failed > 0 {
+        println!(
+            "  placements: {} written ({} re-encoded to fit their weight limit), {} up to date, {} removed, {} failed",
+            p.produced, p.reencoded, p.kept, p.removed, p.failed
+        );
+    }
     for p in &s.contact_sheets {
         println!("  contact sheet: {}", p.display());
     }

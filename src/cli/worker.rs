@@ -91,7 +91,7 @@ pub(super) async fn manifest(a: ManifestArgs) -> Result<ExitCode, Error> {
         "{name}: {} done, {} failed, {} blocked, {} pending; manifest {}",
         t.done, t.failed, t.blocked, t.pending, r.manifest_location
     );
-    Ok(if t.failed + t.blocked + t.renditions_failed > 0 {
+    Ok(if t.has_failures() {
         ExitCode::PartialFailure
     } else {
         ExitCode::Success

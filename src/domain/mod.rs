@@ -9,6 +9,7 @@ mod error;
 mod key;
 mod locale;
 mod model;
+pub mod placement;
 mod pricing;
 pub mod readback;
 mod reader;

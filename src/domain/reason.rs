@@ -58,6 +58,8 @@ reasons! {
     AttemptsExhausted => "attempts_exhausted": "The per-job attempt limit was reached on retryable errors.",
     BaseFailed => "base_failed": "text = \"edit\": the base locale's job failed, was blocked or fell back to overlay, so there is no image to edit this locale from; the detail names the base job. Queued again when the base is.",
     RenditionFailed => "rendition_failed": "A rendition could not be derived from its master (unreadable, changed or undecodable master).",
+    OverWeight => "over_weight": "A placement stays over its platform's weight limit even at its lowest allowed quality (`min_quality`, 4:2:0 progressive JPEG) or palette (PNG): the detail gives the weight reached and the limit; the file is not written.",
+    PlacementInvalid => "placement_invalid": "A placement file failed its platform's check after writing (frame, ratio, minimum size, format, sRGB or alpha in JPEG): the detail says which; the file is removed.",
     OverBudget => "over_budget": "The estimate exceeds budget.max_usd or --max-spend: nothing was sent.",
     SpendCapReached => "spend_cap_reached": "Spend reached the cap during the run: dispatch stopped.",
     RetryBudgetExhausted => "retry_budget_exhausted": "Retries exceeded the run's retry budget (the provider looks unhealthy): dispatch stopped.",

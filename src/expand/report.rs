@@ -164,6 +164,9 @@ pub fn report(campaign: &Campaign, specs: &[JobSpec]) -> Vec<String> {
     for f in fallbacks(campaign) {
         lines.push(format!("  warning: {f}"));
     }
+    for w in placement_warnings(campaign) {
+        lines.push(format!("  warning: {w}"));
+    }
     let overflows = fit_check(campaign, &plan);
     for o in &overflows {
         lines.push(format!("  overflow: {o}"));
@@ -292,4 +295,76 @@ pub fn qa_report(
         }
     }
     lines
+}
+
+/// What `plan` says about each variant's placements before anything is
+/// bought: a crop that throws away more than a third of the master (and
+/// the `aspect_ratio` that would keep it), and a frame larger than the
+/// master's crop at the variant's `image_size` (and the size that would
+/// avoid enlarging it). Judged at the primary model's documented frame.
+pub fn placement_warnings(campaign: &Campaign) -> Vec<String> {
+    use crate::domain::placement::crop_fractions;
+    let mut out = Vec::new();
+    for v in &campaign.variants {
+        let Some(model) = v.models.first() else {
+            continue;
+        };
+        let family = model.family();
+        let ratio_of = |w: u32, h: u32| f64::from(w) / f64::from(h);
+        let Some((mw, mh)) = family.pixel_size(v.aspect_ratio.as_str(), v.image_size) else {
+            continue;
+        };
+        for p in &v.placements {
+            let crop = crop_fractions(ratio_of(mw, mh), p.ratio(), v.focal);
+            let kept = crop.w * crop.h;
+            if kept < 2.0 / 3.0 {
+                // The documented ratio nearest the placement's, in log space.
+                let better = family
+                    .aspect_ratios()
+                    .iter()
+                    .filter_map(|r| {
+                        crate::domain::parse_ratio(r)
+                            .map(|(w, h)| (r, (ratio_of(w, h) / p.ratio()).ln().abs()))
+                    })
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(r, _)| *r);
+                out.push(format!(
+                    "variant `{}`: placement {} ({}x{}) crops away {:.0} % of the {} master{}",
+                    v.name,
+                    p.id,
+                    p.width,
+                    p.height,
+                    (1.0 - kept) * 100.0,
+                    v.aspect_ratio,
+                    better.map_or(String::new(), |r| format!(
+                        "; a variant with aspect_ratio = \"{r}\" would keep nearly all of it"
+                    ))
+                ));
+            }
+            let upscaled = |w: u32, h: u32| {
+                let c = crop_fractions(ratio_of(w, h), p.ratio(), v.focal);
+                f64::from(p.width) > c.w * f64::from(w) + 1e-6
+            };
+            if upscaled(mw, mh) {
+                let fix = family.image_sizes().iter().find(|s| {
+                    family
+                        .pixel_size(v.aspect_ratio.as_str(), **s)
+                        .is_some_and(|(w, h)| !upscaled(w, h))
+                });
+                out.push(format!(
+                    "variant `{}`: placement {} ({}x{}) needs upscaling from the {mw}x{mh} master ({}){}",
+                    v.name,
+                    p.id,
+                    p.width,
+                    p.height,
+                    v.image_size,
+                    match fix {
+                        Some(s) => format!("; image_size = \"{s}\" would avoid it"),
+                        None => format!("; no image_size of {model} is large enough"),
+                    }
+                ));
+            }
+        }
+    }
+    out
 }

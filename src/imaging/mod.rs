@@ -8,6 +8,7 @@ pub(crate) mod compose;
 pub(crate) mod resize;
 mod sheet;
 pub(crate) mod text;
+mod weight;
 
 use image::ImageFormat;
 
@@ -15,9 +16,10 @@ pub use color::parse_color;
 pub use compose::{BoxLayout, ComposeFailure, TextBoxSpec, VAlign, compose_bytes};
 pub use resize::{
     Fit, MAX_SIDE, OutputFormat, PREVIEW_SIDE, RenditionSpec, aspect_check, cover_crop,
-    decode_master, downscale, for_reading, preview_jpeg, render, thumbnail_jpeg,
+    decode_master, downscale, for_reading, preview_jpeg, render, render_pixels, thumbnail_jpeg,
 };
 pub use sheet::{Cell, Layout, render_sheet};
+pub use weight::{WeightError, check_placement, encode_placement};
 
 /// Why image bytes were rejected.
 #[derive(Debug, thiserror::Error)]
@@ -62,13 +64,30 @@ pub fn mime_of(format: ImageFormat) -> &'static str {
 /// than the `image` crate's encoder, which was the bulk of copy QA's and
 /// the renditions' CPU.
 pub fn encode_jpeg(img: &image::DynamicImage, quality: u8) -> Result<Vec<u8>, String> {
+    encode_jpeg_as(img, quality, false)
+}
+
+/// [`encode_jpeg`], or with `compact` the smallest file the encoder makes
+/// at that quality: 4:2:0 chroma at every quality, progressive scans and
+/// Huffman tables optimized for the image (what the placement weight
+/// search falls back to).
+pub(crate) fn encode_jpeg_as(
+    img: &image::DynamicImage,
+    quality: u8,
+    compact: bool,
+) -> Result<Vec<u8>, String> {
     let (w, h) = (img.width(), img.height());
     let (w16, h16) = (
         u16::try_from(w).map_err(|_| format!("{w} px is too wide for JPEG"))?,
         u16::try_from(h).map_err(|_| format!("{h} px is too tall for JPEG"))?,
     );
     let mut out = Vec::new();
-    let enc = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
+    if compact {
+        enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+        enc.set_progressive(true);
+        enc.set_optimized_huffman_tables(true);
+    }
     let res = match img {
         image::DynamicImage::ImageLuma8(g) => {
             enc.encode(g.as_raw(), w16, h16, jpeg_encoder::ColorType::Luma)

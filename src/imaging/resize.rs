@@ -199,6 +199,21 @@ pub fn render(
     spec: &RenditionSpec,
     resizer: &mut Resizer,
 ) -> Result<Rendered, RenditionError> {
+    let (out, upscaled) = render_pixels(master, spec, resizer)?;
+    Ok(Rendered {
+        bytes: encode(&out, spec)?,
+        upscaled,
+    })
+}
+
+/// The pixels of a rendition of `master`, before encoding, and whether the
+/// master had to be enlarged. RGB unless transparency can reach a PNG or
+/// WebP output.
+pub fn render_pixels(
+    master: &DynamicImage,
+    spec: &RenditionSpec,
+    resizer: &mut Resizer,
+) -> Result<(DynamicImage, bool), RenditionError> {
     let (mw, mh) = (master.width(), master.height());
     if mw == 0 || mh == 0 {
         return Err(RenditionError::Resize("master has no pixels".into()));
@@ -224,7 +239,7 @@ pub fn render(
     let base = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
         .use_alpha(master_alpha);
-    let (out, upscaled) = match spec.fit {
+    let (out, upscaled): (DynamicImage, bool) = match spec.fit {
         Fit::Cover { focal } => {
             let (left, top, cw, ch) = cover_crop(mw, mh, spec.width, spec.height, focal);
             let mut dst = blank(spec.width, spec.height);
@@ -260,10 +275,7 @@ pub fn render(
             (canvas, w > mw)
         }
     };
-    Ok(Rendered {
-        bytes: encode(&out, spec)?,
-        upscaled,
-    })
+    Ok((out, upscaled))
 }
 
 fn encode(img: &DynamicImage, spec: &RenditionSpec) -> Result<Vec<u8>, RenditionError> {

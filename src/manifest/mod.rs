@@ -31,8 +31,8 @@ use crate::domain::{ApprovalState, CompositeState, Error, JobState, Reason, Resu
 use crate::expand::ComposeSpec;
 use crate::imaging::{BoxLayout, aspect_check};
 use crate::store::{
-    CampaignState, CompositeRow, DecisionRow, JobId, JobRow, QaVerdict, RenditionEntry,
-    RevisionEntry,
+    CampaignState, CompositeRow, DecisionRow, JobId, JobRow, PlacementEntry, QaVerdict,
+    RenditionEntry, RevisionEntry, StoredPlacements,
 };
 
 /// The manifest schema version.
@@ -116,6 +116,9 @@ impl Manifest {
             for r in &a.renditions {
                 out.insert(r.path.clone(), r.sha256.clone());
             }
+            for p in &a.placements {
+                out.insert(p.path.clone(), p.sha256.clone());
+            }
             for h in &a.history {
                 out.insert(h.path.clone(), h.sha256.clone());
             }
@@ -144,6 +147,12 @@ pub struct Totals {
     /// Renditions that could not be made (each is also in `failures`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub renditions_failed: u64,
+    /// Placement files delivered (under their assets' `placements`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub placements: u64,
+    /// Placements that could not be made (each is also in `failures`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub placements_failed: u64,
     /// Copy QA: assets whose copy passed the first image's reads.
     #[serde(default)]
     pub qa_pass: u64,
@@ -167,6 +176,14 @@ pub struct Totals {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+impl Totals {
+    /// Whether anything failed or was blocked: jobs, renditions or
+    /// placements. A run with any exits 3.
+    pub fn has_failures(&self) -> bool {
+        self.failed + self.blocked + self.renditions_failed + self.placements_failed > 0
+    }
 }
 
 /// One asset.
@@ -222,6 +239,10 @@ pub struct AssetEntry {
     /// Exact-size renditions derived from this master.
     #[serde(default)]
     pub renditions: Vec<RenditionEntry>,
+    /// This asset made to each ad-platform slot its variant names, each
+    /// within the slot's weight limit and checked after writing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<PlacementEntry>,
     /// For overlay-text assets: the art and how the copy was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay: Option<OverlayInfo>,
@@ -320,6 +341,12 @@ pub struct FailureEntry {
     /// For a rendition that could not be made: its path (the master exists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rendition: Option<String>,
+    /// For a placement that could not be made: its id (the asset exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
+    /// For a placement that could not be made: where its file would be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_path: Option<String>,
     /// The copy that was meant to be in the image, per copy column.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub copy: BTreeMap<String, String>,
@@ -388,6 +415,7 @@ fn asset_entry(
         attempts: j.attempts,
         created_at: rfc3339(j.finished_at),
         renditions: renditions.get(&j.id).cloned().unwrap_or_default(),
+        placements: Vec::new(),
         overlay: None,
         fallback_from: j.fallback_from.as_ref().map(ToString::to_string),
         fallback_reason: j.fallback_reason,
@@ -439,6 +467,8 @@ fn failure_entry(j: &JobRow) -> FailureEntry {
         request_sha256: j.request_hash.clone(),
         qa: qa_entry(j),
         rendition: None,
+        placement: None,
+        placement_path: None,
         copy: j.copy.clone(),
     }
 }
@@ -453,6 +483,7 @@ fn composite_entry(c: &CompositeRow) -> Option<AssetEntry> {
         // Renditions are made from masters the provider returned; composed
         // overlay assets do not get them yet.
         renditions: Vec::new(),
+        placements: Vec::new(),
         row_id: c.row_id.clone(),
         locale: c.locale.clone(),
         resolved_locale: c.resolved_locale.clone(),
@@ -615,6 +646,8 @@ pub fn build(name: &str, state: &CampaignState, compose: &[ComposeSpec]) -> Mani
         });
     }
 
+    placement_entries(&mut m, &state.placements);
+
     let current_paths: HashSet<String> = m.assets.iter().map(|a| a.path.clone()).collect();
     m.retired.retain(|r| !current_paths.contains(&r.path));
     m.totals.retired = m.retired.len() as u64;
@@ -622,11 +655,12 @@ pub fn build(name: &str, state: &CampaignState, compose: &[ComposeSpec]) -> Mani
         (&a.row_id, &a.locale, &a.variant).cmp(&(&b.row_id, &b.locale, &b.variant))
     });
     m.failures.sort_by(|a, b| {
-        (&a.row_id, &a.locale, &a.variant, &a.rendition).cmp(&(
+        (&a.row_id, &a.locale, &a.variant, &a.rendition, &a.placement).cmp(&(
             &b.row_id,
             &b.locale,
             &b.variant,
             &b.rendition,
+            &b.placement,
         ))
     });
     m.totals.cost_usd = round_micro(m.totals.cost_usd);
@@ -634,6 +668,44 @@ pub fn build(name: &str, state: &CampaignState, compose: &[ComposeSpec]) -> Mani
     m.totals.qa_regeneration_cost_usd = round_micro(m.totals.qa_regeneration_cost_usd);
     apply_decisions(&mut m, &state.decisions);
     m
+}
+
+/// Each current asset's placement files, and a failure entry per
+/// placement that could not be made of a current asset (one whose asset
+/// is no longer delivered is history, not a failure).
+fn placement_entries(m: &mut Manifest, placements: &StoredPlacements) {
+    let mut current: HashMap<(String, String, String), usize> = HashMap::new();
+    for (i, a) in m.assets.iter_mut().enumerate() {
+        let id = (a.row_id.clone(), a.locale.clone(), a.variant.clone());
+        if let Some(p) = placements.by_asset.get(&id) {
+            a.placements = p.clone();
+            m.totals.placements += p.len() as u64;
+        }
+        current.insert(id, i);
+    }
+    for f in &placements.failures {
+        let Some(&i) = current.get(&f.key.asset()) else {
+            continue;
+        };
+        let a = &m.assets[i];
+        m.totals.placements_failed += 1;
+        m.failures.push(FailureEntry {
+            row_id: a.row_id.clone(),
+            locale: a.locale.clone(),
+            variant: a.variant.clone(),
+            state: "failed".into(),
+            reason: f.reason,
+            detail: f.detail.clone(),
+            block_reason: None,
+            attempts: a.attempts,
+            request_sha256: a.request_sha256.clone(),
+            qa: None,
+            rendition: None,
+            placement: Some(f.key.placement.clone()),
+            placement_path: Some(f.path.clone()),
+            copy: a.copy.clone(),
+        });
+    }
 }
 
 fn rfc3339_ms(ms: i64) -> String {
@@ -753,6 +825,8 @@ fn overlay_entries(
                         request_sha256: c.art.request_hash.clone(),
                         qa: None,
                         rendition: None,
+                        placement: None,
+                        placement_path: None,
                         copy: c.copy.clone(),
                     });
                 }

@@ -411,6 +411,7 @@ fn cell_html(
                 source: a.path.clone(),
                 file,
             });
+            placements_html(out, a);
             Some(&a.copy)
         }
         (None, Some(f)) => {
@@ -556,6 +557,45 @@ fn cell_html(
     out.push_str("</td>");
 }
 
+/// Each placement of an asset as it will ship, with the part the
+/// platform's interface covers shaded (the "safe areas" switch hides the
+/// shading), so a reviewer sees painted copy that would sit under it.
+fn placements_html(out: &mut String, a: &AssetEntry) {
+    if a.placements.is_empty() {
+        return;
+    }
+    out.push_str("<div class=\"placements\">");
+    for p in &a.placements {
+        let _ = write!(
+            out,
+            "<figure class=\"placement\" data-placement=\"{id}\"><a href=\"../{path}\" class=\"frame\" style=\"aspect-ratio:{w}/{h}\"><img src=\"../{path}\" loading=\"lazy\" alt=\"{id} {w}x{h}\">",
+            id = esc(&p.placement),
+            path = esc(&p.path),
+            w = p.width,
+            h = p.height,
+        );
+        if let Some(s) = &p.safe_area {
+            let _ = write!(
+                out,
+                "<span class=\"safe\" title=\"outside this box the platform's interface covers the ad\" style=\"top:{t:.2}%;bottom:{b:.2}%;left:{l:.2}%;right:{r:.2}%\"></span>",
+                t = s.top * 100.0,
+                b = s.bottom * 100.0,
+                l = s.left * 100.0,
+                r = s.right * 100.0
+            );
+        }
+        let _ = write!(
+            out,
+            "</a><figcaption>{id} · {kb:.0} KB{q}{up}</figcaption></figure>",
+            id = esc(&p.placement),
+            kb = p.bytes as f64 / 1024.0,
+            q = p.quality.map_or(String::new(), |q| format!(" · q{q}")),
+            up = if p.upscaled { " · upscaled" } else { "" }
+        );
+    }
+    out.push_str("</div>");
+}
+
 fn meta_html(out: &mut String, a: &AssetEntry) {
     let fallback = match (&a.fallback_from, a.fallback_reason) {
         (Some(from), Some(r)) => format!(
@@ -669,7 +709,7 @@ fn filters_html(out: &mut String, locales: &BTreeSet<&str>, variants: &BTreeSet<
          <option value=\"\">all</option><option value=\"new\">new since the last run</option>\
          <option value=\"failed\">failed or blocked</option><option value=\"rejected\">rejected</option>\
          <option value=\"pending\">awaiting approval</option><option value=\"approved\">approved</option>\
-         </select></label> <span id=\"shown\"></span></nav>",
+         </select></label> <label><input type=\"checkbox\" id=\"f-safe\" checked> safe areas</label> <span id=\"shown\"></span></nav>",
     );
 }
 
@@ -692,7 +732,12 @@ td.cell[hidden]{display:table-cell;visibility:hidden}tr[hidden],section[hidden]{
 .reason{background:#fff5f5;border:1px dashed #c53030;padding:6px;min-height:60px}.reason .code{font-weight:700}\
 .detail{margin:4px 0 0;word-break:break-word}dl{margin:6px 0}dt{font-size:11px;color:#667}dd{margin:0 0 2px}\
 .meta{list-style:none;margin:4px 0;padding:0;font-size:12px;color:#445}.meta li{display:inline;margin-right:8px}\
-.qa{font-size:12px;margin-top:4px}.decision{font-size:12px;margin:4px 0}.history{font-size:12px}";
+.qa{font-size:12px;margin-top:4px}.decision{font-size:12px;margin:4px 0}.history{font-size:12px}\
+.placements{display:flex;flex-wrap:wrap;gap:4px;margin-top:6px}.placement{margin:0;font-size:11px;color:#445}\
+.placement .frame{position:relative;display:block;height:90px;overflow:hidden;border:1px solid #ccd}\
+.placement img{display:block;height:100%;width:100%}\
+.placement .safe{position:absolute;box-shadow:0 0 0 999px rgba(197,48,48,.45);outline:1px dashed #fff}\
+body.hide-safe .placement .safe{display:none}";
 
 const SCRIPT: &str = r#"(function () {
   var selects = document.querySelectorAll('select[data-filter]');
@@ -727,6 +772,8 @@ const SCRIPT: &str = r#"(function () {
     out.textContent = shown + ' of ' + cells.length + ' cells shown';
     out.dataset.shown = shown;
   }
+  var safe = document.getElementById('f-safe');
+  if (safe) { safe.addEventListener('change', function () { document.body.classList.toggle('hide-safe', !safe.checked); }); }
   selects.forEach(function (s) { s.addEventListener('change', function () { toHash(); apply(); }); });
   window.addEventListener('hashchange', function () { fromHash(); apply(); });
   fromHash();

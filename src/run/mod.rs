@@ -232,6 +232,8 @@ pub struct RunSummary {
     pub exit: ExitCode,
     /// What the rendition reconcile did.
     pub renditions: crate::derive::renditions::ReconcileReport,
+    /// What the placement reconcile did.
+    pub placements: crate::derive::placements::PlacementReport,
     /// Contact sheets written (`--contact-sheet`).
     pub contact_sheets: Vec<PathBuf>,
 }
@@ -692,6 +694,12 @@ async fn run_loaded(
     };
     let jobs = store.jobs(&campaign.name).await?;
     crate::derive::overlay::compose_all(&store, campaign, &campaign_out, &jobs).await?;
+    // Placements come from what is delivered, composites included.
+    let placements = if cancel.is_cancelled() {
+        crate::derive::placements::PlacementReport::default()
+    } else {
+        crate::derive::placements::reconcile(&store, campaign, &campaign_out).await?
+    };
     // Of several runners serving the campaign, the last to end its work
     // builds the manifest and the review page, once.
     let publishes = store.end_work(run_id, &campaign.name, opts.lease).await?;
@@ -745,7 +753,7 @@ async fn run_loaded(
     };
     let exit = if stopped.is_some() {
         ExitCode::RunRefused
-    } else if m.totals.failed + m.totals.blocked + m.totals.renditions_failed > 0 {
+    } else if m.totals.has_failures() {
         ExitCode::PartialFailure
     } else if m.totals.pending > 0 && !opts.no_wait && !opts.ingest_only {
         ExitCode::RunRefused
@@ -778,6 +786,7 @@ async fn run_loaded(
         manifest_written: publishes,
         exit,
         renditions,
+        placements,
         contact_sheets,
     })
 }

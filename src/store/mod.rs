@@ -21,6 +21,7 @@ mod composites;
 mod copy_edits;
 mod location;
 mod migrate;
+mod placements;
 mod publication;
 mod qa;
 mod renditions;
@@ -42,6 +43,9 @@ pub use approvals::{DecisionRow, NewDecision};
 pub use batches::{BatchJob, BatchRow};
 pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
 pub use location::{DEFAULT_STATE, DatabaseUrl, StateLocation};
+pub use placements::{
+    PlacementEntry, PlacementKey, PlacementOutcome, SafeAreaEntry, StoredPlacements,
+};
 pub use publication::Publication;
 pub use qa::{ClaimedRead, ImageQa, QaRecord, QaVerdict, ReadBatchRow, ReadSettlement};
 pub use renditions::{RenditionEntry, RenditionFailure};
@@ -402,6 +406,8 @@ pub struct CampaignState {
     pub decisions: Vec<DecisionRow>,
     /// Per job, the images edits replaced, oldest first.
     pub revisions: HashMap<JobId, Vec<RevisionEntry>>,
+    /// Placement files by asset, and the placements that failed.
+    pub placements: StoredPlacements,
     /// When the reading began (ms since the epoch): a manifest built from
     /// this state shows every change made before it.
     pub read_at_ms: i64,
@@ -1574,6 +1580,7 @@ impl Store {
             rendition_failures: self.rendition_failures(campaign).await?,
             decisions: self.decisions(campaign).await?,
             revisions: self.revisions(campaign).await?,
+            placements: self.placement_entries(campaign).await?,
         })
     }
 
