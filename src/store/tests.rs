@@ -101,7 +101,93 @@ on_both_backends!(
     an_edit_finds_every_earlier_model_turn_beside_its_kept_image,
     a_late_result_after_the_lease_expired_never_overwrites_the_newer_claim,
     a_locale_edit_without_a_base_image_fails_and_waits_again_when_the_base_is_queued,
+    a_placement_outcome_is_replaced_in_place_and_read_back_under_its_asset,
 );
+
+async fn a_placement_outcome_is_replaced_in_place_and_read_back_under_its_asset(b: Backend) {
+    use crate::store::{PlacementEntry, PlacementKey, PlacementOutcome, SafeAreaEntry};
+    let f = Fixture::new(b);
+    let store = f.worker().await;
+    let key = PlacementKey {
+        row_id: "r1".into(),
+        locale: "ar-SA".into(),
+        variant: "story".into(),
+        placement: "meta-story".into(),
+    };
+    let entry = PlacementEntry {
+        placement: "meta-story".into(),
+        path: "ar-SA/story/r1@meta-story.jpg".into(),
+        sha256: "ab".repeat(32),
+        bytes: 123_456,
+        width: 1440,
+        height: 2560,
+        mime_type: "image/jpeg".into(),
+        quality: Some(71),
+        colors: None,
+        checks_passed: true,
+        upscaled: true,
+        safe_area: Some(SafeAreaEntry {
+            top: 0.14,
+            bottom: 0.35,
+            left: 0.06,
+            right: 0.06,
+        }),
+    };
+    store
+        .record_placement(
+            &f.campaign,
+            &key,
+            "h1",
+            "src1",
+            &PlacementOutcome::Done(entry.clone()),
+        )
+        .await
+        .unwrap();
+    let read = store.placement_entries(&f.campaign).await.unwrap();
+    assert_eq!(read.by_asset.get(&key.asset()), Some(&vec![entry]));
+    assert!(read.failures.is_empty());
+    let stored = store.stored_placements(&f.campaign).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].settings_hash.as_str(), stored[0].bytes),
+        ("h1", Some(123_456))
+    );
+
+    // The same placement failing later replaces the file's row.
+    store
+        .record_placement(
+            &f.campaign,
+            &key,
+            "h2",
+            "src1",
+            &PlacementOutcome::Failed {
+                path: "ar-SA/story/r1@meta-story.jpg".into(),
+                reason: Reason::OverWeight,
+                detail: "too heavy".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let read = store.placement_entries(&f.campaign).await.unwrap();
+    assert!(read.by_asset.is_empty());
+    assert_eq!(read.failures.len(), 1);
+    assert_eq!(read.failures[0].reason, Reason::OverWeight);
+    assert_eq!(read.failures[0].key, key);
+    let stored = store.stored_placements(&f.campaign).await.unwrap();
+    assert_eq!(
+        (stored[0].settings_hash.as_str(), stored[0].bytes),
+        ("h2", None)
+    );
+
+    store.delete_placement(&f.campaign, &key).await.unwrap();
+    assert!(
+        store
+            .stored_placements(&f.campaign)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
 
 const LEASE: Duration = Duration::from_secs(60);
 
