@@ -21,8 +21,8 @@ use crate::expand::{self, JobSpec};
 use crate::manifest;
 use crate::notify;
 use crate::provider::Provider;
-use crate::provider::retry::{RetryBudget, RetryPolicy};
 use crate::provider::pacing::{Pacer, Pacers, Ticket};
+use crate::provider::retry::{RetryBudget, RetryPolicy};
 use crate::store::{Claimed, JobId, Planned, RunId, Settlement, StateLocation, Store};
 
 pub(crate) mod batch;

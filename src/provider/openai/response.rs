@@ -70,7 +70,7 @@ pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
         preview_jpeg: crate::imaging::preview_jpeg(&pixels).ok(),
         // GPT Image returns no signature; an edit sends the image itself.
         model_turn: None,
-            limits: None,
+        limits: None,
     })
 }
 
