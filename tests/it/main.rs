@@ -14,6 +14,7 @@ mod lifecycle;
 mod localization;
 mod notify;
 mod openai;
+mod pacing;
 mod postgres;
 mod qa;
 mod realtime;
