@@ -44,7 +44,11 @@ fn main() {
     let runs = [
         ("gemini, learned from 429s", "gemini-3.1-flash-image", ""),
         ("openai, learned from headers", "gpt-image-2.6-sunburst", ""),
-        ("baseline: rpm = L stated", "gemini-3.1-flash-image", "stated"),
+        (
+            "baseline: rpm = L stated",
+            "gemini-3.1-flash-image",
+            "stated",
+        ),
     ];
     for (label, model, stated) in runs {
         let m = run(&rt, jobs, limit, latency_ms, model, !stated.is_empty());

@@ -4,29 +4,38 @@
 //! Decisions recorded here:
 //!
 //! - **A token-interval pacer with a mutable rate**, not a fixed quota
-//!   (governor's GCRA quota cannot change once built). Each call reserves
-//!   the next start time (`interval = 60 s / rate` after the previous one),
-//!   so the pace does not depend on how many calls are in flight: the
-//!   pool's concurrency bounds those, the pacer bounds how fast they start.
-//!   No burst is granted after idling: a smooth stream of starts is what a
-//!   server-side limiter (quantized to the second, see below) accepts best.
+//!   (governor's GCRA quota cannot change once built). The next call may
+//!   start one interval (`60 s / rate`, at the rate of that moment) after
+//!   the previous one, so the pace does not depend on how many calls are in
+//!   flight: the pool's concurrency bounds those, the pacer bounds how fast
+//!   they start. Nothing is reserved ahead: waiting calls queue in order
+//!   and the first takes its turn when it is due, so a new rate, a hold or
+//!   a learned limit applies to the very next start (a queue of slots
+//!   reserved at a default of 20 a minute would keep eight workers asleep
+//!   for 24 s after the service said 600). No burst is granted after
+//!   idling: a smooth stream of starts is what a server-side limiter
+//!   (quantized to the second, see below) accepts best.
 //! - **AIMD, like TCP congestion control.** Until the first refusal the
-//!   rate grows by [`PROBE_GROWTH`] per paced success (slow start: from a
-//!   default of 20 to 600 requests per minute in about 36 paced calls); a 429
-//!   multiplies it by [`BACKOFF`]; afterwards it grows by [`CLIMB_GROWTH`]
-//!   per paced success, so it probes the limit again without hammering it.
-//!   Only a success that had to wait for its slot counts ("paced"): when
-//!   concurrency, not the pacer, holds the calls back, the rate stays where
-//!   it is instead of growing without bound (RFC 7661's rule for an
-//!   application-limited sender).
+//!   rate grows fast (slow start: ×[`PROBE_GROWTH`] per paced success, and
+//!   at most ×[`PROBE_PER_SECOND`] a second); the first 429 halves it
+//!   (slow start overshoots by up to that much), later ones multiply it by
+//!   [`BACKOFF`]; afterwards it grows gently (×[`CLIMB_GROWTH`] per paced
+//!   success, at most ×[`CLIMB_PER_SECOND`] a second), probing the limit
+//!   again without hammering it. The growth is bounded in time as well as
+//!   per call because a service's limiter holds some credit (a second's
+//!   worth, or a minute's): it refuses only once that is spent, so the
+//!   feedback comes late, and growth per call alone would be exponential
+//!   in time at high rates. Only a success that had to wait for its slot
+//!   counts ("paced"): when concurrency, not the pacer, holds the calls
+//!   back, the rate stays where it is instead of growing without bound
+//!   (RFC 7661's rule for an application-limited sender).
 //! - **One decrease per round.** A 429 decreases the rate only if its call
 //!   started after the last decrease: the calls already in flight at the
 //!   old rate come back refused together, and they are one signal, not
 //!   several (TCP reduces once per round trip for the same reason).
 //! - **The server's word wins.** A 429's retry delay (`RetryInfo`,
 //!   `retry-after-ms`, `Retry-After`) holds every call to the vendor until
-//!   it has passed, and start slots reserved before the hold are given up
-//!   and taken again. OpenAI's `x-ratelimit-*-requests` headers (sent on
+//!   it has passed. OpenAI's `x-ratelimit-*-requests` headers (sent on
 //!   successes too, https://platform.openai.com/docs/guides/rate-limits
 //!   "Rate limits in headers") state the limit: it becomes the learned rate
 //!   and a ceiling, and `remaining: 0` holds calls until the `reset` time.
@@ -47,17 +56,23 @@ use std::time::{Duration, Instant};
 use super::{Generated, ProviderError, Reason};
 use crate::domain::Vendor;
 
-/// The rate after a 429: this fraction of the rate the refused call was
-/// paced at. The rate then saws between it and the limit, averaging about
-/// 0.9 of the limit (TCP's 0.5 would average 0.75, under the 0.8 we aim
-/// for).
+/// The rate after a 429 (but the first): this fraction of the rate the
+/// refused call was paced at. The rate then saws between it and the limit,
+/// averaging about 0.9 of the limit (TCP's 0.5 would average 0.75, under
+/// the 0.8 we aim for).
 pub const BACKOFF: f64 = 0.8;
-/// Slow start: growth of the rate per paced success before the first
-/// refusal (×1.1; doubles in about 7 calls).
+/// The rate after the first 429, which ends the slow start: halved, as
+/// TCP does, since the slow start may have overshot by about that much.
+pub const PROBE_BACKOFF: f64 = 0.5;
+/// Slow start: growth per paced success before the first refusal (×1.1).
 pub const PROBE_GROWTH: f64 = 0.1;
+/// Slow start: growth per second at most (doubling).
+pub const PROBE_PER_SECOND: f64 = 2.0;
 /// Growth per paced success after a refusal (×1.01): back from a backoff
 /// to the old rate in about 22 calls.
 pub const CLIMB_GROWTH: f64 = 0.01;
+/// Growth per second at most after a refusal (×1.1).
+pub const CLIMB_PER_SECOND: f64 = 1.1;
 /// The learned rate starts this far under a limit the service states, so
 /// timing noise between client and server does not empty its bucket.
 pub const STATED_HEADROOM: f64 = 0.95;
@@ -85,16 +100,14 @@ impl RequestLimits {
     }
 }
 
-/// A reserved start slot: when it was reserved relative to the pacer's
-/// decreases and holds, and whether the pacer made the call wait.
+/// A granted start: the pacer's decreases so far when it was granted, and
+/// whether the call had to wait for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
-    /// Decreases so far when the slot was reserved.
+    /// Decreases so far when the start was granted.
     epoch: u64,
-    /// Decreases and holds so far: a slot reserved before one is stale.
-    generation: u64,
-    /// The call had to wait for its slot (the pacer, not concurrency, was
-    /// what held it back).
+    /// The call had to wait (the pacer, not concurrency, was what held it
+    /// back).
     paced: bool,
 }
 
@@ -105,10 +118,12 @@ pub struct PaceState {
     ceiling: Option<f64>,
     stated: Option<f64>,
     probing: bool,
-    next: Option<Instant>,
+    /// When the rate last grew (growth is bounded per second).
+    grown_at: Option<Instant>,
+    /// When the last call was let start.
+    last_start: Option<Instant>,
     hold_until: Option<Instant>,
     epoch: u64,
-    generation: u64,
 }
 
 impl PaceState {
@@ -121,10 +136,10 @@ impl PaceState {
             ceiling,
             stated: None,
             probing: true,
-            next: None,
+            grown_at: None,
+            last_start: None,
             hold_until: None,
             epoch: 0,
-            generation: 0,
         };
         s.rate = s.capped(s.rate);
         s
@@ -156,40 +171,36 @@ impl PaceState {
         r
     }
 
-    /// Reserve the next start slot at `now`: the call waits until the
-    /// returned instant, then checks [`Self::is_current`].
-    pub fn reserve(&mut self, now: Instant) -> (Instant, Ticket) {
-        let mut start = now;
-        if let Some(n) = self.next {
-            start = start.max(n);
+    /// When the next call may start: an interval at the current rate after
+    /// the last, and not before a hold ends. `None`: at once.
+    pub fn due(&self) -> Option<Instant> {
+        let after_last = self.last_start.map(|l| l + self.interval());
+        match (after_last, self.hold_until) {
+            (Some(a), Some(h)) => Some(a.max(h)),
+            (a, h) => a.or(h),
         }
-        if let Some(h) = self.hold_until {
-            start = start.max(h);
+    }
+
+    /// Let a call start at `now` if it is due, else say when it will be.
+    /// `waited`: the caller already waited for its turn.
+    pub fn take(&mut self, now: Instant, waited: bool) -> Result<Ticket, Instant> {
+        let due = self.due();
+        if let Some(d) = due
+            && now < d
+        {
+            return Err(d);
         }
-        self.next = Some(start + self.interval());
-        let ticket = Ticket {
+        // A caller woken a little late keeps the schedule (the lateness is
+        // not lost throughput); after an idle spell the schedule restarts
+        // from now, so idling buys no burst.
+        self.last_start = Some(match due {
+            Some(d) if now.saturating_duration_since(d) < self.interval() => d,
+            _ => now,
+        });
+        Ok(Ticket {
             epoch: self.epoch,
-            generation: self.generation,
-            paced: start > now,
-        };
-        (start, ticket)
-    }
-
-    /// Whether a slot reserved with `ticket` still stands: no decrease or
-    /// hold came since (else the call reserves again, at the new pace).
-    pub fn is_current(&self, ticket: &Ticket) -> bool {
-        ticket.generation == self.generation
-    }
-
-    /// Give up every slot reserved so far: the next one is an interval
-    /// (at the current rate) from now, and after any hold.
-    fn restart(&mut self, now: Instant) {
-        self.generation += 1;
-        let mut next = now + self.interval();
-        if let Some(h) = self.hold_until {
-            next = next.max(h);
-        }
-        self.next = Some(next);
+            paced: waited,
+        })
     }
 
     fn hold(&mut self, now: Instant, wait: Duration) {
@@ -202,7 +213,8 @@ impl PaceState {
     /// One decrease per round: only for a call paced after the last one.
     fn back_off(&mut self, ticket: &Ticket) {
         if ticket.epoch == self.epoch {
-            self.rate = self.capped(self.rate * BACKOFF);
+            let factor = if self.probing { PROBE_BACKOFF } else { BACKOFF };
+            self.rate = self.capped(self.rate * factor);
             self.epoch += 1;
             self.probing = false;
         }
@@ -231,17 +243,22 @@ impl PaceState {
                 let wait = l.reset.unwrap_or_else(|| self.interval());
                 self.back_off(ticket);
                 self.hold(now, wait);
-                self.restart(now);
                 return;
             }
         }
         if ticket.paced {
-            let growth = if self.probing {
-                PROBE_GROWTH
+            let (per_call, per_second) = if self.probing {
+                (PROBE_GROWTH, PROBE_PER_SECOND)
             } else {
-                CLIMB_GROWTH
+                (CLIMB_GROWTH, CLIMB_PER_SECOND)
             };
-            self.rate = self.capped(self.rate * (1.0 + growth));
+            let mut factor = 1.0 + per_call;
+            if let Some(t) = self.grown_at {
+                let dt = now.saturating_duration_since(t).as_secs_f64();
+                factor = factor.min(per_second.powf(dt));
+            }
+            self.rate = self.capped(self.rate * factor);
+            self.grown_at = Some(now);
         }
     }
 
@@ -262,7 +279,6 @@ impl PaceState {
             .or_else(|| limits.and_then(|l| l.reset))
             .unwrap_or_else(|| self.interval());
         self.hold(now, wait);
-        self.restart(now);
     }
 
     /// Any other failure: only what its headers say.
@@ -277,6 +293,11 @@ impl PaceState {
 #[derive(Debug)]
 pub struct Pacer {
     state: Mutex<PaceState>,
+    /// Waiting calls queue here in order (tokio's mutex is fair); only the
+    /// first of them watches the clock.
+    turn: tokio::sync::Mutex<()>,
+    /// Wakes the waiting call when an answer changed the pace.
+    changed: tokio::sync::Notify,
 }
 
 impl Pacer {
@@ -284,6 +305,8 @@ impl Pacer {
     pub fn new(start_rpm: u32, ceiling_rpm: Option<u32>) -> Self {
         Pacer {
             state: Mutex::new(PaceState::new(start_rpm, ceiling_rpm)),
+            turn: tokio::sync::Mutex::new(()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -300,15 +323,25 @@ impl Pacer {
         self.with(|s| s.rate_rpm())
     }
 
-    /// Wait for a start slot; the ticket goes back with the call's outcome.
+    /// Wait for this call's turn to start; the ticket goes back with the
+    /// call's outcome ([`Self::observe`]).
     pub async fn acquire(&self) -> Ticket {
+        let (_turn, mut waited) = match self.turn.try_lock() {
+            Ok(g) => (g, false),
+            Err(_) => (self.turn.lock().await, true),
+        };
         loop {
-            let (at, ticket) = self.with(|s| s.reserve(Instant::now()));
-            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-            // A refusal while we slept (a hold, a slower rate): the slot
-            // was reserved under rules that no longer hold; take another.
-            if self.with(|s| s.is_current(&ticket)) {
-                return ticket;
+            let changed = self.changed.notified();
+            match self.with(|s| s.take(Instant::now(), waited)) {
+                Ok(ticket) => return ticket,
+                Err(due) => {
+                    waited = true;
+                    // A faster pace learned meanwhile makes it due sooner.
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {}
+                        _ = changed => {}
+                    }
+                }
             }
         }
     }
@@ -324,6 +357,7 @@ impl Pacer {
             }
             Err(e) => s.on_other(e.limits.as_ref()),
         });
+        self.changed.notify_waiters();
     }
 }
 
@@ -357,9 +391,20 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    /// Reserve and "start" a call at `now`; returns the slot and ticket.
-    fn start(p: &mut PaceState, now: Instant) -> (Instant, Ticket) {
-        p.reserve(now)
+    /// A call arriving at `now` that waits for its turn as
+    /// [`Pacer::acquire`] does: when it starts, and its ticket.
+    fn start(p: &mut PaceState, mut now: Instant) -> (Instant, Ticket) {
+        let mut waited = false;
+        loop {
+            match p.take(now, waited) {
+                Ok(t) => return (now, t),
+                Err(due) => {
+                    assert!(due > now, "a due time in the past");
+                    now = due;
+                    waited = true;
+                }
+            }
+        }
     }
 
     #[test]
@@ -422,12 +467,35 @@ mod tests {
         let t0 = Instant::now();
         let mut p = PaceState::new(20, None);
         let mut now = t0;
-        for _ in 0..40 {
+        for _ in 0..60 {
             let (at, t) = start(&mut p, now);
             now = at;
             p.on_success(&t, None, now);
         }
         assert!(p.rate_rpm() > 600.0, "{}", p.rate_rpm());
+    }
+
+    #[test]
+    fn growth_is_bounded_per_second_as_well_as_per_call() {
+        // Paced successes every 10 ms: ×1.1 each would be ×14,000 a second.
+        let t0 = Instant::now();
+        let mut p = PaceState::new(6_000, None);
+        let mut now = t0;
+        let (_, t) = start(&mut p, now);
+        p.on_success(&t, None, now);
+        for _ in 0..100 {
+            let (at, t) = start(&mut p, now);
+            now = at.max(now + ms(10));
+            p.on_success(&t, None, now);
+        }
+        let secs = (now - t0).as_secs_f64();
+        let most = 6_000.0 * (1.0 + PROBE_GROWTH) * PROBE_PER_SECOND.powf(secs);
+        assert!(
+            p.rate_rpm() <= most * 1.000_001,
+            "{} > {most}",
+            p.rate_rpm()
+        );
+        assert!(p.rate_rpm() > 6_000.0);
     }
 
     #[test]
@@ -455,22 +523,24 @@ mod tests {
         for (_, t) in &tickets {
             p.on_throttled(t, Some(ms(2_000)), None, now);
         }
-        assert_eq!(p.rate_rpm(), 600.0 * BACKOFF, "one decrease, not four");
+        assert_eq!(
+            p.rate_rpm(),
+            600.0 * PROBE_BACKOFF,
+            "one decrease, not four"
+        );
         assert_eq!(p.hold_until(), Some(now + ms(2_000)));
-        // A slot reserved before the refusal is stale; a new one waits out
-        // the hold.
-        assert!(!p.is_current(&tickets[3].1));
+        // The next call waits out the hold.
         let (at, t) = start(&mut p, now);
-        assert!(at >= now + ms(2_000));
-        assert!(p.is_current(&t));
+        assert_eq!(at, now + ms(2_000));
         // The hold never shrinks: a shorter delay does not cut it.
         let (_, stale) = tickets[0];
         p.on_throttled(&stale, Some(ms(10)), None, now + ms(5));
         assert_eq!(p.hold_until(), Some(now + ms(2_000)));
-        assert_eq!(p.rate_rpm(), 600.0 * BACKOFF);
-        // A refusal of a call paced after the decrease decreases again.
+        assert_eq!(p.rate_rpm(), 600.0 * PROBE_BACKOFF);
+        // A refusal of a call paced after the decrease decreases again,
+        // by less now that the slow start is over.
         p.on_throttled(&t, Some(ms(10)), None, at + ms(5));
-        assert_eq!(p.rate_rpm(), 600.0 * BACKOFF * BACKOFF);
+        assert_eq!(p.rate_rpm(), 600.0 * PROBE_BACKOFF * BACKOFF);
         assert_eq!(p.hold_until(), Some(at + ms(15)));
     }
 
@@ -521,11 +591,32 @@ mod tests {
     }
 
     #[test]
+    fn a_faster_pace_learned_while_calls_wait_applies_to_the_next_start() {
+        // At 20 a minute the second call is due 3 s after the first; the
+        // first answer states 600, and the second is due 105 ms after the
+        // first instead (at 570, the stated limit less the headroom).
+        let t0 = Instant::now();
+        let mut p = PaceState::new(20, None);
+        let (_, t) = start(&mut p, t0);
+        assert_eq!(p.due(), Some(t0 + Duration::from_secs(3)));
+        p.on_success(
+            &t,
+            Some(&RequestLimits {
+                limit: Some(600),
+                remaining: Some(9),
+                reset: Some(ms(100)),
+            }),
+            t0 + ms(50),
+        );
+        let (at, _) = start(&mut p, t0 + ms(50));
+        assert_eq!(at, t0 + Duration::from_secs_f64(60.0 / 570.0));
+    }
+
+    #[test]
     fn nothing_remaining_holds_calls_until_the_reset() {
         let t0 = Instant::now();
         let mut p = PaceState::new(600, None);
         let (_, t1) = start(&mut p, t0);
-        let (_, t2) = start(&mut p, t0);
         let now = t0 + ms(50);
         p.on_success(
             &t1,
@@ -537,20 +628,19 @@ mod tests {
             now,
         );
         assert_eq!(p.hold_until(), Some(now + Duration::from_secs(1)));
-        assert!(!p.is_current(&t2));
         let (at, _) = start(&mut p, now);
-        assert!(at >= now + Duration::from_secs(1));
+        assert_eq!(at, now + Duration::from_secs(1));
     }
 
     #[test]
     fn other_failures_neither_hold_nor_slow_down() {
         let t0 = Instant::now();
         let mut p = PaceState::new(300, None);
-        let (_, t) = start(&mut p, t0);
+        start(&mut p, t0);
         p.on_other(None);
         assert_eq!(p.rate_rpm(), 300.0);
         assert_eq!(p.hold_until(), None);
-        assert!(p.is_current(&t));
+        assert_eq!(p.due(), Some(t0 + ms(200)));
     }
 
     #[test]
@@ -559,11 +649,11 @@ mod tests {
         let a = pacers.get_or_make(Vendor::OpenAi, 20, None);
         let t0 = Instant::now();
         a.with(|s| {
-            let (_, t) = s.reserve(t0);
+            let (_, t) = start(s, t0);
             s.on_throttled(&t, None, None, t0);
         });
         let again = pacers.get_or_make(Vendor::OpenAi, 20, None);
-        assert_eq!(again.rate_rpm(), 20.0 * BACKOFF);
+        assert_eq!(again.rate_rpm(), 20.0 * PROBE_BACKOFF);
         let g = pacers.get_or_make(Vendor::Gemini, 500, None);
         assert_eq!(g.rate_rpm(), 500.0);
     }

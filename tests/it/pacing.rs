@@ -32,13 +32,7 @@ fn campaign(ws: &Workspace, n: usize, model: &str, rate_limit: &str) {
 }
 
 fn assert_ok(o: &std::process::Output) {
-    assert_eq!(
-        code(o),
-        0,
-        "stdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
+    assert_eq!(code(o), 0, "stdout: {}\nstderr: {}", stdout(o), stderr(o));
 }
 
 fn assert_few_refused(refused: u64, calls: u64) {
