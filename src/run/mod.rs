@@ -987,7 +987,17 @@ async fn dispatch_realtime(
                 let pacer = limiters.get(&job.model.vendor()).cloned();
                 set.spawn(async move {
                     let paced = match pacer {
-                        Some(p) => Some((p.acquire().await, p)),
+                        Some(p) => tokio::select! {
+                            t = p.acquire() => Some((t, p)),
+                            // A server's hold can outlast the drain: a job
+                            // still waiting for its turn goes back unsent.
+                            _ = ctx.cancel.cancelled() => {
+                                ctx.store
+                                    .settle(job.id, Some(ctx.run), &Settlement::Requeue, None)
+                                    .await?;
+                                return Ok((None, JobOutcome::Retry));
+                            }
+                        },
                         None => None,
                     };
                     crash_point("realtime-after-claim");

@@ -115,3 +115,72 @@ fn a_user_rpm_under_the_services_limit_is_kept_without_a_single_refusal() {
     assert_eq!(s.realtime_billed_images, JOBS as u64);
     assert_eq!(s.rate_limited, 0, "{s:?}");
 }
+
+#[test]
+fn after_a_429_no_call_goes_to_the_vendor_before_the_servers_delay_and_ctrl_c_returns_the_waiting_job()
+ {
+    // The first call is refused with a ten-minute retry delay; one call in
+    // flight at a time. The next job must wait for the delay rather than be
+    // sent at once, and Ctrl-C while it waits ends the run with both jobs
+    // pending and nothing more sent.
+    let emu = Emu::start(Faults {
+        first_429: 1,
+        retry_delay_s: 600.0,
+        ..Faults::default()
+    });
+    let ws = Workspace::new();
+    campaign(
+        &ws,
+        2,
+        "gemini-2.5-flash-image",
+        "\n[rate_limit]\nrpm = 60000\n",
+    );
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_adloc"));
+    cmd.current_dir(ws.path())
+        .args([
+            "run",
+            "campaigns/example",
+            "--provider",
+            "gemini",
+            "--concurrency",
+            "1",
+        ])
+        .env_remove("GOOGLE_API_KEY")
+        .env("ADLOC_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    ws.state_env(&mut cmd);
+    for (k, v) in emu.env() {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    // Bounded: a bug must not stall the suite.
+    for _ in 0..1500 {
+        if emu.stats().faults_injected > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(emu.stats().faults_injected, 1, "the 429 never came");
+    // Give the run time to claim the second job and (wrongly) send it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = crate::crash::wait_bounded(child, "the interrupted run");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = emu.stats();
+    assert_eq!(
+        s.generate_calls, 1,
+        "a call went out during the hold: {s:?}"
+    );
+    let states = ws.sql_rows("SELECT state FROM jobs ORDER BY id");
+    assert_eq!(states, vec![vec!["pending".to_string()]; 2]);
+}

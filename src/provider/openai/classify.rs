@@ -383,6 +383,43 @@ mod tests {
     }
 
     #[test]
+    fn the_request_limit_headers_are_read_for_the_pacer() {
+        let h = headers(&[
+            ("x-ratelimit-limit-requests", "600"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "6m0s"),
+            ("x-ratelimit-limit-tokens", "150000"),
+        ]);
+        let want = RequestLimits {
+            limit: Some(600),
+            remaining: Some(0),
+            reset: Some(Duration::from_secs(360)),
+        };
+        assert_eq!(request_limits(&h), Some(want));
+        // On a 429 they travel with the classified error.
+        let e = classify_http(429, &h, RATE_429.as_bytes(), Site::Model);
+        assert_eq!(e.reason, Reason::RateLimited);
+        assert_eq!(e.limits, Some(want));
+        // Every header is optional; one that does not parse is left out.
+        assert_eq!(request_limits(&headers(&[])), None);
+        assert_eq!(
+            request_limits(&headers(&[
+                ("x-ratelimit-limit-requests", "lots"),
+                ("x-ratelimit-reset-requests", "20ms"),
+            ])),
+            Some(RequestLimits {
+                limit: None,
+                remaining: None,
+                reset: Some(Duration::from_millis(20)),
+            })
+        );
+        assert_eq!(
+            http(500, r#"{"error":{"message":"x","type":"server_error"}}"#).limits,
+            None
+        );
+    }
+
+    #[test]
     fn insufficient_quota_stops_the_run_as_credit_exhausted() {
         let e = http(
             429,
