@@ -25,7 +25,7 @@
 //!   per call because a service's limiter holds some credit (a second's
 //!   worth, or a minute's): it refuses only once that is spent, so the
 //!   feedback comes late, and growth per call alone would be exponential
-//!   in time at high rates. Only a success that had to wait for its slot
+//!   in time at high rates. Only a success that had to wait for its turn
 //!   counts ("paced"): when concurrency, not the pacer, holds the calls
 //!   back, the rate stays where it is instead of growing without bound
 //!   (RFC 7661's rule for an application-limited sender).
