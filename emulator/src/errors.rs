@@ -63,6 +63,22 @@ impl ApiError {
         Self::new(500, "INTERNAL", message)
     }
 
+    /// Set the `quotaValue` of a `QuotaFailure` detail and the limit in
+    /// the message (a quota 429 says which limit was hit).
+    pub(crate) fn with_quota_value(mut self, value: u32) -> Self {
+        for d in &mut self.details {
+            if let Some(vs) = d.get_mut("violations").and_then(Value::as_array_mut) {
+                for v in vs {
+                    v["quotaValue"] = Value::String(value.to_string());
+                }
+            }
+        }
+        self.message = self
+            .message
+            .replace(", limit: 20,", &format!(", limit: {value},"));
+        self
+    }
+
     pub(crate) fn with_detail(mut self, detail: Value) -> Self {
         self.details.push(detail);
         self

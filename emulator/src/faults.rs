@@ -57,6 +57,12 @@ pub struct Faults {
     /// response's to state, https://ai.google.dev/api/caching#Blob), so an
     /// edit may come back in another format than the image it edits.
     pub image_mime: Option<String>,
+    /// A server-side limit of `generateContent` requests per minute per
+    /// model, which the client is not told: over it, requests get the
+    /// per-minute quota 429 (`RESOURCE_EXHAUSTED` with `RetryInfo` giving
+    /// the time until one is allowed). A token bucket of one second's
+    /// worth, see the `limits` module. `None`: no limit.
+    pub rpm_limit: Option<u32>,
     /// Batch and Files faults.
     pub batch: BatchFaults,
     /// Faults of the OpenAI surface (`[openai]`).
@@ -163,6 +169,9 @@ impl Faults {
             return Err(format!(
                 "`image_mime` must be \"image/png\" or \"image/jpeg\", got {m:?}"
             ));
+        }
+        if self.rpm_limit == Some(0) || self.openai.rpm_limit == Some(0) {
+            return Err("`rpm_limit` must be at least 1 (leave it out for no limit)".into());
         }
         if !(self.retry_delay_s.is_finite() && self.retry_delay_s >= 0.0) {
             return Err(format!(

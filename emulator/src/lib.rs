@@ -177,6 +177,9 @@
 //!                             #   (quotaId GenerateRequestsPerDayPerProjectPerModel)
 //! misspell_rate = 0.0         # per generated image with copy (both surfaces): one string misspelled
 //! misread_rate = 0.0          # per read: one string of the answer altered
+//! # rpm_limit = 600           # server-side requests/minute per model, not told to the
+//!                             #   client: over it, the per-minute quota 429 with RetryInfo
+//!                             #   (bucket of one second's worth; counted in `rate_limited`)
 //! # image_mime = "image/png"  # Gemini images in this format instead of the model's own
 //! [batch]
 //! latency_ms = 0              # same HTTP knobs, for batchGenerateContent (create) only:
@@ -265,6 +268,9 @@
 //! polls_until_done = 2        # terminal on the Nth get
 //! # done_after_ms = 500       # or: terminal after this time since create
 //! create_429_first = 0        # first N POST /batches: 429 (nothing created)
+//! # rpm_limit = 600           # server-side image requests/minute per model: over it 429
+//!                             #   rate_limit_exceeded + retry-after-ms; admitted answers carry
+//!                             #   x-ratelimit-{limit,remaining,reset}-requests
 //! ```
 //!
 //! Batch lines are validated at create (JSON object, unique `custom_id`,
@@ -282,6 +288,7 @@ mod errors;
 mod faults;
 mod files;
 mod generate;
+mod limits;
 mod models;
 mod openai;
 mod paint;
@@ -388,6 +395,10 @@ pub struct EmulatorStats {
     /// `gemini` entries of [`EmulatorStats::edits`] (one each).
     #[serde(default)]
     pub conversations: Vec<ConversationSeen>,
+    /// `generateContent` requests refused by `rpm_limit` (429; also
+    /// counted in `generate_calls`, not in `faults_injected`).
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 /// The turns of one Gemini edit request, as received.
@@ -538,6 +549,7 @@ pub async fn spawn(config: EmulatorConfig, port: u16) -> std::io::Result<Emulato
         batches: batch::BatchStore::default(),
         openai: openai::OpenAiState::default(),
         paint: paint::Registry::new(config.seed),
+        rpm: limits::RpmLimiter::default(),
         dir: TempDir(dir),
         addr,
         ids: AtomicU64::new(0),
@@ -603,6 +615,8 @@ pub(crate) struct Shared {
     batches: batch::BatchStore,
     openai: openai::OpenAiState,
     paint: paint::Registry,
+    /// The server-side requests-per-minute limits (both surfaces).
+    rpm: limits::RpmLimiter,
     dir: TempDir,
     addr: SocketAddr,
     ids: AtomicU64,
@@ -1094,6 +1108,26 @@ async fn generate_inner(
         Job::Image(m, _) => m.as_str().to_string(),
         Job::Read(r, _) => (*r).to_string(),
     };
+    if let Some(rpm) = faults.rpm_limit
+        && let limits::Admission::Refused { retry_after, .. } = s.rpm.admit(
+            &format!("gemini/{model_name}"),
+            rpm,
+            std::time::Instant::now(),
+        )
+    {
+        s.with_stats(|st| st.rate_limited += 1);
+        // The per-minute quota answer (https://ai.google.dev/gemini-api/docs/rate-limits,
+        // error shape in https://ai.google.dev/gemini-api/docs/troubleshooting):
+        // RESOURCE_EXHAUSTED, QuotaFailure, RetryInfo.
+        return Err(errors::quota_429(
+            &model_name,
+            retry_after.as_secs_f64(),
+            false,
+            faults.bare_429,
+            faults.retry_after_header,
+        )
+        .with_quota_value(rpm));
+    }
 
     if let Some(after) = faults.daily_quota_after
         && index >= after

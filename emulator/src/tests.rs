@@ -1262,3 +1262,43 @@ async fn image_mime_switches_the_format_gemini_images_come_back_in() {
         "only PNG and JPEG are Gemini image formats"
     );
 }
+
+#[tokio::test]
+async fn rpm_limit_answers_the_per_minute_quota_429_with_retry_info() {
+    let (h, c) = start(Faults {
+        rpm_limit: Some(1),
+        ..Faults::default()
+    })
+    .await;
+    let body = gen_body("a red fox", json!({"aspectRatio": "1:1"}));
+    let (st, _) = generate(&h, &c, "gemini-2.5-flash-image", &body).await;
+    assert_eq!(st, 200);
+    let (st, v) = generate(&h, &c, "gemini-2.5-flash-image", &body).await;
+    assert_eq!(st, 429);
+    assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+    let details = v["error"]["details"].as_array().unwrap();
+    let delay = details
+        .iter()
+        .find_map(|d| d["retryDelay"].as_str())
+        .expect("RetryInfo");
+    let secs: f64 = delay.trim_end_matches('s').parse().unwrap();
+    assert!(secs > 0.0 && secs <= 60.0, "{delay}");
+    let quota = details
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.QuotaFailure")
+        .expect("QuotaFailure");
+    assert_eq!(
+        quota["violations"][0]["quotaId"],
+        "GenerateRequestsPerMinutePerProjectPerModel"
+    );
+    assert_eq!(quota["violations"][0]["quotaValue"], "1");
+    // Per model: another model is not refused.
+    let (st, _) = generate(&h, &c, "gemini-3.1-flash-image", &body).await;
+    assert_eq!(st, 200);
+    let stats = h.stats();
+    assert_eq!(stats.rate_limited, 1);
+    assert_eq!(stats.generate_calls, 3);
+    assert_eq!(stats.faults_injected, 0);
+    assert_eq!(stats.realtime_billed_images, 2);
+    h.shutdown().await;
+}

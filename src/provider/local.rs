@@ -98,6 +98,7 @@ impl Provider for LocalProvider {
             verified_dims: None,
             preview_jpeg: None,
             model_turn: None,
+            limits: None,
         })
     }
 

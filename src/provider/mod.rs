@@ -9,6 +9,7 @@
 pub mod gemini;
 pub mod local;
 pub(crate) mod openai;
+pub mod pacing;
 pub mod retry;
 pub(crate) mod transport;
 
@@ -48,6 +49,9 @@ pub struct Generated {
     /// or the service refuses the request (400). `None` for vendors
     /// without conversations.
     pub model_turn: Option<crate::domain::ModelTurn>,
+    /// The request limits the answer's headers stated (OpenAI's
+    /// `x-ratelimit-*-requests`), for the vendor's pacer.
+    pub limits: Option<pacing::RequestLimits>,
 }
 
 /// What the retry layer should do with a failure.
@@ -79,6 +83,9 @@ pub struct ProviderError {
     pub http_status: Option<u16>,
     /// For blocks: the provider's own reason (`IMAGE_SAFETY`, `PROHIBITED_CONTENT`, …).
     pub block_reason: Option<String>,
+    /// The request limits the answer's headers stated (OpenAI's
+    /// `x-ratelimit-*-requests`), for the vendor's pacer.
+    pub limits: Option<pacing::RequestLimits>,
 }
 
 impl ProviderError {
@@ -94,6 +101,7 @@ impl ProviderError {
             detail: detail.into(),
             http_status: None,
             block_reason: None,
+            limits: None,
         }
     }
 
@@ -105,6 +113,7 @@ impl ProviderError {
             detail: detail.into(),
             http_status: None,
             block_reason: None,
+            limits: None,
         }
     }
 
@@ -116,6 +125,7 @@ impl ProviderError {
             detail: detail.into(),
             http_status: None,
             block_reason: None,
+            limits: None,
         }
     }
 

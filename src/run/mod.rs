@@ -21,6 +21,7 @@ use crate::expand::{self, JobSpec};
 use crate::manifest;
 use crate::notify;
 use crate::provider::Provider;
+use crate::provider::pacing::{Pacer, Pacers, Ticket};
 use crate::provider::retry::{RetryBudget, RetryPolicy};
 use crate::store::{Claimed, JobId, Planned, RunId, Settlement, StateLocation, Store};
 
@@ -262,8 +263,11 @@ pub(crate) struct Ctx {
     pub cancel: CancellationToken,
     pub progress: Progress,
     pub lease: Duration,
-    /// Requests per minute for the model (campaign `[rate_limit] rpm`).
+    /// Requests per minute for the model (campaign `[rate_limit] rpm`):
+    /// the pacers' ceiling.
     pub rpm: Option<u32>,
+    /// The vendors' adaptive pacers, kept for the whole run.
+    pub pacers: Pacers,
 }
 
 impl Ctx {
@@ -610,6 +614,7 @@ async fn run_loaded(
         progress,
         lease: opts.lease,
         rpm: campaign.rpm,
+        pacers: Pacers::default(),
     });
 
     // Beats until the run ends, on every way out: renditions and the
@@ -988,13 +993,24 @@ async fn dispatch_realtime(
                     return Err(Error::Internal("realtime pool over-claimed".into()));
                 };
                 let ctx = ctx.clone();
-                let limiter = limiters.get(&job.model.vendor()).cloned();
+                let pacer = limiters.get(&job.model.vendor()).cloned();
                 set.spawn(async move {
-                    if let Some(l) = &limiter {
-                        l.until_ready().await;
-                    }
+                    let paced = match pacer {
+                        Some(p) => tokio::select! {
+                            t = p.acquire() => Some((t, p)),
+                            // A server's hold can outlast the drain: a job
+                            // still waiting for its turn goes back unsent.
+                            _ = ctx.cancel.cancelled() => {
+                                ctx.store
+                                    .settle(job.id, Some(ctx.run), &Settlement::Requeue, None)
+                                    .await?;
+                                return Ok((None, JobOutcome::Retry));
+                            }
+                        },
+                        None => None,
+                    };
                     crash_point("realtime-after-claim");
-                    realtime_one(&ctx, job, slot).await
+                    realtime_one(&ctx, job, slot, paced).await
                 });
             }
         }
@@ -1206,8 +1222,6 @@ async fn handle_join(
     }
 }
 
-type Limiter = governor::DefaultDirectRateLimiter;
-
 /// The realtime pools: one per vendor the jobs' chains use, each with the
 /// models it serves (`None` and no filter for the local renderer).
 fn pools(ctx: &Ctx) -> Vec<(Option<Vendor>, Vec<String>)> {
@@ -1233,9 +1247,11 @@ fn pools(ctx: &Ctx) -> Vec<(Option<Vendor>, Vec<String>)> {
     by
 }
 
-/// One client-side limiter per vendor (its requests per minute), so a slow
-/// vendor's quota does not pace the other's calls.
-fn rate_limiters(ctx: &Ctx) -> HashMap<Vendor, Arc<Limiter>> {
+/// One adaptive pacer per vendor ([`Pacer`]), so a slow vendor's limit
+/// does not pace the other's calls. It starts at the user's `[rate_limit]
+/// rpm` (then also its ceiling) or the family's default, and keeps what it
+/// learned for the rest of the run.
+fn rate_limiters(ctx: &Ctx) -> HashMap<Vendor, Arc<Pacer>> {
     let mut out = HashMap::new();
     if ctx.providers.local().is_some() {
         return out;
@@ -1246,20 +1262,8 @@ fn rate_limiters(ctx: &Ctx) -> HashMap<Vendor, Arc<Limiter>> {
             if out.contains_key(&v) {
                 continue;
             }
-            let rpm = ctx.rpm.unwrap_or(model.family().default_rpm());
-            let (Some(per_min), Some(burst)) = (
-                std::num::NonZeroU32::new(rpm),
-                // Burst of a tenth of a minute's quota: smooth, but no idle start.
-                std::num::NonZeroU32::new((rpm / 10).max(1)),
-            ) else {
-                continue;
-            };
-            out.insert(
-                v,
-                Arc::new(governor::RateLimiter::direct(
-                    governor::Quota::per_minute(per_min).allow_burst(burst),
-                )),
-            );
+            let start = ctx.rpm.unwrap_or(model.family().default_rpm());
+            out.insert(v, ctx.pacers.get_or_make(v, start, ctx.rpm));
         }
     }
     out
@@ -1372,7 +1376,12 @@ type Slot = tokio::sync::OwnedSemaphorePermit;
 
 /// One realtime attempt for a claimed job: the outcome, and the vendor it
 /// went to (so a vendor-level stop can fall back instead of ending the run).
-async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> {
+async fn realtime_one(
+    ctx: &Ctx,
+    job: Claimed,
+    slot: Slot,
+    paced: Option<(Ticket, Arc<Pacer>)>,
+) -> Result<Attempted> {
     let Some(spec) = ctx.specs.get(&job.id).cloned() else {
         // Claimed a job this process did not expand (another runner's newer
         // campaign). Hand it back untouched.
@@ -1407,6 +1416,9 @@ async fn realtime_one(ctx: &Ctx, job: Claimed, slot: Slot) -> Result<Attempted> 
         revise::Prepared::Broken(e) => Err(e.clone()),
         _ => provider.generate(&request).await,
     };
+    if let Some((ticket, pacer)) = &paced {
+        pacer.observe(ticket, &result);
+    }
     crash_point("realtime-after-call");
     // A block moves the job to the next model when the variant says so.
     if let Err(e) = &result

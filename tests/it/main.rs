@@ -14,6 +14,7 @@ mod lifecycle;
 mod localization;
 mod notify;
 mod openai;
+mod pacing;
 mod placements;
 mod postgres;
 mod qa;

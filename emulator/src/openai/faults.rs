@@ -49,6 +49,13 @@ pub struct OpenAiFaults {
     pub done_after_ms: Option<u64>,
     /// The first N `POST /batches` get a 429 (nothing created).
     pub create_429_first: u64,
+    /// A server-side limit of image requests per minute per model, which
+    /// the client is not told: over it, 429 `rate_limit_exceeded` with
+    /// `retry-after-ms`; every answer to an admitted request carries
+    /// `x-ratelimit-{limit,remaining,reset}-requests`. A token bucket of
+    /// one second's worth, see the `limits` module. `None`: no limit (and
+    /// no such headers).
+    pub rpm_limit: Option<u32>,
     /// Lower the batch input file limit (200 MB) to this many bytes, so a
     /// test can exercise the limit without uploading 200 MB. Never raises it.
     pub max_batch_file_bytes: Option<u64>,
@@ -76,6 +83,7 @@ impl Default for OpenAiFaults {
             done_after_ms: None,
             create_429_first: 0,
             max_batch_file_bytes: None,
+            rpm_limit: None,
         }
     }
 }

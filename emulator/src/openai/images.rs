@@ -738,6 +738,23 @@ async fn realtime(
     rid: &str,
 ) -> Result<Response, OaiError> {
     let faults = s.faults().openai;
+    // The server-side limit first: a refused request is not looked at.
+    let admitted = match faults.rpm_limit {
+        None => None,
+        Some(rpm) => match s.rpm.admit(
+            &format!("openai/{}", p.model),
+            rpm,
+            std::time::Instant::now(),
+        ) {
+            crate::limits::Admission::Admitted { remaining, reset } => {
+                Some(super::ratelimit_headers(rpm, remaining, reset))
+            }
+            crate::limits::Admission::Refused { retry_after, reset } => {
+                s.with_stats(|st| st.openai.rate_limited += 1);
+                return Err(OaiError::rpm_limited(&p.model, rpm, retry_after, reset));
+            }
+        },
+    };
     if let Some(after) = faults.insufficient_quota_after
         && index >= after
     {
@@ -787,7 +804,15 @@ async fn realtime(
         return Ok(resp);
     }
     super::bill(s, &p.prompt_sha, built.images, false);
-    Ok(json_response(StatusCode::OK, &built.body))
+    let mut resp = json_response(StatusCode::OK, &built.body);
+    // Sent on successes too ("Rate limits in headers",
+    // https://platform.openai.com/docs/guides/rate-limits).
+    for (k, v) in admitted.into_iter().flatten() {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    Ok(resp)
 }
 
 /// Lossless WebP images keyed by (size, colour bucket), wrapped per prompt

@@ -53,6 +53,9 @@ pub struct OpenAiStats {
     pub faults_injected: u64,
     /// SHA-256 (hex) of the prompt → number of billed responses for it.
     pub prompts_billed: BTreeMap<String, u64>,
+    /// Image requests refused by `rpm_limit` (429; also counted in
+    /// `generate_calls`/`edit_calls`, not in `faults_injected`).
+    pub rate_limited: u64,
 }
 
 /// State of the OpenAI surface inside [`Shared`].
@@ -257,6 +260,38 @@ impl OaiError {
         e
     }
 
+    /// A refusal by the server-side `rpm_limit`: 429 `rate_limit_exceeded`
+    /// with `retry-after-ms` (the time until one request is allowed) and
+    /// the `x-ratelimit-*-requests` headers ("Rate limits in headers",
+    /// https://platform.openai.com/docs/guides/rate-limits).
+    pub(crate) fn rpm_limited(
+        model: &str,
+        rpm: u32,
+        retry_after: std::time::Duration,
+        reset: std::time::Duration,
+    ) -> Self {
+        // Whole milliseconds, rounded up: a client waiting exactly this
+        // long finds a request allowed.
+        let ms = (retry_after.as_micros().div_ceil(1000) as u64).max(1);
+        let secs = ms as f64 / 1000.0;
+        let mut e = Self::new(
+            429,
+            "requests",
+            format!(
+                "Rate limit reached for {model} in organization org-emulator on requests per \
+                 min (RPM): Limit {rpm}, Used {rpm}, Requested 1. Please try again in {secs}s. \
+                 Visit https://platform.openai.com/account/rate-limits to learn more."
+            ),
+        )
+        .code("rate_limit_exceeded");
+        e.headers = vec![
+            ("retry-after-ms", ms.to_string()),
+            ("retry-after", ms.div_ceil(1000).to_string()),
+        ];
+        e.headers.extend(ratelimit_headers(rpm, 0, reset));
+        e
+    }
+
     pub(crate) fn insufficient_quota() -> Self {
         Self::new(
             429,
@@ -312,6 +347,22 @@ impl IntoResponse for OaiError {
         }
         resp
     }
+}
+
+/// `x-ratelimit-{limit,remaining,reset}-requests` of an `rpm_limit`.
+pub(crate) fn ratelimit_headers(
+    rpm: u32,
+    remaining: u32,
+    reset: std::time::Duration,
+) -> [(&'static str, String); 3] {
+    [
+        ("x-ratelimit-limit-requests", rpm.to_string()),
+        ("x-ratelimit-remaining-requests", remaining.to_string()),
+        (
+            "x-ratelimit-reset-requests",
+            crate::limits::go_duration(reset),
+        ),
+    ]
 }
 
 /// A JSON reply with `Content-Type: application/json`.

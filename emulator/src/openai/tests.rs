@@ -1248,3 +1248,67 @@ async fn list_pagination_finds_a_batch_by_its_metadata_tag() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn rpm_limit_states_the_limit_on_successes_and_refuses_over_it() {
+    // One request a minute: a bucket of one, so the second call at once is
+    // over the limit whatever the timing.
+    let (h, c) = start(OpenAiFaults {
+        rpm_limit: Some(1),
+        ..OpenAiFaults::default()
+    })
+    .await;
+    let body = json!({"model": "gpt-image-2", "prompt": "a cat", "quality": "low"});
+    let r = generate(&h, &c, body.clone()).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["x-ratelimit-limit-requests"], "1");
+    assert_eq!(r.headers["x-ratelimit-remaining-requests"], "0");
+    let reset = r.headers["x-ratelimit-reset-requests"].to_str().unwrap();
+    assert!(reset.ends_with('s'), "{reset}");
+    let r = generate(&h, &c, body.clone()).await;
+    assert_error(&r, 429, "requests", "rate_limit_exceeded", None);
+    let ms: f64 = r.headers["retry-after-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ms > 0.0 && ms <= 60_000.0, "{ms}");
+    assert_eq!(r.headers["x-ratelimit-limit-requests"], "1");
+    assert_eq!(r.headers["x-ratelimit-remaining-requests"], "0");
+    let msg = r.body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("Limit 1,"), "{msg}");
+    // Another model has a limit of its own.
+    let r = generate(
+        &h,
+        &c,
+        json!({"model": "gpt-image-2.5-flare", "prompt": "a cat", "quality": "low"}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let st = h.stats().openai;
+    assert_eq!(st.rate_limited, 1);
+    assert_eq!(st.generate_calls, 3);
+    assert_eq!(st.faults_injected, 0);
+    assert_eq!(st.realtime_billed_images, 2);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_rpm_limit_no_ratelimit_headers_are_sent() {
+    let (h, c) = start(OpenAiFaults::default()).await;
+    let r = generate(
+        &h,
+        &c,
+        json!({"model": "gpt-image-2", "prompt": "a cat", "quality": "low"}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("x-ratelimit-limit-requests").is_none());
+    h.shutdown().await;
+}
+
+#[test]
+fn rpm_limit_zero_is_refused() {
+    let err = Faults::from_toml_str("[openai]\nrpm_limit = 0\n").unwrap_err();
+    assert!(err.1.contains("rpm_limit"), "{err:?}");
+}

@@ -197,6 +197,8 @@ pub fn interpret(
         verified_dims: Some(dims),
         preview_jpeg,
         model_turn: chosen.map(|c| model_turn(&resp, c)),
+        // Gemini states no limits in headers: paced on 429s alone.
+        limits: None,
     })
 }
 

@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use super::wire::{ApiError, ErrorEnvelope};
 use crate::provider::gemini::classify::parse_retry_after;
+use crate::provider::pacing::RequestLimits;
 use crate::provider::transport::truncate;
 pub use crate::provider::transport::{classify_io, classify_json_error, classify_transport};
 use crate::provider::{ErrorClass, ProviderError, Reason};
@@ -66,6 +67,27 @@ impl RetryHints {
     }
 }
 
+/// The `x-ratelimit-*-requests` headers, sent on successes and on 429s
+/// ("Rate limits in headers",
+/// https://platform.openai.com/docs/guides/rate-limits): the request limit,
+/// what is left of it, and the time until it resets, a Go duration such as
+/// `1s`, `6m0s` or `20ms`. `None` when none is there (they are sometimes
+/// absent); a header that does not parse is left out, not an error.
+pub fn request_limits(headers: &HeaderMap) -> Option<RequestLimits> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let limits = RequestLimits {
+        limit: text("x-ratelimit-limit-requests").and_then(|v| v.parse().ok()),
+        remaining: text("x-ratelimit-remaining-requests").and_then(|v| v.parse().ok()),
+        reset: text("x-ratelimit-reset-requests").and_then(parse_go_duration),
+    };
+    (!limits.is_empty()).then_some(limits)
+}
+
 /// `retry-after-ms`: milliseconds, possibly fractional.
 pub fn parse_retry_after_ms(v: &str) -> Option<Duration> {
     let ms: f64 = v.trim().parse().ok()?;
@@ -94,6 +116,7 @@ pub fn classify_http(status: u16, headers: &HeaderMap, body: &[u8], site: Site) 
     if let Some(id) = request_id {
         e.detail = truncate(format!("{} (request {id})", e.detail));
     }
+    e.limits = request_limits(headers);
     e
 }
 
@@ -357,6 +380,43 @@ mod tests {
             Site::Model,
         );
         assert_eq!(in_the_past.retry_after(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn the_request_limit_headers_are_read_for_the_pacer() {
+        let h = headers(&[
+            ("x-ratelimit-limit-requests", "600"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "6m0s"),
+            ("x-ratelimit-limit-tokens", "150000"),
+        ]);
+        let want = RequestLimits {
+            limit: Some(600),
+            remaining: Some(0),
+            reset: Some(Duration::from_secs(360)),
+        };
+        assert_eq!(request_limits(&h), Some(want));
+        // On a 429 they travel with the classified error.
+        let e = classify_http(429, &h, RATE_429.as_bytes(), Site::Model);
+        assert_eq!(e.reason, Reason::RateLimited);
+        assert_eq!(e.limits, Some(want));
+        // Every header is optional; one that does not parse is left out.
+        assert_eq!(request_limits(&headers(&[])), None);
+        assert_eq!(
+            request_limits(&headers(&[
+                ("x-ratelimit-limit-requests", "lots"),
+                ("x-ratelimit-reset-requests", "20ms"),
+            ])),
+            Some(RequestLimits {
+                limit: None,
+                remaining: None,
+                reset: Some(Duration::from_millis(20)),
+            })
+        );
+        assert_eq!(
+            http(500, r#"{"error":{"message":"x","type":"server_error"}}"#).limits,
+            None
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use reqwest::{RequestBuilder, Response};
 use secrecy::ExposeSecret;
 
-use super::classify::{Site, classify_http, classify_json_error, classify_transport, scrub};
+use super::classify::{
+    Site, classify_http, classify_json_error, classify_transport, request_limits, scrub,
+};
 use super::config::OpenAiConfig;
 use super::response;
 use super::wire::{GenerationsBody, ImagesResponse, as_sent, check_references, reference_kind};
@@ -223,10 +225,19 @@ impl OpenAiProvider {
                 .header(CONTENT_TYPE, content_type)
                 .body(body)
         };
-        let body = self.send_for_body(rb, Site::Model).await?;
+        let resp = self.send(rb, Site::Model).await?;
+        // Read before the body: the pacer learns the request limit from
+        // every answer, successes included.
+        let limits = request_limits(resp.headers());
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.scrub(classify_transport(&e)))?;
         let parsed: ImagesResponse<'_> = serde_json::from_slice(body.as_ref())
             .map_err(|e| classify_json_error(&e, "images response"))?;
-        response::interpret(parsed).map_err(|e| self.scrub(e))
+        let mut generated = response::interpret(parsed).map_err(|e| self.scrub(e))?;
+        generated.limits = limits;
+        Ok(generated)
     }
 }
 

@@ -786,3 +786,33 @@ async fn a_truncated_results_download_ends_with_a_retryable_error() {
     assert!(matches!(e.reason, Reason::Connection), "{e:?}");
     assert!(e.is_retryable());
 }
+
+#[tokio::test]
+async fn the_request_limit_headers_of_a_success_reach_the_pacer_with_the_image() {
+    // "Rate limits in headers" (https://platform.openai.com/docs/guides/rate-limits):
+    // sent on successes too, which is where the pace is learned first.
+    let (base, _fx) = serve(|_, n| {
+        let mut r = respond(200, image_body());
+        if n == 0 {
+            let h = r.headers_mut();
+            h.insert("x-ratelimit-limit-requests", "600".parse().unwrap());
+            h.insert("x-ratelimit-remaining-requests", "599".parse().unwrap());
+            h.insert("x-ratelimit-reset-requests", "100ms".parse().unwrap());
+        }
+        r
+    })
+    .await;
+    let p = provider(&base);
+    let g = p.generate(&request(0)).await.unwrap();
+    assert_eq!(
+        g.limits,
+        Some(crate::provider::pacing::RequestLimits {
+            limit: Some(600),
+            remaining: Some(599),
+            reset: Some(Duration::from_millis(100)),
+        })
+    );
+    // Without the headers (they are sometimes absent) there is nothing to learn.
+    let g = p.generate(&request(0)).await.unwrap();
+    assert_eq!(g.limits, None);
+}

@@ -70,6 +70,7 @@ pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
         preview_jpeg: crate::imaging::preview_jpeg(&pixels).ok(),
         // GPT Image returns no signature; an edit sends the image itself.
         model_turn: None,
+        limits: None,
     })
 }
 
@@ -198,6 +199,7 @@ pub(crate) mod tests {
             verified_dims: Some((1536, 1024)),
             preview_jpeg: Some(vec![1]),
             model_turn: None,
+            limits: None,
         };
         let framed = fit_to_frame(g, (1376, 768)).unwrap();
         assert_eq!(framed.verified_dims, Some((1376, 768)));
