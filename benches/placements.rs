@@ -11,9 +11,9 @@
 //! hide the CPU).
 //!
 //! Two kinds of master: photo-like (smooth gradients and fine grain: most
-//! placements fit on the first encode) and busy (uniform per-pixel noise,
-//! the heaviest texture a photo can carry: the 150 KB Google display slots
-//! need the search). The figure the goal names is the average over a mix of
+//! placements fit on the first encode) and busy (random 5-pixel cells plus
+//! grain, texture at the scale the small slots sample a 2K master: the
+//! 150 KB Google display slots need the search). The figure the goal names is the average over a mix of
 //! three photo-like masters to one busy one.
 //!
 //! Run: `cargo bench --bench placements` (`ADLOC_BENCH_MASTERS` sets how
@@ -53,8 +53,16 @@ fn master_jpeg(seed: u32, busy: bool) -> Vec<u8> {
     };
     let img = RgbImage::from_fn(W, H, |x, y| {
         if busy {
-            let v = rnd();
-            return image::Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8]);
+            // Texture at the scale the small slots sample it (5-pixel
+            // cells, what foliage or fabric is at 2K), plus grain.
+            let cell = (x / 5).wrapping_mul(0x9E37_79B9) ^ (y / 5).wrapping_mul(0x85EB_CA6B) ^ seed;
+            let c = cell.wrapping_mul(0x2C1B_3C6D) ^ (cell >> 15);
+            let g = rnd();
+            return image::Rgb([
+                (c as u8).wrapping_add(g as u8 % 48),
+                ((c >> 8) as u8).wrapping_add((g >> 8) as u8 % 48),
+                ((c >> 16) as u8).wrapping_add((g >> 16) as u8 % 48),
+            ]);
         }
         let cx = x as i32 - (W as i32 * (2 + seed as i32 % 3)) / 6;
         let cy = y as i32 - H as i32 / 2;
