@@ -90,6 +90,9 @@ struct Raw {
     /// The campaign's own placements; see [`super::placements`].
     #[serde(default)]
     placements: BTreeMap<String, Spanned<super::placements::RawPlacement>>,
+    /// The brand kit; see [`super::brand`].
+    #[serde(default)]
+    brand: Option<Spanned<super::brand::RawBrand>>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +131,12 @@ struct RawVariant {
     /// The point of the master the placements' crops keep.
     #[serde(default)]
     focal: Option<Spanned<Vec<f64>>>,
+    /// Brand layers; see [`super::brand`].
+    #[serde(default)]
+    layers: Vec<Spanned<super::brand::RawLayer>>,
+    /// Mirror boxes and layers for right-to-left locales (default on).
+    #[serde(default)]
+    mirror_rtl: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +267,8 @@ pub(super) struct VariantConfig {
     pub qa: Option<super::qa::ResolvedQa>,
     pub placements: Vec<crate::domain::placement::PlacementSpec>,
     pub focal: (f64, f64),
+    pub layers: Vec<super::brand::LayerSpec>,
+    pub mirror_rtl: bool,
 }
 
 /// The validated configuration.
@@ -280,6 +291,8 @@ pub(super) struct Config {
     pub references: Option<Spanned<super::references::RawReferences>>,
     /// `[notify]`, validated.
     pub notify: Option<super::notify::NotifySettings>,
+    /// `[brand]`, validated; its files are read by `crate::campaign::brand::load`.
+    pub brand: super::brand::BrandSettings,
 }
 
 /// The safe-area check of a parsed variant's text boxes (overlay boxes,
@@ -396,6 +409,7 @@ fn parse_variant(
     mut v: RawVariant,
     model: Option<&ModelId>,
     campaign_qa: Option<&QaKeys>,
+    brand: &super::brand::BrandSettings,
     taken: &[VariantConfig],
     errors: &mut InputErrors,
 ) -> VariantConfig {
@@ -552,12 +566,22 @@ fn parse_variant(
     // With copy QA, a model-text variant's text boxes are its overlay
     // fallback rather than a mistake.
     let model_text = v.text.as_ref().is_none_or(|t| t.get_ref() == "model");
+    let layers = super::brand::parse_layers(
+        path,
+        text,
+        &vname,
+        brand,
+        std::mem::take(&mut v.layers),
+        v.text_boxes.first().map(|b| b.span().start),
+        errors,
+    );
     let fallback_boxes = if model_text && (campaign_qa.is_some() || own_qa.is_some()) {
         super::text_boxes::parse_boxes(
             path,
             text,
             &vname,
             std::mem::take(&mut v.text_boxes),
+            &brand.palette,
             errors,
         )
     } else {
@@ -570,6 +594,7 @@ fn parse_variant(
         v.name.span(),
         v.text.as_ref(),
         v.text_boxes,
+        &brand.palette,
         errors,
     );
     let qa = super::qa::resolve(
@@ -598,6 +623,8 @@ fn parse_variant(
         qa,
         placements: Vec::new(),
         focal: (0.5, 0.5),
+        layers,
+        mirror_rtl: v.mirror_rtl.unwrap_or(true),
     }
 }
 
@@ -748,6 +775,7 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         .qa
         .map(|q| super::qa::parse_keys(path, text, "[qa]", q, errors));
     let own_placements = super::placements::parse_tables(path, text, raw.placements, errors);
+    let brand = super::brand::parse_settings(path, text, raw.brand, errors);
     for mut v in raw.variants.into_inner() {
         let placement_names = v.placements.take();
         let focal = v.focal.take();
@@ -759,6 +787,7 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             v,
             model.as_ref(),
             campaign_qa.as_ref(),
+            &brand,
             &variants,
             errors,
         );
@@ -909,5 +938,6 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         gemini,
         references: raw.references,
         notify,
+        brand,
     })
 }

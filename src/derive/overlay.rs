@@ -13,7 +13,7 @@ use crate::assets;
 use crate::campaign::Campaign;
 use crate::domain::{AssetRecord, Error, JobState, Reason, Result, round_micro};
 use crate::expand::{ComposeSpec, compose_plan};
-use crate::imaging::{compose_bytes, mime_of};
+use crate::imaging::{compose_steps_bytes, mime_of};
 use crate::store::{CompositeKey, CompositeOutcome, JobRow, Store};
 
 /// What a compose pass did.
@@ -51,7 +51,8 @@ fn compose_and_write(
             });
         }
     };
-    let composed = match compose_bytes(&art, &spec.boxes, spec.locale.tag(), nominal_width) {
+    let composed = match compose_steps_bytes(&art, &spec.steps(), spec.locale.tag(), nominal_width)
+    {
         Ok(c) => c,
         Err(f) => {
             return Ok(CompositeOutcome::Failed {

@@ -251,3 +251,17 @@ impl Drop for PooledFontSystem {
         }
     }
 }
+
+/// Check that `bytes` are a font file (TrueType, OpenType or a collection)
+/// and return the family name of its first face.
+pub(crate) fn check_font(bytes: Arc<Vec<u8>>) -> Result<String, String> {
+    let mut db = fontdb::Database::new();
+    db.load_font_source(fontdb::Source::Binary(bytes));
+    let face = db.faces().next().ok_or_else(|| {
+        "not a font file (expected TrueType, OpenType or a collection)".to_string()
+    })?;
+    face.families
+        .first()
+        .map(|(name, _)| name.clone())
+        .ok_or_else(|| "the font has no family name".to_string())
+}

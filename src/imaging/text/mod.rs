@@ -14,6 +14,7 @@
 //! right-to-left and [`Align::Start`] still means the right edge.
 
 mod fonts;
+pub(crate) use fonts::check_font;
 #[cfg(test)]
 mod tests;
 
