@@ -105,9 +105,9 @@ impl Palette {
         self.0.get(s).copied().ok_or_else(|| {
             let names: Vec<&str> = self.0.keys().map(String::as_str).collect();
             format!(
-                "unknown palette name `{s}` (the [brand] palette has: {}; or write a colour as \"#rrggbb\")",
+                "unknown palette name `{s}`: colour `{s}` must be a name from the [brand] palette ({}) or written as \"#rrggbb\"",
                 if names.is_empty() {
-                    "no names".to_string()
+                    "it has none".to_string()
                 } else {
                     names.join(", ")
                 }

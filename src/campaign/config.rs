@@ -403,6 +403,7 @@ fn parse_chain(
 
 /// Validate one `[[variants]]` entry against the campaign's default model
 /// and the variants before it.
+#[allow(clippy::too_many_arguments)]
 fn parse_variant(
     path: &Path,
     text: &str,

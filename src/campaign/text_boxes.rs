@@ -317,6 +317,7 @@ fn parse_box(
 
 /// Validate a variant's `text` and `text_boxes`. `name_span` locates the
 /// variant for problems that have no better place.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn parse_text_mode(
     path: &Path,
     src: &str,

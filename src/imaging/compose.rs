@@ -139,6 +139,10 @@ pub struct BoxLayout {
     pub size_px: f32,
     /// Visual lines after wrapping.
     pub lines: usize,
+    /// The font family the copy was set in (a brand face ends in
+    /// `[brand]`); absent for composites recorded before adloc said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub font: Option<String>,
 }
 
 /// A composed image, encoded, not yet written.
@@ -259,6 +263,7 @@ pub fn compose_steps(
                         column: b.column.clone(),
                         size_px: f.size_px,
                         lines: f.lines,
+                        font: Some(f.family.to_string()),
                     }),
                     Err(e) => other.push(format!("box `{}`: {e}", b.column)),
                 }

@@ -2,8 +2,10 @@
 //! a per-locale override) found in their box and mirrored for ar-SA, the
 //! CTA on a button in the palette's colour, nothing recomposed or bought on
 //! an unchanged rerun, a replaced logo recomposing every overlay asset
-//! without buying anything, the brand files' hashes in the manifest, and
-//! bad brand input refused at its line.
+//! without buying anything, an image layer from a CSV column per locale,
+//! the brand font for Latin copy with Noto for the scripts it lacks, the
+//! brand files' hashes in the manifest, and bad brand input refused at its
+//! line.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ const LOGO_BLUE: [u8; 3] = [0, 0, 255];
 
 const TOML: &str = r##"name = "brandkit"
 rows = "rows.csv"
-locales = ["en-US", "ar-SA"]
+locales = ["en-US", "ar-SA", "ja-JP", "ko-KR"]
 model = "gemini-2.5-flash-image"
 mode = "realtime"
 
@@ -74,10 +76,23 @@ y = 0.30
 width = 0.50
 height = 0.30
 color = "#101828"
+
+[[variants.layers]]
+kind = "image"
+column = "badge"
+x = 0.80
+y = 0.70
+width = 0.15
+height = 0.20
+align = "end"
 "##;
 
-const CSV: &str = "id,scene,headline,headline.ar-SA,cta,cta.ar-SA\n\
-r1,a calm sea,Spring sale,تخفيضات الربيع,Shop now,تسوّق الآن\n";
+const CSV: &str = "id,scene,headline,headline.ar-SA,headline.ja-JP,headline.ko-KR,cta,cta.ar-SA,cta.ja-JP,cta.ko-KR,badge,badge.ar-SA\n\
+r1,a calm sea,Spring sale,تخفيضات الربيع,春のセール,봄 세일,Shop now,تسوّق الآن,今すぐ購入,지금 쇼핑,brand/badge.png,brand/badge-ar.png\n";
+const BADGE: [u8; 3] = [255, 200, 0];
+const BADGE_AR: [u8; 3] = [0, 200, 255];
+const LOCALES: usize = 4;
+const VARIANTS: usize = 2;
 
 /// A 2:1 SVG logo, solid green.
 const LOGO_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100"><rect width="200" height="100" fill="#00ff00"/></svg>"##;
@@ -118,6 +133,8 @@ fn brand_campaign(ws: &Workspace, toml: &str) {
     std::fs::write(d.join("templates/art.hbs"), "Copy-free art: {{row.scene}}.").unwrap();
     std::fs::write(d.join("brand/logo.svg"), LOGO_SVG).unwrap();
     write_png_logo(&d.join("brand/logo-ar.png"), LOGO_BLUE);
+    write_png_logo(&d.join("brand/badge.png"), BADGE);
+    write_png_logo(&d.join("brand/badge-ar.png"), BADGE_AR);
     std::fs::copy(
         repo().join("assets/fonts/NotoSans-Regular.ttf"),
         d.join("brand/Brand-Regular.ttf"),
@@ -283,10 +300,56 @@ fn the_logo_sits_in_its_box_mirrored_for_arabic_and_the_cta_is_on_a_primary_butt
         assert_eq!(count(img, PRIMARY, other), 0, "button not where it belongs");
     }
 
-    // The variant without layers carries no logo and no button.
+    // The variant with only an image layer carries no logo and no button,
+    // and its image comes from the CSV column, per locale, at the box's
+    // end edge (the left in ar-SA, whose box is mirrored).
+    let badge = px_box(0.80, 0.70, 0.15, 0.20);
+    let badge_ar = px_box(1.0 - 0.80 - 0.15, 0.70, 0.15, 0.20);
     let plain = rgba(&out(&ws).join(asset(&m, "en-US", "plain")["path"].as_str().unwrap()));
     assert_eq!(count(&plain, LOGO_GREEN, (0, 0, W, H)), 0);
     assert_eq!(count(&plain, PRIMARY, (0, 0, W, H)), 0);
+    // 2:1 in a 202 × 154 box: 202 × 101, its opaque half at the left.
+    assert!(count(&plain, BADGE, (badge.0, badge.1, badge.2 / 2 - 2, badge.3)) > 5000);
+    assert_eq!(
+        count(
+            &plain,
+            BADGE,
+            (badge.0 + badge.2 / 2 + 2, badge.1, badge.2 / 2 - 2, badge.3)
+        ),
+        0
+    );
+    let plain_ar = rgba(&out(&ws).join(asset(&m, "ar-SA", "plain")["path"].as_str().unwrap()));
+    assert_eq!(
+        count(&plain_ar, BADGE, (0, 0, W, H)),
+        0,
+        "ar-SA got the base badge"
+    );
+    assert!(count(&plain_ar, BADGE_AR, badge_ar) > 5000);
+
+    // Latin copy is set in the brand face; Arabic, Japanese and Korean,
+    // which it has no glyphs for, in the shipped Noto face of their script.
+    let font = |locale: &str, variant: &str, column: &str| -> String {
+        let a = asset(&m, locale, variant);
+        a["overlay"]["boxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["column"] == column)
+            .unwrap_or_else(|| panic!("no {column} box in {a:#}"))["font"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for (locale, family) in [
+        ("en-US", "Noto Sans [brand]"),
+        ("ar-SA", "Noto Sans Arabic"),
+        ("ja-JP", "Noto Sans CJK JP"),
+        ("ko-KR", "Noto Sans CJK KR"),
+    ] {
+        assert_eq!(font(locale, "banner", "headline"), family);
+        assert_eq!(font(locale, "banner", "cta"), family, "button copy");
+        assert_eq!(font(locale, "plain", "headline"), family);
+    }
 
     // The manifest records every brand file's sha256 under each composite.
     for a in m["assets"].as_array().unwrap() {
@@ -315,7 +378,7 @@ fn an_unchanged_rerun_recomposes_nothing_and_a_new_logo_recomposes_every_overlay
     let m = manifest(&ws);
     let first = composites(&m);
     let first_hashes = compose_hashes(&m);
-    assert_eq!(first.len(), 4);
+    assert_eq!(first.len(), LOCALES * VARIANTS);
     let art: Vec<String> = m["art"]
         .as_array()
         .unwrap()
@@ -366,7 +429,7 @@ fn an_unchanged_rerun_recomposes_nothing_and_a_new_logo_recomposes_every_overlay
         .collect();
     assert_eq!(after, art, "the art was bought again");
     let second = compose_hashes(&m);
-    assert_eq!(second.len(), 4);
+    assert_eq!(second.len(), LOCALES * VARIANTS);
     for (path, hash) in &second {
         assert_ne!(hash, &first_hashes[path], "{path} was not recomposed");
     }
