@@ -92,6 +92,13 @@ pub(crate) struct RawLayer {
     padding: Option<Spanned<Num>>,
 }
 
+impl RawLayer {
+    /// Where `kind` is written: the line a layer's problems point at.
+    pub(crate) fn kind_span(&self) -> std::ops::Range<usize> {
+        self.kind.span()
+    }
+}
+
 /// Named colours of `[brand] palette`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Palette(BTreeMap<String, [u8; 4]>);
@@ -185,6 +192,18 @@ pub struct LayerSpec {
     pub line: u64,
     /// Column of `kind` in campaign.toml.
     pub col: u64,
+}
+
+impl LayerKind {
+    /// `logo`, `image`, `button` or `shape`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LayerKind::Logo => "logo",
+            LayerKind::Image { .. } => "image",
+            LayerKind::Button { .. } => "button",
+            LayerKind::Shape { .. } => "shape",
+        }
+    }
 }
 
 impl LayerSpec {

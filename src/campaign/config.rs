@@ -296,18 +296,21 @@ pub(super) struct Config {
 }
 
 /// The safe-area check of a parsed variant's text boxes (overlay boxes,
-/// or copy QA's overlay fallback) against its placements, at the master's
-/// documented frame (its nominal ratio when the model has no table).
+/// or copy QA's overlay fallback) and brand layers against its placements,
+/// at the master's documented frame (its nominal ratio when the model has
+/// no table); with `rtl`, their mirrored boxes too.
 fn check_safe_areas(
     path: &Path,
     text: &str,
     v: &VariantConfig,
-    box_spans: &[std::ops::Range<usize>],
+    spans: (&[std::ops::Range<usize>], &[std::ops::Range<usize>]),
+    rtl: bool,
     errors: &mut InputErrors,
 ) {
     if v.placements.is_empty() {
         return;
     }
+    let (box_spans, layer_spans) = spans;
     let boxes: &[crate::imaging::TextBoxSpec] = match (&v.text, &v.qa) {
         (super::TextMode::Overlay(b), _) => b,
         (
@@ -316,12 +319,8 @@ fn check_safe_areas(
                 settings: Some(q), ..
             }),
         ) => &q.fallback_boxes,
-        _ => return,
+        _ => &[],
     };
-    // A box that failed to parse is already an error; spans would not line up.
-    if boxes.len() != box_spans.len() {
-        return;
-    }
     let ratio = v
         .models
         .first()
@@ -332,18 +331,65 @@ fn check_safe_areas(
                 .map(|(w, h)| f64::from(w) / f64::from(h))
         });
     let Some(ratio) = ratio else { return };
-    let spanned: Vec<(std::ops::Range<usize>, &crate::imaging::TextBoxSpec)> =
-        box_spans.iter().cloned().zip(boxes).collect();
+    let mut spanned: Vec<(std::ops::Range<usize>, String, crate::imaging::FracBox)> = Vec::new();
+    // A box or layer that failed to parse is already an error; spans would
+    // not line up.
+    if boxes.len() == box_spans.len() {
+        for (span, b) in box_spans.iter().zip(boxes) {
+            let frame = crate::imaging::FracBox {
+                x: b.x,
+                y: b.y,
+                width: b.width,
+                height: b.height,
+            };
+            spanned.push((
+                span.clone(),
+                format!("the text box for `{}`", b.column),
+                frame,
+            ));
+        }
+    }
+    if v.layers.len() == layer_spans.len() {
+        for (span, l) in layer_spans.iter().zip(&v.layers) {
+            spanned.push((
+                span.clone(),
+                format!("the {} layer", l.kind.name()),
+                l.frame,
+            ));
+        }
+    }
     let at = |span: std::ops::Range<usize>, msg: String| at(path, text, span, msg);
-    super::placements::check_safe_areas(
-        &at,
-        &v.name,
-        ratio,
-        v.focal,
-        &spanned,
-        &v.placements,
-        errors,
-    );
+    for (span, what, frame) in spanned {
+        let before = errors.0.len();
+        let entry = [(span.clone(), what.clone(), frame)];
+        super::placements::check_safe_areas(
+            &at,
+            &v.name,
+            ratio,
+            v.focal,
+            &entry,
+            &v.placements,
+            errors,
+        );
+        // The mirrored box of a right-to-left locale, unless the box itself
+        // was already reported.
+        if rtl && errors.0.len() == before {
+            let mirrored = [(
+                span,
+                format!("{what}, mirrored for right-to-left locales,"),
+                frame.mirrored(),
+            )];
+            super::placements::check_safe_areas(
+                &at,
+                &v.name,
+                ratio,
+                v.focal,
+                &mirrored,
+                &v.placements,
+                errors,
+            );
+        }
+    }
 }
 
 /// `" (in the chain …)"` when a variant names more than one model.
@@ -567,6 +613,19 @@ fn parse_variant(
     // With copy QA, a model-text variant's text boxes are its overlay
     // fallback rather than a mistake.
     let model_text = v.text.as_ref().is_none_or(|t| t.get_ref() == "model");
+    // Layers are composited by the overlay step; a model-text or edit
+    // variant's own image has no compose step to draw them in yet.
+    if let (Some(first), false) = (
+        v.layers.first(),
+        v.text.as_ref().is_some_and(|t| t.get_ref() == "overlay"),
+    ) {
+        errors.push(at(
+            first.get_ref().kind_span(),
+            format!(
+                "variant `{vname}` declares layers, but only overlay variants (text = \"overlay\") carry brand layers so far"
+            ),
+        ));
+    }
     let layers = super::brand::parse_layers(
         path,
         text,
@@ -782,6 +841,8 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         let focal = v.focal.take();
         let box_spans: Vec<std::ops::Range<usize>> =
             v.text_boxes.iter().map(Spanned::span).collect();
+        let layer_spans: Vec<std::ops::Range<usize>> =
+            v.layers.iter().map(|l| l.get_ref().kind_span()).collect();
         let mut parsed = parse_variant(
             path,
             text,
@@ -801,7 +862,11 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             errors,
         );
         parsed.focal = super::placements::parse_focal(path, text, focal.as_ref(), errors);
-        check_safe_areas(path, text, &parsed, &box_spans, errors);
+        let rtl = parsed.mirror_rtl
+            && locales
+                .iter()
+                .any(|l| crate::imaging::text::is_rtl_locale(l.tag()));
+        check_safe_areas(path, text, &parsed, (&box_spans, &layer_spans), rtl, errors);
         variants.push(parsed);
     }
 

@@ -530,6 +530,35 @@ fn bad_brand_input_is_refused_at_its_line_with_nothing_written() {
             "kind = \"button\"",
             "has no column",
         ),
+        (
+            // A logo in the 10 % a placement keeps clear at the top.
+            TOML.replacen(
+                "text = \"overlay\"\n",
+                "text = \"overlay\"\nplacements = [\"partner-rail\"]\n",
+                1,
+            ) + "\n[placements.partner-rail]\nsize = \"640x360\"\nmax_kb = 80\nformats = [\"jpeg\"]\nsafe_area = { top = 0.10, bottom = 0.05, left = 0.0, right = 0.0 }\n",
+            "kind = \"logo\"",
+            "the logo layer is not inside placement partner-rail's safe area",
+        ),
+        (
+            // Clear of a right-hand interface in en-US, under it in ar-SA.
+            TOML.replacen(
+                "text = \"overlay\"\n",
+                "text = \"overlay\"\nplacements = [\"partner-rail\"]\n",
+                1,
+            ) + "\n[placements.partner-rail]\nsize = \"640x360\"\nmax_kb = 80\nformats = [\"jpeg\"]\nsafe_area = { top = 0.0, bottom = 0.0, left = 0.0, right = 0.20 }\n",
+            "kind = \"logo\"",
+            "the logo layer, mirrored for right-to-left locales, is not inside placement partner-rail's safe area",
+        ),
+        (
+            TOML.replacen("text = \"overlay\"\n", "", 1).replacen(
+                "\n[[variants.text_boxes]]\ncolumn = \"headline\"\nx = 0.05\ny = 0.30\nwidth = 0.50\nheight = 0.30\ncolor = \"night\"\n",
+                "\n",
+                1,
+            ),
+            "kind = \"logo\"",
+            "only overlay variants",
+        ),
     ];
     for (toml, at, message) in cases {
         let ws = Workspace::new();
