@@ -584,3 +584,31 @@ fn bad_brand_input_is_refused_at_its_line_with_nothing_written() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_cta_too_long_for_its_button_is_listed_by_plan_and_fails_its_locale_with_text_overflow() {
+    let ws = Workspace::new();
+    brand_campaign(&ws, TOML);
+    let long = "Shop the whole spring collection now while every size is still in stock";
+    std::fs::write(dir(&ws).join("rows.csv"), CSV.replace("Shop now", long)).unwrap();
+    let o = ws.adloc(&["plan", "campaigns/brandkit"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("row r1 en-US banner: box `cta`") && stdout(&o).contains(long),
+        "{}",
+        stdout(&o)
+    );
+    let o = ws.adloc(&["run", "campaigns/brandkit"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let m = manifest(&ws);
+    let failure = m["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["locale"] == "en-US" && f["variant"] == "banner")
+        .unwrap_or_else(|| panic!("no en-US banner failure in {m:#}"));
+    assert_eq!(failure["reason"], "text_overflow", "{failure:#}");
+    assert!(failure["detail"].as_str().unwrap().contains(long));
+    // The other locales' buttons fit and ship.
+    asset(&m, "ar-SA", "banner");
+}
