@@ -735,3 +735,78 @@ pub(crate) fn check_columns(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Snippet {
+        #[serde(default)]
+        text_boxes: Vec<Spanned<toml::Value>>,
+        layers: Vec<Spanned<RawLayer>>,
+    }
+
+    fn layers(src: &str) -> (Vec<LayerSpec>, Vec<String>) {
+        let snip: Snippet = toml::from_str(src).expect("toml");
+        let mut errors = InputErrors::default();
+        let mut palette = BTreeMap::new();
+        palette.insert("primary".to_string(), [228, 0, 43, 255]);
+        let settings = BrandSettings {
+            palette: Palette(palette),
+            ..BrandSettings::default()
+        };
+        let first_box = snip.text_boxes.first().map(|b| b.span().start);
+        let out = parse_layers(
+            Path::new("campaign.toml"),
+            src,
+            "banner",
+            &settings,
+            snip.layers,
+            first_box,
+            &mut errors,
+        );
+        (out, errors.0.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn layers_declared_before_the_first_text_box_go_under_the_copy_and_the_rest_over_it() {
+        let (out, errors) = layers(
+            "[[layers]]\nkind = \"shape\"\nfill = \"#00000080\"\nx = 0\ny = 0.5\nwidth = 1\nheight = 0.5\n\
+             [[text_boxes]]\ncolumn = \"headline\"\n\
+             [[layers]]\nkind = \"button\"\ncolumn = \"cta\"\nfill = \"primary\"\nx = 0.1\ny = 0.8\nwidth = 0.3\nheight = 0.1\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(out.len(), 2);
+        assert!(out[0].under_text, "the shape is declared before the box");
+        assert!(!out[1].under_text, "the button is declared after it");
+        match &out[1].kind {
+            LayerKind::Button { fill, text, .. } => {
+                assert_eq!(*fill, [228, 0, 43, 255]);
+                assert_eq!(text.column, "cta");
+                assert_eq!(text.align, Align::Center);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_logo_layer_without_a_brand_logo_and_an_unknown_kind_are_refused_at_their_kind() {
+        let (out, errors) = layers(
+            "[[layers]]\nkind = \"logo\"\nx = 0\ny = 0\nwidth = 0.2\nheight = 0.1\n\
+             [[layers]]\nkind = \"sticker\"\nx = 0\ny = 0\nwidth = 0.2\nheight = 0.1\n",
+        );
+        assert!(out.is_empty());
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("campaign.toml:2:8") && e.contains("[brand] has no logo")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.starts_with("campaign.toml:8:8")
+                && e.contains("unknown layer kind `sticker`")),
+            "{errors:?}"
+        );
+    }
+}

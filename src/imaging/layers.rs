@@ -329,6 +329,36 @@ mod tests {
     }
 
     #[test]
+    fn the_dark_logo_is_chosen_over_dark_art_only() {
+        let svg = |fill: &str| {
+            check_picture(Arc::new(
+                format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="{fill}"/></svg>"#)
+                    .into_bytes(),
+            ))
+            .expect("svg")
+        };
+        let layer = Layer {
+            frame: FracBox {
+                x: 0.0,
+                y: 0.0,
+                width: 0.5,
+                height: 0.5,
+            },
+            draw: LayerDraw::Picture {
+                picture: svg("#ff0000"),
+                dark: Some(svg("#ffffff")),
+                align: Align::Center,
+            },
+        };
+        let mut night = RgbaImage::from_pixel(40, 40, image::Rgba([16, 24, 40, 255]));
+        draw_layer(&mut night, &layer, "en-US").expect("draws");
+        assert_eq!(night.get_pixel(10, 10).0, [255, 255, 255, 255]);
+        let mut day = RgbaImage::from_pixel(40, 40, image::Rgba([240, 240, 230, 255]));
+        draw_layer(&mut day, &layer, "en-US").expect("draws");
+        assert_eq!(day.get_pixel(10, 10).0, [255, 0, 0, 255]);
+    }
+
+    #[test]
     fn text_that_is_not_a_picture_is_refused() {
         assert!(check_picture(Arc::new(b"hello".to_vec())).is_err());
     }
