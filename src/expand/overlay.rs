@@ -119,6 +119,16 @@ pub struct PlannedLayer {
 }
 
 impl ComposeSpec {
+    /// Every piece of copy set: the text boxes, then the buttons' copy.
+    pub fn texts(&self) -> impl Iterator<Item = &(TextBoxSpec, String)> {
+        self.boxes.iter().chain(
+            self.under
+                .iter()
+                .chain(&self.over)
+                .filter_map(|l| l.text.as_ref()),
+        )
+    }
+
     /// Everything drawn, in order: layers under the copy, the text boxes,
     /// layers over the copy (a button's copy right after its background).
     pub fn steps(&self) -> Vec<Step<'_>> {

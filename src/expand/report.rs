@@ -134,12 +134,7 @@ fn fit_all(campaign: &Campaign, plan: &[ComposeSpec]) -> Vec<Overflow> {
             continue;
         };
         // Text boxes and the copy on buttons.
-        let buttons = spec
-            .under
-            .iter()
-            .chain(&spec.over)
-            .filter_map(|l| l.text.as_ref());
-        for (b, copy) in spec.boxes.iter().chain(buttons) {
+        for (b, copy) in spec.texts() {
             let bx = b.inner_box(w, h, 1.0);
             let style = b.style(1.0);
             if let Err(TextError::Overflow { min_size_px, .. }) =

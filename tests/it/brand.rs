@@ -351,6 +351,11 @@ fn the_logo_sits_in_its_box_mirrored_for_arabic_and_the_cta_is_on_a_primary_butt
         assert_eq!(font(locale, "plain", "headline"), family);
     }
 
+    // The button's copy is recorded like a text box's.
+    let en_banner = asset(&m, "en-US", "banner");
+    assert_eq!(en_banner["copy"]["cta"], "Shop now", "{en_banner:#}");
+    assert_eq!(asset(&m, "ar-SA", "banner")["copy"]["cta"], "تسوّق الآن");
+
     // The manifest records every brand file's sha256 under each composite.
     for a in m["assets"].as_array().unwrap() {
         let brand = &a["overlay"]["brand"];
