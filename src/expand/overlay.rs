@@ -37,6 +37,21 @@
 //!    `min_size` is a failure with reason `text_overflow` and the copy in the
 //!    detail. Art masters are listed under `art`; they are not deliverables.
 //!
+//! # Brand layers and right-to-left layouts
+//!
+//! A variant's `[[variants.layers]]` (see [`crate::campaign::LayerSpec`])
+//! are resolved here per row × locale: the locale's logo (CLDR fallback
+//! over `[brand] logo`), an image layer's file from its CSV column, a
+//! button's copy from its column (like a text box's). With `mirror_rtl`
+//! (default on) every box and layer of a right-to-left locale is mirrored
+//! (`x` becomes `1 − x − width`); alignment stays logical. The settings
+//! hash covers each layer's settings, the bytes of the picture it shows
+//! and the SHA-256 of every `[brand]` file, so a new logo recomposes every
+//! composite and a changed layer only its variant's. Without a brand kit
+//! the hash is computed exactly as before, so nothing recomposes on
+//! upgrade (mirroring aside: a right-to-left locale's asymmetric boxes did
+//! move).
+//!
 //! # The art prompt (decision)
 //!
 //! The art is shared by every locale, so its template is rendered with a
