@@ -1,7 +1,8 @@
 //! Pure pixels: decoding and checking image bytes, resizing and encoding
 //! renditions, the one colour parser, text shaping and fitting, composing
-//! copy onto art, and drawing contact sheets. Nothing here touches the file
-//! system or the network.
+//! copy and brand layers (logos, images, buttons, shapes) onto art, and
+//! drawing contact sheets. Nothing here touches the file system or the
+//! network.
 
 mod color;
 pub(crate) mod compose;
