@@ -42,9 +42,11 @@ pub use store::Store;
 #[doc(hidden)]
 pub mod bench {
     pub use crate::domain::placement::{BUILT_IN, PlacementSpec, built_in};
+    pub use crate::imaging::text::Align;
     pub use crate::imaging::{
-        Fit, OutputFormat, RenditionSpec, check_placement, cover_crop, decode_master,
-        encode_placement, render, render_pixels,
+        Fit, FracBox, Layer, LayerDraw, OutputFormat, RenditionSpec, Step, TextBoxSpec, VAlign,
+        check_picture, check_placement, compose_bytes, compose_steps_bytes, cover_crop,
+        decode_master, encode_placement, render, render_pixels,
     };
     pub use crate::provider::gemini::{parse_results_line, stream_results_from_reader};
     pub use crate::store::StateLocation;

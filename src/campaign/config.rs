@@ -90,6 +90,9 @@ struct Raw {
     /// The campaign's own placements; see [`super::placements`].
     #[serde(default)]
     placements: BTreeMap<String, Spanned<super::placements::RawPlacement>>,
+    /// The brand kit; see [`super::brand`].
+    #[serde(default)]
+    brand: Option<Spanned<super::brand::RawBrand>>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +131,12 @@ struct RawVariant {
     /// The point of the master the placements' crops keep.
     #[serde(default)]
     focal: Option<Spanned<Vec<f64>>>,
+    /// Brand layers; see [`super::brand`].
+    #[serde(default)]
+    layers: Vec<Spanned<super::brand::RawLayer>>,
+    /// Mirror boxes and layers for right-to-left locales (default on).
+    #[serde(default)]
+    mirror_rtl: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +267,8 @@ pub(super) struct VariantConfig {
     pub qa: Option<super::qa::ResolvedQa>,
     pub placements: Vec<crate::domain::placement::PlacementSpec>,
     pub focal: (f64, f64),
+    pub layers: Vec<super::brand::LayerSpec>,
+    pub mirror_rtl: bool,
 }
 
 /// The validated configuration.
@@ -280,21 +291,26 @@ pub(super) struct Config {
     pub references: Option<Spanned<super::references::RawReferences>>,
     /// `[notify]`, validated.
     pub notify: Option<super::notify::NotifySettings>,
+    /// `[brand]`, validated; its files are read by `crate::campaign::brand::load`.
+    pub brand: super::brand::BrandSettings,
 }
 
 /// The safe-area check of a parsed variant's text boxes (overlay boxes,
-/// or copy QA's overlay fallback) against its placements, at the master's
-/// documented frame (its nominal ratio when the model has no table).
+/// or copy QA's overlay fallback) and brand layers against its placements,
+/// at the master's documented frame (its nominal ratio when the model has
+/// no table); with `rtl`, their mirrored boxes too.
 fn check_safe_areas(
     path: &Path,
     text: &str,
     v: &VariantConfig,
-    box_spans: &[std::ops::Range<usize>],
+    spans: (&[std::ops::Range<usize>], &[std::ops::Range<usize>]),
+    rtl: bool,
     errors: &mut InputErrors,
 ) {
     if v.placements.is_empty() {
         return;
     }
+    let (box_spans, layer_spans) = spans;
     let boxes: &[crate::imaging::TextBoxSpec] = match (&v.text, &v.qa) {
         (super::TextMode::Overlay(b), _) => b,
         (
@@ -303,12 +319,8 @@ fn check_safe_areas(
                 settings: Some(q), ..
             }),
         ) => &q.fallback_boxes,
-        _ => return,
+        _ => &[],
     };
-    // A box that failed to parse is already an error; spans would not line up.
-    if boxes.len() != box_spans.len() {
-        return;
-    }
     let ratio = v
         .models
         .first()
@@ -319,18 +331,65 @@ fn check_safe_areas(
                 .map(|(w, h)| f64::from(w) / f64::from(h))
         });
     let Some(ratio) = ratio else { return };
-    let spanned: Vec<(std::ops::Range<usize>, &crate::imaging::TextBoxSpec)> =
-        box_spans.iter().cloned().zip(boxes).collect();
+    let mut spanned: Vec<(std::ops::Range<usize>, String, crate::imaging::FracBox)> = Vec::new();
+    // A box or layer that failed to parse is already an error; spans would
+    // not line up.
+    if boxes.len() == box_spans.len() {
+        for (span, b) in box_spans.iter().zip(boxes) {
+            let frame = crate::imaging::FracBox {
+                x: b.x,
+                y: b.y,
+                width: b.width,
+                height: b.height,
+            };
+            spanned.push((
+                span.clone(),
+                format!("the text box for `{}`", b.column),
+                frame,
+            ));
+        }
+    }
+    if v.layers.len() == layer_spans.len() {
+        for (span, l) in layer_spans.iter().zip(&v.layers) {
+            spanned.push((
+                span.clone(),
+                format!("the {} layer", l.kind.name()),
+                l.frame,
+            ));
+        }
+    }
     let at = |span: std::ops::Range<usize>, msg: String| at(path, text, span, msg);
-    super::placements::check_safe_areas(
-        &at,
-        &v.name,
-        ratio,
-        v.focal,
-        &spanned,
-        &v.placements,
-        errors,
-    );
+    for (span, what, frame) in spanned {
+        let before = errors.0.len();
+        let entry = [(span.clone(), what.clone(), frame)];
+        super::placements::check_safe_areas(
+            &at,
+            &v.name,
+            ratio,
+            v.focal,
+            &entry,
+            &v.placements,
+            errors,
+        );
+        // The mirrored box of a right-to-left locale, unless the box itself
+        // was already reported.
+        if rtl && errors.0.len() == before {
+            let mirrored = [(
+                span,
+                format!("{what}, mirrored for right-to-left locales,"),
+                frame.mirrored(),
+            )];
+            super::placements::check_safe_areas(
+                &at,
+                &v.name,
+                ratio,
+                v.focal,
+                &mirrored,
+                &v.placements,
+                errors,
+            );
+        }
+    }
 }
 
 /// `" (in the chain …)"` when a variant names more than one model.
@@ -390,12 +449,14 @@ fn parse_chain(
 
 /// Validate one `[[variants]]` entry against the campaign's default model
 /// and the variants before it.
+#[allow(clippy::too_many_arguments)]
 fn parse_variant(
     path: &Path,
     text: &str,
     mut v: RawVariant,
     model: Option<&ModelId>,
     campaign_qa: Option<&QaKeys>,
+    brand: &super::brand::BrandSettings,
     taken: &[VariantConfig],
     errors: &mut InputErrors,
 ) -> VariantConfig {
@@ -552,12 +613,35 @@ fn parse_variant(
     // With copy QA, a model-text variant's text boxes are its overlay
     // fallback rather than a mistake.
     let model_text = v.text.as_ref().is_none_or(|t| t.get_ref() == "model");
+    // Layers are composited by the overlay step; a model-text or edit
+    // variant's own image has no compose step to draw them in yet.
+    if let (Some(first), false) = (
+        v.layers.first(),
+        v.text.as_ref().is_some_and(|t| t.get_ref() == "overlay"),
+    ) {
+        errors.push(at(
+            first.get_ref().kind_span(),
+            format!(
+                "variant `{vname}` declares layers, but only overlay variants (text = \"overlay\") carry brand layers so far"
+            ),
+        ));
+    }
+    let layers = super::brand::parse_layers(
+        path,
+        text,
+        &vname,
+        brand,
+        std::mem::take(&mut v.layers),
+        v.text_boxes.first().map(|b| b.span().start),
+        errors,
+    );
     let fallback_boxes = if model_text && (campaign_qa.is_some() || own_qa.is_some()) {
         super::text_boxes::parse_boxes(
             path,
             text,
             &vname,
             std::mem::take(&mut v.text_boxes),
+            &brand.palette,
             errors,
         )
     } else {
@@ -570,6 +654,7 @@ fn parse_variant(
         v.name.span(),
         v.text.as_ref(),
         v.text_boxes,
+        &brand.palette,
         errors,
     );
     let qa = super::qa::resolve(
@@ -598,6 +683,8 @@ fn parse_variant(
         qa,
         placements: Vec::new(),
         focal: (0.5, 0.5),
+        layers,
+        mirror_rtl: v.mirror_rtl.unwrap_or(true),
     }
 }
 
@@ -748,17 +835,21 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         .qa
         .map(|q| super::qa::parse_keys(path, text, "[qa]", q, errors));
     let own_placements = super::placements::parse_tables(path, text, raw.placements, errors);
+    let brand = super::brand::parse_settings(path, text, raw.brand, errors);
     for mut v in raw.variants.into_inner() {
         let placement_names = v.placements.take();
         let focal = v.focal.take();
         let box_spans: Vec<std::ops::Range<usize>> =
             v.text_boxes.iter().map(Spanned::span).collect();
+        let layer_spans: Vec<std::ops::Range<usize>> =
+            v.layers.iter().map(|l| l.get_ref().kind_span()).collect();
         let mut parsed = parse_variant(
             path,
             text,
             v,
             model.as_ref(),
             campaign_qa.as_ref(),
+            &brand,
             &variants,
             errors,
         );
@@ -771,7 +862,11 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
             errors,
         );
         parsed.focal = super::placements::parse_focal(path, text, focal.as_ref(), errors);
-        check_safe_areas(path, text, &parsed, &box_spans, errors);
+        let rtl = parsed.mirror_rtl
+            && locales
+                .iter()
+                .any(|l| crate::imaging::text::is_rtl_locale(l.tag()));
+        check_safe_areas(path, text, &parsed, (&box_spans, &layer_spans), rtl, errors);
         variants.push(parsed);
     }
 
@@ -909,5 +1004,6 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut InputErrors) -> Option
         gemini,
         references: raw.references,
         notify,
+        brand,
     })
 }

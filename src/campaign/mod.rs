@@ -2,6 +2,7 @@
 //! and validated as a whole. Every problem names its file, line and column
 //! where there is one; loading reads files and never writes anything.
 
+pub(crate) mod brand;
 mod config;
 pub(crate) mod notify;
 pub(crate) mod placements;
@@ -21,11 +22,12 @@ use crate::domain::{
 };
 use crate::imaging::RenditionSpec;
 
+pub use brand::{Brand, BrandPicture, LayerKind, LayerSpec};
 pub use config::{BatchFailurePolicy, BatchSettings, GeminiSettings, RunMode};
 pub use notify::NotifySettings;
 pub use qa::{OnMismatch, QaSettings};
 pub use references::References;
-pub use rows::{Row, Rows};
+pub use rows::{Resolved, Row, Rows};
 pub use sources::Sources;
 pub use text_boxes::TextMode;
 
@@ -64,6 +66,11 @@ pub struct Variant {
     pub placements: Vec<crate::domain::placement::PlacementSpec>,
     /// The point of the master the placements' crops keep (`focal`).
     pub focal: (f64, f64),
+    /// Brand layers (`[[variants.layers]]`), in declaration order.
+    pub layers: Vec<LayerSpec>,
+    /// Mirror text boxes and layers for right-to-left locales (`mirror_rtl`,
+    /// default on).
+    pub mirror_rtl: bool,
 }
 
 /// A loaded, validated campaign.
@@ -103,6 +110,8 @@ pub struct Campaign {
     pub references: References,
     /// `[notify]`: the webhook told when a run finishes.
     pub notify: Option<NotifySettings>,
+    /// `[brand]`: fonts, logos and image-layer files, read and checked.
+    pub brand: Brand,
 }
 
 impl Variant {
@@ -176,6 +185,8 @@ impl Campaign {
                         qa: v.qa.as_ref().and_then(|q| q.settings.clone()),
                         placements: v.placements.clone(),
                         focal: v.focal,
+                        layers: v.layers.clone(),
+                        mirror_rtl: v.mirror_rtl,
                     }),
                     Err(e) => errors.push(InputProblem::file(
                         &path,
@@ -230,6 +241,28 @@ impl Campaign {
             &mut errors,
         );
 
+        let image_columns: Vec<String> = cfg
+            .variants
+            .iter()
+            .flat_map(|v| &v.layers)
+            .filter_map(|l| match &l.kind {
+                LayerKind::Image { column } => Some(column.clone()),
+                _ => None,
+            })
+            .collect();
+        let brand = brand::load(
+            dir,
+            &config_path,
+            &cfg.brand,
+            &image_columns,
+            rows.as_ref(),
+            &cfg.locales,
+            &mut errors,
+        );
+        if let Some(rows) = &rows {
+            brand::check_columns(&variants, rows, &config_path, &mut errors);
+        }
+
         // Template syntax is checked here too, so a broken template is an
         // input error before anything is written.
         if let Err(e) = crate::prompt::Prompts::new(variants.iter().map(Variant::template)) {
@@ -256,6 +289,7 @@ impl Campaign {
             gemini: cfg.gemini,
             references,
             notify: cfg.notify,
+            brand,
         })
     }
 }

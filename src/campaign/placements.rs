@@ -18,7 +18,7 @@ use crate::domain::placement::{
     START_QUALITY, SafeArea, built_in, crop_fractions, crossed_edge, into_crop,
 };
 use crate::domain::{InputErrors, InputProblem};
-use crate::imaging::{MAX_SIDE, TextBoxSpec};
+use crate::imaging::MAX_SIDE;
 
 /// The fractions a safe area keeps clear.
 #[derive(Debug, Deserialize)]
@@ -321,11 +321,11 @@ pub(crate) fn check_safe_areas(
     variant: &str,
     master_ratio: f64,
     focal: (f64, f64),
-    boxes: &[(Range<usize>, &TextBoxSpec)],
+    boxes: &[(Range<usize>, String, crate::imaging::FracBox)],
     placements: &[PlacementSpec],
     errors: &mut InputErrors,
 ) {
-    for (span, b) in boxes {
+    for (span, what, b) in boxes {
         let frac = FracBox {
             x: f64::from(b.x),
             y: f64::from(b.y),
@@ -360,8 +360,8 @@ pub(crate) fn check_safe_areas(
             errors.push(at(
                 span.clone(),
                 format!(
-                    "variant `{variant}`: the text box for `{}` is not inside placement {}'s safe area: {why}; move or shrink the box",
-                    b.column, p.id
+                    "variant `{variant}`: {what} is not inside placement {}'s safe area: {why}; move or shrink the box",
+                    p.id
                 ),
             ));
             break;

@@ -11,7 +11,7 @@ use super::rows::{ColumnKind, Rows};
 use super::span::at;
 use crate::domain::{InputErrors, InputProblem};
 use crate::imaging::text::Align;
-use crate::imaging::{TextBoxSpec, VAlign, parse_color};
+use crate::imaging::{TextBoxSpec, VAlign};
 
 /// A TOML number: integers are accepted where a fraction or a size is
 /// expected (`x = 0`, `max_size = 72`).
@@ -80,6 +80,7 @@ fn parse_box(
     variant: &str,
     b: RawTextBox,
     taken: &[TextBoxSpec],
+    palette: &super::brand::Palette,
     errors: &mut InputErrors,
 ) -> Option<TextBoxSpec> {
     let at = |span: std::ops::Range<usize>, msg: String| at(path, src, span, msg);
@@ -261,7 +262,7 @@ fn parse_box(
     };
     let mut colour = |c: &Option<Spanned<String>>| -> Option<[u8; 4]> {
         let c = c.as_ref()?;
-        match parse_color(c.get_ref()) {
+        match palette.color(c.get_ref()) {
             Ok(v) => Some(v),
             Err(e) => {
                 ok = false;
@@ -316,6 +317,7 @@ fn parse_box(
 
 /// Validate a variant's `text` and `text_boxes`. `name_span` locates the
 /// variant for problems that have no better place.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn parse_text_mode(
     path: &Path,
     src: &str,
@@ -323,6 +325,7 @@ pub(crate) fn parse_text_mode(
     name_span: std::ops::Range<usize>,
     text: Option<&Spanned<String>>,
     boxes: Vec<Spanned<RawTextBox>>,
+    palette: &super::brand::Palette,
     errors: &mut InputErrors,
 ) -> TextMode {
     let at = |span: std::ops::Range<usize>, msg: String| at(path, src, span, msg);
@@ -365,7 +368,7 @@ pub(crate) fn parse_text_mode(
         ));
         return TextMode::Model;
     }
-    TextMode::Overlay(parse_boxes(path, src, variant, boxes, errors))
+    TextMode::Overlay(parse_boxes(path, src, variant, boxes, palette, errors))
 }
 
 /// Validate a variant's `[[variants.text_boxes]]`: the overlay layout, or
@@ -376,11 +379,12 @@ pub(crate) fn parse_boxes(
     src: &str,
     variant: &str,
     boxes: Vec<Spanned<RawTextBox>>,
+    palette: &super::brand::Palette,
     errors: &mut InputErrors,
 ) -> Vec<TextBoxSpec> {
     let mut out = Vec::with_capacity(boxes.len());
     for b in boxes {
-        if let Some(spec) = parse_box(path, src, variant, b.into_inner(), &out, errors) {
+        if let Some(spec) = parse_box(path, src, variant, b.into_inner(), &out, palette, errors) {
             out.push(spec);
         }
     }

@@ -13,7 +13,8 @@ use crate::assets;
 use crate::campaign::Campaign;
 use crate::domain::{AssetRecord, Error, JobState, Reason, Result, round_micro};
 use crate::expand::{ComposeSpec, compose_plan};
-use crate::imaging::{compose_bytes, mime_of};
+use crate::imaging::text::{register_brand_fonts, with_brand_family};
+use crate::imaging::{compose_steps_bytes, mime_of};
 use crate::store::{CompositeKey, CompositeOutcome, JobRow, Store};
 
 /// What a compose pass did.
@@ -41,6 +42,7 @@ fn compose_and_write(
     art_path: &Path,
     spec: &ComposeSpec,
     nominal_width: Option<u32>,
+    brand_family: Option<&'static str>,
 ) -> Result<CompositeOutcome> {
     let art = match std::fs::read(art_path) {
         Ok(b) => b,
@@ -51,7 +53,9 @@ fn compose_and_write(
             });
         }
     };
-    let composed = match compose_bytes(&art, &spec.boxes, spec.locale.tag(), nominal_width) {
+    let composed = match with_brand_family(brand_family, || {
+        compose_steps_bytes(&art, &spec.steps(), spec.locale.tag(), nominal_width)
+    }) {
         Ok(c) => c,
         Err(f) => {
             return Ok(CompositeOutcome::Failed {
@@ -161,6 +165,14 @@ pub async fn compose_all(
         return Ok(report);
     }
 
+    // Brand faces first, per piece of copy (see `with_brand_family`).
+    let fonts: Vec<Arc<Vec<u8>>> = campaign
+        .brand
+        .fonts
+        .iter()
+        .map(|(f, _)| f.bytes.clone())
+        .collect();
+    let brand_family = register_brand_fonts(&fonts);
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     let out: Arc<PathBuf> = Arc::new(campaign_out.to_path_buf());
     let mut set: JoinSet<(Task, Result<CompositeOutcome>)> = JoinSet::new();
@@ -172,7 +184,14 @@ pub async fn compose_all(
             let out = out.clone();
             let name = campaign.name.clone();
             set.spawn_blocking(move || {
-                let res = compose_and_write(&out, &name, &task.art_path, &task.spec, nominal_width);
+                let res = compose_and_write(
+                    &out,
+                    &name,
+                    &task.art_path,
+                    &task.spec,
+                    nominal_width,
+                    brand_family,
+                );
                 (task, res)
             });
         }

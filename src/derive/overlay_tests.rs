@@ -47,6 +47,7 @@ fn parse(src: &str) -> (TextMode, Vec<String>) {
         0..1,
         snip.text.as_ref(),
         snip.text_boxes,
+        &Default::default(),
         &mut errors,
     );
     (mode, errors.0.iter().map(|p| p.to_string()).collect())
@@ -85,6 +86,9 @@ fn spec(locale: &str, boxes: Vec<(TextBoxSpec, &str)>) -> ComposeSpec {
         resolution: BTreeMap::new(),
         resolved_locale: locale.into(),
         settings_hash: "s".into(),
+        under: Vec::new(),
+        over: Vec::new(),
+        brand: BTreeMap::new(),
     }
 }
 

@@ -37,6 +37,21 @@
 //!    `min_size` is a failure with reason `text_overflow` and the copy in the
 //!    detail. Art masters are listed under `art`; they are not deliverables.
 //!
+//! # Brand layers and right-to-left layouts
+//!
+//! A variant's `[[variants.layers]]` (see [`crate::campaign::LayerSpec`])
+//! are resolved here per row × locale: the locale's logo (CLDR fallback
+//! over `[brand] logo`), an image layer's file from its CSV column, a
+//! button's copy from its column (like a text box's). With `mirror_rtl`
+//! (default on) every box and layer of a right-to-left locale is mirrored
+//! (`x` becomes `1 − x − width`); alignment stays logical. The settings
+//! hash covers each layer's settings, the bytes of the picture it shows
+//! and the SHA-256 of every `[brand]` file, so a new logo recomposes every
+//! composite and a changed layer only its variant's. Without a brand kit
+//! the hash is computed exactly as before, so nothing recomposes on
+//! upgrade (mirroring aside: a right-to-left locale's asymmetric boxes did
+//! move).
+//!
 //! # The art prompt (decision)
 //!
 //! The art is shared by every locale, so its template is rendered with a
@@ -71,9 +86,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::campaign::{Brand, LayerKind, LayerSpec};
 use crate::campaign::{Campaign, Row, Variant};
 use crate::domain::{AspectRatio, InputErrors, InputProblem, JobKey, Locale, RowId, Target};
-use crate::imaging::TextBoxSpec;
+use crate::imaging::text::is_rtl_locale;
+use crate::imaging::{FracBox, Layer, LayerDraw, Step, TextBoxSpec};
 
 /// One locale's composite of one row × overlay variant, as planned from the
 /// campaign (pure: no art, no I/O).
@@ -97,6 +114,44 @@ pub struct ComposeSpec {
     pub resolved_locale: String,
     /// Hex SHA-256 over locale, copy and box settings (not the art).
     pub settings_hash: String,
+    /// Brand layers drawn before the text boxes, resolved for the locale.
+    pub under: Vec<PlannedLayer>,
+    /// Brand layers drawn after the text boxes.
+    pub over: Vec<PlannedLayer>,
+    /// SHA-256 of every brand file the composite depends on, by path (the
+    /// `[brand]` fonts and logos, and the image-layer files it shows): part
+    /// of the settings hash, and recorded in the manifest.
+    pub brand: BTreeMap<String, String>,
+}
+
+/// One layer of one composite: what is drawn, and a button's copy set on it.
+#[derive(Debug, Clone)]
+pub struct PlannedLayer {
+    /// The picture or fill, mirrored for right-to-left locales when asked.
+    pub layer: Layer,
+    /// A button's text box and copy.
+    pub text: Option<(TextBoxSpec, String)>,
+}
+
+impl ComposeSpec {
+    /// Every piece of copy set: the text boxes, then the buttons' copy.
+    pub fn texts(&self) -> impl Iterator<Item = &(TextBoxSpec, String)> {
+        self.boxes.iter().chain(
+            self.under
+                .iter()
+                .chain(&self.over)
+                .filter_map(|l| l.text.as_ref()),
+        )
+    }
+
+    /// Everything drawn, in order: layers under the copy, the text boxes,
+    /// layers over the copy (a button's copy right after its background).
+    pub fn steps(&self) -> Vec<Step<'_>> {
+        let mut out = layer_steps(&self.under);
+        out.extend(self.boxes.iter().map(|(b, c)| Step::Text(b, c.as_str())));
+        out.extend(layer_steps(&self.over));
+        out
+    }
 }
 
 impl ComposeSpec {
@@ -164,47 +219,93 @@ pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors
         for locale in &campaign.locales {
             let resolved = campaign.rows.resolve(row, locale);
             for variant in &overlay {
+                let rtl = variant.mirror_rtl && is_rtl_locale(locale.tag());
                 let boxes = variant.text.boxes().unwrap_or_default();
                 let mut filled = Vec::with_capacity(boxes.len());
                 let mut resolution = BTreeMap::new();
-                for b in boxes {
-                    match resolved.get(&b.column) {
-                        Some(r) => {
-                            filled.push((b.clone(), r.value.clone()));
-                            resolution.insert(
-                                b.column.clone(),
-                                r.from_locale
-                                    .clone()
-                                    .unwrap_or_else(|| campaign.base_locale.tag().to_string()),
-                            );
-                        }
-                        None => errors.push(InputProblem::at(
+                let mut missing = false;
+                let mut copy_for = |column: &str, errors: &mut InputErrors| match resolved
+                    .get(column)
+                {
+                    Some(r) => {
+                        resolution.insert(
+                            column.to_string(),
+                            r.from_locale
+                                .clone()
+                                .unwrap_or_else(|| campaign.base_locale.tag().to_string()),
+                        );
+                        Some(r.value.clone())
+                    }
+                    None => {
+                        errors.push(InputProblem::at(
                             &campaign.rows.path,
                             row.line,
                             None,
                             format!(
-                                "row `{}`, locale {locale}: text box `{}` of variant `{}` has no copy (no `{}` column on the fallback chain {} and the base column is empty or missing)",
+                                "row `{}`, locale {locale}: text box `{column}` of variant `{}` has no copy (no `{column}` column on the fallback chain {} and the base column is empty or missing)",
                                 row.id,
-                                b.column,
                                 variant.name,
-                                b.column,
                                 locale.fallback_chain().join(" → ")
                             ),
-                        )),
+                        ));
+                        None
+                    }
+                };
+                for b in boxes {
+                    match copy_for(&b.column, &mut errors) {
+                        Some(copy) => filled.push((mirror_box(b, rtl), copy)),
+                        None => missing = true,
                     }
                 }
-                if filled.len() != boxes.len() {
+                let mut brand = campaign.brand.hashes();
+                let mut under = Vec::new();
+                let mut over = Vec::new();
+                let mut layer_json = Vec::new();
+                for l in &variant.layers {
+                    let Some(planned) = plan_layer(
+                        l,
+                        &campaign.brand,
+                        locale,
+                        &resolved,
+                        rtl,
+                        &mut brand,
+                        &mut |c| copy_for(c, &mut errors),
+                    ) else {
+                        if l.column().is_some() && matches!(l.kind, LayerKind::Button { .. }) {
+                            missing = true;
+                        }
+                        continue;
+                    };
+                    layer_json.push(json!({
+                        "layer": l.settings_json(),
+                        "mirrored": rtl,
+                        "text": planned.text.as_ref().map(|(_, c)| c),
+                        "file": picture_sha(&planned.layer),
+                    }));
+                    if l.under_text {
+                        under.push(planned);
+                    } else {
+                        over.push(planned);
+                    }
+                }
+                if missing {
                     continue;
                 }
                 let resolved_locale = boxes
                     .first()
                     .and_then(|b| resolution.get(&b.column).cloned())
                     .unwrap_or_else(|| locale.tag().to_string());
-                let canonical = json!({
+                let mut canonical = json!({
                     "v": 1,
                     "locale": locale.tag(),
                     "boxes": filled.iter().map(|(b, t)| json!({"box": b.settings_json(), "text": t})).collect::<Vec<_>>(),
                 });
+                // Only campaigns with a brand kit hash it, so the composites of
+                // campaigns without one keep their hash (nothing recomposes).
+                if !layer_json.is_empty() || !brand.is_empty() {
+                    canonical["layers"] = json!(layer_json);
+                    canonical["brand"] = json!(brand);
+                }
                 out.push(ComposeSpec {
                     row_id: row.id.clone(),
                     row_line: row.line,
@@ -215,6 +316,9 @@ pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors
                     resolution,
                     resolved_locale,
                     settings_hash: hex::encode(Sha256::digest(canonical.to_string().as_bytes())),
+                    under,
+                    over,
+                    brand,
                 });
             }
         }
@@ -224,6 +328,97 @@ pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors
     } else {
         Err(errors)
     }
+}
+
+/// A layer list as steps: each layer, then a button's copy.
+fn layer_steps(ls: &[PlannedLayer]) -> Vec<Step<'_>> {
+    ls.iter()
+        .flat_map(|l| {
+            std::iter::once(Step::Layer(&l.layer))
+                .chain(l.text.as_ref().map(|(b, c)| Step::Text(b, c.as_str())))
+        })
+        .collect()
+}
+
+/// A text box reflected for a right-to-left layout (`rtl`), else as is.
+/// Its alignment is already logical (start is the right edge in Arabic).
+fn mirror_box(b: &TextBoxSpec, rtl: bool) -> TextBoxSpec {
+    if !rtl {
+        return b.clone();
+    }
+    TextBoxSpec {
+        x: (1.0 - b.x - b.width).max(0.0),
+        ..b.clone()
+    }
+}
+
+/// The SHA-256 of a picture layer's bytes (which logo a locale got).
+fn picture_sha(layer: &Layer) -> Option<String> {
+    let LayerDraw::Picture { picture, .. } = &layer.draw else {
+        return None;
+    };
+    Some(hex::encode(Sha256::digest(picture.bytes.as_slice())))
+}
+
+/// One layer resolved for a row × locale: its picture or copy, its box
+/// mirrored when `rtl`. `None` when there is nothing to draw (an image
+/// layer whose cell is empty) or the button's copy is missing (already an
+/// error through `copy_for`). Image files shown are added to `brand`.
+fn plan_layer(
+    l: &LayerSpec,
+    kit: &Brand,
+    locale: &Locale,
+    resolved: &BTreeMap<String, crate::campaign::Resolved>,
+    rtl: bool,
+    brand: &mut BTreeMap<String, String>,
+    copy_for: &mut dyn FnMut(&str) -> Option<String>,
+) -> Option<PlannedLayer> {
+    let frame: FracBox = if rtl { l.frame.mirrored() } else { l.frame };
+    let picture = |p: &crate::campaign::BrandPicture| p.picture.clone();
+    let (draw, text) = match &l.kind {
+        LayerKind::Logo => (
+            LayerDraw::Picture {
+                picture: kit.logo_for(locale).map(picture)?,
+                dark: kit.logo_dark.as_ref().map(picture),
+                align: l.align,
+            },
+            None,
+        ),
+        LayerKind::Image { column } => {
+            let rel = resolved.get(column)?.value.trim().to_string();
+            let file = kit.images.get(&rel)?;
+            brand.insert(rel, file.file.sha256.clone());
+            (
+                LayerDraw::Picture {
+                    picture: picture(file),
+                    dark: None,
+                    align: l.align,
+                },
+                None,
+            )
+        }
+        LayerKind::Shape { fill, radius } => (
+            LayerDraw::Fill {
+                color: *fill,
+                radius: *radius,
+            },
+            None,
+        ),
+        LayerKind::Button { text, fill, radius } => {
+            let copy = copy_for(&text.column)?;
+            (
+                LayerDraw::Fill {
+                    color: *fill,
+                    radius: *radius,
+                },
+                Some((mirror_box(text, rtl), copy)),
+            )
+        }
+    };
+    Some(PlannedLayer {
+        layer: Layer { frame, draw },
+        text,
+    })
 }
 
 /// The template context of an art job: no locale, no copy (see the module

@@ -110,6 +110,19 @@ impl std::fmt::Display for Overflow {
 /// size for the variant (the same fit [`super::compose`] draws with), and
 /// return every overflow.
 pub fn fit_check(campaign: &Campaign, plan: &[ComposeSpec]) -> Vec<Overflow> {
+    // Brand faces first, as the compose step sets them.
+    let fonts: Vec<std::sync::Arc<Vec<u8>>> = campaign
+        .brand
+        .fonts
+        .iter()
+        .map(|(f, _)| f.bytes.clone())
+        .collect();
+    let brand_family = text::register_brand_fonts(&fonts);
+    text::with_brand_family(brand_family, || fit_all(campaign, plan))
+}
+
+/// [`fit_check`] with the brand family in scope.
+fn fit_all(campaign: &Campaign, plan: &[ComposeSpec]) -> Vec<Overflow> {
     let mut out = Vec::new();
     for spec in plan {
         let Some(variant) = campaign.variants.iter().find(|v| v.name == spec.variant) else {
@@ -120,7 +133,8 @@ pub fn fit_check(campaign: &Campaign, plan: &[ComposeSpec]) -> Vec<Overflow> {
         else {
             continue;
         };
-        for (b, copy) in &spec.boxes {
+        // Text boxes and the copy on buttons.
+        for (b, copy) in spec.texts() {
             let bx = b.inner_box(w, h, 1.0);
             let style = b.style(1.0);
             if let Err(TextError::Overflow { min_size_px, .. }) =

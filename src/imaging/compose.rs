@@ -9,6 +9,7 @@ use image::{ExtendedColorType, ImageEncoder, ImageFormat, RgbaImage};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::layers::{Layer, draw_layer};
 use super::text::{self, Align, TextBox, TextError, TextStyle};
 use crate::domain::Reason;
 
@@ -138,6 +139,10 @@ pub struct BoxLayout {
     pub size_px: f32,
     /// Visual lines after wrapping.
     pub lines: usize,
+    /// The font family the copy was set in (a brand face ends in
+    /// `[brand]`); absent for composites recorded before adloc said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub font: Option<String>,
 }
 
 /// A composed image, encoded, not yet written.
@@ -180,21 +185,53 @@ fn fill_scrim(img: &mut RgbaImage, bx: TextBox, color: [u8; 4]) {
     }
 }
 
+/// One thing drawn on a composite, in order: a text box with its copy, or
+/// a brand layer.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// A text box and the copy set in it.
+    Text(&'a TextBoxSpec, &'a str),
+    /// A logo, image, shape or button background.
+    Layer(&'a Layer),
+}
+
 /// Typeset `spec` onto decoded art. `nominal_width` is the model's documented
 /// width for the variant (sizes scale by actual ÷ nominal). Every box is
 /// tried, so an overflow detail lists them all.
+#[cfg(test)]
 pub fn compose_image(
     art: &mut RgbaImage,
     boxes: &[(TextBoxSpec, String)],
     locale: &str,
     nominal_width: Option<u32>,
 ) -> Result<Vec<BoxLayout>, ComposeFailure> {
+    let steps: Vec<Step<'_>> = boxes.iter().map(|(b, c)| Step::Text(b, c)).collect();
+    compose_steps(art, &steps, locale, nominal_width)
+}
+
+/// Draw `steps` in order onto decoded art (text boxes typeset as in
+/// [`compose_image`], layers drawn with [`draw_layer`]).
+pub fn compose_steps(
+    art: &mut RgbaImage,
+    steps: &[Step<'_>],
+    locale: &str,
+    nominal_width: Option<u32>,
+) -> Result<Vec<BoxLayout>, ComposeFailure> {
     let (w, h) = (art.width(), art.height());
     let scale = nominal_width.map_or(1.0, |n| w as f32 / n.max(1) as f32);
-    let mut layout = Vec::with_capacity(boxes.len());
+    let mut layout = Vec::with_capacity(steps.len());
     let mut overflow = Vec::new();
     let mut other = Vec::new();
-    for (b, copy) in boxes {
+    for step in steps {
+        let (b, copy) = match step {
+            Step::Text(b, copy) => (*b, *copy),
+            Step::Layer(l) => {
+                if let Err(e) = draw_layer(art, l, locale) {
+                    other.push(format!("layer: {e}"));
+                }
+                continue;
+            }
+        };
         let outer = b.pixel_box(w, h);
         let bx = b.inner_box(w, h, scale);
         let style = b.style(scale);
@@ -226,6 +263,7 @@ pub fn compose_image(
                         column: b.column.clone(),
                         size_px: f.size_px,
                         lines: f.lines,
+                        font: Some(f.family.to_string()),
                     }),
                     Err(e) => other.push(format!("box `{}`: {e}", b.column)),
                 }
@@ -264,6 +302,18 @@ pub fn compose_bytes(
     locale: &str,
     nominal_width: Option<u32>,
 ) -> Result<Composed, ComposeFailure> {
+    let steps: Vec<Step<'_>> = boxes.iter().map(|(b, c)| Step::Text(b, c)).collect();
+    compose_steps_bytes(art_bytes, &steps, locale, nominal_width)
+}
+
+/// [`compose_bytes`] with brand layers: decode, draw `steps` in order,
+/// encode in the art's format.
+pub fn compose_steps_bytes(
+    art_bytes: &[u8],
+    steps: &[Step<'_>],
+    locale: &str,
+    nominal_width: Option<u32>,
+) -> Result<Composed, ComposeFailure> {
     let undecodable = |e: String| ComposeFailure {
         reason: Reason::UndecodableImage,
         detail: format!("the art does not decode: {e}"),
@@ -272,7 +322,7 @@ pub fn compose_bytes(
     let mut img = image::load_from_memory_with_format(art_bytes, format)
         .map_err(|e| undecodable(e.to_string()))?
         .to_rgba8();
-    let layout = compose_image(&mut img, boxes, locale, nominal_width)?;
+    let layout = compose_steps(&mut img, steps, locale, nominal_width)?;
     let (width, height) = img.dimensions();
     let encode_err = |e: image::ImageError| ComposeFailure {
         reason: Reason::Other,

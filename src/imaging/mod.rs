@@ -1,10 +1,12 @@
 //! Pure pixels: decoding and checking image bytes, resizing and encoding
 //! renditions, the one colour parser, text shaping and fitting, composing
-//! copy onto art, and drawing contact sheets. Nothing here touches the file
-//! system or the network.
+//! copy and brand layers (logos, images, buttons, shapes) onto art, and
+//! drawing contact sheets. Nothing here touches the file system or the
+//! network.
 
 mod color;
 pub(crate) mod compose;
+pub(crate) mod layers;
 pub(crate) mod resize;
 mod sheet;
 pub(crate) mod text;
@@ -13,7 +15,10 @@ mod weight;
 use image::ImageFormat;
 
 pub use color::parse_color;
-pub use compose::{BoxLayout, ComposeFailure, TextBoxSpec, VAlign, compose_bytes};
+pub use compose::{
+    BoxLayout, ComposeFailure, Step, TextBoxSpec, VAlign, compose_bytes, compose_steps_bytes,
+};
+pub use layers::{FracBox, Layer, LayerDraw, Picture, check_picture};
 pub use resize::{
     Fit, MAX_SIDE, OutputFormat, PREVIEW_SIDE, RenditionSpec, aspect_check, cover_crop,
     decode_master, downscale, for_reading, preview_jpeg, render, render_pixels, thumbnail_jpeg,

@@ -363,6 +363,11 @@ pub struct OverlayInfo {
     pub compose_sha256: String,
     /// Per box, the size and line count used.
     pub boxes: Vec<BoxLayout>,
+    /// Hex SHA-256 of every brand file the composite was made with (the
+    /// `[brand]` fonts and logos, and its image-layer files), by path as
+    /// written. Absent without a brand kit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub brand: BTreeMap<String, String>,
 }
 
 fn rfc3339(ms: Option<i64>) -> String {
@@ -518,6 +523,7 @@ fn composite_entry(c: &CompositeRow) -> Option<AssetEntry> {
             art_sha256: c.art.sha256.clone(),
             compose_sha256: c.compose_hash.clone(),
             boxes: c.layout.clone(),
+            brand: BTreeMap::new(),
         }),
         fallback_from: None,
         fallback_reason: None,
@@ -807,7 +813,10 @@ fn overlay_entries(
         };
         if let Some(c) = current {
             match composite_entry(c) {
-                Some(e) => {
+                Some(mut e) => {
+                    if let Some(o) = e.overlay.as_mut() {
+                        o.brand = spec.brand.clone();
+                    }
                     m.totals.done += 1;
                     m.assets.push(e);
                 }

@@ -108,8 +108,7 @@ pub(super) async fn record(
     let resolution =
         serde_json::to_string(&spec.resolution).map_err(|e| Error::Internal(e.to_string()))?;
     let copy: BTreeMap<String, String> = spec
-        .boxes
-        .iter()
+        .texts()
         .map(|(b, text)| (b.column.clone(), text.clone()))
         .collect();
     let copy_json = super::copy_json(&copy)?;

@@ -87,6 +87,7 @@ name = "wide"
 template = "art.hbs"
 aspect_ratio = "16:9"
 text = "overlay"
+mirror_rtl = false                 # the box stays put: this checks start alignment inside it
 [[variants.text_boxes]]
 column = "headline"
 x = 0.05

@@ -5,6 +5,7 @@
 
 mod architecture;
 mod batch;
+mod brand;
 mod bucket;
 mod common;
 mod crash;

@@ -204,14 +204,105 @@ fn database() -> &'static fontdb::Database {
 /// system behind a mutex would serialise every render thread; instead each
 /// caller checks out its own system (built from the shared database, so
 /// fonts are parsed once and their bytes never copied) and returns it.
-static POOL: Mutex<Vec<FontSystem>> = Mutex::new(Vec::new());
+/// Each with how many of the registered brand faces it has loaded.
+static POOL: Mutex<Vec<(FontSystem, usize)>> = Mutex::new(Vec::new());
 
 /// More idle systems than this are dropped rather than kept: each holds its
 /// own font caches, and more than a handful of render threads is unusual.
 const MAX_IDLE: usize = 16;
 
+/// Brand faces registered by this process, in registration order, with
+/// the family name of each. Every pooled system loads the ones it lacks
+/// when it is checked out, so brand faces are parsed once per system and
+/// the embedded set stays a `'static` database.
+static BRAND: Mutex<Vec<BrandFace>> = Mutex::new(Vec::new());
+
+/// A registered brand font file and the family alias its faces carry.
+type BrandFace = (Arc<Vec<u8>>, &'static str);
+
+/// Register brand font files (checked with [`check_font`] when the
+/// campaign loaded) and return the family brand-set text asks for: the
+/// first file's family, under an alias (`Inter [brand]`) so a brand face
+/// never merges with a shipped face of the same name (a renamed Noto copy
+/// stays the brand's). Files of one family (Regular, Bold) share the
+/// alias, so weights still resolve within it. Registering the same bytes
+/// again is a no-op.
+pub(crate) fn register_brand_fonts(files: &[Arc<Vec<u8>>]) -> Option<&'static str> {
+    let mut brand = BRAND.lock().unwrap_or_else(|p| p.into_inner());
+    let mut first = None;
+    for bytes in files {
+        let family = match brand.iter().find(|(b, _)| b.as_slice() == bytes.as_slice()) {
+            Some((_, f)) => *f,
+            None => {
+                let Ok(name) = check_font(bytes.clone()) else {
+                    continue;
+                };
+                let alias = format!("{name} [brand]");
+                let f: &'static str = match brand.iter().find(|(_, f)| **f == alias) {
+                    Some((_, f)) => f,
+                    // One leaked name per brand family in the process:
+                    // `Attrs` borrows family names for `'static`.
+                    None => Box::leak(alias.into_boxed_str()),
+                };
+                brand.push((bytes.clone(), f));
+                f
+            }
+        };
+        first.get_or_insert(family);
+    }
+    first
+}
+
+thread_local! {
+    /// The brand family text on this thread is set in, if any.
+    static BRAND_FAMILY: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` with text set in `family` first (per piece of copy: when the
+/// brand face lacks a glyph of it, the shipped Noto face for the locale is
+/// used instead). A scope rather than a [`super::TextStyle`] field: one
+/// composite's boxes and buttons share the brand, and the many styles
+/// built for proofs and contact sheets never have one.
+pub(crate) fn with_brand_family<R>(family: Option<&'static str>, f: impl FnOnce() -> R) -> R {
+    let before = BRAND_FAMILY.with(|c| c.replace(family));
+    let out = f();
+    BRAND_FAMILY.with(|c| c.set(before));
+    out
+}
+
+/// The family for `text` in `locale`: the brand family in scope when its
+/// face has a glyph for every visible character, else the Noto family for
+/// the locale.
+pub(crate) fn family_for_text(fs: &mut FontSystem, locale: &str, text: &str) -> &'static str {
+    let Some(brand) = BRAND_FAMILY.with(std::cell::Cell::get) else {
+        return family_for_locale(locale);
+    };
+    let id = fs
+        .db()
+        .faces()
+        .find(|f| f.families.iter().any(|(n, _)| n == brand))
+        .map(|f| f.id);
+    let font = id.and_then(|id| fs.get_font(id, fontdb::Weight::NORMAL));
+    let covers = font.is_some_and(|font| {
+        let charmap = font.as_swash().charmap();
+        text.chars()
+            .filter(|c| !c.is_whitespace() && !c.is_control() && !is_format(*c))
+            .all(|c| charmap.map(c) != 0)
+    });
+    if covers {
+        brand
+    } else {
+        family_for_locale(locale)
+    }
+}
+
+/// Invisible format characters (bidi marks, joiners) no face needs to draw.
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// A [`FontSystem`] borrowed from the pool; returned to it on drop.
-pub(crate) struct PooledFontSystem(Option<FontSystem>);
+pub(crate) struct PooledFontSystem(Option<(FontSystem, usize)>);
 
 impl PooledFontSystem {
     /// Take an idle system or build a new one.
@@ -220,14 +311,32 @@ impl PooledFontSystem {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .pop();
-        PooledFontSystem(Some(idle.unwrap_or_else(new_font_system)))
+        let (mut fs, mut loaded) = idle.unwrap_or_else(|| (new_font_system(), 0));
+        load_brand(&mut fs, &mut loaded);
+        PooledFontSystem(Some((fs, loaded)))
     }
 
     /// The borrowed system.
     pub(crate) fn get(&mut self) -> &mut FontSystem {
         // Only `drop` takes the value out, so this never builds in practice.
-        self.0.get_or_insert_with(new_font_system)
+        &mut self.0.get_or_insert_with(|| (new_font_system(), 0)).0
     }
+}
+
+/// Load the brand faces registered since `fs` last looked (`loaded` of
+/// them it already has).
+fn load_brand(fs: &mut FontSystem, loaded: &mut usize) {
+    let brand = BRAND.lock().unwrap_or_else(|p| p.into_inner());
+    for (bytes, alias) in brand.iter().skip(*loaded) {
+        let mut parsed = fontdb::Database::new();
+        parsed.load_font_source(fontdb::Source::Binary(bytes.clone()));
+        for face in parsed.faces() {
+            let mut face = face.clone();
+            face.families = vec![(alias.to_string(), fontdb::Language::English_UnitedStates)];
+            fs.db_mut().push_face_info(face);
+        }
+    }
+    *loaded = brand.len();
 }
 
 /// A fresh system over the shared database.
@@ -250,4 +359,18 @@ impl Drop for PooledFontSystem {
             }
         }
     }
+}
+
+/// Check that `bytes` are a font file (TrueType, OpenType or a collection)
+/// and return the family name of its first face.
+pub(crate) fn check_font(bytes: Arc<Vec<u8>>) -> Result<String, String> {
+    let mut db = fontdb::Database::new();
+    db.load_font_source(fontdb::Source::Binary(bytes));
+    let face = db.faces().next().ok_or_else(|| {
+        "not a font file (expected TrueType, OpenType or a collection)".to_string()
+    })?;
+    face.families
+        .first()
+        .map(|(name, _)| name.clone())
+        .ok_or_else(|| "the font has no family name".to_string())
 }

@@ -14,6 +14,7 @@
 //! right-to-left and [`Align::Start`] still means the right edge.
 
 mod fonts;
+pub(crate) use fonts::{check_font, register_brand_fonts, with_brand_family};
 #[cfg(test)]
 mod tests;
 
@@ -94,6 +95,9 @@ pub struct Fitted {
     /// in image coordinates. `None` from [`fit_text`] (nothing is drawn),
     /// for empty text, or when every glyph fell outside the image.
     pub ink_bbox: Option<(u32, u32, u32, u32)>,
+    /// The family the copy was set in (a brand family ends in `[brand]`;
+    /// characters it lacks still fall back per script).
+    pub family: &'static str,
 }
 
 impl Fitted {
@@ -274,10 +278,17 @@ fn prepare_paragraphs(text: &str, rtl: bool) -> String {
     out
 }
 
+#[cfg(test)]
 fn base_attrs(locale: &str, bold: bool) -> Attrs<'static> {
-    Attrs::new()
-        .family(Family::Name(fonts::family_for_locale(locale)))
-        .weight(if bold { Weight::BOLD } else { Weight::NORMAL })
+    family_attrs(fonts::family_for_locale(locale), bold)
+}
+
+fn family_attrs(family: &'static str, bold: bool) -> Attrs<'static> {
+    Attrs::new().family(Family::Name(family)).weight(if bold {
+        Weight::BOLD
+    } else {
+        Weight::NORMAL
+    })
 }
 
 fn validate_style(style: &TextStyle) -> Result<(), TextError> {
@@ -361,17 +372,19 @@ fn fit_in(
                 size_px: style.size_px,
                 lines: 0,
                 ink_bbox: None,
+                family: fonts::family_for_locale(locale),
             },
         ));
     }
     let rtl = is_rtl_locale(locale);
     let prepared = prepare_paragraphs(text, rtl);
+    let family = fonts::family_for_text(fs, locale, text);
     let align = match (style.align, rtl) {
         (Align::Start, false) | (Align::End, true) => CtAlign::Left,
         (Align::Start, true) | (Align::End, false) => CtAlign::Right,
         (Align::Center, _) => CtAlign::Center,
     };
-    let attrs = base_attrs(locale, style.bold);
+    let attrs = family_attrs(family, style.bold);
     let mut buffer = Buffer::new(
         fs,
         Metrics::new(style.size_px, style.size_px * style.line_height),
@@ -403,6 +416,7 @@ fn fit_in(
                 size_px: style.size_px,
                 lines: top.lines,
                 ink_bbox: None,
+                family,
             };
             return Ok((Some(buffer), fitted));
         }
@@ -437,6 +451,7 @@ fn fit_in(
             size_px: size_of(lo),
             lines: m.lines,
             ink_bbox: None,
+            family,
         };
         return Ok((Some(buffer), fitted));
     }
