@@ -895,8 +895,8 @@ impl Store {
         campaign: &str,
     ) -> Result<HashMap<(String, String, String), LiveJob>> {
         let rows = sqlx::query(
-            "SELECT id, row_id, locale, variant, COALESCE(plan_hash, request_hash), state FROM jobs
-             WHERE campaign = $1 AND state NOT IN ('superseded', 'retired')",
+            "SELECT id, row_id, locale, variant, COALESCE(plan_hash, request_hash), state, base_job
+             FROM jobs WHERE campaign = $1 AND state NOT IN ('superseded', 'retired')",
         )
         .bind(campaign)
         .fetch_all(conn)
@@ -911,6 +911,7 @@ impl Store {
                     id: r.get(0),
                     hash: r.get(4),
                     state: parsed("job state", &state)?,
+                    base_job: r.get(6),
                 },
             );
         }
@@ -995,12 +996,16 @@ impl Store {
             .map_err(self.err())?;
             ids.push(row.get::<i64, _>(0));
         }
-        // Each `text = "edit"` locale names its base locale's live job.
+        // Each `text = "edit"` locale names its base locale's live job;
+        // only a link that changed is written (an unchanged rerun writes
+        // nothing here).
         let by_key: HashMap<&JobKey, JobId> = specs
             .iter()
             .map(|s| &s.key)
             .zip(ids.iter().copied())
             .collect();
+        let stored_base: HashMap<JobId, Option<JobId>> =
+            live.values().map(|l| (l.id, l.base_job)).collect();
         for (spec, id) in specs.iter().zip(&ids) {
             let Some(edit) = &spec.copy_edit else {
                 continue;
@@ -1011,6 +1016,9 @@ impl Store {
                     spec.key, edit.base
                 )));
             };
+            if stored_base.get(id) == Some(&Some(*base)) {
+                continue;
+            }
             sqlx::query("UPDATE jobs SET base_job = $1 WHERE id = $2")
                 .bind(base)
                 .bind(id)
@@ -1660,6 +1668,8 @@ struct LiveJob {
     id: JobId,
     hash: String,
     state: JobState,
+    /// A `text = "edit"` locale's base job, as stored.
+    base_job: Option<JobId>,
 }
 
 struct SyncPlan {
