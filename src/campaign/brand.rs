@@ -285,6 +285,17 @@ impl Brand {
             .or(self.logo.as_ref())
     }
 
+    /// Every file the brand kit read: fonts, logos and image-layer files.
+    pub(crate) fn files(&self) -> impl Iterator<Item = &BrandFile> {
+        self.fonts
+            .iter()
+            .map(|(f, _)| f)
+            .chain(self.logo.iter().map(|p| &p.file))
+            .chain(self.logo_locales.values().map(|p| &p.file))
+            .chain(self.logo_dark.iter().map(|p| &p.file))
+            .chain(self.images.values().map(|p| &p.file))
+    }
+
     /// SHA-256 of every `[brand]` file (fonts and logos), by path: part of
     /// every overlay composite's compose hash and its manifest entry.
     pub fn hashes(&self) -> BTreeMap<String, String> {

@@ -78,6 +78,8 @@ pub struct Variant {
 pub struct Campaign {
     /// The campaign folder.
     pub dir: PathBuf,
+    /// Hex SHA-256 of `campaign.toml` as read (see [`Sources::check_holds`]).
+    pub(crate) config_sha256: String,
     /// `[a-z0-9-]+`, used in output paths and state.
     pub name: String,
     /// Locales, canonical, in the order given.
@@ -273,6 +275,7 @@ impl Campaign {
         let rows = rows.ok_or_else(|| Error::Internal("rows missing without an error".into()))?;
         Ok(Campaign {
             dir: dir.to_path_buf(),
+            config_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
             name: cfg.name,
             locales: cfg.locales,
             base_locale: cfg.base_locale,

@@ -750,6 +750,7 @@ height = 0.5
         ));
         let rows = Rows {
             path: "rows.csv".into(),
+            file_sha256: String::new(),
             headers: vec!["id".into(), "headline".into(), "headline.de-DE".into()],
             kinds: vec![
                 ColumnKind::Id,

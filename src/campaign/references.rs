@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use image::{ImageFormat, ImageReader};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::rows::{ColumnKind, Rows};
@@ -77,6 +78,9 @@ pub struct LoadedReference {
     pub original_size: (u32, u32),
     /// Pixel size of what is sent.
     pub sent_size: (u32, u32),
+    /// Hex SHA-256 of the file as read (before any downscale): what proves
+    /// the copy of the folder kept for workers holds this very file.
+    pub file_sha256: String,
 }
 
 impl LoadedReference {
@@ -113,6 +117,15 @@ impl References {
         v.sort();
         v.dedup();
         v
+    }
+
+    /// Every reference loaded (a file may appear more than once).
+    pub(crate) fn loaded(&self) -> impl Iterator<Item = &LoadedReference> {
+        self.campaign
+            .iter()
+            .chain(self.per_row.values().flatten())
+            .chain(self.per_row_art.values().flatten())
+            .map(|r| r.as_ref())
     }
 
     /// The references for one job, campaign-level first, each file once.
@@ -524,6 +537,7 @@ pub fn load_one(path: &Path, limits: Limits) -> Result<LoadedReference, String> 
     let img = image::load_from_memory_with_format(&bytes, format)
         .map_err(|e| format!("{} does not decode: {e}", path.display()))?;
     let mime = mime_of(format).to_string();
+    let file_sha256 = hex::encode(Sha256::digest(&bytes));
     if w.max(h) <= limits.max_side {
         return Ok(LoadedReference {
             path: path.to_path_buf(),
@@ -533,6 +547,7 @@ pub fn load_one(path: &Path, limits: Limits) -> Result<LoadedReference, String> 
             },
             original_size: (w, h),
             sent_size: (w, h),
+            file_sha256,
         });
     }
     let small = downscale(&img, format, limits.max_side)
@@ -545,6 +560,7 @@ pub fn load_one(path: &Path, limits: Limits) -> Result<LoadedReference, String> 
         },
         original_size: (w, h),
         sent_size: small.size,
+        file_sha256,
     })
 }
 

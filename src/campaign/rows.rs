@@ -38,6 +38,8 @@ pub struct Row {
 pub struct Rows {
     /// The file.
     pub path: std::path::PathBuf,
+    /// Hex SHA-256 of the file as read.
+    pub file_sha256: String,
     /// Header names as written.
     pub headers: Vec<String>,
     /// Column kinds, by index.
@@ -146,6 +148,7 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
             return None;
         }
     };
+    let file_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     // Check the encoding up front so the error names the exact spot rather
     // than the record the CSV reader happened to be in.
@@ -338,6 +341,7 @@ pub(super) fn load(path: &Path, errors: &mut InputErrors) -> Option<Rows> {
     }
     ok.then(|| Rows {
         path: path.to_path_buf(),
+        file_sha256,
         headers,
         kinds,
         rows,

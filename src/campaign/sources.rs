@@ -76,6 +76,54 @@ impl Sources {
         Ok(s)
     }
 
+    /// Prove that these files are what loading the campaign read: every
+    /// file the loader read (campaign.toml, the rows, templates, reference
+    /// images, brand files) is held here at the path a worker's load looks
+    /// for it, with the SHA-256 of the very bytes the loader read. Loading
+    /// is a function of those files alone, so a worker that loads the
+    /// materialized folder expands exactly the jobs this load expanded,
+    /// and `adloc enqueue` need not expand the campaign a second time to
+    /// know it. A file outside the folder, hidden, in an output folder,
+    /// or changed between the two reads fails here, naming it.
+    pub fn check_holds(&self, campaign: &super::Campaign) -> Result<(), Error> {
+        let dir = campaign.dir.as_path();
+        for read in read_files(campaign) {
+            let rel = match read
+                .stored_as
+                .clone()
+                .or_else(|| relative_inside(&read.path, dir))
+            {
+                Some(rel) => rel,
+                None => {
+                    return Err(Error::Usage(format!(
+                        "{} is read by the campaign but lies outside its folder {}: workers load a campaign from the state, so move it into the folder; nothing was queued",
+                        read.path.display(),
+                        dir.display()
+                    )));
+                }
+            };
+            let held = self
+                .files
+                .binary_search_by(|(p, _)| p.as_str().cmp(&rel))
+                .ok()
+                .map(|i| &self.files[i].1);
+            let Some(bytes) = held else {
+                return Err(Error::Usage(format!(
+                    "{} is read by the campaign but is not kept with it (hidden files and the {} folders are not): workers load a campaign from the state, so move it; nothing was queued",
+                    read.path.display(),
+                    SKIPPED_DIRS.join(", ")
+                )));
+            };
+            if hex::encode(Sha256::digest(bytes)) != read.sha256 {
+                return Err(Error::Usage(format!(
+                    "{} changed while the campaign was read; nothing was queued, enqueue again",
+                    read.path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Sources read back from the store. Paths are checked so a tampered
     /// row cannot write outside the folder it is materialized in.
     pub fn from_files(files: Vec<(String, Vec<u8>)>) -> Result<Sources, Error> {
@@ -144,6 +192,75 @@ impl Sources {
             Err(e) => Err(Error::io(&dir, e)),
         }
     }
+}
+
+/// One file the campaign loader read.
+struct ReadFile {
+    /// As resolved by the loader.
+    path: PathBuf,
+    /// Where [`Sources::of`] keeps it when that is not its place in the
+    /// folder (a shared template, kept in the campaign's `templates/`).
+    stored_as: Option<String>,
+    /// Hex SHA-256 of the bytes read.
+    sha256: String,
+}
+
+/// Every file [`super::Campaign::load`] read, with what it read.
+fn read_files(c: &super::Campaign) -> Vec<ReadFile> {
+    let sha = |b: &[u8]| hex::encode(Sha256::digest(b));
+    let mut out = vec![
+        ReadFile {
+            path: c.dir.join("campaign.toml"),
+            stored_as: None,
+            sha256: c.config_sha256.clone(),
+        },
+        ReadFile {
+            path: c.rows.path.clone(),
+            stored_as: None,
+            sha256: c.rows.file_sha256.clone(),
+        },
+    ];
+    for v in &c.variants {
+        let shared = relative_inside(&v.template_path, &c.dir).is_none();
+        out.push(ReadFile {
+            path: v.template_path.clone(),
+            stored_as: shared
+                .then(|| v.template_path.file_name().and_then(|f| f.to_str()))
+                .flatten()
+                .map(|f| format!("templates/{f}")),
+            sha256: sha(v.template_source.as_bytes()),
+        });
+    }
+    out.extend(c.references.loaded().map(|r| ReadFile {
+        path: r.path.clone(),
+        stored_as: None,
+        sha256: r.file_sha256.clone(),
+    }));
+    out.extend(c.brand.files().map(|f| ReadFile {
+        path: c.dir.join(&f.rel),
+        stored_as: None,
+        sha256: f.sha256.clone(),
+    }));
+    out
+}
+
+/// `path` relative to `dir` (`/`-separated), when it lies inside it
+/// without leaving it on the way (`..`).
+fn relative_inside(path: &Path, dir: &Path) -> Option<String> {
+    if path.components().any(|c| c == Component::ParentDir) {
+        return None;
+    }
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (p, d) = (abs(path), abs(dir));
+    let rel = p.strip_prefix(&d).ok()?;
+    let parts: Vec<&str> = rel
+        .components()
+        .map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    (!parts.is_empty()).then(|| parts.join("/"))
 }
 
 /// Written last into a materialized folder.

@@ -44,9 +44,11 @@ pub struct Enqueued {
 /// run` checks it, and nothing is sent to any provider.
 pub async fn enqueue(opts: &RunOptions) -> Result<Enqueued> {
     let (campaign, specs) = load_and_expand(&opts.campaign_dir)?;
+    // A worker loads the campaign from these files: proven to be the
+    // very bytes this load read, so it expands the same jobs (no second
+    // expansion needed to know it).
     let sources = Sources::of(&campaign)?;
-    let cache_dir = default_cache_dir(&opts.state);
-    check_travels(&sources, &specs, &cache_dir)?;
+    sources.check_holds(&campaign)?;
     let mode = opts.mode.unwrap_or(campaign.mode);
     let store = Store::open(&opts.state).await?;
     let planned = store.preview(&campaign.name, &specs).await?;
@@ -79,30 +81,6 @@ pub async fn enqueue(opts: &RunOptions) -> Result<Enqueued> {
         estimate_usd,
         mode,
     })
-}
-
-/// Load the campaign the way a worker will (from its stored files, in a
-/// folder of their own) and check it asks for exactly the same images: a
-/// file the folder does not hold (a template or rows file found elsewhere)
-/// is caught here, before anything is queued.
-fn check_travels(sources: &Sources, specs: &[crate::expand::JobSpec], cache: &Path) -> Result<()> {
-    let dir = sources.materialize(cache)?;
-    let (_, theirs) = load_and_expand(&dir).map_err(|e| {
-        Error::Usage(format!(
-            "the campaign does not load from its own folder, as workers load it: {e}"
-        ))
-    })?;
-    let hashes = |s: &[crate::expand::JobSpec]| {
-        let mut v: Vec<String> = s.iter().map(|s| s.request_hash.clone()).collect();
-        v.sort();
-        v
-    };
-    if hashes(specs) != hashes(&theirs) {
-        return Err(Error::Usage(
-            "the campaign loads differently from its own folder (a file it reads lies outside it); workers would make other images, so nothing was queued".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Options of `adloc worker`.

@@ -125,6 +125,43 @@ fn a_reference_outside_the_campaign_folder_is_refused_at_enqueue() {
 }
 
 #[test]
+fn a_brand_file_outside_the_folder_or_a_hidden_reference_is_refused_at_enqueue_by_name() {
+    // Enqueue proves the kept files are the ones the load read, without
+    // expanding the campaign again: each file that would not travel is
+    // named, and nothing is queued.
+    let ws = Workspace::new();
+    let png = ws.path().join("logo.png");
+    image::RgbaImage::from_pixel(16, 8, image::Rgba([200, 10, 10, 255]))
+        .save(&png)
+        .unwrap();
+    ws.append_toml("\n[brand]\nlogo = \"../../logo.png\"\n");
+    let out = ws.adloc(&["enqueue", "campaigns/example"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("logo.png") && stderr(&out).contains("outside its folder"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ws.state().exists(), "a state file was written");
+
+    let ws = Workspace::new();
+    let hidden = ws.campaign().join(".private");
+    std::fs::create_dir_all(&hidden).unwrap();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 10]))
+        .save(hidden.join("ref.png"))
+        .unwrap();
+    ws.append_toml("\n[references]\nfiles = [\".private/ref.png\"]\n");
+    let out = ws.adloc(&["enqueue", "campaigns/example"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ref.png") && stderr(&out).contains("not kept with it"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ws.state().exists(), "a state file was written");
+}
+
+#[test]
 fn the_manifest_is_rebuilt_from_the_state_alone() {
     let ws = Workspace::new();
     let out = ws.adloc(&["run", "campaigns/example"]);
