@@ -102,7 +102,43 @@ on_both_backends!(
     a_late_result_after_the_lease_expired_never_overwrites_the_newer_claim,
     a_locale_edit_without_a_base_image_fails_and_waits_again_when_the_base_is_queued,
     a_placement_outcome_is_replaced_in_place_and_read_back_under_its_asset,
+    a_sync_of_more_jobs_than_one_insert_gives_every_spec_its_own_row,
 );
+
+async fn a_sync_of_more_jobs_than_one_insert_gives_every_spec_its_own_row(b: Backend) {
+    // Three multi-row inserts, the last partial: each spec's id must be
+    // the row holding that spec's identity and request (RETURNING order is
+    // not the VALUES order on either backend).
+    let f = Fixture::new(b);
+    let n = 2 * INSERT_ROWS + 203;
+    let mut specs = Vec::with_capacity(n);
+    'fill: for copy in 0.. {
+        for s in &f.specs {
+            if specs.len() == n {
+                break 'fill;
+            }
+            let mut s = s.clone();
+            s.key.row = crate::domain::RowId::parse(&format!("{}-{copy}", s.key.row)).unwrap();
+            s.request_hash = format!("{}-{copy}", s.request_hash);
+            specs.push(s);
+        }
+    }
+    let store = f.worker().await;
+    let (planned, ids) = store.sync(&f.campaign, &specs).await.unwrap();
+    assert_eq!(planned.report.new, n);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), n, "ids repeat");
+    let jobs = store.jobs(&f.campaign).await.unwrap();
+    let by_id: std::collections::HashMap<JobId, &JobRow> = jobs.iter().map(|j| (j.id, j)).collect();
+    for (spec, id) in specs.iter().zip(&ids) {
+        let row = by_id[id];
+        assert_eq!(row.key, spec.key, "job {id}");
+        assert_eq!(row.request_hash, spec.request_hash, "job {id}");
+    }
+    // Nothing new the second time, and the same ids.
+    let (again, same) = store.sync(&f.campaign, &specs).await.unwrap();
+    assert_eq!((again.report.new, again.report.unchanged), (0, n));
+    assert_eq!(same, ids);
+}
 
 async fn a_placement_outcome_is_replaced_in_place_and_read_back_under_its_asset(b: Backend) {
     use crate::store::{PlacementEntry, PlacementKey, PlacementOutcome, SafeAreaEntry};
