@@ -369,6 +369,29 @@ impl Store {
         retire_except(self, campaign, keep).await
     }
 
+    /// Record that a done job's image (same bytes: `sha256` must still be
+    /// the job's) now lives at `path`: a model-text image kept un-layered
+    /// beside the layered file delivered at its asset path. Changes no row
+    /// when the job moved on (another image, another state); says whether
+    /// it changed one.
+    pub async fn move_job_asset(&self, job: JobId, sha256: &str, path: &str) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET asset_path = $1, updated_at = $2
+             WHERE id = $3 AND sha256 = $4 AND state = 'done'",
+        )
+        .bind(path)
+        .bind(now_ms())
+        .bind(job)
+        .bind(sha256)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(self))?
+        .rows_affected();
+        tx.commit().await.map_err(db(self))?;
+        Ok(n == 1)
+    }
+
     /// Every done, failed or retired composite joined with its art job.
     pub async fn composites(&self, campaign: &str) -> Result<Vec<CompositeRow>> {
         composites_with_art(self, campaign).await
