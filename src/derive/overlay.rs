@@ -20,7 +20,7 @@ use crate::assets;
 use crate::campaign::Campaign;
 use crate::domain::{AssetRecord, Error, JobState, Reason, Result, Target, round_micro};
 use crate::expand::{ComposeSpec, compose_plan};
-use crate::imaging::text::{register_brand_fonts, with_brand_family};
+use crate::imaging::text::register_brand_fonts;
 use crate::imaging::{compose_steps_bytes, mime_of};
 use crate::store::{CompositeKey, CompositeOutcome, JobRow, Store};
 
@@ -120,9 +120,13 @@ fn compose_and_write(
             ),
         });
     }
-    let composed = match with_brand_family(brand_family, || {
-        compose_steps_bytes(&art, &spec.steps(), spec.locale.tag(), nominal_width)
-    }) {
+    let composed = match compose_steps_bytes(
+        &art,
+        &spec.steps(),
+        spec.locale.tag(),
+        nominal_width,
+        brand_family,
+    ) {
         Ok(c) => c,
         Err(f) => {
             return Ok(CompositeOutcome::Failed {
@@ -296,7 +300,7 @@ pub async fn compose_all(
     }
     let tasks = ready;
 
-    // Brand faces first, per piece of copy (see `with_brand_family`).
+    // Brand faces first, per piece of copy (see `TextStyle::brand_family`).
     let fonts: Vec<Arc<Vec<u8>>> = campaign
         .brand
         .fonts
