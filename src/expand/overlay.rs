@@ -52,6 +52,27 @@
 //! upgrade (mirroring aside: a right-to-left locale's asymmetric boxes did
 //! move).
 //!
+//! # Brand layers on model-text variants
+//!
+//! A model-text variant's `[[variants.layers]]` are planned here too, one
+//! [`ComposeSpec`] per row × locale with `on_model_image` set: no text
+//! boxes, every layer over the painted copy in declaration order, mirrored
+//! like an overlay variant's, the same settings hash (layers, their
+//! pictures, the `[brand]` files). The job's own image stands in for the
+//! art (`art_key` is the job's identity). Decisions:
+//! - The model's image stays the job's image, moved once to
+//!   `_unlayered/<locale>/<variant>/<row>.<ext>` by the compose step
+//!   (`derive::overlay`), so copy QA, revisions (edits), copy-QA rereads
+//!   and crash recovery read the model's pixels, and layers are never drawn
+//!   twice. The layered file is a composite row (same table, same compose
+//!   hash over the job's SHA-256), written at the asset path.
+//! - Delivery follows the composite: the manifest entry is the job's with
+//!   the composite's file and an `overlay` object (`art_*` name the model's
+//!   image, `brand` the brand files); renditions, placements and the review
+//!   page use it; a reviewer's decision about it counts for the job.
+//! - `text = "edit"` variants are refused: a locale edit is made from its
+//!   base locale's image, and would inherit layers painted in.
+//!
 //! # The art prompt (decision)
 //!
 //! The art is shared by every locale, so its template is rendered with a
