@@ -950,3 +950,73 @@ fn a_model_text_image_ships_with_the_real_logo_and_button_while_copy_qa_reads_th
         "the old logo is still there (drawn twice?)"
     );
 }
+
+#[test]
+fn a_rejected_layered_model_text_asset_is_edited_from_the_model_image_and_layered_again() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    model_text_campaign(&ws);
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let first = manifest(&ws);
+    let old = asset(&first, "en-US", "hero").clone();
+    let old_model_sha = old["overlay"]["art_sha256"].as_str().unwrap().to_string();
+
+    // The reviewer rejects the file that ships (the layered one).
+    let o = ws.adloc(&[
+        "reject",
+        "brandkit",
+        "en-US/hero/r1",
+        "--note",
+        "make the sea calmer",
+        "--by",
+        "ana",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        asset(&manifest(&ws), "en-US", "hero")["approval"]["state"],
+        "rejected"
+    );
+
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = emu.stats();
+    assert_eq!(s.edits.len(), 1, "{:?}", s.edits);
+    assert_eq!(
+        s.edits[0].image_sha256, old_model_sha,
+        "the edit did not start from the model's un-layered image (layered: {})",
+        old["sha256"]
+    );
+    assert_eq!(s.edits[0].instruction, "make the sea calmer");
+    assert_eq!(image_calls(&emu), MODEL_LOCALES.len() as u64 + 1);
+
+    let m = manifest(&ws);
+    assert_manifest_valid(&m);
+    assert_manifest_matches_files(&out(&ws), &m);
+    let new = asset(&m, "en-US", "hero");
+    assert_eq!(new["revision"], 2);
+    assert_eq!(new["path"], old["path"]);
+    assert_eq!(new["approval"]["state"], "pending");
+    let new_model = new["overlay"]["art_path"].as_str().unwrap();
+    let new_model_sha = new["overlay"]["art_sha256"].as_str().unwrap();
+    assert_ne!(new_model_sha, old_model_sha, "the edit was not kept");
+    assert_eq!(sha256_file(&out(&ws).join(new_model)), new_model_sha);
+    // The edit is layered again, once.
+    let shipped = rgba(&out(&ws).join(new["path"].as_str().unwrap()));
+    let logo = px_box(0.04, 0.04, 0.18, 0.08);
+    assert!(
+        count(&shipped, LOGO_GREEN, logo) > 1000,
+        "the revision has no logo"
+    );
+    let model = rgba(&out(&ws).join(new_model));
+    assert!(
+        count(&model, LOGO_GREEN, logo) < 100,
+        "the kept edit has the logo drawn on"
+    );
+
+    // An unchanged rerun edits nothing more.
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(emu.stats().edits.len(), 1);
+    assert_eq!(image_calls(&emu), MODEL_LOCALES.len() as u64 + 1);
+}
