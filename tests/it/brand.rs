@@ -732,7 +732,7 @@ fn a_model_text_image_ships_with_the_real_logo_and_button_while_copy_qa_reads_th
                 "{f} in {a:#}"
             );
         }
-        assert_eq!(a["copy"]["headline"].as_str().is_some(), true, "{a:#}");
+        assert!(a["copy"]["headline"].as_str().is_some(), "{a:#}");
         let shipped = rgba(&out(&ws).join(path));
         let model = rgba(&out(&ws).join(model_path));
         assert_eq!(shipped.dimensions(), (W, H));
