@@ -194,6 +194,7 @@ pub async fn compose_all(
         /// it (box sizes are pixels at that width).
         nominal_width: Option<u32>,
         art_job_id: i64,
+        art_sha256: String,
         art_path: PathBuf,
         hash: String,
         cost: f64,
@@ -238,6 +239,7 @@ pub async fn compose_all(
                 .map(|(w, _)| w),
             art_path: campaign_out.join(&asset.path),
             art_job_id: a.id,
+            art_sha256: asset.sha256.clone(),
             hash,
             // A model-text image is this composite's alone.
             cost: if spec.on_model_image {
@@ -282,6 +284,7 @@ pub async fn compose_all(
                     &campaign.name,
                     &task.spec,
                     task.art_job_id,
+                    &task.art_sha256,
                     &task.hash,
                     0.0,
                     &outcome,
@@ -358,6 +361,7 @@ pub async fn compose_all(
                 &campaign.name,
                 &task.spec,
                 task.art_job_id,
+                &task.art_sha256,
                 &task.hash,
                 task.cost,
                 &outcome,

@@ -98,9 +98,9 @@ fn revise_from_sql() -> String {
 /// request), as a correlated subquery over `jobs`. `column` picks what of it.
 /// A model-text image with brand layers is reviewed as the file it ships
 /// as, its composite: a decision about that file counts when the composite
-/// is the job's own (same identity) and was made from its current image
-/// (not older than it), so an edit is not bought twice before it is
-/// layered again.
+/// is the job's own (same identity) and was drawn onto its current image
+/// (`art_sha256`), so an edit is not bought twice before it is layered
+/// again.
 fn latest_decision(column: &str) -> String {
     format!(
         "(SELECT d.{column} FROM decisions d
@@ -110,7 +110,7 @@ fn latest_decision(column: &str) -> String {
                                  WHERE c.art_job_id = jobs.id AND c.state = 'done'
                                    AND c.row_id = jobs.row_id AND c.locale = jobs.locale
                                    AND c.variant = jobs.variant
-                                   AND c.updated_at >= jobs.finished_at))
+                                   AND c.art_sha256 = jobs.sha256))
           ORDER BY d.id DESC LIMIT 1)"
     )
 }

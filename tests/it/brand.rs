@@ -958,6 +958,14 @@ fn a_rejected_layered_model_text_asset_is_edited_from_the_model_image_and_layere
     model_text_campaign(&ws);
     let o = run_gemini(&ws, &emu);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Copy QA turned on afterwards reads the images again (the job is
+    // settled anew; its layered file stays the one reviewed).
+    let mut toml = MODEL_TOML.to_string();
+    toml.push_str(QA);
+    std::fs::write(dir(&ws).join("campaign.toml"), &toml).unwrap();
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(emu.stats().reads > 0);
     let first = manifest(&ws);
     let old = asset(&first, "en-US", "hero").clone();
     let old_model_sha = old["overlay"]["art_sha256"].as_str().unwrap().to_string();
