@@ -953,8 +953,16 @@ fn a_model_text_image_ships_with_the_real_logo_and_button_while_copy_qa_reads_th
 
 #[test]
 fn a_rejected_layered_model_text_asset_is_edited_from_the_model_image_and_layered_again() {
+    revise_a_layered_model_text_asset(Workspace::new());
+}
+
+#[test]
+fn a_rejected_layered_model_text_asset_is_edited_from_the_model_image_on_postgres() {
+    revise_a_layered_model_text_asset(Workspace::on_postgres());
+}
+
+fn revise_a_layered_model_text_asset(ws: Workspace) {
     let emu = Emu::start(adloc_emulator::Faults::default());
-    let ws = Workspace::new();
     model_text_campaign(&ws);
     let o = run_gemini(&ws, &emu);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
