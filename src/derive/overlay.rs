@@ -52,7 +52,7 @@ pub(crate) fn unlayered_rel_path(delivered: &str) -> String {
 const UNLAYERED_DIR: &str = "_unlayered";
 
 /// The asset path of an un-layered image's layered file, if `rel` is one.
-fn delivered_of(rel: &str) -> Option<&str> {
+pub(crate) fn delivered_of(rel: &str) -> Option<&str> {
     rel.strip_prefix(UNLAYERED_DIR)?.strip_prefix('/')
 }
 

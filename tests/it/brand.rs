@@ -1036,3 +1036,37 @@ fn revise_a_layered_model_text_asset(ws: Workspace) {
     assert_eq!(emu.stats().edits.len(), 1);
     assert_eq!(image_calls(&emu), MODEL_LOCALES.len() as u64 + 1);
 }
+
+#[test]
+fn dropping_a_model_text_variants_layers_delivers_the_model_image_again_buying_nothing() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    model_text_campaign(&ws);
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let before = manifest(&ws);
+
+    let bare = MODEL_TOML
+        .split_once("\n[[variants.layers]]")
+        .map(|(head, _)| head.to_string())
+        .unwrap()
+        + "\n\n[rate_limit]\nrpm = 60000\n";
+    std::fs::write(dir(&ws).join("campaign.toml"), bare).unwrap();
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        image_calls(&emu),
+        MODEL_LOCALES.len() as u64,
+        "an image was bought"
+    );
+    let m = manifest(&ws);
+    assert_manifest_valid(&m);
+    assert_manifest_matches_files(&out(&ws), &m);
+    for locale in MODEL_LOCALES {
+        let was = asset(&before, locale, "hero");
+        let now = asset(&m, locale, "hero");
+        assert_eq!(now["path"], was["path"]);
+        assert_eq!(now["sha256"], was["overlay"]["art_sha256"], "{now:#}");
+        assert!(now.get("overlay").is_none(), "{now:#}");
+    }
+}
