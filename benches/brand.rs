@@ -151,7 +151,7 @@ fn main() {
                 Step::Layer(&button),
                 Step::Text(&cta_button, c),
             ];
-            let out = compose_steps_bytes(&arts[i % arts.len()], &steps, "en-US", Some(W))
+            let out = compose_steps_bytes(&arts[i % arts.len()], &steps, "en-US", Some(W), None)
                 .expect("composes");
             sink += out.bytes.len();
         }

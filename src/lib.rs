@@ -41,12 +41,13 @@ pub use store::Store;
 /// Pieces the benchmarks time on their own (not a stable API).
 #[doc(hidden)]
 pub mod bench {
+    pub use crate::domain::READ_MAX_SIDE_PX;
     pub use crate::domain::placement::{BUILT_IN, PlacementSpec, built_in};
     pub use crate::imaging::text::Align;
     pub use crate::imaging::{
         Fit, FracBox, Layer, LayerDraw, OutputFormat, RenditionSpec, Step, TextBoxSpec, VAlign,
         check_picture, check_placement, compose_bytes, compose_steps_bytes, cover_crop,
-        decode_master, encode_placement, render, render_pixels,
+        decode_master, encode_placement, for_reading, render, render_pixels,
     };
     pub use crate::provider::gemini::{parse_results_line, stream_results_from_reader};
     pub use crate::store::StateLocation;

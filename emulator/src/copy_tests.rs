@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use image::imageops::FilterType;
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 use super::*;
 
@@ -411,6 +412,11 @@ async fn foreign_images_read_as_nothing_and_reads_are_not_images() {
     assert_eq!((s.billed_images, s.realtime_billed_images), (1, 1));
     assert_eq!((s.reads, s.reads_billed, s.read_calls), (3, 3, 3));
     assert_eq!(s.prompts_billed.len(), 1);
+    // Every image a reader was shown is recorded by its bytes' SHA-256.
+    let sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    assert_eq!(s.read_images.len(), 3);
+    assert_eq!(s.read_images[0], sha(&jpg));
+    assert_eq!(s.read_images[2], sha(&plain));
     h.shutdown().await;
 }
 

@@ -399,6 +399,10 @@ pub struct EmulatorStats {
     /// counted in `generate_calls`, not in `faults_injected`).
     #[serde(default)]
     pub rate_limited: u64,
+    /// Hex SHA-256 of every image a reader model was asked to read
+    /// (realtime reads and batch reader lines), in arrival order.
+    #[serde(default)]
+    pub read_images: Vec<String>,
 }
 
 /// The turns of one Gemini edit request, as received.

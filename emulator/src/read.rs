@@ -62,6 +62,9 @@ pub(crate) struct ReadRequest {
     pub image_tokens: u64,
     /// The signature id of each input image (`None`: no signature).
     pub images: Vec<Option<u32>>,
+    /// Hex SHA-256 of each input image's bytes (inline or uploaded), in
+    /// request order: what a test checks the reader was shown.
+    pub image_sha256: Vec<String>,
     pub shape: Shape,
     pub max_output_tokens: Option<u64>,
     pub candidates: u64,
@@ -333,6 +336,10 @@ pub(crate) async fn parse(s: &Shared, model: &str, v: &Value) -> Result<ReadRequ
         }
     }
 
+    let image_sha256: Vec<String> = blobs
+        .iter()
+        .map(|b| hex::encode(Sha256::digest(b)))
+        .collect();
     // Decoding is the slow part: off the async threads.
     let decoded = tokio::task::spawn_blocking(move || {
         blobs
@@ -358,6 +365,7 @@ pub(crate) async fn parse(s: &Shared, model: &str, v: &Value) -> Result<ReadRequ
         text_tokens: text_chars.div_ceil(4).max(1),
         image_tokens,
         images,
+        image_sha256,
         shape,
         max_output_tokens,
         candidates,
@@ -386,6 +394,7 @@ fn render(shape: &Shape, texts: &[String]) -> String {
 /// Build the `GenerateContentResponse` of one read. Each candidate draws
 /// `misread_rate` on its own, keyed by how often this request was read.
 pub(crate) fn build(s: &Shared, model: &str, req: &ReadRequest, response_id: String) -> Value {
+    s.with_stats(|st| st.read_images.extend(req.image_sha256.iter().cloned()));
     let truth: Vec<String> = req
         .images
         .iter()

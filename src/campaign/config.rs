@@ -613,16 +613,18 @@ fn parse_variant(
     // With copy QA, a model-text variant's text boxes are its overlay
     // fallback rather than a mistake.
     let model_text = v.text.as_ref().is_none_or(|t| t.get_ref() == "model");
-    // Layers are composited by the overlay step; a model-text or edit
-    // variant's own image has no compose step to draw them in yet.
-    if let (Some(first), false) = (
+    // Layers are composited locally: onto the art of an overlay variant,
+    // onto the model's own image of a model-text variant (which is kept
+    // un-layered). A `text = "edit"` locale is an edit of its base locale's
+    // image, whose layers it would inherit painted in: refused.
+    if let (Some(first), true) = (
         v.layers.first(),
-        v.text.as_ref().is_some_and(|t| t.get_ref() == "overlay"),
+        v.text.as_ref().is_some_and(|t| t.get_ref() == "edit"),
     ) {
         errors.push(at(
             first.get_ref().kind_span(),
             format!(
-                "variant `{vname}` declares layers, but only overlay variants (text = \"overlay\") carry brand layers so far"
+                "variant `{vname}` declares layers, but text = \"edit\" variants cannot carry brand layers (use text = \"model\" or \"overlay\")"
             ),
         ));
     }

@@ -45,8 +45,10 @@ pub fn cells_for_locale(
                             format!("{w}x{h}: not {}", v.aspect_ratio)
                         },
                         warn: !ok,
+                        // A layered model-text image is shown as it ships.
                         image: a.map(|a| {
-                            std::fs::read(out.join(&a.path))
+                            let shown = super::overlay::delivered_of(&a.path).unwrap_or(&a.path);
+                            std::fs::read(out.join(shown))
                                 .map_err(|e| format!("unreadable: {}", e.kind()))
                         }),
                     }

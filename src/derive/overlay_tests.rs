@@ -89,6 +89,7 @@ fn spec(locale: &str, boxes: Vec<(TextBoxSpec, &str)>) -> ComposeSpec {
         under: Vec::new(),
         over: Vec::new(),
         brand: BTreeMap::new(),
+        on_model_image: false,
     }
 }
 

@@ -98,32 +98,41 @@ impl Todo {
 }
 
 /// Every delivered asset of the campaign: done model-text jobs (their
-/// current revision) and done overlay composites, by identity.
+/// current revision) and done composites, by identity. A model-text image
+/// with brand layers is delivered as its composite, which wins.
 async fn delivered(
     store: &Store,
     campaign: &str,
 ) -> Result<Vec<((String, String, String), AssetRecord)>> {
-    let mut out = Vec::new();
+    let mut out = std::collections::BTreeMap::new();
     for j in store.jobs(campaign).await? {
         let (JobState::Done, Some(asset), Some(locale)) = (j.state, j.asset, j.key.target.locale())
         else {
             continue;
         };
-        out.push((
+        out.insert(
             (
                 j.key.row.to_string(),
                 locale.tag().to_string(),
                 j.key.variant,
             ),
             asset,
-        ));
+        );
     }
     for c in store.composites(campaign).await? {
-        if let (CompositeState::Done, Some(asset)) = (c.state, c.asset) {
-            out.push(((c.row_id, c.locale, c.variant), asset));
+        let key = (c.row_id, c.locale, c.variant);
+        match (c.state, c.asset) {
+            (CompositeState::Done, Some(asset)) => {
+                out.insert(key, asset);
+            }
+            // Layers that could not be drawn: nothing of it ships.
+            (CompositeState::Failed, _) => {
+                out.remove(&key);
+            }
+            _ => {}
         }
     }
-    Ok(out)
+    Ok(out.into_iter().collect())
 }
 
 /// Bring every delivered asset's placements in line with the campaign:

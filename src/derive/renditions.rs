@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::assets::{self, AssetError};
 use crate::campaign::Campaign;
-use crate::domain::{Error, JobKey, JobState, Result};
+use crate::domain::{AssetRecord, CompositeState, Error, JobKey, JobState, Result};
 use crate::imaging::{RenditionSpec, decode_master, mime_of, render};
 use crate::store::{JobId, RenditionEntry, RenditionFailure, Store};
 
@@ -71,6 +71,25 @@ pub async fn reconcile(
         })
         .collect();
     let jobs = store.jobs(&campaign.name).await?;
+    // A model-text variant with brand layers delivers its composite, not
+    // the model's image: renditions are made of what ships.
+    let layered: HashSet<&str> = campaign
+        .variants
+        .iter()
+        .filter(|v| crate::expand::layered_model_text(v))
+        .map(|v| v.name.as_str())
+        .collect();
+    let composed: HashMap<JobId, AssetRecord> = if layered.is_empty() {
+        HashMap::new()
+    } else {
+        store
+            .composites(&campaign.name)
+            .await?
+            .into_iter()
+            .filter(|c| c.state == CompositeState::Done && layered.contains(c.variant.as_str()))
+            .filter_map(|c| Some((c.art_job_id, c.asset?)))
+            .collect()
+    };
     let stored = store.stored_renditions(&campaign.name).await?;
     let by_key: HashMap<(JobId, &str), _> = stored
         .iter()
@@ -92,6 +111,16 @@ pub async fn reconcile(
         let (JobState::Done, Some(asset)) = (job.state, &job.asset) else {
             continue;
         };
+        let asset =
+            if layered.contains(job.key.variant.as_str()) && job.key.target.locale().is_some() {
+                // Not layered (yet, or its layers failed): nothing ships.
+                let Some(c) = composed.get(&job.id) else {
+                    continue;
+                };
+                c
+            } else {
+                asset
+            };
         let mut todo = Todo {
             key: job.key.clone(),
             job_id: job.id,

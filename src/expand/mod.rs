@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::prompt::{FailureKind, Prompts, RenderFailure};
 
-pub use overlay::{ComposeSpec, compose_plan, copy_columns};
+pub use overlay::{ComposeSpec, compose_plan, copy_columns, layered_model_text};
 
 /// One expanded job.
 #[derive(Debug, Clone)]
@@ -679,7 +679,7 @@ pub fn expand(campaign: &Campaign) -> Result<Vec<JobSpec>, InputErrors> {
         }
     }
     plan_copy_edits(campaign, &mut specs, &mut errors);
-    if !overlay_variants.is_empty()
+    if (!overlay_variants.is_empty() || campaign.variants.iter().any(overlay::layered_model_text))
         && let Err(e) = compose_plan(campaign)
     {
         errors.0.extend(e.0);

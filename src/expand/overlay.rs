@@ -52,6 +52,27 @@
 //! upgrade (mirroring aside: a right-to-left locale's asymmetric boxes did
 //! move).
 //!
+//! # Brand layers on model-text variants
+//!
+//! A model-text variant's `[[variants.layers]]` are planned here too, one
+//! [`ComposeSpec`] per row × locale with `on_model_image` set: no text
+//! boxes, every layer over the painted copy in declaration order, mirrored
+//! like an overlay variant's, the same settings hash (layers, their
+//! pictures, the `[brand]` files). The job's own image stands in for the
+//! art (`art_key` is the job's identity). Decisions:
+//! - The model's image stays the job's image, moved once to
+//!   `_unlayered/<locale>/<variant>/<row>.<ext>` by the compose step
+//!   (`derive::overlay`), so copy QA, revisions (edits), copy-QA rereads
+//!   and crash recovery read the model's pixels, and layers are never drawn
+//!   twice. The layered file is a composite row (same table, same compose
+//!   hash over the job's SHA-256), written at the asset path.
+//! - Delivery follows the composite: the manifest entry is the job's with
+//!   the composite's file and an `overlay` object (`art_*` name the model's
+//!   image, `brand` the brand files); renditions, placements and the review
+//!   page use it; a reviewer's decision about it counts for the job.
+//! - `text = "edit"` variants are refused: a locale edit is made from its
+//!   base locale's image, and would inherit layers painted in.
+//!
 //! # The art prompt (decision)
 //!
 //! The art is shared by every locale, so its template is rendered with a
@@ -122,6 +143,10 @@ pub struct ComposeSpec {
     /// `[brand]` fonts and logos, and the image-layer files it shows): part
     /// of the settings hash, and recorded in the manifest.
     pub brand: BTreeMap<String, String>,
+    /// The layers go onto the model-text job's own image of this row ×
+    /// locale × variant (see "Brand layers on model-text variants" above)
+    /// rather than onto shared copy-free art.
+    pub on_model_image: bool,
 }
 
 /// One layer of one composite: what is drawn, and a button's copy set on it.
@@ -155,8 +180,12 @@ impl ComposeSpec {
 }
 
 impl ComposeSpec {
-    /// The art job's identity.
+    /// The identity of the job whose image is composed onto: the shared
+    /// art job, or for a model-text variant the locale's own job.
     pub fn art_key(&self, campaign: &str) -> JobKey {
+        if self.on_model_image {
+            return self.key(campaign);
+        }
         JobKey {
             campaign: campaign.to_string(),
             row: self.row_id.clone(),
@@ -201,7 +230,9 @@ pub fn copy_columns(campaign: &Campaign) -> BTreeSet<String> {
     cols
 }
 
-/// Every row × locale × overlay variant composite, with its copy resolved.
+/// Every row × locale × overlay variant composite, with its copy resolved,
+/// and every row × locale × model-text variant with brand layers (its
+/// layers drawn onto the job's own image; `on_model_image`).
 /// A box whose column has no value for a locale (no override on the chain
 /// and an empty base cell) is an input error naming the row and locale.
 pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors> {
@@ -210,7 +241,7 @@ pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors
     let overlay: Vec<&Variant> = campaign
         .variants
         .iter()
-        .filter(|v| v.text.boxes().is_some())
+        .filter(|v| v.text.boxes().is_some() || layered_model_text(v))
         .collect();
     if overlay.is_empty() {
         return Ok(out);
@@ -219,6 +250,7 @@ pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors
         for locale in &campaign.locales {
             let resolved = campaign.rows.resolve(row, locale);
             for variant in &overlay {
+                let on_model_image = layered_model_text(variant);
                 let rtl = variant.mirror_rtl && is_rtl_locale(locale.tag());
                 let boxes = variant.text.boxes().unwrap_or_default();
                 let mut filled = Vec::with_capacity(boxes.len());
@@ -282,7 +314,9 @@ pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors
                         "text": planned.text.as_ref().map(|(_, c)| c),
                         "file": picture_sha(&planned.layer),
                     }));
-                    if l.under_text {
+                    // The model painted its copy: every layer goes over it,
+                    // in declaration order.
+                    if l.under_text && !on_model_image {
                         under.push(planned);
                     } else {
                         over.push(planned);
@@ -306,6 +340,9 @@ pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors
                     canonical["layers"] = json!(layer_json);
                     canonical["brand"] = json!(brand);
                 }
+                if on_model_image {
+                    canonical["onto"] = json!("model_image");
+                }
                 out.push(ComposeSpec {
                     row_id: row.id.clone(),
                     row_line: row.line,
@@ -319,6 +356,7 @@ pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors
                     under,
                     over,
                     brand,
+                    on_model_image,
                 });
             }
         }
@@ -328,6 +366,12 @@ pub fn compose_plan(campaign: &Campaign) -> Result<Vec<ComposeSpec>, InputErrors
     } else {
         Err(errors)
     }
+}
+
+/// A model-text variant (the model paints its copy) that declares brand
+/// layers: they are composited onto each of its images.
+pub fn layered_model_text(v: &Variant) -> bool {
+    matches!(v.text, crate::campaign::TextMode::Model) && !v.layers.is_empty()
 }
 
 /// A layer list as steps: each layer, then a button's copy.

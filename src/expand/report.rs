@@ -118,11 +118,15 @@ pub fn fit_check(campaign: &Campaign, plan: &[ComposeSpec]) -> Vec<Overflow> {
         .map(|(f, _)| f.bytes.clone())
         .collect();
     let brand_family = text::register_brand_fonts(&fonts);
-    text::with_brand_family(brand_family, || fit_all(campaign, plan))
+    fit_all(campaign, plan, brand_family)
 }
 
-/// [`fit_check`] with the brand family in scope.
-fn fit_all(campaign: &Campaign, plan: &[ComposeSpec]) -> Vec<Overflow> {
+/// [`fit_check`] with the brand family registered.
+fn fit_all(
+    campaign: &Campaign,
+    plan: &[ComposeSpec],
+    brand_family: Option<&'static str>,
+) -> Vec<Overflow> {
     let mut out = Vec::new();
     for spec in plan {
         let Some(variant) = campaign.variants.iter().find(|v| v.name == spec.variant) else {
@@ -136,7 +140,10 @@ fn fit_all(campaign: &Campaign, plan: &[ComposeSpec]) -> Vec<Overflow> {
         // Text boxes and the copy on buttons.
         for (b, copy) in spec.texts() {
             let bx = b.inner_box(w, h, 1.0);
-            let style = b.style(1.0);
+            let style = text::TextStyle {
+                brand_family,
+                ..b.style(1.0)
+            };
             if let Err(TextError::Overflow { min_size_px, .. }) =
                 text::fit_text(bx.width, bx.height, copy, spec.locale.tag(), &style)
             {

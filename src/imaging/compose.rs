@@ -109,6 +109,7 @@ impl TextBoxSpec {
             align: self.align,
             line_height: self.line_height,
             bold: self.bold,
+            brand_family: None,
         }
     }
 
@@ -206,16 +207,18 @@ pub fn compose_image(
     nominal_width: Option<u32>,
 ) -> Result<Vec<BoxLayout>, ComposeFailure> {
     let steps: Vec<Step<'_>> = boxes.iter().map(|(b, c)| Step::Text(b, c)).collect();
-    compose_steps(art, &steps, locale, nominal_width)
+    compose_steps(art, &steps, locale, nominal_width, None)
 }
 
 /// Draw `steps` in order onto decoded art (text boxes typeset as in
-/// [`compose_image`], layers drawn with [`draw_layer`]).
+/// [`compose_image`], layers drawn with [`draw_layer`]). Every piece of
+/// copy is set in `brand_family` first (see [`TextStyle::brand_family`]).
 pub fn compose_steps(
     art: &mut RgbaImage,
     steps: &[Step<'_>],
     locale: &str,
     nominal_width: Option<u32>,
+    brand_family: Option<&'static str>,
 ) -> Result<Vec<BoxLayout>, ComposeFailure> {
     let (w, h) = (art.width(), art.height());
     let scale = nominal_width.map_or(1.0, |n| w as f32 / n.max(1) as f32);
@@ -234,7 +237,10 @@ pub fn compose_steps(
         };
         let outer = b.pixel_box(w, h);
         let bx = b.inner_box(w, h, scale);
-        let style = b.style(scale);
+        let style = TextStyle {
+            brand_family,
+            ..b.style(scale)
+        };
         // Fit first so a box that overflows leaves no scrim behind either.
         match text::fit_text(bx.width, bx.height, copy, locale, &style) {
             Ok(fit) => {
@@ -303,16 +309,17 @@ pub fn compose_bytes(
     nominal_width: Option<u32>,
 ) -> Result<Composed, ComposeFailure> {
     let steps: Vec<Step<'_>> = boxes.iter().map(|(b, c)| Step::Text(b, c)).collect();
-    compose_steps_bytes(art_bytes, &steps, locale, nominal_width)
+    compose_steps_bytes(art_bytes, &steps, locale, nominal_width, None)
 }
 
-/// [`compose_bytes`] with brand layers: decode, draw `steps` in order,
-/// encode in the art's format.
+/// [`compose_bytes`] with brand layers and the brand family: decode, draw
+/// `steps` in order, encode in the art's format.
 pub fn compose_steps_bytes(
     art_bytes: &[u8],
     steps: &[Step<'_>],
     locale: &str,
     nominal_width: Option<u32>,
+    brand_family: Option<&'static str>,
 ) -> Result<Composed, ComposeFailure> {
     let undecodable = |e: String| ComposeFailure {
         reason: Reason::UndecodableImage,
@@ -322,7 +329,7 @@ pub fn compose_steps_bytes(
     let mut img = image::load_from_memory_with_format(art_bytes, format)
         .map_err(|e| undecodable(e.to_string()))?
         .to_rgba8();
-    let layout = compose_steps(&mut img, steps, locale, nominal_width)?;
+    let layout = compose_steps(&mut img, steps, locale, nominal_width, brand_family)?;
     let (width, height) = img.dimensions();
     let encode_err = |e: image::ImageError| ComposeFailure {
         reason: Reason::Other,

@@ -97,6 +97,7 @@ pub fn render_sheet(title: &str, cells: &[Cell], layout: Layout) -> RgbaImage {
         align: Align::Start,
         line_height: 1.2,
         bold: true,
+        brand_family: None,
     };
     let _ = draw_text(
         &mut img,
@@ -149,6 +150,7 @@ pub fn render_sheet(title: &str, cells: &[Cell], layout: Layout) -> RgbaImage {
             align: Align::Start,
             line_height: 1.2,
             bold: false,
+            brand_family: None,
         };
         let half = LABEL_H / 2;
         let _ = draw_text(

@@ -618,6 +618,7 @@ pub fn build(name: &str, state: &CampaignState, compose: &[ComposeSpec]) -> Mani
     let (art_jobs, model_jobs): (Vec<&JobRow>, Vec<&JobRow>) =
         state.jobs.iter().partition(|j| j.key.target.is_art());
     job_entries(&mut m, &model_jobs, state);
+    layered_entries(&mut m, state, compose);
 
     if !art_jobs.is_empty() || !compose.is_empty() {
         // Art masters: listed, and paid for in full; retired art is history
@@ -796,7 +797,7 @@ fn overlay_entries(
             }
         }
     }
-    for spec in compose {
+    for spec in compose.iter().filter(|s| !s.on_model_image) {
         m.totals.jobs += 1;
         let art = current_art.get(&(spec.row_id.to_string(), spec.variant.clone()));
         let key = (
@@ -861,6 +862,111 @@ fn overlay_entries(
             _ => m.totals.pending += 1,
         }
     }
+}
+
+/// Model-text assets of variants with brand layers ship as their current
+/// composite (the model's image with the layers drawn on): the entry keeps
+/// the job's request, copy, QA and revisions, takes the composite's file,
+/// and records the model's un-layered image and the brand files' sha256s
+/// under `overlay`. One whose layers could not be drawn is a failure; one
+/// not layered yet (its image is newer than its composite) is pending.
+fn layered_entries(m: &mut Manifest, state: &CampaignState, compose: &[ComposeSpec]) {
+    type Key = (String, String, String);
+    let specs: HashMap<Key, &ComposeSpec> = compose
+        .iter()
+        .filter(|s| s.on_model_image)
+        .map(|s| {
+            (
+                (
+                    s.row_id.to_string(),
+                    s.locale.tag().to_string(),
+                    s.variant.clone(),
+                ),
+                s,
+            )
+        })
+        .collect();
+    if specs.is_empty() {
+        return;
+    }
+    let jobs: HashMap<Key, &JobRow> = state
+        .jobs
+        .iter()
+        .filter(|j| j.state == JobState::Done)
+        .filter_map(|j| {
+            let l = j.key.target.locale()?;
+            Some((
+                (
+                    j.key.row.to_string(),
+                    l.tag().to_string(),
+                    j.key.variant.clone(),
+                ),
+                j,
+            ))
+        })
+        .collect();
+    // Oldest first: the live row of an identity is its last.
+    let live: HashMap<Key, &CompositeRow> = state
+        .composites
+        .iter()
+        .filter(|c| c.state != CompositeState::Retired)
+        .map(|c| ((c.row_id.clone(), c.locale.clone(), c.variant.clone()), c))
+        .collect();
+    let mut kept = Vec::with_capacity(m.assets.len());
+    for mut a in std::mem::take(&mut m.assets) {
+        let key = (a.row_id.clone(), a.locale.clone(), a.variant.clone());
+        let (Some(spec), Some(j)) = (specs.get(&key), jobs.get(&key)) else {
+            kept.push(a);
+            continue;
+        };
+        let current = live
+            .get(&key)
+            .filter(|c| c.art_job_id == j.id && c.compose_hash == spec.compose_hash(&a.sha256));
+        match current.map(|c| (c, c.asset.as_ref())) {
+            Some((c, Some(file))) => {
+                let (actual, ok) = aspect_check(file.width, file.height, &a.aspect_ratio);
+                a.overlay = Some(OverlayInfo {
+                    art_path: std::mem::replace(&mut a.path, file.path.clone()),
+                    art_sha256: std::mem::replace(&mut a.sha256, file.sha256.clone()),
+                    compose_sha256: c.compose_hash.clone(),
+                    boxes: c.layout.clone(),
+                    brand: spec.brand.clone(),
+                });
+                a.bytes = file.bytes;
+                a.width = file.width;
+                a.height = file.height;
+                a.mime_type = file.mime_type.clone();
+                a.aspect_ratio_actual = actual;
+                a.aspect_ratio_ok = ok;
+                kept.push(a);
+            }
+            Some((c, None)) => {
+                m.totals.done -= 1;
+                m.totals.failed += 1;
+                m.failures.push(FailureEntry {
+                    row_id: a.row_id,
+                    locale: a.locale,
+                    variant: a.variant,
+                    state: "failed".into(),
+                    reason: c.error_code.unwrap_or(Reason::Other),
+                    detail: c.error_detail.clone().unwrap_or_default(),
+                    block_reason: None,
+                    attempts: a.attempts,
+                    request_sha256: a.request_sha256,
+                    qa: a.qa,
+                    rendition: None,
+                    placement: None,
+                    placement_path: None,
+                    copy: a.copy,
+                });
+            }
+            None => {
+                m.totals.done -= 1;
+                m.totals.pending += 1;
+            }
+        }
+    }
+    m.assets = kept;
 }
 
 /// Write the manifest to `<campaign_out>/manifest.json` and its approved

@@ -323,6 +323,7 @@ fn draw_copy(
         align: Align::Start,
         line_height: 1.2,
         bold: true,
+        brand_family: None,
     };
     let head = text::fit_text(
         area.width,
@@ -351,6 +352,7 @@ fn draw_copy(
             align: Align::Start,
             line_height: 1.3,
             bold: false,
+            brand_family: None,
         };
         let fit = text::fit_text(area.width, body_h, &body, &spec.locale, &style)
             .map_err(overflow_error)?;
@@ -440,6 +442,7 @@ fn draw_footer(
         align: Align::Start,
         line_height: 1.2,
         bold: false,
+        brand_family: None,
     };
     let bx_w = w.saturating_sub(2 * margin).max(1);
     // Narrow images (1:8 strips) cannot hold the full line: fall back to

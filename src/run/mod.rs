@@ -691,14 +691,15 @@ async fn run_loaded(
     ctx.progress.finish();
     let stopped = outcome?;
 
-    // Renditions are derived locally from the masters; no provider call.
+    let jobs = store.jobs(&campaign.name).await?;
+    crate::derive::overlay::compose_all(&store, campaign, &campaign_out, &jobs).await?;
+    // Renditions are derived locally from the delivered files (a layered
+    // model-text image's composite: composed just above); no provider call.
     let renditions = if cancel.is_cancelled() {
         crate::derive::renditions::ReconcileReport::default()
     } else {
         crate::derive::renditions::reconcile(&store, campaign, &campaign_out).await?
     };
-    let jobs = store.jobs(&campaign.name).await?;
-    crate::derive::overlay::compose_all(&store, campaign, &campaign_out, &jobs).await?;
     // Placements come from what is delivered, composites included.
     let placements = if cancel.is_cancelled() {
         crate::derive::placements::PlacementReport::default()

@@ -82,11 +82,13 @@ pub(super) async fn live(
 
 /// Record a composite, superseding the identity's previous live row, in
 /// one transaction.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn record(
     queue: &Store,
     campaign: &str,
     spec: &ComposeSpec,
     art_job_id: JobId,
+    art_sha256: &str,
     compose_hash: &str,
     cost_usd: f64,
     outcome: &CompositeOutcome,
@@ -131,8 +133,9 @@ pub(super) async fn record(
     sqlx::query(
         "INSERT INTO composites (campaign, art_job_id, row_id, locale, variant, compose_hash,
             resolved_locale, resolution, state, asset_path, sha256, bytes, width, height, mime_type,
-            layout_json, cost_usd, error_code, error_detail, created_at, updated_at, copy_json)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+            layout_json, cost_usd, error_code, error_detail, created_at, updated_at, copy_json,
+            art_sha256)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
     )
     .bind(campaign)
     .bind(art_job_id)
@@ -156,6 +159,7 @@ pub(super) async fn record(
     .bind(now)
     .bind(now)
     .bind(copy_json)
+    .bind(art_sha256)
     .execute(&mut *tx)
     .await
     .map_err(db(queue))?;
@@ -337,13 +341,15 @@ impl Store {
         live(self, campaign).await
     }
 
-    /// Record a composite, superseding the identity's previous live row, in
-    /// one transaction.
+    /// Record a composite of the art job's image `art_sha256`, superseding
+    /// the identity's previous live row, in one transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_composite(
         &self,
         campaign: &str,
         spec: &ComposeSpec,
         art_job_id: JobId,
+        art_sha256: &str,
         compose_hash: &str,
         cost_usd: f64,
         outcome: &CompositeOutcome,
@@ -353,6 +359,7 @@ impl Store {
             campaign,
             spec,
             art_job_id,
+            art_sha256,
             compose_hash,
             cost_usd,
             outcome,
@@ -367,6 +374,29 @@ impl Store {
         keep: &HashSet<CompositeKey>,
     ) -> Result<usize> {
         retire_except(self, campaign, keep).await
+    }
+
+    /// Record that a done job's image (same bytes: `sha256` must still be
+    /// the job's) now lives at `path`: a model-text image kept un-layered
+    /// beside the layered file delivered at its asset path. Changes no row
+    /// when the job moved on (another image, another state); says whether
+    /// it changed one.
+    pub async fn move_job_asset(&self, job: JobId, sha256: &str, path: &str) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET asset_path = $1, updated_at = $2
+             WHERE id = $3 AND sha256 = $4 AND state = 'done'",
+        )
+        .bind(path)
+        .bind(now_ms())
+        .bind(job)
+        .bind(sha256)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(self))?
+        .rows_affected();
+        tx.commit().await.map_err(db(self))?;
+        Ok(n == 1)
     }
 
     /// Every done, failed or retired composite joined with its art job.

@@ -96,11 +96,21 @@ fn revise_from_sql() -> String {
 
 /// The latest decision about a job's current image (same sha256, same
 /// request), as a correlated subquery over `jobs`. `column` picks what of it.
+/// A model-text image with brand layers is reviewed as the file it ships
+/// as, its composite: a decision about that file counts when the composite
+/// is the job's own (same identity) and was drawn onto its current image
+/// (`art_sha256`), so an edit is not bought twice before it is layered
+/// again.
 fn latest_decision(column: &str) -> String {
     format!(
         "(SELECT d.{column} FROM decisions d
-          WHERE d.campaign = jobs.campaign AND d.sha256 = jobs.sha256
-            AND d.request_sha256 = jobs.request_hash
+          WHERE d.campaign = jobs.campaign AND d.request_sha256 = jobs.request_hash
+            AND (d.sha256 = jobs.sha256
+                 OR d.sha256 IN (SELECT c.sha256 FROM composites c
+                                 WHERE c.art_job_id = jobs.id AND c.state = 'done'
+                                   AND c.row_id = jobs.row_id AND c.locale = jobs.locale
+                                   AND c.variant = jobs.variant
+                                   AND c.art_sha256 = jobs.sha256))
           ORDER BY d.id DESC LIMIT 1)"
     )
 }

@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use sha2::Digest as _;
+
 use crate::common::*;
 
 /// 16:9 at gemini-2.5-flash-image: PNG art, so composites compare exactly.
@@ -556,13 +558,14 @@ fn bad_brand_input_is_refused_at_its_line_with_nothing_written() {
             "the logo layer, mirrored for right-to-left locales, is not inside placement partner-rail's safe area",
         ),
         (
-            TOML.replacen("text = \"overlay\"\n", "", 1).replacen(
+            // A locale edit would inherit its base's layers painted in.
+            TOML.replacen("text = \"overlay\"\n", "text = \"edit\"\n", 1).replacen(
                 "\n[[variants.text_boxes]]\ncolumn = \"headline\"\nx = 0.05\ny = 0.30\nwidth = 0.50\nheight = 0.30\ncolor = \"night\"\n",
                 "\n",
                 1,
             ),
             "kind = \"logo\"",
-            "only overlay variants",
+            "text = \"edit\" variants cannot carry brand layers",
         ),
     ];
     for (toml, at, message) in cases {
@@ -616,4 +619,454 @@ fn a_cta_too_long_for_its_button_is_listed_by_plan_and_fails_its_locale_with_tex
     assert!(failure["detail"].as_str().unwrap().contains(long));
     // The other locales' buttons fit and ship.
     asset(&m, "ar-SA", "banner");
+}
+
+/// A model-text variant (the model paints the copy) carrying the logo and
+/// the CTA button, on Gemini through the emulator.
+const MODEL_TOML: &str = r##"name = "brandkit"
+rows = "rows.csv"
+locales = ["en-US", "ar-SA"]
+model = "gemini-2.5-flash-image"
+mode = "realtime"
+
+[brand]
+fonts = ["brand/Brand-Regular.ttf"]
+palette = { primary = "#e4002b", ink = "#ffffff", night = "#101828" }
+logo = { default = "brand/logo.svg", ar-SA = "brand/logo-ar.png" }
+
+[[variants]]
+name = "hero"
+template = "hero.hbs"
+aspect_ratio = "16:9"
+
+[[variants.layers]]
+kind = "logo"
+x = 0.04
+y = 0.04
+width = 0.18
+height = 0.08
+align = "start"
+
+[[variants.layers]]
+kind = "button"
+column = "cta"
+x = 0.06
+y = 0.78
+width = 0.34
+height = 0.10
+fill = "primary"
+color = "ink"
+radius = 0.5
+
+[rate_limit]
+rpm = 60000
+
+[retry]
+base_delay_ms = 1
+max_delay_ms = 5
+"##;
+
+const MODEL_LOCALES: [&str; 2] = ["en-US", "ar-SA"];
+
+/// Copy QA on the model-text variant (reads what the model painted).
+const QA: &str = "\n[qa]\nreader = \"gemini-3.1-flash-lite\"\nexpect = [\"headline\"]\n";
+
+fn model_text_campaign(ws: &Workspace) {
+    brand_campaign(ws, MODEL_TOML);
+    std::fs::write(
+        dir(ws).join("templates/hero.hbs"),
+        "A hero banner. Scene: {{row.scene}}. Headline, exactly: \"{{row.headline}}\"",
+    )
+    .unwrap();
+}
+
+fn run_gemini(ws: &Workspace, emu: &Emu) -> std::process::Output {
+    ws.adloc_gemini(emu, &["run", "campaigns/brandkit"])
+}
+
+/// Image generations the emulator received (reads are counted apart).
+fn image_calls(emu: &Emu) -> u64 {
+    let s = emu.stats();
+    s.generate_calls - s.read_calls
+}
+
+#[test]
+fn a_model_text_image_ships_with_the_real_logo_and_button_while_copy_qa_reads_the_model_image() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    model_text_campaign(&ws);
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(image_calls(&emu), MODEL_LOCALES.len() as u64);
+    let m = manifest(&ws);
+    assert_manifest_valid(&m);
+    assert_manifest_matches_files(&out(&ws), &m);
+    assert_eq!(m["assets"].as_array().unwrap().len(), MODEL_LOCALES.len());
+
+    let logo = px_box(0.04, 0.04, 0.18, 0.08);
+    let logo_ar = px_box(1.0 - 0.04 - 0.18, 0.04, 0.18, 0.08);
+    let button = px_box(0.06, 0.78, 0.34, 0.10);
+    let button_ar = px_box(1.0 - 0.06 - 0.34, 0.78, 0.34, 0.10);
+    let (lw, lh) = (logo.3 * 2, logo.3);
+    for locale in MODEL_LOCALES {
+        let a = asset(&m, locale, "hero");
+        // The layered file is delivered at the asset path; the model's own
+        // image is kept apart, un-layered, and recorded with its checksum.
+        let path = a["path"].as_str().unwrap();
+        assert_eq!(path, format!("{locale}/hero/r1.png"), "{a:#}");
+        let model_path = a["overlay"]["art_path"].as_str().unwrap();
+        assert_eq!(model_path, format!("_unlayered/{locale}/hero/r1.png"));
+        assert_eq!(
+            sha256_file(&out(&ws).join(model_path)),
+            a["overlay"]["art_sha256"].as_str().unwrap()
+        );
+        assert_ne!(a["sha256"], a["overlay"]["art_sha256"]);
+        for f in [
+            "brand/logo.svg",
+            "brand/logo-ar.png",
+            "brand/Brand-Regular.ttf",
+        ] {
+            assert_eq!(
+                a["overlay"]["brand"][f].as_str(),
+                Some(sha256_file(&dir(&ws).join(f)).as_str()),
+                "{f} in {a:#}"
+            );
+        }
+        assert!(a["copy"]["headline"].as_str().is_some(), "{a:#}");
+        let shipped = rgba(&out(&ws).join(path));
+        let model = rgba(&out(&ws).join(model_path));
+        assert_eq!(shipped.dimensions(), (W, H));
+        let (b, other_b) = if locale == "ar-SA" {
+            (button_ar, button)
+        } else {
+            (button, button_ar)
+        };
+        let fill = count(&shipped, PRIMARY, b);
+        assert!(
+            fill as f64 > 0.6 * f64::from(b.2 * b.3),
+            "{locale}: {fill} primary pixels in the button {b:?}"
+        );
+        assert!(
+            count(&shipped, [255, 255, 255], b) > 50,
+            "{locale}: no CTA ink"
+        );
+        assert_eq!(
+            count(&shipped, PRIMARY, other_b),
+            0,
+            "{locale}: button not mirrored"
+        );
+        assert!(
+            (count(&model, PRIMARY, b) as f64) < 0.1 * f64::from(b.2 * b.3),
+            "{locale}: the kept model image has the button drawn on"
+        );
+        if locale == "ar-SA" {
+            // Mirrored: the PNG logo's opaque half at the box's right edge.
+            let right = logo_ar.0 + logo_ar.2;
+            let png_left = (right - lw, logo_ar.1, lw / 2 - 2, lh);
+            let blue = count(&shipped, LOGO_BLUE, png_left);
+            assert!(
+                blue as f64 > 0.9 * f64::from(png_left.2 * lh),
+                "{blue} blue pixels where the ar-SA logo should be"
+            );
+            assert_eq!(
+                count(&shipped, LOGO_BLUE, logo),
+                0,
+                "ar-SA logo not mirrored"
+            );
+            assert_eq!(count(&shipped, LOGO_GREEN, (0, 0, W, H)), 0);
+        } else {
+            let green = count(&shipped, LOGO_GREEN, logo);
+            assert!(
+                green as f64 > 0.9 * f64::from(lw * lh),
+                "{green} green pixels in the logo box, expected about {}",
+                lw * lh
+            );
+            assert_eq!(count(&shipped, LOGO_GREEN, logo_ar), 0);
+            assert!(
+                (count(&model, LOGO_GREEN, logo) as f64) < 0.1 * f64::from(lw * lh),
+                "the kept model image has the logo drawn on"
+            );
+        }
+    }
+
+    // The review page shows the file that ships: its thumbnail is made of
+    // the layered file (the logo's green in its corner) and links to it.
+    let en = asset(&m, "en-US", "hero");
+    let page = std::fs::read_to_string(out(&ws).join("review/index.html")).unwrap();
+    let shipped_sha = en["sha256"].as_str().unwrap();
+    let model_sha = en["overlay"]["art_sha256"].as_str().unwrap();
+    assert!(
+        page.contains(&format!("thumbs/{shipped_sha}.jpg")),
+        "the review page does not show the layered file"
+    );
+    assert!(
+        !page.contains(&format!("thumbs/{model_sha}.jpg")),
+        "the review page shows the un-layered model image"
+    );
+    assert!(page.contains("href=\"../en-US/hero/r1.png\""));
+    let thumb = rgba(&out(&ws).join(format!("review/thumbs/{shipped_sha}.jpg")));
+    let (tw, th) = thumb.dimensions();
+    let r = |f: f32, t: u32| (f * t as f32).round() as u32;
+    let tbox = (r(0.05, tw), r(0.05, th), r(0.08, tw), r(0.06, th));
+    let green = (tbox.0..tbox.0 + tbox.2)
+        .flat_map(|x| (tbox.1..tbox.1 + tbox.3).map(move |y| (x, y)))
+        .filter(|&(x, y)| {
+            let p = thumb.get_pixel(x, y).0;
+            p[1] > 200 && p[0] < 60 && p[2] < 60
+        })
+        .count();
+    assert!(green > 0, "no logo in the review thumbnail");
+
+    let shipped: BTreeMap<String, String> = composites(&m);
+    let model_images: BTreeMap<String, String> = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["path"].as_str().unwrap().to_string(),
+                a["overlay"]["art_sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // What a reader is sent of a file: adloc downscales it first.
+    let as_read = |rel: &str| -> String {
+        let bytes = std::fs::read(out(&ws).join(rel)).unwrap();
+        let small = adloc::bench::for_reading(&bytes, adloc::bench::READ_MAX_SIDE_PX).unwrap();
+        hex::encode(sha2::Sha256::digest(&small.bytes))
+    };
+    let read_of_model: BTreeMap<String, String> = m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let path = a["path"].as_str().unwrap();
+            (
+                path.to_string(),
+                as_read(a["overlay"]["art_path"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    let read_of_shipped: Vec<String> = shipped.keys().map(|p| as_read(p)).collect();
+    let mtime = |p: &str| {
+        std::fs::metadata(out(&ws).join(p))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before: Vec<_> = shipped.keys().map(|p| mtime(p)).collect();
+
+    // Copy QA turned on for the images already made: it reads back what
+    // the model painted, never the layered file, and buys nothing.
+    let mut toml = MODEL_TOML.to_string();
+    toml.push_str(QA);
+    std::fs::write(dir(&ws).join("campaign.toml"), &toml).unwrap();
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = emu.stats();
+    assert_eq!(
+        image_calls(&emu),
+        MODEL_LOCALES.len() as u64,
+        "an image was bought"
+    );
+    assert!(!s.read_images.is_empty(), "copy QA read nothing: {s:?}");
+    for sha in &s.read_images {
+        assert!(
+            !read_of_shipped.contains(sha),
+            "copy QA read a layered file ({sha})"
+        );
+        assert!(
+            read_of_model.values().any(|m| m == sha),
+            "copy QA read {sha}, not one of the model's images {read_of_model:?}"
+        );
+    }
+    for sha in read_of_model.values() {
+        assert!(
+            s.read_images.contains(sha),
+            "the model's image {sha} was not read"
+        );
+    }
+    let m = manifest(&ws);
+    for locale in MODEL_LOCALES {
+        assert_eq!(asset(&m, locale, "hero")["qa"]["verdict"], "pass");
+    }
+    assert_eq!(composites(&m), shipped);
+    assert_eq!(
+        shipped.keys().map(|p| mtime(p)).collect::<Vec<_>>(),
+        before,
+        "reading the copy recomposed"
+    );
+
+    // An unchanged rerun: nothing bought, read or recomposed.
+    let reads = emu.stats().read_calls;
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(image_calls(&emu), MODEL_LOCALES.len() as u64);
+    assert_eq!(emu.stats().read_calls, reads);
+    assert_eq!(composites(&manifest(&ws)), shipped);
+    assert_eq!(
+        shipped.keys().map(|p| mtime(p)).collect::<Vec<_>>(),
+        before,
+        "an unchanged rerun recomposed"
+    );
+
+    // A new logo: every layered asset is recomposed from the model's kept
+    // image (which does not change), nothing is bought.
+    std::fs::write(
+        dir(&ws).join("brand/logo.svg"),
+        LOGO_SVG.replace("#00ff00", "#ff00ff"),
+    )
+    .unwrap();
+    write_png_logo(&dir(&ws).join("brand/logo-ar.png"), [255, 0, 255]);
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        image_calls(&emu),
+        MODEL_LOCALES.len() as u64,
+        "an image was bought"
+    );
+    let m = manifest(&ws);
+    assert_manifest_matches_files(&out(&ws), &m);
+    for (path, sha) in composites(&m) {
+        assert_ne!(sha, shipped[&path], "{path} still has the old logo");
+        assert_eq!(sha256_file(&out(&ws).join(&path)), sha);
+    }
+    for a in m["assets"].as_array().unwrap() {
+        let path = a["path"].as_str().unwrap();
+        assert_eq!(
+            a["overlay"]["art_sha256"].as_str().unwrap(),
+            model_images[path],
+            "the model's image changed"
+        );
+    }
+    let en = rgba(&out(&ws).join("en-US/hero/r1.png"));
+    assert!(
+        count(&en, [255, 0, 255], logo) > 1000,
+        "the new logo is not drawn"
+    );
+    assert_eq!(
+        count(&en, LOGO_GREEN, (0, 0, W, H)),
+        0,
+        "the old logo is still there (drawn twice?)"
+    );
+}
+
+#[test]
+fn a_rejected_layered_model_text_asset_is_edited_from_the_model_image_and_layered_again() {
+    revise_a_layered_model_text_asset(Workspace::new());
+}
+
+#[test]
+fn a_rejected_layered_model_text_asset_is_edited_from_the_model_image_on_postgres() {
+    revise_a_layered_model_text_asset(Workspace::on_postgres());
+}
+
+fn revise_a_layered_model_text_asset(ws: Workspace) {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    model_text_campaign(&ws);
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Copy QA turned on afterwards reads the images again (the job is
+    // settled anew; its layered file stays the one reviewed).
+    let mut toml = MODEL_TOML.to_string();
+    toml.push_str(QA);
+    std::fs::write(dir(&ws).join("campaign.toml"), &toml).unwrap();
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(emu.stats().reads > 0);
+    let first = manifest(&ws);
+    let old = asset(&first, "en-US", "hero").clone();
+    let old_model_sha = old["overlay"]["art_sha256"].as_str().unwrap().to_string();
+
+    // The reviewer rejects the file that ships (the layered one).
+    let o = ws.adloc(&[
+        "reject",
+        "brandkit",
+        "en-US/hero/r1",
+        "--note",
+        "make the sea calmer",
+        "--by",
+        "ana",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        asset(&manifest(&ws), "en-US", "hero")["approval"]["state"],
+        "rejected"
+    );
+
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = emu.stats();
+    assert_eq!(s.edits.len(), 1, "{:?}", s.edits);
+    assert_eq!(
+        s.edits[0].image_sha256, old_model_sha,
+        "the edit did not start from the model's un-layered image (layered: {})",
+        old["sha256"]
+    );
+    assert_eq!(s.edits[0].instruction, "make the sea calmer");
+    assert_eq!(image_calls(&emu), MODEL_LOCALES.len() as u64 + 1);
+
+    let m = manifest(&ws);
+    assert_manifest_valid(&m);
+    assert_manifest_matches_files(&out(&ws), &m);
+    let new = asset(&m, "en-US", "hero");
+    assert_eq!(new["revision"], 2);
+    assert_eq!(new["path"], old["path"]);
+    assert_eq!(new["approval"]["state"], "pending");
+    let new_model = new["overlay"]["art_path"].as_str().unwrap();
+    let new_model_sha = new["overlay"]["art_sha256"].as_str().unwrap();
+    assert_ne!(new_model_sha, old_model_sha, "the edit was not kept");
+    assert_eq!(sha256_file(&out(&ws).join(new_model)), new_model_sha);
+    // The edit is layered again, once.
+    let shipped = rgba(&out(&ws).join(new["path"].as_str().unwrap()));
+    let logo = px_box(0.04, 0.04, 0.18, 0.08);
+    assert!(
+        count(&shipped, LOGO_GREEN, logo) > 1000,
+        "the revision has no logo"
+    );
+    let model = rgba(&out(&ws).join(new_model));
+    assert!(
+        count(&model, LOGO_GREEN, logo) < 100,
+        "the kept edit has the logo drawn on"
+    );
+
+    // An unchanged rerun edits nothing more.
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(emu.stats().edits.len(), 1);
+    assert_eq!(image_calls(&emu), MODEL_LOCALES.len() as u64 + 1);
+}
+
+#[test]
+fn dropping_a_model_text_variants_layers_delivers_the_model_image_again_buying_nothing() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    model_text_campaign(&ws);
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let before = manifest(&ws);
+
+    let bare = MODEL_TOML
+        .split_once("\n[[variants.layers]]")
+        .map(|(head, _)| head.to_string())
+        .unwrap()
+        + "\n\n[rate_limit]\nrpm = 60000\n";
+    std::fs::write(dir(&ws).join("campaign.toml"), bare).unwrap();
+    let o = run_gemini(&ws, &emu);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        image_calls(&emu),
+        MODEL_LOCALES.len() as u64,
+        "an image was bought"
+    );
+    let m = manifest(&ws);
+    assert_manifest_valid(&m);
+    assert_manifest_matches_files(&out(&ws), &m);
+    for locale in MODEL_LOCALES {
+        let was = asset(&before, locale, "hero");
+        let now = asset(&m, locale, "hero");
+        assert_eq!(now["path"], was["path"]);
+        assert_eq!(now["sha256"], was["overlay"]["art_sha256"], "{now:#}");
+        assert!(now.get("overlay").is_none(), "{now:#}");
+    }
 }

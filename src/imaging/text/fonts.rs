@@ -285,28 +285,16 @@ pub(crate) fn register_brand_fonts(files: &[Arc<Vec<u8>>]) -> Option<&'static st
     first
 }
 
-thread_local! {
-    /// The brand family text on this thread is set in, if any.
-    static BRAND_FAMILY: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
-}
-
-/// Run `f` with text set in `family` first (per piece of copy: when the
-/// brand face lacks a glyph of it, the shipped Noto face for the locale is
-/// used instead). A scope rather than a [`super::TextStyle`] field: one
-/// composite's boxes and buttons share the brand, and the many styles
-/// built for proofs and contact sheets never have one.
-pub(crate) fn with_brand_family<R>(family: Option<&'static str>, f: impl FnOnce() -> R) -> R {
-    let before = BRAND_FAMILY.with(|c| c.replace(family));
-    let out = f();
-    BRAND_FAMILY.with(|c| c.set(before));
-    out
-}
-
-/// The family for `text` in `locale`: the brand family in scope when its
-/// face has a glyph for every visible character, else the Noto family for
-/// the locale.
-pub(crate) fn family_for_text(fs: &mut FontSystem, locale: &str, text: &str) -> &'static str {
-    let Some(brand) = BRAND_FAMILY.with(std::cell::Cell::get) else {
+/// The family for `text` in `locale`: `brand` (the style's brand family)
+/// when its face has a glyph for every visible character, else the Noto
+/// family for the locale.
+pub(crate) fn family_for_text(
+    fs: &mut FontSystem,
+    locale: &str,
+    text: &str,
+    brand: Option<&'static str>,
+) -> &'static str {
+    let Some(brand) = brand else {
         return family_for_locale(locale);
     };
     let id = fs

@@ -14,7 +14,7 @@
 //! right-to-left and [`Align::Start`] still means the right edge.
 
 mod fonts;
-pub(crate) use fonts::{check_font, register_brand_fonts, with_brand_family};
+pub(crate) use fonts::{check_font, register_brand_fonts};
 #[cfg(test)]
 mod tests;
 
@@ -54,6 +54,10 @@ pub struct TextStyle {
     pub line_height: f32,
     /// Bold weight. CJK has no embedded bold face and stays regular.
     pub bold: bool,
+    /// The brand family (from [`register_brand_fonts`]) tried first for
+    /// this copy: when its face lacks a glyph of it, the shipped Noto face
+    /// for the locale sets it instead. `None`: the Noto face.
+    pub brand_family: Option<&'static str>,
 }
 
 impl Default for TextStyle {
@@ -66,6 +70,7 @@ impl Default for TextStyle {
             align: Align::Start,
             line_height: 1.25,
             bold: false,
+            brand_family: None,
         }
     }
 }
@@ -378,7 +383,7 @@ fn fit_in(
     }
     let rtl = is_rtl_locale(locale);
     let prepared = prepare_paragraphs(text, rtl);
-    let family = fonts::family_for_text(fs, locale, text);
+    let family = fonts::family_for_text(fs, locale, text, style.brand_family);
     let align = match (style.align, rtl) {
         (Align::Start, false) | (Align::End, true) => CtAlign::Left,
         (Align::Start, true) | (Align::End, false) => CtAlign::Right,

@@ -584,3 +584,37 @@ fn write_sample_sheet_for_review() {
     img.save(&path).expect("write");
     println!("{}", path.display());
 }
+
+#[test]
+fn the_brand_family_travels_in_the_style_to_any_thread_with_noto_for_scripts_it_lacks() {
+    let noto = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/fonts/NotoSans-Regular.ttf"
+    ));
+    let brand = register_brand_fonts(&[std::sync::Arc::new(noto.to_vec())]).expect("a font");
+    assert!(brand.ends_with("[brand]"), "{brand}");
+    let style = TextStyle {
+        brand_family: Some(brand),
+        ..TextStyle::default()
+    };
+    let family = |text: &str, locale: &str, style: &TextStyle| {
+        fit_text(600, 120, text, locale, style)
+            .expect("fits")
+            .family
+    };
+    assert_eq!(family("Spring sale", "en-US", &style), brand);
+    assert_eq!(
+        family("تخفيضات الربيع", "ar-SA", &style),
+        family_for_locale("ar-SA"),
+        "the brand face has no Arabic"
+    );
+    assert_eq!(
+        family("Spring sale", "en-US", &TextStyle::default()),
+        family_for_locale("en-US")
+    );
+    // No scope to enter: a style sent to another thread sets the same face.
+    let elsewhere = std::thread::spawn(move || family("Spring sale", "en-US", &style))
+        .join()
+        .expect("thread");
+    assert_eq!(elsewhere, brand);
+}
