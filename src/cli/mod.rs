@@ -303,6 +303,23 @@ pub enum ReviewAction {
     /// Apply a decisions CSV (columns asset,decision,note,by): every row is
     /// checked first, and nothing is applied when any row is bad.
     Import(ImportArgs),
+    /// Serve the review page with approve, reject and undo until stopped.
+    Serve(ServeArgs),
+}
+
+/// `adloc review serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Campaign name, or its folder.
+    pub campaign: String,
+    /// Address to listen on. A loopback address needs no login; any other
+    /// needs reviewer tokens (ADLOC_REVIEW_TOKENS names a file of
+    /// `token = "name"` lines, or ADLOC_REVIEW_TOKEN holds one).
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// Where the state and the output are.
+    #[command(flatten)]
+    pub at: StateOut,
 }
 
 /// `adloc review import`.

@@ -102,6 +102,7 @@ on_both_backends!(
     a_late_result_after_the_lease_expired_never_overwrites_the_newer_claim,
     a_locale_edit_without_a_base_image_fails_and_waits_again_when_the_base_is_queued,
     a_placement_outcome_is_replaced_in_place_and_read_back_under_its_asset,
+    an_undone_rejection_stays_in_the_history_and_revises_nothing,
 );
 
 async fn a_placement_outcome_is_replaced_in_place_and_read_back_under_its_asset(b: Backend) {
@@ -955,6 +956,69 @@ async fn an_edit_finds_every_earlier_model_turn_beside_its_kept_image(b: Backend
             note: "note 1".into(),
         }]
     );
+}
+
+/// Undo (the review server, issue 25) is a `pending` decision: recorded
+/// after the rejection it takes back, moving the review version, and the
+/// job is no longer due for an edit; undoing an undecided asset records
+/// nothing.
+async fn an_undone_rejection_stays_in_the_history_and_revises_nothing(b: Backend) {
+    use crate::domain::{ApprovalState, Decision, DecisionFacts};
+    let f = Fixture::new(b);
+    let (store, run) = f.running().await;
+    let claimed = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
+    let (job, request) = (claimed[0].id, claimed[0].request_hash.clone());
+    let sha = "ab".repeat(32);
+    assert!(
+        store
+            .settle(job, Some(run), &done_with(&sha, 0.1), None)
+            .await
+            .unwrap()
+    );
+    let decide = |decision, note: Option<&str>| NewDecision {
+        asset_path: "en-US/hero/r1.png".into(),
+        sha256: sha.clone(),
+        request_sha256: request.clone(),
+        facts: DecisionFacts {
+            decision,
+            by: "ana".into(),
+            note: note.map(str::to_string),
+        },
+    };
+    let (_, none) = store.review_version(&f.campaign).await.unwrap();
+    assert_eq!(none, 0);
+    assert_eq!(
+        store
+            .record_decisions(&f.campaign, &[decide(Decision::Undo, None)])
+            .await
+            .unwrap(),
+        0,
+        "nothing to undo"
+    );
+    store
+        .record_decisions(&f.campaign, &[decide(Decision::Reject, Some("too dark"))])
+        .await
+        .unwrap();
+    let (_, rejected) = store.review_version(&f.campaign).await.unwrap();
+    assert_eq!(store.revisable(&f.campaign).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .record_decisions(&f.campaign, &[decide(Decision::Undo, None)])
+            .await
+            .unwrap(),
+        1
+    );
+    let (_, undone) = store.review_version(&f.campaign).await.unwrap();
+    assert!(undone > rejected && rejected > none);
+    assert!(store.revisable(&f.campaign).await.unwrap().is_empty());
+    let history: Vec<ApprovalState> = store
+        .decisions(&f.campaign)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.state)
+        .collect();
+    assert_eq!(history, [ApprovalState::Rejected, ApprovalState::Pending]);
 }
 
 /// A paid realtime attempt costing `cost_usd`.

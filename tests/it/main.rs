@@ -21,6 +21,7 @@ mod postgres;
 mod qa;
 mod realtime;
 mod review;
+mod review_serve;
 mod shutdowns;
 mod vocabulary;
 mod workers;
