@@ -124,7 +124,10 @@ async fn serve_cmd(a: ServeArgs) -> Result<ExitCode, Error> {
     let access = access(a.listen)?;
     let name = campaign_name(&a.campaign)?;
     let store = open_state(&a.at.state).await?;
-    if !serve::has_run(&store, &name).await? {
+    // A campaign only compared so far has its samples to show (/compare/).
+    if !serve::has_run(&store, &name).await?
+        && review::compare::sides(&store, &name).await?.is_empty()
+    {
         store.close().await;
         return Err(Error::Usage(format!(
             "campaign `{name}` has no finished run in {} (run it first, with the same --state)",

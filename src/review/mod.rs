@@ -21,6 +21,7 @@
 //! - "New" means not in the previous run's manifest with the same file
 //!   (assets) or the same reason (failures); on a first run all is new.
 
+pub mod compare;
 mod decisions;
 pub mod serve;
 mod write;

@@ -325,6 +325,26 @@ async fn route(app: &App, req: Request) -> Response {
                     }
                     app.decide(&s.reviewer, body).await
                 }
+                "/api/vote" => {
+                    let Some((_, s)) = session else {
+                        return json_error(
+                            StatusCode::FORBIDDEN,
+                            "no session: load the page first",
+                        );
+                    };
+                    let sent = parts
+                        .headers
+                        .get("x-csrf-token")
+                        .map(HeaderValue::as_bytes)
+                        .unwrap_or_default();
+                    if !same(sent, s.csrf.as_bytes()) {
+                        return json_error(
+                            StatusCode::FORBIDDEN,
+                            "missing or wrong anti-CSRF token",
+                        );
+                    }
+                    app.vote(&s.reviewer, body).await
+                }
                 _ => not_found(),
             }
         }
@@ -338,7 +358,7 @@ async fn route(app: &App, req: Request) -> Response {
             let session = match (session, &app.cfg.access) {
                 (Some(s), _) => s,
                 (None, Access::Loopback { reviewer }) => {
-                    if path == "/review/" || path == "/review/index.html" {
+                    if path == "/review/" || path == "/review/index.html" || path == "/compare/" {
                         app.new_session(reviewer.clone())
                     } else {
                         (String::new(), app.anonymous(reviewer))
@@ -355,6 +375,8 @@ async fn route(app: &App, req: Request) -> Response {
             let (sid, s) = session;
             let mut resp = match path.as_str() {
                 "/review/" | "/review/index.html" => app.page(&s).await,
+                "/compare/" => app.compare_page(&s).await,
+                p if p.starts_with("/compare/") => app.compare_file(p).await,
                 "/api/version" => match app.version().await {
                     Ok(v) => json(StatusCode::OK, serde_json::json!({ "version": v })),
                     Err(e) => internal(&e),
@@ -513,6 +535,18 @@ enum Action {
     Approve,
     Reject,
     Undo,
+}
+
+/// A vote as the compare page sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoteBody {
+    /// `locale/variant/row`.
+    asset: String,
+    /// The model voted for.
+    model: String,
+    /// Its image the reviewer saw.
+    sha256: String,
 }
 
 /// An asset as the page showed it.
@@ -691,6 +725,124 @@ impl App {
             )
                 .into_response(),
             Err(_) => not_found(),
+        }
+    }
+
+    async fn compare_page(&self, s: &SessionView) -> Response {
+        let built = async {
+            let sides = super::compare::sides(&self.cfg.store, &self.cfg.campaign).await?;
+            let votes = self.cfg.store.votes(&self.cfg.campaign).await?;
+            let version = self.version().await?;
+            Ok::<_, Error>(super::compare::page(
+                &self.cfg.campaign,
+                &sides,
+                &votes,
+                &Served {
+                    reviewer: &s.reviewer,
+                    csrf: &s.csrf,
+                    version: &version,
+                },
+            ))
+        };
+        match built.await {
+            Ok(html) => (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
+                         script-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+                    ),
+                ],
+                html,
+            )
+                .into_response(),
+            Err(e) => internal(&e),
+        }
+    }
+
+    /// `/compare/<model>/<asset path>`: an image a model's sample lists.
+    async fn compare_file(&self, url_path: &str) -> Response {
+        let Some(rel) = relative_path(url_path) else {
+            return not_found();
+        };
+        let Some((model, path)) = rel.strip_prefix("compare/").and_then(|r| r.split_once('/'))
+        else {
+            return not_found();
+        };
+        let sides = match super::compare::sides(&self.cfg.store, &self.cfg.campaign).await {
+            Ok(s) => s,
+            Err(e) => return internal(&e),
+        };
+        let Some(side) = sides.iter().find(|s| s.model == model) else {
+            return not_found();
+        };
+        if !side.manifest.assets.iter().any(|a| a.path == path) {
+            return not_found();
+        }
+        let Some(root) = self.cfg.campaign_out.parent() else {
+            return not_found();
+        };
+        match tokio::fs::read(root.join(&side.campaign).join(path)).await {
+            Ok(bytes) => (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, content_type(path)),
+                    (header::CACHE_CONTROL, "private, max-age=60"),
+                ],
+                bytes,
+            )
+                .into_response(),
+            Err(_) => not_found(),
+        }
+    }
+
+    async fn vote(&self, voter: &str, body: Body) -> Response {
+        let bytes = match read_body(body, 4096).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let req: VoteBody = match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
+        };
+        let sides = match super::compare::sides(&self.cfg.store, &self.cfg.campaign).await {
+            Ok(s) => s,
+            Err(e) => return internal(&e),
+        };
+        let Some(a) = sides.iter().find(|s| s.model == req.model).and_then(|s| {
+            s.manifest
+                .assets
+                .iter()
+                .find(|a| strip_extension(&a.path) == req.asset)
+        }) else {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                format!("no image of `{}` by {}", req.asset, req.model),
+            );
+        };
+        if a.sha256 != req.sha256 {
+            return json_error(
+                StatusCode::CONFLICT,
+                format!(
+                    "`{}` by {} was replaced since this page was loaded: nothing was recorded",
+                    req.asset, req.model
+                ),
+            );
+        }
+        let v = crate::store::NewVote {
+            campaign: self.cfg.campaign.clone(),
+            row_id: a.row_id.clone(),
+            locale: a.locale.clone(),
+            variant: a.variant.clone(),
+            model: req.model.clone(),
+            sha256: a.sha256.clone(),
+            voter: voter.to_string(),
+        };
+        match self.cfg.store.record_vote(&v).await {
+            Ok(()) => json(StatusCode::OK, serde_json::json!({ "recorded": 1 })),
+            Err(e) => internal(&e),
         }
     }
 

@@ -8,6 +8,7 @@ mod batch;
 mod brand;
 mod bucket;
 mod common;
+mod compare;
 mod crash;
 mod foundation;
 mod images;

@@ -19,13 +19,13 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 /// The reviewer the loopback server records (its user, as `approve` would).
-const LOCAL_REVIEWER: &str = "lea";
+pub(crate) const LOCAL_REVIEWER: &str = "lea";
 
 /// `adloc review serve` as a child process, stopped when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -53,7 +53,7 @@ fn serve_command(ws: &Workspace, listen: &str, env: &[(&str, &str)]) -> Command 
 }
 
 /// Start the server; its first stdout line names the address it took.
-fn serve(ws: &Workspace, listen: &str, env: &[(&str, &str)]) -> Server {
+pub(crate) fn serve(ws: &Workspace, listen: &str, env: &[(&str, &str)]) -> Server {
     let mut child = serve_command(ws, listen, env).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
@@ -73,7 +73,13 @@ fn serve(ws: &Workspace, listen: &str, env: &[(&str, &str)]) -> Server {
 
 /// One raw HTTP/1.1 request (paths exactly as written: no client
 /// normalizes `..` away). Returns status, headers (lowercase names) and body.
-fn raw(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub(crate) fn raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let host = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(host).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -134,10 +140,10 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Resp {
@@ -147,11 +153,11 @@ impl Resp {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     /// The session cookie it sets, as a `Cookie` header value.
-    fn cookie(&self) -> String {
+    pub(crate) fn cookie(&self) -> String {
         self.header("set-cookie")
             .and_then(|c| c.split(';').next())
             .expect("a session cookie")
@@ -160,7 +166,7 @@ impl Resp {
 }
 
 /// `content` of `<meta name="NAME" content="…">`.
-fn meta(html: &str, name: &str) -> String {
+pub(crate) fn meta(html: &str, name: &str) -> String {
     let pattern = format!("name=\"{name}\" content=\"");
     let at = html
         .find(&pattern)
