@@ -103,6 +103,7 @@ on_both_backends!(
     a_locale_edit_without_a_base_image_fails_and_waits_again_when_the_base_is_queued,
     a_placement_outcome_is_replaced_in_place_and_read_back_under_its_asset,
     an_undone_rejection_stays_in_the_history_and_revises_nothing,
+    compare_votes_and_samples_are_read_back_by_campaign_and_prefix,
 );
 
 async fn a_placement_outcome_is_replaced_in_place_and_read_back_under_its_asset(b: Backend) {
@@ -1019,6 +1020,80 @@ async fn an_undone_rejection_stays_in_the_history_and_revises_nothing(b: Backend
         .map(|d| d.state)
         .collect();
     assert_eq!(history, [ApprovalState::Rejected, ApprovalState::Pending]);
+}
+
+/// `adloc compare` (issue 25): votes are kept per campaign, oldest first;
+/// samples are found by their name prefix (an `_` in it is no wildcard);
+/// a done job's call latency is read by asset path.
+async fn compare_votes_and_samples_are_read_back_by_campaign_and_prefix(b: Backend) {
+    let f = Fixture::new(b);
+    let (store, run) = f.running().await;
+    let vote = |voter: &str, model: &str| NewVote {
+        campaign: "spring".into(),
+        row_id: "r1".into(),
+        locale: "en-US".into(),
+        variant: "hero".into(),
+        model: model.into(),
+        sha256: "cd".repeat(32),
+        voter: voter.into(),
+    };
+    store
+        .record_vote(&vote("ana", "gpt-image-2"))
+        .await
+        .unwrap();
+    store
+        .record_vote(&vote("ben", "gemini-3-pro-image"))
+        .await
+        .unwrap();
+    let votes = store.votes("spring").await.unwrap();
+    assert_eq!(
+        votes.iter().map(|v| v.vote.clone()).collect::<Vec<_>>(),
+        vec![
+            vote("ana", "gpt-image-2"),
+            vote("ben", "gemini-3-pro-image")
+        ]
+    );
+    assert!(store.votes("autumn").await.unwrap().is_empty());
+    for name in [
+        "spring--compare--a",
+        "spring--compare--b",
+        "springxcompare",
+        "spring",
+    ] {
+        let r = store.start_run(name, "local", "realtime").await.unwrap();
+        store.save_snapshot(r, name, "{}", 0).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .campaigns_with_prefix("spring--compare--")
+            .await
+            .unwrap(),
+        ["spring--compare--a", "spring--compare--b"]
+    );
+    assert!(
+        store
+            .campaigns_with_prefix("spring_")
+            .await
+            .unwrap()
+            .is_empty(),
+        "`_` is no wildcard"
+    );
+    let claimed = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
+    let mut attempt = paid(0.1);
+    attempt.finished_at = attempt.started_at + 1234;
+    assert!(
+        store
+            .settle(
+                claimed[0].id,
+                Some(run),
+                &done_with(&"ef".repeat(32), 0.1),
+                Some(&attempt)
+            )
+            .await
+            .unwrap()
+    );
+    let lat = store.latencies(&f.campaign).await.unwrap();
+    assert_eq!(lat.get("en-US/hero/r1.png"), Some(&1234), "{lat:?}");
 }
 
 /// A paid realtime attempt costing `cost_usd`.
