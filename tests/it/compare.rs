@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::common::*;
-use crate::review_serve::{LOCAL_REVIEWER, meta, raw, serve};
+use crate::review_serve::{Browser, LOCAL_REVIEWER, meta, raw, serve};
 
 const MODELS: &str = "gemini-3-pro-image,gpt-image-2";
 const ROWS: usize = 2;
@@ -170,6 +170,40 @@ fn two_models_sample_the_example_at_both_vendors_and_a_rerun_buys_nothing_and_vo
             "hero".to_string()
         ]]
     );
+    // And in Chromium: a vote for Gemini's square, by clicking.
+    let square = sample_manifest(&ws, "gemini-3-pro-image")["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["variant"] == "square")
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .rsplit_once('.')
+        .unwrap()
+        .0
+        .to_string();
+    let cell = format!("td.cell[data-asset=\"{square}\"][data-model=\"gemini-3-pro-image\"]");
+    let b = Browser::start();
+    b.goto(&format!("{}/compare/", srv.base));
+    b.wait_for(
+        "both models side by side",
+        &format!(
+            "return document.querySelectorAll('td.cell[data-model]').length === {}",
+            2 * ROWS as u64 * variants
+        ),
+    );
+    b.wait_for(
+        "every image loaded",
+        "return Array.prototype.every.call(document.images, function (i) { return i.complete && i.naturalWidth > 0; })",
+    );
+    b.click(&format!("{cell} button[data-action=\"vote\"]"));
+    b.wait_for(
+        "the vote shown",
+        &format!("var c = document.querySelector('{cell} li.votes'); return !!c && c.textContent === '1 vote';"),
+    );
+    assert_eq!(ws.sql_rows("SELECT COUNT(*) FROM compare_votes")[0][0], "2");
+    drop(b);
     drop(srv);
 
     // The summary names the winner and the line to use; still nothing bought.
@@ -177,6 +211,10 @@ fn two_models_sample_the_example_at_both_vendors_and_a_rerun_buys_nothing_and_vo
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("variant hero: gpt-image-2 won"), "{out}");
+    assert!(
+        out.contains("variant square: gemini-3-pro-image won"),
+        "{out}"
+    );
     assert!(
         out.contains("model = [\"gpt-image-2\", \"gemini-3-pro-image\"]"),
         "{out}"

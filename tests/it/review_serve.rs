@@ -426,6 +426,58 @@ fn cross_site_and_token_less_posts_traversal_paths_and_big_bodies_are_refused_an
         .find(|a| a["path"] == asset_path.as_str())
         .unwrap();
     assert!(undone["approval"]["by"].is_null(), "{undone}");
+
+    // Two reviewers deciding the same cell at once: both land in the
+    // history, the later is the current one, and the version every open
+    // page polls moves on.
+    let version = |c: &str| raw(&base, "GET", "/api/version", &[("Cookie", c)], b"").text();
+    let v0 = version(&cookie);
+    let other = raw(&base, "GET", "/review/", &[], b"");
+    let cookie2 = other.cookie();
+    let csrf2 = meta(&other.text(), "csrf-token");
+    assert_ne!(csrf2, csrf, "each session has its own anti-CSRF token");
+    let good2: Vec<(&str, &str)> = vec![
+        json_ct,
+        ("Cookie", &cookie2),
+        ("Origin", &origin),
+        ("X-CSRF-Token", &csrf2),
+    ];
+    // A session's token is no good with another session's cookie.
+    let crossed = vec![
+        json_ct,
+        ("Cookie", &cookie2),
+        ("Origin", &origin),
+        ("X-CSRF-Token", &csrf),
+    ];
+    assert_eq!(
+        raw(&base, "POST", "/api/decide", &crossed, &body).status,
+        403
+    );
+    let reject = decide_body("reject", &key, &sha, Some("Crop tighter"));
+    let (r1, r2) = std::thread::scope(|s| {
+        let a = s.spawn(|| raw(&base, "POST", "/api/decide", &good, &reject));
+        let b = s.spawn(|| raw(&base, "POST", "/api/decide", &good2, &body));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(
+        (r1.status, r2.status),
+        (200, 200),
+        "{} {}",
+        r1.text(),
+        r2.text()
+    );
+    let rows = decisions(&ws);
+    assert_eq!(rows.len(), 4);
+    let mut last_two: Vec<&str> = rows[2..].iter().map(|r| r[1].as_str()).collect();
+    let current = last_two[1].to_string();
+    last_two.sort_unstable();
+    assert_eq!(last_two, ["approved", "rejected"]);
+    assert_eq!(
+        assets(&ws)[&key].1,
+        current,
+        "the later decision is the current one"
+    );
+    assert_ne!(version(&cookie2), v0);
 }
 
 #[test]
@@ -566,7 +618,7 @@ fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
 }
 
 /// Chromium driven through chromedriver's W3C WebDriver endpoint.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     rt: tokio::runtime::Runtime,
     client: reqwest::Client,
@@ -586,7 +638,7 @@ impl Drop for Browser {
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Browser {
-    fn start() -> Browser {
+    pub(crate) fn start() -> Browser {
         let driver_bin = find_binary("CHROMEDRIVER", &["chromedriver"]).unwrap_or_else(|| {
             panic!(
                 "chromedriver is not installed: the review server tests drive a real Chromium \
@@ -680,11 +732,11 @@ impl Browser {
         v["value"].clone()
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })));
     }
 
-    fn find(&self, css: &str) -> String {
+    pub(crate) fn find(&self, css: &str) -> String {
         let v = self.call(
             reqwest::Method::POST,
             "/element",
@@ -696,7 +748,7 @@ impl Browser {
             .to_string()
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let e = self.find(css);
         self.call(
             reqwest::Method::POST,
@@ -705,7 +757,7 @@ impl Browser {
         );
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
         self.call(
             reqwest::Method::POST,
@@ -715,7 +767,7 @@ impl Browser {
     }
 
     /// Press keys on whatever has the focus (real key events).
-    fn keys(&self, text: &str) {
+    pub(crate) fn keys(&self, text: &str) {
         let mut actions = Vec::new();
         for c in text.chars() {
             actions.push(json!({ "type": "keyDown", "value": c.to_string() }));
@@ -728,7 +780,7 @@ impl Browser {
         );
     }
 
-    fn script(&self, js: &str) -> Value {
+    pub(crate) fn script(&self, js: &str) -> Value {
         self.call(
             reqwest::Method::POST,
             "/execute/sync",
@@ -737,7 +789,7 @@ impl Browser {
     }
 
     /// Wait (bounded) until `js` returns true; panics with `what` after.
-    fn wait_for(&self, what: &str, js: &str) {
+    pub(crate) fn wait_for(&self, what: &str, js: &str) {
         let started = Instant::now();
         while self.script(js) != Value::Bool(true) {
             assert!(
@@ -753,7 +805,7 @@ impl Browser {
         format!("td.cell[data-asset=\"{key}\"]")
     }
 
-    fn wait_state(&self, key: &str, state: &str) {
+    pub(crate) fn wait_state(&self, key: &str, state: &str) {
         self.wait_for(
             &format!("{key} {state}"),
             &format!(
@@ -763,7 +815,7 @@ impl Browser {
         );
     }
 
-    fn focused(&self) -> String {
+    pub(crate) fn focused(&self) -> String {
         self.script(
             "var c = document.activeElement.closest('td.cell'); return c ? c.dataset.asset : '';",
         )
