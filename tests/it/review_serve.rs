@@ -635,6 +635,8 @@ impl Drop for Browser {
     }
 }
 
+/// The web element identifier (W3C WebDriver, "Elements":
+/// https://www.w3.org/TR/webdriver2/#elements).
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Browser {
