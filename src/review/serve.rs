@@ -51,6 +51,9 @@ pub const MAX_NOTE: usize = 2000;
 pub const MAX_ASSETS: usize = 20_000;
 /// Sessions kept at most; the oldest go first beyond this.
 const MAX_SESSIONS: usize = 10_000;
+/// How long a session lasts: a working day; then the page is loaded (and,
+/// off loopback, the token entered) again.
+const SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 /// The session cookie's name.
 const COOKIE: &str = "adloc_review";
 
@@ -408,8 +411,12 @@ fn origin_ok(h: &HeaderMap) -> bool {
     if get("sec-fetch-site").is_some_and(|s| s == "cross-site" || s == "same-site") {
         return false;
     }
+    // https: the server behind a TLS-terminating proxy that keeps `Host`.
     match (get("origin"), get("host")) {
-        (Some(origin), Some(host)) => origin.eq_ignore_ascii_case(&format!("http://{host}")),
+        (Some(origin), Some(host)) => {
+            origin.eq_ignore_ascii_case(&format!("http://{host}"))
+                || origin.eq_ignore_ascii_case(&format!("https://{host}"))
+        }
         _ => false,
     }
 }
@@ -569,7 +576,9 @@ impl App {
     fn session(&self, h: &HeaderMap) -> Option<(String, SessionView)> {
         let sid = cookie_value(h)?;
         let sessions = self.sessions.lock().ok()?;
-        let s = sessions.get(&sid)?;
+        let s = sessions
+            .get(&sid)
+            .filter(|s| s.created.elapsed() < SESSION_LIFETIME)?;
         Some((
             String::new(),
             SessionView {
@@ -872,6 +881,8 @@ impl App {
         });
         let Some(t) = found else {
             tracing::info!("review server: a login with an unknown token was refused");
+            // Slows guessing down; the token's length does the rest.
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             return login_page(Some("unknown token"));
         };
         let (sid, _) = self.new_session(t.name.clone());
@@ -1294,6 +1305,10 @@ mod tests {
         assert!(origin_ok(&h(&[
             ("host", "127.0.0.1:8787"),
             ("origin", "http://127.0.0.1:8787")
+        ])));
+        assert!(origin_ok(&h(&[
+            ("host", "review.example"),
+            ("origin", "https://review.example")
         ])));
         assert!(!origin_ok(&h(&[("host", "127.0.0.1:8787")])));
         assert!(!origin_ok(&h(&[
