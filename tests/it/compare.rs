@@ -221,3 +221,44 @@ fn two_models_sample_the_example_at_both_vendors_and_a_rerun_buys_nothing_and_vo
     );
     assert_eq!(emu.stats().openai.billed_images, first.openai.billed_images);
 }
+
+#[test]
+fn each_models_sample_is_copy_checked_when_the_campaign_has_qa_on() {
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let ws = Workspace::new();
+    ws.small_campaign(&[("a", "a ridge"), ("b", "a lake"), ("c", "a dune")]);
+    ws.append_toml("\n[qa]\nreader = \"gemini-3.1-flash-lite\"\nexpect = [\"headline\"]\n");
+    // Two Gemini models: a GPT Image job's read never runs in realtime (it
+    // stays `checking`, with a plain `adloc run` too; see the report of
+    // issue 25), which is no part of what compare changes.
+    let models = "gemini-3-pro-image,gemini-3.1-flash-image";
+    let o = ws.adloc_with(
+        &emu.env(),
+        &[
+            "compare",
+            "campaigns/example",
+            "--models",
+            models,
+            "--rows",
+            "2",
+        ],
+    );
+    assert_eq!(
+        code(&o),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(emu.stats().reads > 0, "the reader was asked");
+    for model in models.split(',') {
+        let m = sample_manifest(&ws, model);
+        let assets = m["assets"].as_array().unwrap();
+        assert_eq!(assets.len(), 2, "{model}: the first two rows only");
+        for a in assets {
+            assert_eq!(a["qa"]["verdict"], "pass", "{model}: {a}");
+        }
+    }
+    let out = stdout(&o);
+    assert!(out.contains("model = ["), "{out}");
+}
