@@ -7,7 +7,8 @@
 # Installed only when missing, so a machine that has them pays nothing:
 # - moto's S3-compatible server (PyPI `moto[server]`, with boto3 as the
 #   tests' independent S3 client) for the object-storage tests;
-# - Debian's `chromium` for the review page tests;
+# - Debian's `chromium` for the review page tests, and its `chromium-driver`
+#   (WebDriver) for the review server's browser tests;
 # - Debian's `postgresql` server binaries for the PostgreSQL state tests
 #   (each test process initdbs a private server; no cluster is started).
 set -euo pipefail
@@ -29,6 +30,7 @@ if ! python3 -c 'import moto.server, boto3, flask_cors' 2>/dev/null; then
     python3 -m pip install --quiet 'moto[server]>=5,<6'
 fi
 command -v chromium >/dev/null || apt_install chromium
+command -v chromedriver >/dev/null || apt_install chromium-driver
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
 
 cargo test --locked --workspace "$@"

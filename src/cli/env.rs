@@ -109,6 +109,21 @@ pub(super) fn apply(opts: &mut RunOptions) {
     }
 }
 
+/// Where the review server's reviewer tokens come from.
+pub(super) enum ReviewTokens {
+    /// `ADLOC_REVIEW_TOKENS`: a file of `token = "name"` lines.
+    File(std::path::PathBuf),
+    /// `ADLOC_REVIEW_TOKEN`: one token.
+    One(SecretString),
+}
+
+/// The review server's tokens: the file wins over the single token.
+pub(super) fn review_tokens() -> Option<ReviewTokens> {
+    var("ADLOC_REVIEW_TOKENS")
+        .map(|p| ReviewTokens::File(p.into()))
+        .or_else(|| var("ADLOC_REVIEW_TOKEN").map(|t| ReviewTokens::One(SecretString::from(t))))
+}
+
 /// The reviewer when `--by` is not given: `ADLOC_REVIEWER`, else the login
 /// name (`USER`, `LOGNAME`, `USERNAME`), else `unknown`.
 pub(super) fn reviewer() -> String {

@@ -4,6 +4,7 @@
 
 mod approve;
 mod cancel;
+mod compare;
 #[cfg(feature = "emulator")]
 mod emulate;
 mod env;
@@ -79,6 +80,9 @@ pub enum Command {
     Approve(ApproveArgs),
     /// Reject assets, with a note saying what to fix.
     Reject(RejectArgs),
+    /// Make a sample of the campaign with each of several models, side by
+    /// side in `adloc review serve` (/compare/), with a summary per variant.
+    Compare(CompareArgs),
     /// Serve a Gemini- and OpenAI-compatible emulator on 127.0.0.1 for offline rehearsal.
     #[cfg(feature = "emulator")]
     Emulate(EmulateArgs),
@@ -303,6 +307,23 @@ pub enum ReviewAction {
     /// Apply a decisions CSV (columns asset,decision,note,by): every row is
     /// checked first, and nothing is applied when any row is bad.
     Import(ImportArgs),
+    /// Serve the review page with approve, reject and undo until stopped.
+    Serve(ServeArgs),
+}
+
+/// `adloc review serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Campaign name, or its folder.
+    pub campaign: String,
+    /// Address to listen on. A loopback address needs no login; any other
+    /// needs reviewer tokens (ADLOC_REVIEW_TOKENS names a file of
+    /// `token = "name"` lines, or ADLOC_REVIEW_TOKEN holds one).
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// Where the state and the output are.
+    #[command(flatten)]
+    pub at: StateOut,
 }
 
 /// `adloc review import`.
@@ -359,6 +380,42 @@ pub struct RejectArgs {
     pub at: StateOut,
 }
 
+/// `adloc compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The campaign folder (holds campaign.toml).
+    pub campaign_dir: PathBuf,
+    /// The models to compare, comma-separated (at least two).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        value_name = "MODEL,MODEL[,…]"
+    )]
+    pub models: Vec<String>,
+    /// Rows of the sample (the first N of the file).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rows: u32,
+    /// Locales of the sample, comma-separated (default: the base locale).
+    #[arg(long, value_delimiter = ',', value_name = "TAG,…")]
+    pub locales: Vec<String>,
+    /// Variants of the sample, comma-separated (default: every variant).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
+    pub variants: Vec<String>,
+    /// Output root, as for run (each sample goes to OUT/<campaign>--compare--<model>/).
+    #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
+    pub out: String,
+    /// State, as for run.
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
+    /// Realtime calls in flight at most.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Refuse to start (exit 4) when all models' estimates together exceed this.
+    #[arg(long, value_name = "USD")]
+    pub max_spend: Option<f64>,
+}
+
 /// `adloc emulate`.
 #[derive(Debug, Args)]
 pub struct EmulateArgs {
@@ -406,6 +463,7 @@ pub async fn main_with(cli: Cli) -> ExitCode {
         Command::Review(a) => review::review(a).await,
         Command::Approve(a) => approve::approve(a).await,
         Command::Reject(a) => approve::reject(a).await,
+        Command::Compare(a) => compare::compare(a).await,
         #[cfg(feature = "emulator")]
         Command::Emulate(a) => emulate::emulate(a).await,
     };

@@ -1,17 +1,27 @@
 //! `adloc review CAMPAIGN` (rebuild the review page and manifests from the
-//! state) and `adloc review import CAMPAIGN decisions.csv`.
+//! state), `adloc review import CAMPAIGN decisions.csv` and `adloc review
+//! serve CAMPAIGN` (the page with actions, over HTTP).
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
 
 use crate::domain::{Error, ExitCode, InputProblem};
-use crate::review;
+use crate::review::{self, serve};
 use crate::run;
+use crate::store::Store;
 
 use super::{
-    ImportArgs, ReviewAction, ReviewArgs, approve::print_decided, campaign_name, env, open_state,
+    ImportArgs, ReviewAction, ReviewArgs, ServeArgs, approve::print_decided, campaign_name, env,
+    open_state,
 };
 
 pub(super) async fn review(a: ReviewArgs) -> Result<ExitCode, Error> {
     match a.action {
         Some(ReviewAction::Import(i)) => import(i).await,
+        Some(ReviewAction::Serve(s)) => serve_cmd(s).await,
         None => {
             let Some(campaign) = a.campaign else {
                 return Err(Error::Usage("name the campaign to review".into()));
@@ -55,4 +65,98 @@ async fn import(a: ImportArgs) -> Result<ExitCode, Error> {
     store.close().await;
     print_decided(&d, "imported");
     Ok(ExitCode::Success)
+}
+
+/// Publishing after a decision: the same as `adloc approve` does.
+struct Publisher;
+
+#[async_trait::async_trait]
+impl serve::Publish for Publisher {
+    async fn publish(
+        &self,
+        store: &Store,
+        campaign: &str,
+        campaign_out: &Path,
+    ) -> crate::domain::Result<()> {
+        run::publish(store, campaign, campaign_out)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Who may use the server: anyone on a loopback address; elsewhere only
+/// holders of a reviewer token, and without tokens the server does not
+/// start (exit 2), before anything is opened.
+fn access(listen: std::net::SocketAddr) -> Result<serve::Access, Error> {
+    if listen.ip().is_loopback() {
+        return Ok(serve::Access::Loopback {
+            reviewer: env::reviewer(),
+        });
+    }
+    match env::review_tokens() {
+        None => Err(Error::Usage(format!(
+            "--listen {listen} is not a loopback address: reviewers must log in, so set \
+             ADLOC_REVIEW_TOKENS to a file of `token = \"name\"` lines (or ADLOC_REVIEW_TOKEN to one token), \
+             or listen on 127.0.0.1"
+        ))),
+        Some(env::ReviewTokens::One(t)) => {
+            let t = t.expose_secret();
+            if t.len() < serve::MIN_TOKEN_LEN {
+                return Err(Error::Usage(format!(
+                    "ADLOC_REVIEW_TOKEN must be at least {} characters",
+                    serve::MIN_TOKEN_LEN
+                )));
+            }
+            Ok(serve::Access::Tokens(vec![serve::ReviewerToken::new(
+                t, "reviewer",
+            )]))
+        }
+        Some(env::ReviewTokens::File(path)) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            serve::parse_tokens(&path, &text)
+                .map(serve::Access::Tokens)
+                .map_err(Error::Input)
+        }
+    }
+}
+
+async fn serve_cmd(a: ServeArgs) -> Result<ExitCode, Error> {
+    let access = access(a.listen)?;
+    let name = campaign_name(&a.campaign)?;
+    let store = open_state(&a.at.state).await?;
+    // A campaign only compared so far has its samples to show (/compare/).
+    if !serve::has_run(&store, &name).await?
+        && review::compare::sides(&store, &name).await?.is_empty()
+    {
+        store.close().await;
+        return Err(Error::Usage(format!(
+            "campaign `{name}` has no finished run in {} (run it first, with the same --state)",
+            a.at.state
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", a.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    // The first line of stdout names the address (a script or test that
+    // asked for port 0 reads it from there).
+    println!("review server: http://{addr}/review/ (campaign {name}; Ctrl-C stops)");
+    let _ = std::io::stdout().flush();
+    let cancel = super::run::cancel_on_signals("stopping the review server");
+    let result = serve::serve(
+        listener,
+        serve::Config {
+            store: store.clone(),
+            campaign: name.clone(),
+            campaign_out: a.at.out.join(&name),
+            access,
+            publisher: Arc::new(Publisher),
+        },
+        async move { cancel.cancelled().await },
+    )
+    .await;
+    store.close().await;
+    result.map(|()| ExitCode::Success)
 }

@@ -50,6 +50,10 @@ impl ApprovalState {
     /// double the history.
     pub fn apply(self, current: Option<&DecisionFacts>, next: &DecisionFacts) -> Transition {
         let to = next.decision.state();
+        // Undoing what is not decided records nothing, whoever asks.
+        if next.decision == Decision::Undo && self == ApprovalState::Pending {
+            return Transition::Unchanged;
+        }
         match current {
             Some(c) if self == to && c.by == next.by && c.note == next.note => {
                 Transition::Unchanged
@@ -92,6 +96,9 @@ pub enum Decision {
     Approve,
     /// Reject (a note is required).
     Reject,
+    /// Take back the current decision: the asset awaits approval again
+    /// (the review server's undo; the history keeps both).
+    Undo,
 }
 
 impl Decision {
@@ -100,6 +107,7 @@ impl Decision {
         match self {
             Decision::Approve => ApprovalState::Approved,
             Decision::Reject => ApprovalState::Rejected,
+            Decision::Undo => ApprovalState::Pending,
         }
     }
 
@@ -251,5 +259,31 @@ mod tests {
         );
         assert_eq!("Rejected".parse::<Decision>(), Ok(Decision::Reject));
         assert!("maybe".parse::<Decision>().is_err());
+    }
+
+    #[test]
+    fn undo_takes_a_decided_asset_back_to_pending_and_leaves_an_undecided_one_alone() {
+        let undo = DecisionFacts {
+            decision: Decision::Undo,
+            by: "ana".into(),
+            note: None,
+        };
+        let reject = DecisionFacts {
+            decision: Decision::Reject,
+            by: "ben".into(),
+            note: Some("logo cut off".into()),
+        };
+        assert_eq!(
+            ApprovalState::Rejected.apply(Some(&reject), &undo),
+            Transition::To(ApprovalState::Pending)
+        );
+        assert_eq!(
+            ApprovalState::Pending.apply(None, &undo),
+            Transition::Unchanged
+        );
+        assert_eq!(
+            ApprovalState::Pending.apply(Some(&undo), &undo),
+            Transition::Unchanged
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! tell an unchanged job from a changed one. Model jobs and art jobs are
 //! built by one function ([`build_spec`]), so they cannot drift apart.
 
+pub(crate) mod compare;
 pub(crate) mod overlay;
 pub(crate) mod report;
 

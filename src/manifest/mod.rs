@@ -730,6 +730,9 @@ pub fn apply_decisions(m: &mut Manifest, decisions: &[DecisionRow]) {
     for a in m.assets.iter_mut().chain(m.retired.iter_mut()) {
         a.approval = Some(
             match latest.get(&(a.sha256.as_str(), a.request_sha256.as_str())) {
+                // An undo (the review server) leaves the asset as undecided
+                // as before any decision; the history keeps who undid it.
+                Some(d) if d.state == ApprovalState::Pending => Approval::pending(),
                 Some(d) => Approval {
                     state: d.state,
                     by: Some(d.by.clone()),

@@ -21,7 +21,9 @@
 //! - "New" means not in the previous run's manifest with the same file
 //!   (assets) or the same reason (failures); on a first run all is new.
 
+pub mod compare;
 mod decisions;
+pub mod serve;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -208,8 +210,29 @@ impl Cell<'_> {
     }
 }
 
+/// What the review server adds to the page: the reviewer, the session's
+/// anti-CSRF token and the state version the page was built from.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    /// Who decisions are recorded as (from the login, never the browser).
+    pub reviewer: &'a str,
+    /// The session's anti-CSRF token, sent back with every POST.
+    pub csrf: &'a str,
+    /// The state version (see `Store::review_version`) the page shows.
+    pub version: &'a str,
+}
+
 /// Build the page.
 pub fn build(sheet: &Sheet<'_>) -> Page {
+    build_with(sheet, None)
+}
+
+/// Build the page, with the review server's controls when `served` is set:
+/// focusable cells naming their asset (`data-asset`), each with its own
+/// approve / reject / undo buttons and note field, bulk actions over the
+/// filtered cells, and the script that posts decisions and follows the
+/// state. Without it, the static page `review/index.html` (a file to share).
+pub fn build_with(sheet: &Sheet<'_>, served: Option<&Served<'_>>) -> Page {
     let m = sheet.manifest;
     let mut dirs = HashMap::new();
     // Rows, locales and variants in a stable order: the manifest's (rows
@@ -331,6 +354,7 @@ pub fn build(sheet: &Sheet<'_>) -> Page {
                     row,
                     hist,
                     &mut thumbs,
+                    served.is_some(),
                 );
             }
             body.push_str("</tr>");
@@ -339,13 +363,26 @@ pub fn build(sheet: &Sheet<'_>) -> Page {
     }
 
     let mut html = String::with_capacity(body.len() + 16_384);
+    // Served, the page also talks to its own server (and nothing else).
+    let (connect, extra_head) = match served {
+        None => ("", String::new()),
+        Some(s) => (
+            "; connect-src 'self'",
+            format!(
+                "<meta name=\"csrf-token\" content=\"{}\"><meta name=\"adloc-version\" content=\"{}\">",
+                esc(s.csrf),
+                esc(s.version)
+            ),
+        ),
+    };
     let _ = write!(
         html,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\
-         <title>Review: {c}</title><style>{STYLE}</style></head><body>",
-        c = esc(&m.campaign)
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'{connect}\">\
+         {extra_head}<title>Review: {c}</title><style>{STYLE}{style}</style></head><body>",
+        c = esc(&m.campaign),
+        style = if served.is_some() { serve::STYLE } else { "" },
     );
     summary_html(
         &mut html,
@@ -355,10 +392,21 @@ pub fn build(sheet: &Sheet<'_>) -> Page {
         &changes(m, sheet.previous),
     );
     filters_html(&mut html, &locales, &variants);
+    if let Some(s) = served {
+        serve::controls_html(&mut html, s);
+    }
     html.push_str("<main id=\"grid\">");
     html.push_str(&body);
     html.push_str("</main>");
-    let _ = writeln!(html, "<script>{SCRIPT}</script></body></html>");
+    let _ = writeln!(
+        html,
+        "<script>{SCRIPT}</script>{}</body></html>",
+        if served.is_some() {
+            serve::SCRIPT_TAG
+        } else {
+            ""
+        }
+    );
     Page { html, thumbs }
 }
 
@@ -375,10 +423,11 @@ fn cell_html(
     row: &str,
     history: &[&DecisionRow],
     thumbs: &mut Vec<Thumb>,
+    served: bool,
 ) {
     let _ = write!(
         out,
-        "<td class=\"cell state-{s}\" data-key=\"{k}\" data-locale=\"{l}\" data-variant=\"{v}\" data-row=\"{r}\" data-state=\"{s}\" data-new=\"{n}\">",
+        "<td class=\"cell state-{s}\" data-key=\"{k}\" data-locale=\"{l}\" data-variant=\"{v}\" data-row=\"{r}\" data-state=\"{s}\" data-new=\"{n}\"",
         s = state.code(),
         k = esc(key),
         l = esc(locale),
@@ -386,6 +435,13 @@ fn cell_html(
         r = esc(row),
         n = u8::from(new),
     );
+    if served {
+        serve::cell_attrs(out, key, cell.asset);
+    }
+    out.push('>');
+    if served && let Some(a) = cell.asset {
+        serve::cell_controls(out, key, a);
+    }
     let _ = write!(
         out,
         "<div class=\"badges\"><span class=\"badge {s}\">{label}</span>{newb}</div>",
@@ -411,6 +467,9 @@ fn cell_html(
                 source: a.path.clone(),
                 file,
             });
+            if served {
+                serve::previous_html(out, a);
+            }
             placements_html(out, a);
             Some(&a.copy)
         }
@@ -741,7 +800,6 @@ body.hide-safe .placement .safe{display:none}";
 
 const SCRIPT: &str = r#"(function () {
   var selects = document.querySelectorAll('select[data-filter]');
-  var cells = document.querySelectorAll('td.cell');
   function fromHash() {
     var p = new URLSearchParams(location.hash.replace(/^#/, ''));
     selects.forEach(function (s) { s.value = p.get(s.dataset.filter) || ''; if (s.selectedIndex < 0) { s.value = ''; } });
@@ -762,6 +820,8 @@ const SCRIPT: &str = r#"(function () {
     }
   }
   function apply() {
+    // Queried each time: the review server swaps the grid in place.
+    var cells = document.querySelectorAll('td.cell');
     var f = {};
     selects.forEach(function (s) { f[s.dataset.filter] = s.value; });
     var shown = 0;
@@ -775,6 +835,7 @@ const SCRIPT: &str = r#"(function () {
   var safe = document.getElementById('f-safe');
   if (safe) { safe.addEventListener('change', function () { document.body.classList.toggle('hide-safe', !safe.checked); }); }
   selects.forEach(function (s) { s.addEventListener('change', function () { toHash(); apply(); }); });
+  window.adlocApply = apply;
   window.addEventListener('hashchange', function () { fromHash(); apply(); });
   fromHash();
   apply();

@@ -26,6 +26,7 @@ use crate::provider::retry::{RetryBudget, RetryPolicy};
 use crate::store::{Claimed, JobId, Planned, RunId, Settlement, StateLocation, Store};
 
 pub(crate) mod batch;
+pub mod compare;
 mod provider;
 mod qa;
 mod read_batch;

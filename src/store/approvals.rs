@@ -93,7 +93,8 @@ impl Store {
             let state: ApprovalState = parsed("decision", &r.get::<String, _>(2))?;
             let decision = match state {
                 ApprovalState::Rejected => Decision::Reject,
-                _ => Decision::Approve,
+                ApprovalState::Approved => Decision::Approve,
+                ApprovalState::Pending => Decision::Undo,
             };
             latest.insert(
                 (r.get(0), r.get(1)),
@@ -203,6 +204,21 @@ impl Store {
         .map_err(self.err())?;
         tx.commit().await.map_err(self.err())?;
         Ok(())
+    }
+
+    /// What the review page of `campaign` shows changes when this does:
+    /// the latest run's snapshot and the latest decision (ids only, so the
+    /// review server can ask every few seconds for next to nothing).
+    pub async fn review_version(&self, campaign: &str) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(run_id), 0) FROM manifest_snapshots WHERE campaign = $1),
+                    (SELECT COALESCE(MAX(id), 0) FROM decisions WHERE campaign = $1)",
+        )
+        .bind(campaign)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok((row.get(0), row.get(1)))
     }
 
     /// The campaign's stored manifests, latest first (at most two), each

@@ -17,6 +17,7 @@
 
 mod approvals;
 mod batches;
+mod compare;
 mod composites;
 mod copy_edits;
 mod location;
@@ -41,6 +42,7 @@ use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Connection, Row};
 
 pub use approvals::{DecisionRow, NewDecision};
 pub use batches::{BatchJob, BatchRow};
+pub use compare::{NewVote, VoteRow};
 pub use composites::{CompositeKey, CompositeOutcome, CompositeRow};
 pub use location::{DEFAULT_STATE, DatabaseUrl, StateLocation};
 pub use placements::{

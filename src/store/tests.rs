@@ -103,6 +103,8 @@ on_both_backends!(
     a_locale_edit_without_a_base_image_fails_and_waits_again_when_the_base_is_queued,
     a_placement_outcome_is_replaced_in_place_and_read_back_under_its_asset,
     a_sync_of_more_jobs_than_one_insert_gives_every_spec_its_own_row,
+    an_undone_rejection_stays_in_the_history_and_revises_nothing,
+    compare_votes_and_samples_are_read_back_by_campaign_and_prefix,
 );
 
 async fn a_sync_of_more_jobs_than_one_insert_gives_every_spec_its_own_row(b: Backend) {
@@ -991,6 +993,143 @@ async fn an_edit_finds_every_earlier_model_turn_beside_its_kept_image(b: Backend
             note: "note 1".into(),
         }]
     );
+}
+
+/// Undo (the review server, issue 25) is a `pending` decision: recorded
+/// after the rejection it takes back, moving the review version, and the
+/// job is no longer due for an edit; undoing an undecided asset records
+/// nothing.
+async fn an_undone_rejection_stays_in_the_history_and_revises_nothing(b: Backend) {
+    use crate::domain::{ApprovalState, Decision, DecisionFacts};
+    let f = Fixture::new(b);
+    let (store, run) = f.running().await;
+    let claimed = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
+    let (job, request) = (claimed[0].id, claimed[0].request_hash.clone());
+    let sha = "ab".repeat(32);
+    assert!(
+        store
+            .settle(job, Some(run), &done_with(&sha, 0.1), None)
+            .await
+            .unwrap()
+    );
+    let decide = |decision, note: Option<&str>| NewDecision {
+        asset_path: "en-US/hero/r1.png".into(),
+        sha256: sha.clone(),
+        request_sha256: request.clone(),
+        facts: DecisionFacts {
+            decision,
+            by: "ana".into(),
+            note: note.map(str::to_string),
+        },
+    };
+    let (_, none) = store.review_version(&f.campaign).await.unwrap();
+    assert_eq!(none, 0);
+    assert_eq!(
+        store
+            .record_decisions(&f.campaign, &[decide(Decision::Undo, None)])
+            .await
+            .unwrap(),
+        0,
+        "nothing to undo"
+    );
+    store
+        .record_decisions(&f.campaign, &[decide(Decision::Reject, Some("too dark"))])
+        .await
+        .unwrap();
+    let (_, rejected) = store.review_version(&f.campaign).await.unwrap();
+    assert_eq!(store.revisable(&f.campaign).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .record_decisions(&f.campaign, &[decide(Decision::Undo, None)])
+            .await
+            .unwrap(),
+        1
+    );
+    let (_, undone) = store.review_version(&f.campaign).await.unwrap();
+    assert!(undone > rejected && rejected > none);
+    assert!(store.revisable(&f.campaign).await.unwrap().is_empty());
+    let history: Vec<ApprovalState> = store
+        .decisions(&f.campaign)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.state)
+        .collect();
+    assert_eq!(history, [ApprovalState::Rejected, ApprovalState::Pending]);
+}
+
+/// `adloc compare` (issue 25): votes are kept per campaign, oldest first;
+/// samples are found by their name prefix (an `_` in it is no wildcard);
+/// a done job's call latency is read by asset path.
+async fn compare_votes_and_samples_are_read_back_by_campaign_and_prefix(b: Backend) {
+    let f = Fixture::new(b);
+    let (store, run) = f.running().await;
+    let vote = |voter: &str, model: &str| NewVote {
+        campaign: "spring".into(),
+        row_id: "r1".into(),
+        locale: "en-US".into(),
+        variant: "hero".into(),
+        model: model.into(),
+        sha256: "cd".repeat(32),
+        voter: voter.into(),
+    };
+    store
+        .record_vote(&vote("ana", "gpt-image-2"))
+        .await
+        .unwrap();
+    store
+        .record_vote(&vote("ben", "gemini-3-pro-image"))
+        .await
+        .unwrap();
+    let votes = store.votes("spring").await.unwrap();
+    assert_eq!(
+        votes.iter().map(|v| v.vote.clone()).collect::<Vec<_>>(),
+        vec![
+            vote("ana", "gpt-image-2"),
+            vote("ben", "gemini-3-pro-image")
+        ]
+    );
+    assert!(store.votes("autumn").await.unwrap().is_empty());
+    for name in [
+        "spring--compare--a",
+        "spring--compare--b",
+        "springxcompare",
+        "spring",
+    ] {
+        let r = store.start_run(name, "local", "realtime").await.unwrap();
+        store.save_snapshot(r, name, "{}", 0).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .campaigns_with_prefix("spring--compare--")
+            .await
+            .unwrap(),
+        ["spring--compare--a", "spring--compare--b"]
+    );
+    assert!(
+        store
+            .campaigns_with_prefix("spring_")
+            .await
+            .unwrap()
+            .is_empty(),
+        "`_` is no wildcard"
+    );
+    let claimed = store.claim(run, &f.campaign, 1, LEASE, &[]).await.unwrap();
+    let mut attempt = paid(0.1);
+    attempt.finished_at = attempt.started_at + 1234;
+    assert!(
+        store
+            .settle(
+                claimed[0].id,
+                Some(run),
+                &done_with(&"ef".repeat(32), 0.1),
+                Some(&attempt)
+            )
+            .await
+            .unwrap()
+    );
+    let lat = store.latencies(&f.campaign).await.unwrap();
+    assert_eq!(lat.get("en-US/hero/r1.png"), Some(&1234), "{lat:?}");
 }
 
 /// A paid realtime attempt costing `cost_usd`.
