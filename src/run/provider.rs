@@ -181,6 +181,24 @@ pub(crate) fn make_providers(
             v
         }
     };
+    let mut wanted = wanted;
+    // Copy QA's readers are Gemini models whatever model paints: a
+    // campaign whose images all come from GPT Image still needs Gemini
+    // for its reads, or its images would wait unread for ever.
+    if let Some(qa) = campaign.variants.iter().find_map(|v| v.qa.as_ref())
+        && !wanted.contains(&Vendor::Gemini)
+    {
+        if !env.has_key(Vendor::Gemini) {
+            return Err(Error::run_terminal(
+                Reason::Unauthenticated,
+                format!(
+                    "copy QA reads images with {}, a Gemini model, and no Gemini key is set; set GEMINI_API_KEY / GOOGLE_API_KEY, or turn [qa] off",
+                    qa.reader
+                ),
+            ));
+        }
+        wanted.push(Vendor::Gemini);
+    }
     for v in wanted {
         let provider = make_provider(v, campaign, env)?;
         p.vendors.insert(v, provider);

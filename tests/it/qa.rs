@@ -753,3 +753,28 @@ fn quoted_false_checks_only_the_expect_columns() {
         }
     }
 }
+
+#[test]
+fn gpt_image_images_are_read_by_a_gemini_reader_and_every_job_ends() {
+    // The reader is another vendor's model than the painter: reads must
+    // go to the reader's vendor, not the image's.
+    let emu = Emu::start(Faults::default());
+    let ws = Workspace::new();
+    let r = rows(4);
+    qa_campaign(&ws, &borrowed(&r), "realtime", "");
+    ws.edit(
+        "campaign.toml",
+        "model = \"gemini-3.1-flash-image\"",
+        "model = \"gpt-image-2.6-sunburst\"",
+    );
+    // Without a Gemini key nothing can read: stopped before buying.
+    let o = ws.adloc_with(&emu.openai_env(), &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 4, "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("no Gemini key"), "{}", stderr(&o));
+    assert_eq!(emu.stats().billed_images, 0);
+    let o = ws.adloc_with(&emu.both_env(), &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let m = ws.manifest();
+    assert_eq!(m["totals"]["qa_pass"].as_u64(), Some(4), "{}", m["totals"]);
+    assert!(emu.stats().read_calls >= 4, "{:?}", emu.stats());
+}
