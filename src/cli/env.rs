@@ -70,7 +70,7 @@ fn secret_var(k: &str) -> Option<SecretString> {
 /// The variables the object store reads for `--out s3://…` / `gs://…`:
 /// `AWS_*` (credentials, region, `AWS_ENDPOINT_URL`) and `GOOGLE_*`
 /// (service account), every value held as a secret.
-fn object_store_env() -> crate::assets::StoreEnv {
+pub(super) fn object_store_env() -> crate::assets::StoreEnv {
     let mut vars: Vec<(String, SecretString)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, v)| (k.starts_with("AWS_") || k.starts_with("GOOGLE_")) && !v.is_empty())

@@ -321,9 +321,15 @@ pub struct ServeArgs {
     /// `token = "name"` lines, or ADLOC_REVIEW_TOKEN holds one).
     #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR:PORT")]
     pub listen: std::net::SocketAddr,
-    /// Where the state and the output are.
-    #[command(flatten)]
-    pub at: StateOut,
+    /// State: a SQLite file, or a PostgreSQL URL `postgres://…` (also
+    /// `ADLOC_DATABASE_URL`; the password is never printed).
+    #[arg(long, env = "ADLOC_DATABASE_URL", hide_env_values = true, default_value = DEFAULT_STATE)]
+    pub state: StateLocation,
+    /// Output root, as for `run`: a folder, or the bucket the campaign was
+    /// delivered to (`s3://…`, `gs://…`; the run's staged copy beside the
+    /// state is served, and each decision's manifest and page are uploaded).
+    #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
+    pub out: String,
 }
 
 /// `adloc review import`.

@@ -68,7 +68,12 @@ async fn import(a: ImportArgs) -> Result<ExitCode, Error> {
 }
 
 /// Publishing after a decision: the same as `adloc approve` does.
-struct Publisher;
+/// Rewrites the manifest and page after each decision; for a bucket
+/// campaign, then uploads what changed (the manifest last), as a run
+/// delivers.
+struct Publisher {
+    bucket: Option<(crate::assets::bucket::BucketUrl, crate::assets::StoreEnv)>,
+}
 
 #[async_trait::async_trait]
 impl serve::Publish for Publisher {
@@ -78,9 +83,34 @@ impl serve::Publish for Publisher {
         campaign: &str,
         campaign_out: &Path,
     ) -> crate::domain::Result<()> {
-        run::publish(store, campaign, campaign_out)
-            .await
-            .map(|_| ())
+        let published = run::publish(store, campaign, campaign_out).await?;
+        let Some((bucket, env)) = self.bucket.clone() else {
+            return Ok(());
+        };
+        // The upload's future is not `Send` (its stream's closures borrow
+        // higher-ranked), so it runs on a blocking thread of its own, on
+        // this runtime, instead of in the server's task.
+        let (store, campaign, out) = (
+            store.clone(),
+            campaign.to_string(),
+            campaign_out.to_path_buf(),
+        );
+        let checksums = published.manifest.checksums();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            rt.block_on(crate::assets::publish(
+                &store,
+                &bucket,
+                &env,
+                &campaign,
+                &out,
+                &checksums,
+                &|| {},
+            ))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        Ok(())
     }
 }
 
@@ -123,7 +153,23 @@ fn access(listen: std::net::SocketAddr) -> Result<serve::Access, Error> {
 async fn serve_cmd(a: ServeArgs) -> Result<ExitCode, Error> {
     let access = access(a.listen)?;
     let name = campaign_name(&a.campaign)?;
-    let store = open_state(&a.at.state).await?;
+    let target = super::output_target(&a.out)?;
+    let campaign_out = target.local_root(&a.state.local_dir()).join(&name);
+    let bucket = match &target {
+        crate::assets::OutputTarget::Local(_) => None,
+        crate::assets::OutputTarget::Bucket(b) => {
+            // The run staged every file it uploaded beside the state; the
+            // server shows that copy (the bucket holds the same bytes).
+            if !campaign_out.join(crate::manifest::MANIFEST_FILE).is_file() {
+                return Err(Error::Usage(format!(
+                    "the staged copy of `{name}` for {b} is not on this host ({}); serve it where it ran, with the same --state",
+                    campaign_out.display()
+                )));
+            }
+            Some((b.clone(), env::object_store_env()))
+        }
+    };
+    let store = open_state(&a.state).await?;
     // A campaign only compared so far has its samples to show (/compare/).
     if !serve::has_run(&store, &name).await?
         && review::compare::sides(&store, &name).await?.is_empty()
@@ -131,7 +177,7 @@ async fn serve_cmd(a: ServeArgs) -> Result<ExitCode, Error> {
         store.close().await;
         return Err(Error::Usage(format!(
             "campaign `{name}` has no finished run in {} (run it first, with the same --state)",
-            a.at.state
+            a.state
         )));
     }
     let listener = tokio::net::TcpListener::bind(a.listen)
@@ -150,9 +196,9 @@ async fn serve_cmd(a: ServeArgs) -> Result<ExitCode, Error> {
         serve::Config {
             store: store.clone(),
             campaign: name.clone(),
-            campaign_out: a.at.out.join(&name),
+            campaign_out,
             access,
-            publisher: Arc::new(Publisher),
+            publisher: Arc::new(Publisher { bucket }),
         },
         async move { cancel.cancelled().await },
     )

@@ -458,3 +458,68 @@ fn bad_out_urls_are_refused_before_anything_is_written() {
         assert!(!ws.path().join("out").exists(), "{bad}: output written");
     }
 }
+
+#[test]
+fn a_decision_in_review_serve_on_a_bucket_campaign_reaches_the_buckets_manifest() {
+    use crate::review_serve::{meta, raw, serve_with};
+    let s3 = S3Server::start();
+    s3.make_bucket();
+    let ws = small_workspace();
+    let o = run_to_bucket(&ws, &s3, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let before: serde_json::Value = serde_json::from_slice(&s3.get(&key("manifest.json"))).unwrap();
+    let asset = &before["assets"][0];
+    let path = asset["path"].as_str().unwrap();
+    let cell = path.rsplit_once('.').map_or(path, |(s, _)| s).to_string();
+    let sha = asset["sha256"].as_str().unwrap().to_string();
+
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let url = out_url();
+    let srv = serve_with(&ws, "127.0.0.1:0", &env, &["--out", &url]);
+    let page = raw(&srv.base, "GET", "/review/", &[], b"");
+    assert_eq!(page.status, 200, "{}", page.text());
+    let cookie = page.cookie();
+    let csrf = meta(&page.text(), "csrf-token");
+    // The staged copy is served: the asset's own bytes.
+    let img = raw(
+        &srv.base,
+        "GET",
+        &format!("/{path}"),
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(img.status, 200, "{path}");
+    assert_eq!(
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&img.body)),
+        sha
+    );
+
+    let body = serde_json::json!({
+        "action": "approve", "note": null, "assets": [{ "asset": cell, "sha256": sha }]
+    })
+    .to_string();
+    let r = raw(
+        &srv.base,
+        "POST",
+        "/api/decide",
+        &[
+            ("Content-Type", "application/json"),
+            ("Cookie", &cookie),
+            ("Origin", &srv.base),
+            ("X-CSRF-Token", &csrf),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let after: serde_json::Value = serde_json::from_slice(&s3.get(&key("manifest.json"))).unwrap();
+    let decided = after["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"] == asset["path"])
+        .unwrap();
+    assert_eq!(decided["approval"]["state"], "approved", "{decided}");
+    // Every object the manifest lists is still there with its sha256.
+    assert_bucket_matches_manifest(&s3);
+}

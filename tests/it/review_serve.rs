@@ -54,7 +54,19 @@ fn serve_command(ws: &Workspace, listen: &str, env: &[(&str, &str)]) -> Command 
 
 /// Start the server; its first stdout line names the address it took.
 pub(crate) fn serve(ws: &Workspace, listen: &str, env: &[(&str, &str)]) -> Server {
-    let mut child = serve_command(ws, listen, env).spawn().unwrap();
+    serve_with(ws, listen, env, &[])
+}
+
+/// [`serve`] with more arguments (`--out …`).
+pub(crate) fn serve_with(
+    ws: &Workspace,
+    listen: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Server {
+    let mut cmd = serve_command(ws, listen, env);
+    cmd.args(args);
+    let mut child = cmd.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
