@@ -12,6 +12,7 @@ mod retry;
 mod review;
 mod run;
 mod status;
+mod verify;
 mod worker;
 
 use std::io::IsTerminal;
@@ -79,6 +80,9 @@ pub enum Command {
     Approve(ApproveArgs),
     /// Reject assets, with a note saying what to fix.
     Reject(RejectArgs),
+    /// Check every file the manifest lists: sha256, IPTC AI marking and
+    /// the C2PA manifest (trust against ADLOC_C2PA_TRUST_ANCHORS when set).
+    Verify(VerifyArgs),
     /// Serve a Gemini- and OpenAI-compatible emulator on 127.0.0.1 for offline rehearsal.
     #[cfg(feature = "emulator")]
     Emulate(EmulateArgs),
@@ -219,6 +223,16 @@ pub struct ManifestArgs {
     pub state: StateLocation,
     /// Output root, as for run.
     #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
+    pub out: String,
+}
+
+/// `adloc verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Campaign name, or its folder.
+    pub campaign: String,
+    /// Output root the campaign was delivered to, as for run.
+    #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: String,
 }
 
@@ -394,6 +408,21 @@ fn init_logging(format: LogFormat) {
 /// Run the CLI; returns the process exit code.
 pub async fn main_with(cli: Cli) -> ExitCode {
     init_logging(cli.log_format);
+    // The signer is checked before anything is bought, by every command
+    // that may write delivered files (and by `plan`, which says so).
+    if matches!(
+        cli.command,
+        Command::Plan(_) | Command::Run(_) | Command::Worker(_) | Command::Retry(_)
+    ) {
+        match env::c2pa_signer() {
+            Ok(Some(signer)) => crate::assets::provenance::install_signer(signer),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{}", render_error(&e, cli.log_format));
+                return e.exit_code();
+            }
+        }
+    }
     let result = match cli.command {
         Command::Plan(a) => plan::plan(a).await,
         Command::Run(a) => run::run_cmd(a, cli.log_format).await,
@@ -406,6 +435,7 @@ pub async fn main_with(cli: Cli) -> ExitCode {
         Command::Review(a) => review::review(a).await,
         Command::Approve(a) => approve::approve(a).await,
         Command::Reject(a) => approve::reject(a).await,
+        Command::Verify(a) => verify::verify(a).await,
         #[cfg(feature = "emulator")]
         Command::Emulate(a) => emulate::emulate(a).await,
     };
