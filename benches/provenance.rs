@@ -14,8 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use adloc::assets::provenance::{Action, Signer, Step, finalize_with};
-use adloc::assets::write_atomic;
+use adloc::bench::provenance::{Action, Signer, Step, encode_jpeg, finalize_with, write_atomic};
 
 fn env_usize(k: &str, d: usize) -> usize {
     std::env::var(k)
@@ -29,7 +28,7 @@ fn jpeg_1k() -> Vec<u8> {
     let img = image::RgbImage::from_fn(1376, 768, |x, y| {
         image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x * y) % 239) as u8])
     });
-    adloc::imaging::encode_jpeg(&image::DynamicImage::ImageRgb8(img), 85).unwrap()
+    encode_jpeg(&image::DynamicImage::ImageRgb8(img), 85).unwrap()
 }
 
 fn round(
@@ -41,7 +40,7 @@ fn round(
 ) -> Duration {
     let start = Instant::now();
     for i in 0..files {
-        let step = Step::derived(Action::Resized).from_parent(parent);
+        let step = Step::derived(Action::Resized).with_parent(parent);
         let out = finalize_with(bytes, &step, signer).unwrap();
         write_atomic(&dir.join(format!("f{i}.jpg")), &out).unwrap();
     }

@@ -67,8 +67,11 @@ pub fn sign(bytes: &[u8], mime: &str, vendor_name: &str, model: &str) -> Vec<u8>
         }],
     });
     let signed = (|| -> c2pa::Result<Vec<u8>> {
+        // No thumbnails: the SDK is built without its image feature.
+        let settings = c2pa::Settings::new().with_value("builder.thumbnail.enabled", false)?;
         let mut builder =
-            c2pa::Builder::from_context(c2pa::Context::new()).with_definition(definition)?;
+            c2pa::Builder::from_context(c2pa::Context::new().with_settings(settings)?)
+                .with_definition(definition)?;
         let mut dest = std::io::Cursor::new(Vec::with_capacity(bytes.len() + 16 * 1024));
         builder.sign(
             v.signer.as_ref(),

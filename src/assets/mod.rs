@@ -299,7 +299,7 @@ fn describe_delivered(
     };
     // The vendor's bytes are the master's parent: their C2PA manifest
     // (when they carry one) becomes its parentOf ingredient.
-    let delivered = provenance::finalize(bytes, &step.from_parent(bytes))?;
+    let delivered = provenance::finalize(bytes, &step.with_parent(bytes))?;
     Ok((
         AssetRecord {
             path: master_rel_path(key, checked.format),
@@ -466,7 +466,7 @@ pub fn store_composite(
     let delivered = write_delivered(
         &campaign_out.join(&rel),
         &composed.bytes,
-        &provenance::Step::composite().from_parent(art),
+        &provenance::Step::composite().with_parent(art),
     )?;
     Ok(AssetRecord {
         path: rel,

@@ -96,7 +96,7 @@ impl<'a> Step<'a> {
 
 impl<'a> Step<'a> {
     /// This step, with `parent` as the file it was made from.
-    pub fn from_parent(mut self, parent: &'a [u8]) -> Self {
+    pub fn with_parent(mut self, parent: &'a [u8]) -> Self {
         self.parent = Some(parent);
         self
     }
@@ -372,7 +372,7 @@ impl Signer {
                 path: key_path.to_string(),
                 detail: format!("a test signature failed: {e}"),
             })?;
-        let reader = c2pa::Reader::from_context(reader_context(None))
+        let reader = c2pa::Reader::from_shared_context(&plain_reader())
             .with_stream("image/png", std::io::Cursor::new(signed))
             .map_err(|e| SignError::Key {
                 path: key_path.to_string(),
@@ -453,7 +453,7 @@ impl Signer {
             "format": mime,
             "assertions": [{ "label": "c2pa.actions", "data": { "actions": actions } }],
         });
-        let mut builder = c2pa::Builder::from_context(c2pa::Context::new())
+        let mut builder = c2pa::Builder::from_shared_context(&sign_context())
             .with_definition(definition)
             .map_err(sign_err)?;
         if let Some((pmime, pbytes)) = parent {
@@ -488,19 +488,45 @@ fn opened() -> serde_json::Value {
     })
 }
 
+/// Settings every context starts from: no thumbnails (the SDK is built
+/// without its image feature, and would warn on every context otherwise).
+fn base_settings() -> c2pa::Result<c2pa::Settings> {
+    c2pa::Settings::new().with_value("builder.thumbnail.enabled", false)
+}
+
+/// The context every signature is made in, built once (building one per
+/// file was a measurable share of a small file's signing cost).
+fn sign_context() -> std::sync::Arc<c2pa::Context> {
+    static CTX: std::sync::OnceLock<std::sync::Arc<c2pa::Context>> = std::sync::OnceLock::new();
+    CTX.get_or_init(|| {
+        let ctx = base_settings()
+            .and_then(|s| c2pa::Context::new().with_settings(s))
+            .unwrap_or_else(|_| c2pa::Context::new());
+        std::sync::Arc::new(ctx)
+    })
+    .clone()
+}
+
 /// A reader context: trust against `anchors` (PEM) when given, otherwise
 /// signature and binding checks only.
 pub fn reader_context(anchors: Option<&str>) -> c2pa::Context {
     let settings = match anchors {
-        Some(pem) => c2pa::Settings::new()
-            .with_value("trust.trust_anchors", pem.to_string())
+        Some(pem) => base_settings()
+            .and_then(|s| s.with_value("trust.trust_anchors", pem.to_string()))
             .and_then(|s| s.with_value("verify.verify_trust", true)),
-        None => c2pa::Settings::new().with_value("verify.verify_trust", false),
+        None => base_settings().and_then(|s| s.with_value("verify.verify_trust", false)),
     };
     match settings.and_then(|s| c2pa::Context::new().with_settings(s)) {
         Ok(c) => c,
         Err(_) => c2pa::Context::new(),
     }
+}
+
+/// [`reader_context`] without anchors, built once.
+fn plain_reader() -> std::sync::Arc<c2pa::Context> {
+    static CTX: std::sync::OnceLock<std::sync::Arc<c2pa::Context>> = std::sync::OnceLock::new();
+    CTX.get_or_init(|| std::sync::Arc::new(reader_context(None)))
+        .clone()
 }
 
 /// A 1×1 PNG for the signer's self-test.
@@ -522,7 +548,7 @@ pub fn inspect(bytes: &[u8], vendor: Option<&[u8]>) -> ProvenanceEntry {
     use sha2::Digest;
     let (c2pa, label) = match (xmp::has_c2pa(bytes), c2pa_mime(bytes)) {
         (true, Some(mime)) => {
-            let label = c2pa::Reader::from_context(reader_context(None))
+            let label = c2pa::Reader::from_shared_context(&plain_reader())
                 .with_stream(mime, std::io::Cursor::new(bytes))
                 .ok()
                 .and_then(|r| r.active_label().map(str::to_string));
@@ -531,7 +557,7 @@ pub fn inspect(bytes: &[u8], vendor: Option<&[u8]>) -> ProvenanceEntry {
         _ => (C2paState::Unsigned, None),
     };
     let vendor_validation = vendor.map(|v| match c2pa_mime(v) {
-        Some(mime) => match c2pa::Reader::from_context(reader_context(None))
+        Some(mime) => match c2pa::Reader::from_shared_context(&plain_reader())
             .with_stream(mime, std::io::Cursor::new(v))
         {
             Ok(r) => state_name(r.validation_state()).to_string(),

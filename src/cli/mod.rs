@@ -392,7 +392,9 @@ pub struct EmulateArgs {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ADLOC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("adloc=info,warn"));
+        // c2pa-rs warns on every context it builds that its thumbnail
+        // feature is off (we never ask for thumbnails): errors only.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("adloc=info,c2pa=error,warn"));
     // Colour only for a person at a terminal: cron mail and CI logs must not
     // fill with escape codes, and NO_COLOR (no-color.org) always wins.
     let builder = tracing_subscriber::fmt()

@@ -22,7 +22,12 @@ struct Verdict {
 }
 
 /// Check one delivered file against what the manifest lists for it.
-fn check_file(bytes: &[u8], entry: &serde_json::Value, anchors: Option<&str>) -> Verdict {
+fn check_file(
+    bytes: &[u8],
+    entry: &serde_json::Value,
+    ctx: &std::sync::Arc<c2pa::Context>,
+    trust: bool,
+) -> Verdict {
     let fail = |detail: String| Verdict {
         ok: false,
         signed: false,
@@ -52,7 +57,7 @@ fn check_file(bytes: &[u8], entry: &serde_json::Value, anchors: Option<&str>) ->
         Ok(image::ImageFormat::WebP) => "image/webp",
         _ => return fail("not a JPEG, PNG or WebP file".to_string()),
     };
-    let reader = match c2pa::Reader::from_context(reader_context(anchors))
+    let reader = match c2pa::Reader::from_shared_context(ctx)
         .with_stream(mime, std::io::Cursor::new(bytes))
     {
         Ok(r) => r,
@@ -64,7 +69,7 @@ fn check_file(bytes: &[u8], entry: &serde_json::Value, anchors: Option<&str>) ->
         .and_then(|r| r.active_manifest())
         .map(|m| m.failure().iter().map(|s| s.code().to_string()).collect())
         .unwrap_or_default();
-    let want = if anchors.is_some() {
+    let want = if trust {
         c2pa::ValidationState::Trusted
     } else {
         c2pa::ValidationState::Valid
@@ -137,14 +142,15 @@ pub(super) async fn verify(a: VerifyArgs) -> Result<ExitCode, Error> {
         entries.extend(asset["renditions"].as_array().into_iter().flatten());
         entries.extend(asset["placements"].as_array().into_iter().flatten());
     }
+    let ctx = std::sync::Arc::new(reader_context(anchors.as_deref()));
+    let trust = anchors.is_some();
     let (mut ok, mut signed, mut failed) = (0usize, 0usize, 0usize);
     for entry in &entries {
         let rel = entry["path"].as_str().unwrap_or_default();
         let verdict = match std::fs::read(root.join(rel)) {
             Ok(bytes) => {
-                let anchors = anchors.clone();
-                let entry = (*entry).clone();
-                tokio::task::spawn_blocking(move || check_file(&bytes, &entry, anchors.as_deref()))
+                let (entry, ctx) = ((*entry).clone(), ctx.clone());
+                tokio::task::spawn_blocking(move || check_file(&bytes, &entry, &ctx, trust))
                     .await
                     .map_err(|e| Error::Internal(e.to_string()))?
             }

@@ -69,7 +69,7 @@ fn compose_and_write(
     let delivered = assets::write_delivered(
         &path,
         &composed.bytes,
-        &assets::provenance::Step::composite().from_parent(&art),
+        &assets::provenance::Step::composite().with_parent(&art),
     )
     .map_err(|e| match e {
         assets::AssetError::Io { path, source } => Error::io(path, source),

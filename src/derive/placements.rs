@@ -380,7 +380,7 @@ fn produce_one(
     // does not depend on the pixels, so one encode measures it and, when
     // the file is then over, a second encode leaves room for it.
     let step = assets::provenance::Step::derived(assets::provenance::Action::Cropped)
-        .from_parent(master_bytes);
+        .with_parent(master_bytes);
     let mut budget = spec.clone();
     let (weighed, delivered) = loop {
         let weighed = match encode_placement(&pixels, &budget) {

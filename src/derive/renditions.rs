@@ -278,7 +278,7 @@ fn produce_job(out: &Path, todo: Todo) -> std::result::Result<JobOutput, AssetEr
         let delivered = assets::write_delivered(
             &out.join(&rel),
             &rendered.bytes,
-            &assets::provenance::Step::derived(action).from_parent(&master_bytes),
+            &assets::provenance::Step::derived(action).with_parent(&master_bytes),
         )?;
         output.written.push(Written {
             settings_hash: settings_hash.clone(),

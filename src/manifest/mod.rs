@@ -275,7 +275,7 @@ pub struct AssetEntry {
     pub history: Vec<HistoryEntry>,
     /// IPTC marking and C2PA Content Credentials of this file (issue 24).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provenance: Option<crate::domain::provenance::ProvenanceEntry>,
+    pub provenance: Option<Box<crate::domain::provenance::ProvenanceEntry>>,
 }
 
 /// An earlier revision of an asset, replaced by an edit.
@@ -695,12 +695,12 @@ pub fn attach_provenance(
             .overlay
             .as_ref()
             .map_or_else(|| a.path.clone(), |o| o.art_path.clone());
-        a.provenance = inspect(&a.path, &vendor);
+        a.provenance = inspect(&a.path, &vendor).map(Box::new);
         for r in a.renditions.iter_mut() {
-            r.provenance = inspect(&r.path, &vendor);
+            r.provenance = inspect(&r.path, &vendor).map(Box::new);
         }
         for p in a.placements.iter_mut() {
-            p.provenance = inspect(&p.path, &vendor);
+            p.provenance = inspect(&p.path, &vendor).map(Box::new);
         }
     }
 }

@@ -68,7 +68,7 @@ pub struct PlacementEntry {
     pub safe_area: Option<SafeAreaEntry>,
     /// IPTC marking and C2PA Content Credentials of this file (issue 24).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provenance: Option<crate::domain::provenance::ProvenanceEntry>,
+    pub provenance: Option<Box<crate::domain::provenance::ProvenanceEntry>>,
 }
 
 /// A placement's safe area in the manifest: the fractions of the frame

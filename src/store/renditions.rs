@@ -30,7 +30,7 @@ pub struct RenditionEntry {
     pub upscaled: bool,
     /// IPTC marking and C2PA Content Credentials of this file (issue 24).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provenance: Option<crate::domain::provenance::ProvenanceEntry>,
+    pub provenance: Option<Box<crate::domain::provenance::ProvenanceEntry>>,
 }
 
 /// A stored rendition, as the reconcile step compares it.
