@@ -51,6 +51,40 @@ pub fn vendor_ca_pem() -> Option<String> {
 /// bytes come back when signing is not possible (the test then fails on
 /// the missing ingredient, not here).
 pub fn sign(bytes: &[u8], mime: &str, vendor_name: &str, model: &str) -> Vec<u8> {
+    // A C2PA manifest is not deterministic (random JUMBF salts and
+    // instance ids), but the emulator promises "same prompt, same bytes":
+    // the signed file is remembered per unsigned file for the life of the
+    // process (bounded; cleared when full).
+    use sha2::Digest;
+    const REMEMBERED: usize = 512;
+    type Memo = std::sync::Mutex<std::collections::HashMap<[u8; 32], Vec<u8>>>;
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    let mut h = sha2::Sha256::new();
+    for part in [
+        bytes,
+        mime.as_bytes(),
+        vendor_name.as_bytes(),
+        model.as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    let key: [u8; 32] = h.finalize().into();
+    if let Some(done) = memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return done;
+    }
+    let signed = sign_fresh(bytes, mime, vendor_name, model);
+    if let Ok(mut m) = memo.lock() {
+        if m.len() >= REMEMBERED {
+            m.clear();
+        }
+        m.insert(key, signed.clone());
+    }
+    signed
+}
+
+fn sign_fresh(bytes: &[u8], mime: &str, vendor_name: &str, model: &str) -> Vec<u8> {
     let Some(v) = vendor() else {
         return bytes.to_vec();
     };
@@ -106,6 +140,17 @@ mod tests {
         assert_ne!(reader.validation_state(), c2pa::ValidationState::Invalid);
         let m = reader.active_manifest().unwrap();
         assert_eq!(m.claim_generator_info.as_ref().unwrap()[0].name, "OpenAI");
+    }
+
+    #[test]
+    fn the_same_image_signs_to_the_same_bytes() {
+        let img = image::DynamicImage::ImageRgb8(image::RgbImage::new(8, 8));
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let a = sign(png.get_ref(), "image/png", "Google", "gemini-3-pro-image");
+        let b = sign(png.get_ref(), "image/png", "Google", "gemini-3-pro-image");
+        assert_eq!(a, b);
+        assert_ne!(a, png.into_inner());
     }
 }
 
