@@ -7,6 +7,8 @@
 # Installed only when missing, so a machine that has them pays nothing:
 # - moto's S3-compatible server (PyPI `moto[server]`, with boto3 as the
 #   tests' independent S3 client) for the object-storage tests;
+# - contentauth's C2PA Python bindings (PyPI `c2pa-python`) as the
+#   independent verifier of the signed files (provenance tests);
 # - Debian's `chromium` for the review page tests, and its `chromium-driver`
 #   (WebDriver) for the review server's browser tests;
 # - Debian's `postgresql` server binaries for the PostgreSQL state tests
@@ -28,6 +30,9 @@ apt_install() {
 
 if ! python3 -c 'import moto.server, boto3, flask_cors' 2>/dev/null; then
     python3 -m pip install --quiet 'moto[server]>=5,<6'
+fi
+if ! python3 -c 'from c2pa import Reader, Settings, Context' 2>/dev/null; then
+    python3 -m pip install --quiet 'c2pa-python>=0.38,<0.39'
 fi
 command -v chromium >/dev/null || apt_install chromium
 command -v chromedriver >/dev/null || apt_install chromium-driver

@@ -51,4 +51,11 @@ pub mod bench {
     };
     pub use crate::provider::gemini::{parse_results_line, stream_results_from_reader};
     pub use crate::store::StateLocation;
+
+    /// The provenance step, for `benches/provenance.rs`.
+    pub mod provenance {
+        pub use crate::assets::provenance::{Action, Signer, Step, finalize_with};
+        pub use crate::assets::write_atomic;
+        pub use crate::imaging::encode_jpeg;
+    }
 }

@@ -801,7 +801,18 @@ pub(crate) async fn build(
                 format!("-{i}")
             };
             let sig = s.paint_image(&req.paint_prompt, sha);
-            cache.image_b64(w, h, mime, sha, &salt, sig).await?
+            let b64 = cache.image_b64(w, h, mime, sha, &salt, sig).await?;
+            // Nano Banana Pro's outputs carry Google's C2PA manifest.
+            if family == ModelFamily::Pro3 {
+                let mime = if mime == "image/png" {
+                    "image/png"
+                } else {
+                    "image/jpeg"
+                };
+                crate::c2pa_sign::sign_b64(b64, mime, "Google", model.as_str().to_string()).await
+            } else {
+                b64
+            }
         };
         let mut p = json!({"inlineData": {"mimeType": mime, "data": data}});
         if sign {

@@ -284,6 +284,7 @@
 //! `validating`, the rest `batch_cancelled`) and failed ones bill nothing.
 
 mod batch;
+pub mod c2pa_sign;
 mod errors;
 mod faults;
 mod files;
@@ -292,6 +293,7 @@ mod limits;
 mod models;
 mod openai;
 mod paint;
+pub mod pki;
 mod read;
 mod wire;
 

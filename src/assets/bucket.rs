@@ -426,6 +426,11 @@ fn staged_files(root: &Path) -> Result<Vec<String>, UploadError> {
             let path = entry.path();
             let ty = entry.file_type().map_err(io(&path))?;
             if ty.is_dir() {
+                // The vendors' raw bytes stay beside the state: they are
+                // kept, never delivered (issue 24).
+                if dir == root && entry.file_name() == super::VENDOR_DIR {
+                    continue;
+                }
                 stack.push(path);
                 continue;
             }

@@ -9,6 +9,7 @@
 //! left behind ([`sweep_temporaries`]); a reader never sees a partial file.
 
 pub mod bucket;
+pub mod provenance;
 
 pub use bucket::{OutputTarget, Published, StoreEnv, publish};
 
@@ -36,6 +37,10 @@ pub enum AssetError {
     /// art cannot be drawn on).
     #[error("{}", .0.detail)]
     Compose(crate::imaging::ComposeFailure),
+    /// The IPTC marking or the C2PA signature could not be put into the
+    /// file.
+    #[error(transparent)]
+    Provenance(#[from] provenance::ProvenanceError),
     /// Writing failed.
     #[error("{path}: {source}")]
     Io {
@@ -179,6 +184,7 @@ impl From<AssetError> for crate::domain::Error {
             AssetError::Io { path, source } => crate::domain::Error::io(path, source),
             AssetError::Image(e) => crate::domain::Error::Internal(e.to_string()),
             AssetError::Compose(f) => crate::domain::Error::Internal(f.detail),
+            AssetError::Provenance(e) => crate::domain::Error::Internal(e.to_string()),
         }
     }
 }
@@ -188,6 +194,19 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AssetError> {
     write_renamed(path, bytes, true)
+}
+
+/// Write a delivered file: the provenance step ([`provenance::finalize`])
+/// on `bytes`, then [`write_atomic`]. Returns the bytes written, which the
+/// caller records (checksum, size): they are not the bytes it passed.
+pub fn write_delivered(
+    path: &Path,
+    bytes: &[u8],
+    step: &provenance::Step<'_>,
+) -> Result<Vec<u8>, AssetError> {
+    let delivered = provenance::finalize(bytes, step)?;
+    write_atomic(path, &delivered)?;
+    Ok(delivered)
 }
 
 /// Write a file that is rebuilt from others when missing (a review
@@ -243,34 +262,78 @@ pub fn store_master(
     bytes: &[u8],
     declared_mime: &str,
     verified_dims: Option<(u32, u32)>,
+    step: &provenance::Step<'_>,
 ) -> Result<AssetRecord, AssetError> {
-    let record = describe_master(key, bytes, declared_mime, verified_dims)?;
-    write_atomic(&campaign_out.join(&record.path), bytes)?;
+    let (record, delivered) = describe_delivered(key, bytes, declared_mime, verified_dims, step)?;
+    keep_vendor_bytes(campaign_out, &record.path, bytes)?;
+    write_atomic(&campaign_out.join(&record.path), &delivered)?;
     Ok(record)
 }
 
-/// What [`store_master`] would record for `bytes`, checked the same way,
-/// without writing anything: for a result that is no longer its runner's
-/// to store (its lease expired and another runner holds the job), whose
-/// paid call is still recorded.
+/// What [`store_master`] would record for `bytes`, checked and marked the
+/// same way, without writing anything: for a result that is no longer its
+/// runner's to store (its lease expired and another runner holds the
+/// job), whose paid call is still recorded.
 pub fn describe_master(
     key: &JobKey,
     bytes: &[u8],
     declared_mime: &str,
     verified_dims: Option<(u32, u32)>,
+    step: &provenance::Step<'_>,
 ) -> Result<AssetRecord, AssetError> {
+    describe_delivered(key, bytes, declared_mime, verified_dims, step).map(|(r, _)| r)
+}
+
+/// Check the provider's `bytes`, run the provenance step, and describe the
+/// file that would be delivered (checksum and size of the final bytes).
+fn describe_delivered(
+    key: &JobKey,
+    bytes: &[u8],
+    declared_mime: &str,
+    verified_dims: Option<(u32, u32)>,
+    step: &provenance::Step<'_>,
+) -> Result<(AssetRecord, Vec<u8>), AssetError> {
     let checked = match verified_dims {
         Some(dims) => check_header(bytes, declared_mime, dims)?,
         None => check(bytes, declared_mime)?,
     };
-    Ok(AssetRecord {
-        path: master_rel_path(key, checked.format),
-        sha256: hex::encode(Sha256::digest(bytes)),
-        bytes: bytes.len() as u64,
-        width: checked.width,
-        height: checked.height,
-        mime_type: mime_of(checked.format).to_string(),
-    })
+    // The vendor's bytes are the master's parent: their C2PA manifest
+    // (when they carry one) becomes its parentOf ingredient.
+    let delivered = provenance::finalize(bytes, &step.with_parent(bytes))?;
+    Ok((
+        AssetRecord {
+            path: master_rel_path(key, checked.format),
+            sha256: hex::encode(Sha256::digest(&delivered)),
+            bytes: delivered.len() as u64,
+            width: checked.width,
+            height: checked.height,
+            mime_type: mime_of(checked.format).to_string(),
+        },
+        delivered,
+    ))
+}
+
+/// Where the vendor's raw bytes of a master are kept, relative to the
+/// campaign output: `.vendor/<master path>`, outside every path the
+/// manifest lists, so they are never delivered or published.
+pub const VENDOR_DIR: &str = ".vendor";
+
+/// Keep the bytes the vendor sent for the master at `rel` when they carry
+/// their own C2PA manifest (the delivered file cannot: our marking breaks
+/// its binding), and drop a copy an earlier master left when they do not.
+/// Written before the master, so a master is never without its copy.
+fn keep_vendor_bytes(campaign_out: &Path, rel: &str, vendor: &[u8]) -> Result<(), AssetError> {
+    let kept = campaign_out.join(VENDOR_DIR).join(rel);
+    if crate::imaging::xmp::has_c2pa(vendor) {
+        write_atomic(&kept, vendor)
+    } else {
+        remove_files(&[kept])
+    }
+}
+
+/// The vendor's raw bytes kept for the master at `rel`, if any.
+pub fn vendor_bytes(campaign_out: &Path, rel: &str) -> Option<Vec<u8>> {
+    fs::read(campaign_out.join(VENDOR_DIR).join(rel)).ok()
 }
 
 /// The formats a master may be written in (its extension follows the
@@ -400,11 +463,15 @@ pub fn store_composite(
     let composed = crate::imaging::compose_bytes(art, boxes, &locale, nominal_width)
         .map_err(AssetError::Compose)?;
     let rel = master_rel_path(key, composed.format);
-    write_atomic(&campaign_out.join(&rel), &composed.bytes)?;
+    let delivered = write_delivered(
+        &campaign_out.join(&rel),
+        &composed.bytes,
+        &provenance::Step::composite().with_parent(art),
+    )?;
     Ok(AssetRecord {
         path: rel,
-        sha256: hex::encode(Sha256::digest(&composed.bytes)),
-        bytes: composed.bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(&delivered)),
+        bytes: delivered.len() as u64,
         width: composed.width,
         height: composed.height,
         mime_type: mime_of(composed.format).to_string(),

@@ -132,3 +132,68 @@ pub(super) fn reviewer() -> String {
         .find_map(var)
         .unwrap_or_else(|| "unknown".to_string())
 }
+
+/// The C2PA signer from `ADLOC_C2PA_CERT` and `ADLOC_C2PA_KEY` (PEM
+/// paths) and the optional `ADLOC_C2PA_TSA_URL`, checked (chain, expiry,
+/// signing usage, key matches): `Ok(None)` when neither is set, a usage
+/// error (exit 2, before anything is bought) when only one is, or when
+/// either is unusable. A key file others can read is a warning. The key's
+/// bytes go into the signer and nowhere else.
+pub(super) fn c2pa_signer()
+-> Result<Option<crate::assets::provenance::Signer>, crate::domain::Error> {
+    use crate::domain::Error;
+    let (cert, key) = match (var("ADLOC_C2PA_CERT"), var("ADLOC_C2PA_KEY")) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (c, k),
+        (Some(_), None) => {
+            return Err(Error::Usage(
+                "ADLOC_C2PA_CERT is set but ADLOC_C2PA_KEY is not: set both to sign, or neither"
+                    .into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Error::Usage(
+                "ADLOC_C2PA_KEY is set but ADLOC_C2PA_CERT is not: set both to sign, or neither"
+                    .into(),
+            ));
+        }
+    };
+    let cert_pem =
+        std::fs::read(&cert).map_err(|e| Error::Usage(format!("ADLOC_C2PA_CERT {cert}: {e}")))?;
+    let key_pem = secrecy::SecretBox::new(Box::new(
+        std::fs::read(&key).map_err(|e| Error::Usage(format!("ADLOC_C2PA_KEY {key}: {e}")))?,
+    ));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&key)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                key = %key,
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "the C2PA private key file can be read by others; chmod 600 it"
+            );
+        }
+    }
+    use secrecy::ExposeSecret;
+    crate::assets::provenance::Signer::from_pem(
+        &cert,
+        &cert_pem,
+        &key,
+        key_pem.expose_secret(),
+        var("ADLOC_C2PA_TSA_URL"),
+    )
+    .map(Some)
+    .map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// The PEM trust anchors `adloc verify` checks signers against.
+pub(super) fn c2pa_trust_anchors() -> Result<Option<String>, crate::domain::Error> {
+    match var("ADLOC_C2PA_TRUST_ANCHORS") {
+        None => Ok(None),
+        Some(p) => std::fs::read_to_string(&p)
+            .map(Some)
+            .map_err(|e| crate::domain::Error::Usage(format!("ADLOC_C2PA_TRUST_ANCHORS {p}: {e}"))),
+    }
+}

@@ -13,6 +13,7 @@ mod retry;
 mod review;
 mod run;
 mod status;
+mod verify;
 mod worker;
 
 use std::io::IsTerminal;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Make a sample of the campaign with each of several models, side by
     /// side in `adloc review serve` (/compare/), with a summary per variant.
     Compare(CompareArgs),
+    /// Check every file the manifest lists: sha256, IPTC AI marking and
+    /// the C2PA manifest (trust against ADLOC_C2PA_TRUST_ANCHORS when set).
+    Verify(VerifyArgs),
     /// Serve a Gemini- and OpenAI-compatible emulator on 127.0.0.1 for offline rehearsal.
     #[cfg(feature = "emulator")]
     Emulate(EmulateArgs),
@@ -223,6 +227,16 @@ pub struct ManifestArgs {
     pub state: StateLocation,
     /// Output root, as for run.
     #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
+    pub out: String,
+}
+
+/// `adloc verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Campaign name, or its folder.
+    pub campaign: String,
+    /// Output root the campaign was delivered to, as for run.
+    #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: String,
 }
 
@@ -441,7 +455,9 @@ pub struct EmulateArgs {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ADLOC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("adloc=info,warn"));
+        // c2pa-rs warns on every context it builds that its thumbnail
+        // feature is off (we never ask for thumbnails): errors only.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("adloc=info,c2pa=error,warn"));
     // Colour only for a person at a terminal: cron mail and CI logs must not
     // fill with escape codes, and NO_COLOR (no-color.org) always wins.
     let builder = tracing_subscriber::fmt()
@@ -457,6 +473,21 @@ fn init_logging(format: LogFormat) {
 /// Run the CLI; returns the process exit code.
 pub async fn main_with(cli: Cli) -> ExitCode {
     init_logging(cli.log_format);
+    // The signer is checked before anything is bought, by every command
+    // that may write delivered files (and by `plan`, which says so).
+    if matches!(
+        cli.command,
+        Command::Plan(_) | Command::Run(_) | Command::Worker(_) | Command::Retry(_)
+    ) {
+        match env::c2pa_signer() {
+            Ok(Some(signer)) => crate::assets::provenance::install_signer(signer),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{}", render_error(&e, cli.log_format));
+                return e.exit_code();
+            }
+        }
+    }
     let result = match cli.command {
         Command::Plan(a) => plan::plan(a).await,
         Command::Run(a) => run::run_cmd(a, cli.log_format).await,
@@ -470,6 +501,7 @@ pub async fn main_with(cli: Cli) -> ExitCode {
         Command::Approve(a) => approve::approve(a).await,
         Command::Reject(a) => approve::reject(a).await,
         Command::Compare(a) => compare::compare(a).await,
+        Command::Verify(a) => verify::verify(a).await,
         #[cfg(feature = "emulator")]
         Command::Emulate(a) => emulate::emulate(a).await,
     };

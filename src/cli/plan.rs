@@ -114,6 +114,13 @@ pub(super) async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
     if let Some(b) = campaign.budget_usd {
         println!("  budget: ${b:.2}");
     }
+    // Once per plan: the EU AI Act's marking is met by the IPTC XMP alone,
+    // but platforms that show Content Credentials need the signed manifest.
+    if !crate::assets::provenance::signing() {
+        println!(
+            "  warning: assets will be delivered unsigned (IPTC AI marking only, no C2PA Content Credentials); set ADLOC_C2PA_CERT and ADLOC_C2PA_KEY to sign them"
+        );
+    }
     // Overlay savings, every copy fallback (once per row × locale × column)
     // and the overlay fit check.
     for line in crate::expand::report::report(&campaign, &specs) {

@@ -137,15 +137,20 @@ fn compose_and_write(
     };
     let rel = assets::master_rel_path(&spec.key(campaign), composed.format);
     let path = campaign_out.join(&rel);
-    assets::write_atomic(&path, &composed.bytes).map_err(|e| match e {
+    let delivered = assets::write_delivered(
+        &path,
+        &composed.bytes,
+        &assets::provenance::Step::composite().with_parent(&art),
+    )
+    .map_err(|e| match e {
         assets::AssetError::Io { path, source } => Error::io(path, source),
         other => Error::Internal(other.to_string()),
     })?;
     Ok(CompositeOutcome::Done {
         asset: AssetRecord {
             path: rel,
-            sha256: hex::encode(Sha256::digest(&composed.bytes)),
-            bytes: composed.bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&delivered)),
+            bytes: delivered.len() as u64,
             width: composed.width,
             height: composed.height,
             mime_type: mime_of(composed.format).to_string(),

@@ -303,6 +303,7 @@ fn produce_asset(out: &Path, todo: &Todo) -> std::result::Result<Made, AssetErro
             let sha = hex::encode(Sha256::digest(&b));
             if sha == todo.asset.sha256 {
                 decode_master(&b)
+                    .map(|m| (m, b))
                     .map_err(|e| format!("the asset {} does not decode: {e}", file.display()))
             } else {
                 Err(format!(
@@ -312,7 +313,7 @@ fn produce_asset(out: &Path, todo: &Todo) -> std::result::Result<Made, AssetErro
             }
         }
     };
-    let master = match master {
+    let (master, master_bytes) = match master {
         Ok(m) => m,
         Err(detail) => {
             for (_, spec) in &todo.specs {
@@ -327,7 +328,7 @@ fn produce_asset(out: &Path, todo: &Todo) -> std::result::Result<Made, AssetErro
     };
     let mut resizer = Resizer::new();
     for (_, spec) in &todo.specs {
-        let outcome = produce_one(out, todo, spec, &master, &mut resizer)?;
+        let outcome = produce_one(out, todo, spec, (&master, &master_bytes), &mut resizer)?;
         if let PlacementOutcome::Failed { path, .. } = &outcome {
             // A file an earlier run made no longer meets the placement.
             let stale = out.join(path);
@@ -358,7 +359,7 @@ fn produce_one(
     out: &Path,
     todo: &Todo,
     spec: &PlacementSpec,
-    master: &image::DynamicImage,
+    (master, master_bytes): (&image::DynamicImage, &[u8]),
     resizer: &mut Resizer,
 ) -> std::result::Result<PlacementOutcome, AssetError> {
     let rel = todo.rel_path(spec);
@@ -383,18 +384,33 @@ fn produce_one(
         Ok(p) => p,
         Err(e) => return Ok(failed(Reason::RenditionFailed, e.to_string())),
     };
-    let weighed = match encode_placement(&pixels, spec) {
-        Ok(w) => w,
-        Err(e @ WeightError::OverWeight { .. }) => {
-            return Ok(failed(
-                Reason::OverWeight,
-                format!("{}: {e}; the file was not written", spec.id),
-            ));
+    // The weight limit is the delivered file's: the provenance step adds
+    // bytes (the XMP packet, a C2PA manifest) after the encoder. Its cost
+    // does not depend on the pixels, so one encode measures it and, when
+    // the file is then over, a second encode leaves room for it.
+    let step = assets::provenance::Step::derived(assets::provenance::Action::Cropped)
+        .with_parent(master_bytes);
+    let mut budget = spec.clone();
+    let (weighed, delivered) = loop {
+        let weighed = match encode_placement(&pixels, &budget) {
+            Ok(w) => w,
+            Err(e @ WeightError::OverWeight { .. }) => {
+                return Ok(failed(
+                    Reason::OverWeight,
+                    format!("{}: {e}; the file was not written", spec.id),
+                ));
+            }
+            Err(e) => return Ok(failed(Reason::RenditionFailed, e.to_string())),
+        };
+        let delivered = assets::provenance::finalize(&weighed.bytes, &step)?;
+        let overhead = (delivered.len() as u64).saturating_sub(weighed.bytes.len() as u64);
+        if delivered.len() as u64 <= spec.max_bytes || budget.max_bytes < spec.max_bytes {
+            break (weighed, delivered);
         }
-        Err(e) => return Ok(failed(Reason::RenditionFailed, e.to_string())),
+        budget.max_bytes = spec.max_bytes.saturating_sub(overhead);
     };
     let path = out.join(&rel);
-    assets::write_atomic(&path, &weighed.bytes)?;
+    assets::write_atomic(&path, &delivered)?;
     // The check reads what is on disk, not what was meant to be written.
     let written = std::fs::read(&path).map_err(|e| AssetError::Io {
         path: path.clone(),
@@ -433,5 +449,6 @@ fn produce_one(
             left: spec.safe_area.left,
             right: spec.safe_area.right,
         }),
+        provenance: None,
     }))
 }

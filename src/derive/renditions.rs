@@ -269,7 +269,7 @@ fn produce_job(out: &Path, todo: Todo) -> std::result::Result<JobOutput, AssetEr
         Ok(b) => {
             let sha = hex::encode(Sha256::digest(&b));
             if sha == todo.master_sha256 {
-                decode_master(&b).map_err(|e| {
+                decode_master(&b).map(|m| (m, b)).map_err(|e| {
                     format!("the master {} does not decode: {e}", master_file.display())
                 })
             } else {
@@ -280,7 +280,7 @@ fn produce_job(out: &Path, todo: Todo) -> std::result::Result<JobOutput, AssetEr
             }
         }
     };
-    let master = match master {
+    let (master, master_bytes) = match master {
         Ok(m) => m,
         Err(msg) => {
             for (hash, spec) in &todo.specs {
@@ -299,19 +299,29 @@ fn produce_job(out: &Path, todo: Todo) -> std::result::Result<JobOutput, AssetEr
             }
         };
         let rel = assets::rendition_rel_path(&todo.key, spec);
-        assets::write_atomic(&out.join(&rel), &rendered.bytes)?;
+        // `cover` crops to the frame; `contain`/`stretch` only scale.
+        let action = match spec.fit {
+            crate::imaging::Fit::Cover { .. } => assets::provenance::Action::Cropped,
+            _ => assets::provenance::Action::Resized,
+        };
+        let delivered = assets::write_delivered(
+            &out.join(&rel),
+            &rendered.bytes,
+            &assets::provenance::Step::derived(action).with_parent(&master_bytes),
+        )?;
         output.written.push(Written {
             settings_hash: settings_hash.clone(),
             master_sha256: todo.master_sha256.clone(),
             entry: RenditionEntry {
                 path: rel,
-                sha256: hex::encode(Sha256::digest(&rendered.bytes)),
-                bytes: rendered.bytes.len() as u64,
+                sha256: hex::encode(Sha256::digest(&delivered)),
+                bytes: delivered.len() as u64,
                 width: spec.width,
                 height: spec.height,
                 mime_type: mime_of(spec.format.image_format()).to_string(),
                 fit: spec.fit.as_str().to_string(),
                 upscaled: rendered.upscaled,
+                provenance: None,
             },
         });
     }

@@ -11,6 +11,7 @@ mod locale;
 mod model;
 pub mod placement;
 mod pricing;
+pub mod provenance;
 pub mod readback;
 mod reader;
 mod reason;

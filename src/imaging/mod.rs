@@ -11,6 +11,7 @@ pub(crate) mod resize;
 mod sheet;
 pub(crate) mod text;
 mod weight;
+pub mod xmp;
 
 use image::ImageFormat;
 

@@ -273,6 +273,9 @@ pub struct AssetEntry {
     /// (absent when there are none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// IPTC marking and C2PA Content Credentials of this file (issue 24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Box<crate::domain::provenance::ProvenanceEntry>>,
 }
 
 /// An earlier revision of an asset, replaced by an edit.
@@ -443,6 +446,7 @@ fn asset_entry(
                     .collect()
             })
             .unwrap_or_default(),
+        provenance: None,
     })
 }
 
@@ -533,6 +537,7 @@ fn composite_entry(c: &CompositeRow) -> Option<AssetEntry> {
         revision: FIRST_REVISION,
         parent_sha256: None,
         history: Vec::new(),
+        provenance: None,
     })
 }
 
@@ -675,6 +680,30 @@ pub fn build(name: &str, state: &CampaignState, compose: &[ComposeSpec]) -> Mani
     m.totals.qa_regeneration_cost_usd = round_micro(m.totals.qa_regeneration_cost_usd);
     apply_decisions(&mut m, &state.decisions);
     m
+}
+
+/// Attach each delivered file's provenance: `inspect(path, vendor_path)`
+/// reads the file at `path` and the vendor's bytes kept for the master at
+/// `vendor_path` (the asset itself, or the art an overlay composite was
+/// made from; renditions and placements share their asset's). The build
+/// stays pure; the caller owns the reading.
+pub fn attach_provenance(
+    m: &mut Manifest,
+    inspect: &mut dyn FnMut(&str, &str) -> Option<crate::domain::provenance::ProvenanceEntry>,
+) {
+    for a in m.assets.iter_mut() {
+        let vendor = a
+            .overlay
+            .as_ref()
+            .map_or_else(|| a.path.clone(), |o| o.art_path.clone());
+        a.provenance = inspect(&a.path, &vendor).map(Box::new);
+        for r in a.renditions.iter_mut() {
+            r.provenance = inspect(&r.path, &vendor).map(Box::new);
+        }
+        for p in a.placements.iter_mut() {
+            p.provenance = inspect(&p.path, &vendor).map(Box::new);
+        }
+    }
 }
 
 /// Each current asset's placement files, and a failure entry per

@@ -809,7 +809,15 @@ async fn build_manifest(
 ) -> Result<(manifest::Manifest, PathBuf)> {
     let compose = expand::compose_plan(campaign).map_err(Error::Input)?;
     let state = store.campaign_state(&campaign.name).await?;
-    let m = manifest::build(&campaign.name, &state, &compose);
+    let mut m = manifest::build(&campaign.name, &state, &compose);
+    let out = campaign_out.to_path_buf();
+    m = tokio::task::spawn_blocking(move || {
+        let mut inspect = assets::provenance::inspector(&out);
+        manifest::attach_provenance(&mut m, &mut inspect);
+        m
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
     review::snapshot(store, run_id, &m, state.read_at_ms).await?;
     let published = review::publish(store, &campaign.name, campaign_out).await?;
     Ok((m, published.manifest_path))

@@ -196,7 +196,9 @@ pub(crate) async fn settle(
                 verified_dims,
                 ..
             } = generated;
-            match assets::describe_master(spec.key, &bytes, &mime_type, verified_dims) {
+            let step =
+                assets::provenance::Step::generated(spec.model.as_str(), spec.replaced.is_some());
+            match assets::describe_master(spec.key, &bytes, &mime_type, verified_dims, &step) {
                 Ok(asset) => Ok((asset, usage)),
                 Err(e) => Err(ProviderError::retryable(
                     Reason::UndecodableImage,
@@ -219,6 +221,7 @@ pub(crate) async fn settle(
             } = generated;
             turn = model_turn;
             let overlay = spec.overlay.map(|o| (o.boxes.to_vec(), o.nominal_width));
+            let (model, edited) = (spec.model.as_str().to_string(), spec.replaced.is_some());
             let res = tokio::task::spawn_blocking(move || {
                 // A composite is not the image the provider returned: its
                 // thumbnail comes from the composite itself.
@@ -235,7 +238,14 @@ pub(crate) async fn settle(
                         None,
                     ),
                     None => (
-                        assets::store_master(&out, &k, &bytes, &mime_type, verified_dims),
+                        assets::store_master(
+                            &out,
+                            &k,
+                            &bytes,
+                            &mime_type,
+                            verified_dims,
+                            &assets::provenance::Step::generated(&model, edited),
+                        ),
                         preview_jpeg,
                     ),
                 };

@@ -66,6 +66,9 @@ pub struct PlacementEntry {
     /// (absent when it covers nothing): what the review page draws.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safe_area: Option<SafeAreaEntry>,
+    /// IPTC marking and C2PA Content Credentials of this file (issue 24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Box<crate::domain::provenance::ProvenanceEntry>>,
 }
 
 /// A placement's safe area in the manifest: the fractions of the frame
@@ -299,6 +302,7 @@ impl Store {
                     safe_area: r
                         .get::<Option<String>, _>(16)
                         .and_then(|j| serde_json::from_str(&j).ok()),
+                    provenance: None,
                 };
                 out.by_asset.entry(key.asset()).or_default().push(entry);
             } else {

@@ -28,6 +28,9 @@ pub struct RenditionEntry {
     pub fit: String,
     /// True when the master was smaller than needed and had to be enlarged.
     pub upscaled: bool,
+    /// IPTC marking and C2PA Content Credentials of this file (issue 24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Box<crate::domain::provenance::ProvenanceEntry>>,
 }
 
 /// A stored rendition, as the reconcile step compares it.
@@ -213,6 +216,7 @@ impl Store {
                 mime_type: r.get(6),
                 fit: r.get(7),
                 upscaled: r.get::<i64, _>(8) != 0,
+                provenance: None,
             });
         }
         Ok(out)

@@ -170,6 +170,7 @@ async fn a_placement_outcome_is_replaced_in_place_and_read_back_under_its_asset(
             left: 0.06,
             right: 0.06,
         }),
+        provenance: None,
     };
     store
         .record_placement(
@@ -715,6 +716,7 @@ async fn every_read_model_query_runs(b: Backend) {
         mime_type: "image/jpeg".into(),
         fit: "cover".into(),
         upscaled: true,
+        provenance: None,
     };
     store
         .record_rendition(c[0].id, "s1", &"ab".repeat(32), &entry)

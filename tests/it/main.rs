@@ -19,6 +19,7 @@ mod openai;
 mod pacing;
 mod placements;
 mod postgres;
+mod provenance;
 mod qa;
 mod realtime;
 mod review;

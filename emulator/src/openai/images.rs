@@ -645,6 +645,13 @@ pub(crate) async fn render(s: &Shared, p: &Params, inputs: &[Input]) -> Result<B
                     .await?
             }
         };
+        // GPT Image outputs carry OpenAI's C2PA manifest.
+        let mime = match p.format {
+            Format::Png => "image/png",
+            Format::Jpeg => "image/jpeg",
+            Format::Webp => "image/webp",
+        };
+        let b64 = crate::c2pa_sign::sign_b64(b64, mime, "OpenAI", p.model.clone()).await;
         data.push(json!({ "b64_json": b64 }));
     }
     let text = text_tokens(&p.prompt);

@@ -1,0 +1,84 @@
+//! Test PKI made at run time (never committed keys): a CA and an
+//! end-entity certificate fit to sign C2PA claims (C2PA 2.2 §14.5
+//! "Certificate profile": digitalSignature key usage, emailProtection
+//! extended key usage, not a CA), ECDSA P-256 (ES256). The emulator signs
+//! its GPT Image and Nano Banana Pro outputs with one, as the real
+//! services do; adloc's tests make their own signer with another.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+
+/// A CA and a signer certificate issued by it, as PEM.
+#[derive(Clone)]
+pub struct Pki {
+    /// The CA certificate: the trust anchor.
+    pub ca_pem: String,
+    /// The signer certificate followed by the CA (the chain a signer sends).
+    pub chain_pem: String,
+    /// The signer's private key (PKCS#8).
+    pub key_pem: String,
+}
+
+/// What to get wrong in the signer certificate (for tests of the checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flaw {
+    /// A good certificate.
+    #[default]
+    None,
+    /// Its validity ended in 2021.
+    Expired,
+    /// No extended key usage a claim signer may use (serverAuth only).
+    NoSigningUsage,
+}
+
+/// Issue a fresh CA named `ca` and a signer `signer` under it.
+pub fn issue(ca: &str, signer: &str, flaw: Flaw) -> Result<Pki, rcgen::Error> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.distinguished_name.push(DnType::CommonName, ca);
+    ca_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "adloc test PKI");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    ca_params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, signer);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "adloc test PKI");
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = match flaw {
+        Flaw::NoSigningUsage => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        _ => vec![ExtendedKeyUsagePurpose::EmailProtection],
+    };
+    params.use_authority_key_identifier_extension = true;
+    (params.not_before, params.not_after) = match flaw {
+        Flaw::Expired => (
+            rcgen::date_time_ymd(2020, 6, 1),
+            rcgen::date_time_ymd(2021, 6, 1),
+        ),
+        _ => (
+            rcgen::date_time_ymd(2020, 6, 1),
+            rcgen::date_time_ymd(2098, 1, 1),
+        ),
+    };
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(Pki {
+        ca_pem: ca_cert.pem(),
+        chain_pem: format!("{}{}", cert.pem(), ca_cert.pem()),
+        key_pem: key.serialize_pem(),
+    })
+}
