@@ -124,6 +124,23 @@ fn sign_fresh(bytes: &[u8], mime: &str, vendor_name: &str, model: &str) -> Vec<u
     }
 }
 
+/// [`sign`] over base64 image data, off the async threads.
+pub(crate) async fn sign_b64(
+    b64: String,
+    mime: &'static str,
+    vendor_name: &'static str,
+    model: String,
+) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let done = tokio::task::spawn_blocking(move || match STANDARD.decode(&b64) {
+        Ok(bytes) => STANDARD.encode(sign(&bytes, mime, vendor_name, &model)),
+        Err(_) => b64,
+    })
+    .await;
+    done.unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,21 +169,4 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, png.into_inner());
     }
-}
-
-/// [`sign`] over base64 image data, off the async threads.
-pub(crate) async fn sign_b64(
-    b64: String,
-    mime: &'static str,
-    vendor_name: &'static str,
-    model: String,
-) -> String {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    let done = tokio::task::spawn_blocking(move || match STANDARD.decode(&b64) {
-        Ok(bytes) => STANDARD.encode(sign(&bytes, mime, vendor_name, &model)),
-        Err(_) => b64,
-    })
-    .await;
-    done.unwrap_or_default()
 }
