@@ -1035,8 +1035,18 @@ impl Store {
                 if c > 0 {
                     sql.push_str(", ");
                 }
-                sql.push('$');
-                sql.push_str(&(n * COLUMNS + c + 1).to_string());
+                match self.dialect {
+                    // Anonymous parameters: SQLite keeps `$N` as a *named*
+                    // parameter and finds each name by a linear walk when
+                    // binding, which made an 8,500-parameter statement
+                    // quadratic (60 % of a 100k-job enqueue in
+                    // `sqlite3_bind_parameter_name`, measured with perf).
+                    Dialect::Sqlite => sql.push('?'),
+                    Dialect::Postgres => {
+                        sql.push('$');
+                        sql.push_str(&(n * COLUMNS + c + 1).to_string());
+                    }
+                }
             }
             sql.push(')');
         }
