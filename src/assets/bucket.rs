@@ -477,7 +477,6 @@ struct Ctx<'a> {
     bucket: &'a BucketUrl,
     env: &'a StoreEnv,
     campaign: &'a str,
-    root: &'a Path,
 }
 
 impl Ctx<'_> {
@@ -496,6 +495,20 @@ impl Ctx<'_> {
             url: self.bucket.url_of(self.campaign, rel),
             detail: self.env.scrub(&e.to_string()),
         }
+    }
+
+    /// The whole object at `rel`.
+    async fn get(&self, action: &'static str, rel: &str) -> Result<Vec<u8>, UploadError> {
+        let path = self.object(rel)?;
+        let bytes = self
+            .os
+            .get(&path)
+            .await
+            .map_err(|e| self.failed(action, rel, e))?
+            .bytes()
+            .await
+            .map_err(|e| self.failed(action, rel, e))?;
+        Ok(bytes.to_vec())
     }
 
     /// Put `bytes` at `rel` whole, read it back, and check its sha256.
@@ -520,14 +533,7 @@ impl Ctx<'_> {
             .put_opts(&path, PutPayload::from(bytes), opts)
             .await
             .map_err(|e| self.failed("upload", rel, e))?;
-        let back = self
-            .os
-            .get(&path)
-            .await
-            .map_err(|e| self.failed("read back", rel, e))?
-            .bytes()
-            .await
-            .map_err(|e| self.failed("read back", rel, e))?;
+        let back = self.get("read back", rel).await?;
         let got = hex::encode(Sha256::digest(&back));
         if got != sha {
             return Err(UploadError::Checksum {
@@ -588,7 +594,6 @@ pub async fn publish(
         bucket,
         env,
         campaign,
-        root: campaign_out,
     };
     let files = staged_files(campaign_out)?;
     let recorded = state.uploads(&target, campaign).await?;
@@ -600,7 +605,7 @@ pub async fn publish(
             let recorded = &recorded;
             let target = &target;
             async move {
-                let (bytes, sha) = read_staged(ctx.root, rel, expected).await?;
+                let (bytes, sha) = read_staged(campaign_out, rel, expected).await?;
                 if recorded.get(rel.as_str()) == Some(&sha) {
                     return Ok::<bool, UploadError>(false);
                 }
@@ -648,6 +653,45 @@ pub async fn publish(
         report.deleted += 1;
     }
     Ok(report)
+}
+
+/// Reads a published campaign's objects with no state and no staging
+/// tree: what `adloc verify --out s3://…` checks is what is in the bucket.
+pub struct BucketReader {
+    os: Arc<dyn ObjectStore>,
+    bucket: BucketUrl,
+    env: StoreEnv,
+    campaign: String,
+}
+
+impl BucketReader {
+    /// A reader of `campaign`'s objects under `bucket`, with the
+    /// credentials in `env`.
+    pub fn open(bucket: &BucketUrl, env: StoreEnv, campaign: &str) -> Result<Self, UploadError> {
+        Ok(BucketReader {
+            os: connect(bucket, &env)?,
+            bucket: bucket.clone(),
+            env,
+            campaign: campaign.to_string(),
+        })
+    }
+
+    /// The URL of the object at campaign-relative `rel`.
+    pub fn url_of(&self, rel: &str) -> String {
+        self.bucket.url_of(&self.campaign, rel)
+    }
+
+    /// The whole object at campaign-relative `rel`.
+    pub async fn read(&self, rel: &str) -> Result<Vec<u8>, UploadError> {
+        Ctx {
+            os: self.os.clone(),
+            bucket: &self.bucket,
+            env: &self.env,
+            campaign: &self.campaign,
+        }
+        .get("read", rel)
+        .await
+    }
 }
 
 #[cfg(test)]

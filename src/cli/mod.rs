@@ -235,8 +235,10 @@ pub struct ManifestArgs {
 pub struct VerifyArgs {
     /// Campaign name, or its folder.
     pub campaign: String,
-    /// Output root the campaign was delivered to, as for run.
-    #[arg(long, default_value = "out", value_name = "DIR")]
+    /// Output root the campaign was delivered to, as for run: a folder,
+    /// or the bucket itself (`s3://…`, `gs://…`; credentials from the
+    /// environment), read without the state or the staging tree.
+    #[arg(long, default_value = "out", value_name = "DIR|s3://…|gs://…")]
     pub out: String,
 }
 

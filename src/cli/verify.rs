@@ -1,6 +1,7 @@
-//! `adloc verify CAMPAIGN [--out DIR]`: what a compliance person runs
-//! before a launch. Reads `manifest.json` and every file it lists (no
-//! state needed), checks each file's sha256, its IPTC source type, and,
+//! `adloc verify CAMPAIGN [--out DIR|s3://…|gs://…]`: what a compliance
+//! person runs before a launch. Reads `manifest.json` and every file it
+//! lists, from the folder or straight from the bucket (no state and no
+//! staging tree needed), checks each file's sha256, its IPTC source type, and,
 //! where the manifest says `signed` or the file carries a C2PA manifest,
 //! the manifest itself with the C2PA SDK (signature, hard binding,
 //! ingredients; trust against `ADLOC_C2PA_TRUST_ANCHORS` when set). One
@@ -119,23 +120,62 @@ fn short(iri: &str) -> &str {
     iri.rsplit('/').next().unwrap_or(iri)
 }
 
+/// Where the delivered files are read from.
+enum Source {
+    /// `<out>/<campaign>/`.
+    Folder(std::path::PathBuf),
+    /// The published objects themselves, not the staging tree.
+    Bucket(crate::assets::bucket::BucketReader),
+}
+
+impl Source {
+    fn open(out: OutputTarget, name: &str) -> Result<Self, Error> {
+        Ok(match out {
+            OutputTarget::Local(dir) => Source::Folder(dir.join(name)),
+            OutputTarget::Bucket(b) => Source::Bucket(
+                crate::assets::bucket::BucketReader::open(&b, env::object_store_env(), name)
+                    .map_err(Error::from)?,
+            ),
+        })
+    }
+
+    /// Where `rel` is, for messages.
+    fn name(&self, rel: &str) -> String {
+        match self {
+            Source::Folder(root) => root.join(rel).display().to_string(),
+            Source::Bucket(r) => r.url_of(rel),
+        }
+    }
+
+    async fn read(&self, rel: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Source::Folder(root) => tokio::fs::read(root.join(rel))
+                .await
+                .map_err(|e| e.to_string()),
+            Source::Bucket(r) => r.read(rel).await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// `adloc verify`.
 pub(super) async fn verify(a: VerifyArgs) -> Result<ExitCode, Error> {
     let out = super::output_target(&a.out)?;
     let name = super::campaign_name(&a.campaign)?;
     let anchors = env::c2pa_trust_anchors()?;
-    let root = match out {
-        OutputTarget::Local(dir) => dir.join(&name),
-        OutputTarget::Bucket(b) => {
-            return Err(Error::Usage(format!(
-                "verify reads a local tree; {b} is a bucket: sync it to a folder and pass --out DIR"
-            )));
-        }
-    };
-    let manifest_path = root.join(crate::manifest::MANIFEST_FILE);
-    let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
-    let m: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Usage(format!("{}: not a manifest: {e}", manifest_path.display())))?;
+    let source = Source::open(out, &name)?;
+    let manifest_file = crate::manifest::MANIFEST_FILE;
+    let text = source.read(manifest_file).await.map_err(|e| {
+        Error::Usage(format!(
+            "{}: cannot read the manifest: {e}",
+            source.name(manifest_file)
+        ))
+    })?;
+    let m: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+        Error::Usage(format!(
+            "{}: not a manifest: {e}",
+            source.name(manifest_file)
+        ))
+    })?;
     let mut entries: Vec<&serde_json::Value> = Vec::new();
     for asset in m["assets"].as_array().into_iter().flatten() {
         entries.push(asset);
@@ -147,7 +187,7 @@ pub(super) async fn verify(a: VerifyArgs) -> Result<ExitCode, Error> {
     let (mut ok, mut signed, mut failed) = (0usize, 0usize, 0usize);
     for entry in &entries {
         let rel = entry["path"].as_str().unwrap_or_default();
-        let verdict = match std::fs::read(root.join(rel)) {
+        let verdict = match source.read(rel).await {
             Ok(bytes) => {
                 let (entry, ctx) = ((*entry).clone(), ctx.clone());
                 tokio::task::spawn_blocking(move || check_file(&bytes, &entry, &ctx, trust))

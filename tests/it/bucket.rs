@@ -523,3 +523,61 @@ fn a_decision_in_review_serve_on_a_bucket_campaign_reaches_the_buckets_manifest(
     // Every object the manifest lists is still there with its sha256.
     assert_bucket_matches_manifest(&s3);
 }
+
+#[test]
+fn adloc_verify_reads_the_bucket_itself_and_fails_on_an_object_changed_there() {
+    let s3 = S3Server::start();
+    s3.make_bucket();
+    let ws = small_workspace();
+    let o = run_to_bucket(&ws, &s3, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let m = assert_bucket_matches_manifest(&s3);
+    let listed = m["assets"].as_array().unwrap().len()
+        + m["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["renditions"].as_array().map_or(0, Vec::len))
+            .sum::<usize>();
+    // The staging tree is gone: what verify reads is the bucket.
+    std::fs::remove_dir_all(staged(&ws)).unwrap();
+    let url = out_url();
+    let o = ws.adloc_with(&s3.env(), &["verify", "example", "--out", &url]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("example: {listed} of {listed} files verified")),
+        "{}",
+        stdout(&o)
+    );
+    for (k, v) in s3.env() {
+        if k.contains("SECRET") {
+            assert!(!stdout(&o).contains(&v) && !stderr(&o).contains(&v));
+        }
+    }
+
+    // One byte of one rendition changed in the bucket, not on disk.
+    let rel = m["assets"][0]["renditions"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut bytes = s3.get(&key(&rel));
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    s3.boto(&format!(
+        "s3.put_object(Bucket='{BUCKET}', Key='{}', Body=bytes.fromhex('{}'))",
+        key(&rel),
+        hex::encode(&bytes)
+    ));
+    let o = ws.adloc_with(&s3.env(), &["verify", "example", "--out", &url]);
+    assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.contains(&rel))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.starts_with("FAIL") && line.contains("sha256"),
+        "{line}"
+    );
+    assert!(stdout(&o).contains(", 1 failed"), "{}", stdout(&o));
+}
