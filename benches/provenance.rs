@@ -61,7 +61,6 @@ fn main() {
         pki.chain_pem.as_bytes(),
         "bench.key",
         pki.key_pem.as_bytes(),
-        None,
     )
     .unwrap();
     let jpeg = jpeg_1k();

@@ -351,17 +351,15 @@ impl Signer {
         cert_pem: &[u8],
         key_path: &str,
         key_pem: &[u8],
-        tsa_url: Option<String>,
     ) -> Result<Signer, SignError> {
         let now = jiff::Timestamp::now().as_second();
         let (alg, subject) = check_chain(cert_path, cert_pem, now)?;
-        let inner =
-            c2pa::create_signer::from_keys(cert_pem, key_pem, alg, tsa_url).map_err(|e| {
-                SignError::Key {
-                    path: key_path.to_string(),
-                    detail: format!("not a private key for the certificate's algorithm ({e})"),
-                }
-            })?;
+        let inner = c2pa::create_signer::from_keys(cert_pem, key_pem, alg, None).map_err(|e| {
+            SignError::Key {
+                path: key_path.to_string(),
+                detail: format!("not a private key for the certificate's algorithm ({e})"),
+            }
+        })?;
         let signer = Signer { inner, subject };
         // One signature read back: a key that is not the certificate's
         // signs fine but never verifies.

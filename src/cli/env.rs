@@ -134,7 +134,7 @@ pub(super) fn reviewer() -> String {
 }
 
 /// The C2PA signer from `ADLOC_C2PA_CERT` and `ADLOC_C2PA_KEY` (PEM
-/// paths) and the optional `ADLOC_C2PA_TSA_URL`, checked (chain, expiry,
+/// paths), checked (chain, expiry,
 /// signing usage, key matches): `Ok(None)` when neither is set, a usage
 /// error (exit 2, before anything is bought) when only one is, or when
 /// either is unusable. A key file others can read is a warning. The key's
@@ -158,6 +158,15 @@ pub(super) fn c2pa_signer()
             ));
         }
     };
+    // The C2PA SDK is built without an HTTP client (no second reqwest and
+    // TLS stack in the binary), so it cannot fetch an RFC 3161 time stamp:
+    // a user who asked for one is told so before anything is bought,
+    // rather than handed files without the trusted time they expect.
+    if var("ADLOC_C2PA_TSA_URL").is_some() {
+        return Err(Error::Usage(
+            "ADLOC_C2PA_TSA_URL is set, but this adloc cannot fetch RFC 3161 time stamps: unset it to sign without a trusted time stamp (each claim still records its signing time)".into(),
+        ));
+    }
     let cert_pem =
         std::fs::read(&cert).map_err(|e| Error::Usage(format!("ADLOC_C2PA_CERT {cert}: {e}")))?;
     let key_pem = secrecy::SecretBox::new(Box::new(
@@ -177,15 +186,9 @@ pub(super) fn c2pa_signer()
         }
     }
     use secrecy::ExposeSecret;
-    crate::assets::provenance::Signer::from_pem(
-        &cert,
-        &cert_pem,
-        &key,
-        key_pem.expose_secret(),
-        var("ADLOC_C2PA_TSA_URL"),
-    )
-    .map(Some)
-    .map_err(|e| Error::Usage(e.to_string()))
+    crate::assets::provenance::Signer::from_pem(&cert, &cert_pem, &key, key_pem.expose_secret())
+        .map(Some)
+        .map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// The PEM trust anchors `adloc verify` checks signers against.

@@ -497,6 +497,26 @@ fn a_tampered_file_fails_adloc_verify() {
         .to_string();
     assert!(line.starts_with("FAIL"), "{line}");
     assert!(stdout(&o).contains(", 1 failed"), "{}", stdout(&o));
+
+    // A tamperer who also rewrites the manifest's sha256 is caught by the
+    // C2PA hard binding, not by the manifest.
+    let tampered_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let manifest_file = ws.out().join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_file).unwrap();
+    let old_sha = sha_of_listed(&ws.manifest(), &rel);
+    assert_ne!(old_sha, tampered_sha);
+    std::fs::write(&manifest_file, text.replace(&old_sha, &tampered_sha)).unwrap();
+    let o = ws.adloc_with(&env, &["verify", "example"]);
+    assert_eq!(code(&o), 3, "{}", stdout(&o));
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.contains(&rel))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.starts_with("FAIL") && line.contains("C2PA") && !line.contains("sha256"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -531,6 +551,46 @@ fn a_signer_certificate_that_expired_or_cannot_sign_is_refused_before_anything_i
             "{flaw:?}: nothing written"
         );
     }
+}
+
+#[test]
+fn a_time_stamp_authority_adloc_cannot_reach_is_refused_before_anything_is_bought() {
+    let ws = Workspace::new();
+    signed_example(&ws);
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let signer = test_signer(&ws, adloc_emulator::pki::Flaw::None);
+    let mut env = signing_env(&emu, &signer);
+    env.push(("ADLOC_C2PA_TSA_URL", "http://127.0.0.1:9/tsa".to_string()));
+    for cmd in ["plan", "run"] {
+        let o = ws.adloc_with(&env, &[cmd, "campaigns/example"]);
+        assert_eq!(code(&o), 2, "{cmd}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("ADLOC_C2PA_TSA_URL") && err.contains("time stamp"),
+            "{err}"
+        );
+        // The message is about the time stamp, not a misleading key error.
+        assert!(!err.contains("ADLOC_C2PA_KEY"), "{err}");
+    }
+    assert_eq!(emu.stats().generate_calls, 0, "nothing bought");
+    assert!(!ws.out().join("example/en-US").exists(), "nothing written");
+}
+
+/// The sha256 the manifest lists for the file at `rel`.
+fn sha_of_listed(m: &serde_json::Value, rel: &str) -> String {
+    m["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            std::iter::once(a)
+                .chain(a["renditions"].as_array().into_iter().flatten())
+                .chain(a["placements"].as_array().into_iter().flatten())
+        })
+        .find(|e| e["path"].as_str() == Some(rel))
+        .and_then(|e| e["sha256"].as_str())
+        .unwrap_or_else(|| panic!("{rel} is not listed"))
+        .to_string()
 }
 
 /// contentauth's Python bindings (PyPI `c2pa-python`, which ./test.sh
