@@ -315,6 +315,7 @@ mod tests {
             grounding: false,
             proof: Default::default(),
             edit: None,
+            read_copy_side: None,
         }
     }
 

@@ -64,6 +64,11 @@ pub struct ImageRequest {
     /// Set when the call revises an image made earlier instead of making
     /// one from the prompt alone (a reviewer rejected it with a note).
     pub edit: Option<ImageEdit>,
+    /// When copy QA will read the answer: the longer side of the copy a
+    /// reader is sent, made by the provider from the pixels it decodes to
+    /// check the answer (one decode per image, not one more per read).
+    /// Not part of the request hash: nothing of it reaches the vendor.
+    pub read_copy_side: Option<u32>,
 }
 
 /// An edit of an image the model made earlier: the image, the instruction

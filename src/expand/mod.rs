@@ -451,6 +451,7 @@ fn build_spec(
         // Edits of a rejected image are queued by the store at run time,
         // never planned: a plan is only what the campaign asks for.
         edit: None,
+        read_copy_side: None,
     };
     let request_hash = request_hash(&request);
     // The expected copy is the row's copy as the template saw it: resolved

@@ -21,8 +21,9 @@ pub use compose::{
 };
 pub use layers::{FracBox, Layer, LayerDraw, Picture, check_picture};
 pub use resize::{
-    Fit, MAX_SIDE, OutputFormat, PREVIEW_SIDE, RenditionSpec, aspect_check, cover_crop,
-    decode_master, downscale, for_reading, preview_jpeg, render, render_pixels, thumbnail_jpeg,
+    Downscaled, Fit, MAX_SIDE, OutputFormat, PREVIEW_SIDE, RenditionSpec, aspect_check, cover_crop,
+    decode_master, downscale, for_reading, preview_jpeg, reader_copy, render, render_pixels,
+    thumbnail_jpeg,
 };
 pub use sheet::{Cell, Layout, render_sheet};
 pub use weight::{WeightError, check_placement, encode_placement};

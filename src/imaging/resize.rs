@@ -439,6 +439,19 @@ pub fn for_reading(bytes: &[u8], max_side: u32) -> Result<Downscaled, String> {
         });
     }
     let img = decode_master(bytes).map_err(|e| e.to_string())?;
+    reader_copy(&img, format, max_side)
+}
+
+/// What [`for_reading`] sends a reader, made from pixels already decoded
+/// (`format`: the format of the bytes they were decoded from): a provider
+/// makes it while it has the answer's pixels, so a read costs no second
+/// decode. Callers send the bytes unchanged when the longer side is at
+/// most `max_side`.
+pub fn reader_copy(
+    img: &DynamicImage,
+    format: ImageFormat,
+    max_side: u32,
+) -> Result<Downscaled, String> {
     // A reader needs legible text, not archival pixels, and reads are most
     // of copy QA's CPU: an opaque image goes as JPEG quality 85 (4:2:0),
     // scaled bilinearly (text at ad sizes stays crisp at this ratio).
@@ -448,7 +461,7 @@ pub fn for_reading(bytes: &[u8], max_side: u32) -> Result<Downscaled, String> {
         ImageFormat::Jpeg
     };
     let dst = scale_longer_side(
-        &img,
+        img,
         target,
         max_side,
         ResizeAlg::Convolution(FilterType::Bilinear),

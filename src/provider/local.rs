@@ -97,6 +97,7 @@ impl Provider for LocalProvider {
             model_version: Some(RENDERER_VERSION.to_string()),
             verified_dims: None,
             preview_jpeg: None,
+            read_copy: None,
             model_turn: None,
             limits: None,
         })
@@ -522,6 +523,7 @@ mod tests {
                 rtl: text::is_rtl_locale(locale),
             },
             edit: None,
+            read_copy_side: None,
         }
     }
 

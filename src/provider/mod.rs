@@ -43,6 +43,10 @@ pub struct Generated {
     /// from the pixels decoded to check it, when they were: the review
     /// page's thumbnail, without decoding the master again.
     pub preview_jpeg: Option<Vec<u8>>,
+    /// The copy a copy-QA reader is sent ([`crate::imaging::reader_copy`]),
+    /// made from the same decoded pixels when the request asked for it
+    /// ([`ImageRequest::read_copy_side`]) and the image is larger than that.
+    pub read_copy: Option<crate::imaging::Downscaled>,
     /// Gemini: the model turn that made the image (its non-thought parts
     /// with their `thoughtSignature`s, exactly as returned): an edit of
     /// this image continues the conversation and must send the turn back,
@@ -52,6 +56,21 @@ pub struct Generated {
     /// The request limits the answer's headers stated (OpenAI's
     /// `x-ratelimit-*-requests`), for the vendor's pacer.
     pub limits: Option<pacing::RequestLimits>,
+}
+
+/// A reader's copy of decoded pixels when one was asked for and the image
+/// is larger than it (else the reader is sent the stored bytes). Best
+/// effort: without it the read decodes the stored file.
+pub(crate) fn read_copy_of(
+    img: &image::DynamicImage,
+    format: image::ImageFormat,
+    read_side: Option<u32>,
+) -> Option<crate::imaging::Downscaled> {
+    let side = read_side?;
+    if img.width().max(img.height()) <= side {
+        return None;
+    }
+    crate::imaging::reader_copy(img, format, side).ok()
 }
 
 /// What the retry layer should do with a failure.

@@ -269,6 +269,8 @@ pub(crate) struct Ctx {
     pub rpm: Option<u32>,
     /// The vendors' adaptive pacers, kept for the whole run.
     pub pacers: Pacers,
+    /// Readers' copies made from the pixels the providers decoded.
+    pub read_copies: qa::ReadCopies,
 }
 
 impl Ctx {
@@ -616,6 +618,7 @@ async fn run_loaded(
         lease: opts.lease,
         rpm: campaign.rpm,
         pacers: Pacers::default(),
+        read_copies: qa::ReadCopies::default(),
     });
 
     // Beats until the run ends, on every way out: renditions and the
@@ -1417,6 +1420,12 @@ async fn realtime_one(
         return Ok((None, JobOutcome::Retry));
     };
     let mut request = spec.request_to_send(&model, job.overlay);
+    if matches!(
+        qa::image_qa(&spec, provider.kind(), job.overlay),
+        crate::store::ImageQa::Check
+    ) {
+        request.read_copy_side = Some(qa::READ_MAX_SIDE);
+    }
     let edit = revise::prepare(&ctx.store, &ctx.campaign_out, job.id, &mut request).await?;
     if job.attempts == 1 {
         ctx.budget(&model).first_attempt();

@@ -3,6 +3,8 @@
 //! (pure: [`decide_read`]) whether the job is done, is read again, is
 //! bought again, or fails with `text_mismatch`.
 
+use std::collections::{HashMap, VecDeque};
+
 use crate::campaign::OnMismatch;
 use crate::domain::readback::Readback;
 use crate::domain::{
@@ -10,6 +12,7 @@ use crate::domain::{
     Vendor, now_ms,
 };
 use crate::expand::{JobSpec, QaPlan};
+use crate::imaging::Downscaled;
 use crate::provider::{ErrorClass, ProviderError};
 use crate::store::{AttemptRecord, ClaimedRead, ImageQa, ReadSettlement};
 
@@ -18,6 +21,54 @@ use super::{Attempted, Ctx, JobOutcome, Slot, StopReason, crash_point};
 
 /// The longer side of the image a reader is sent, in pixels.
 pub(crate) const READ_MAX_SIDE: u32 = crate::domain::READ_MAX_SIDE_PX;
+
+/// Readers' copies that providers made from the pixels they decoded to
+/// check an answer ([`crate::provider::Generated::read_copy`]), by the
+/// sha256 of the image as stored, until its read takes them: a read then
+/// costs no decode, resize and encode of the stored file. Bounded: a copy
+/// whose read never comes (a cancelled run) is dropped oldest first, and a
+/// read that finds none prepares the stored file as before.
+#[derive(Default)]
+pub(crate) struct ReadCopies(std::sync::Mutex<ReadCopiesInner>);
+
+#[derive(Default)]
+struct ReadCopiesInner {
+    by_sha: HashMap<String, Downscaled>,
+    order: VecDeque<String>,
+}
+
+/// Copies kept at most (each is a JPEG of at most [`READ_MAX_SIDE`] px,
+/// about 100–200 KB: a few tens of MB at most).
+const READ_COPIES_KEPT: usize = 128;
+
+impl ReadCopies {
+    /// Keep `copy` for the stored image whose sha256 is `sha256`.
+    pub(crate) fn keep(&self, sha256: &str, copy: Downscaled) {
+        let mut g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if g.by_sha.insert(sha256.to_string(), copy).is_none() {
+            g.order.push_back(sha256.to_string());
+        }
+        while g.order.len() > READ_COPIES_KEPT {
+            if let Some(old) = g.order.pop_front() {
+                g.by_sha.remove(&old);
+            }
+        }
+    }
+
+    /// The copy of the stored image `sha256`, if one is kept.
+    fn take(&self, sha256: &str) -> Option<Downscaled> {
+        let mut g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let copy = g.by_sha.remove(sha256)?;
+        g.order.retain(|s| s != sha256);
+        Some(copy)
+    }
+}
 
 /// What a stored image of `spec` goes through, made by `provider`
 /// (`overlay`: the job fell back to typeset copy, exact by construction).
@@ -262,6 +313,13 @@ pub(crate) async fn prepare_read(
     job: &ClaimedRead,
     plan: &QaPlan,
 ) -> Result<ReadRequest> {
+    if let Some(copy) = ctx.read_copies.take(&job.sha256) {
+        return Ok(ReadRequest {
+            reader: plan.reader,
+            image: copy.bytes,
+            mime_type: copy.mime_type,
+        });
+    }
     let path = ctx.campaign_out.join(&job.asset_path);
     let image = tokio::task::spawn_blocking(move || {
         let bytes = std::fs::read(&path).map_err(|e| crate::domain::Error::io(&path, e))?;

@@ -216,6 +216,7 @@ pub(crate) async fn settle(
                 usage,
                 verified_dims,
                 preview_jpeg,
+                read_copy,
                 model_turn,
                 ..
             } = generated;
@@ -259,6 +260,9 @@ pub(crate) async fn settle(
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
             crash_point("after-asset-rename");
+            if let (Ok(asset), Some(copy), None) = (&res, read_copy, spec.overlay) {
+                ctx.read_copies.keep(&asset.sha256, copy);
+            }
             match res {
                 Ok(asset) => Ok((asset, usage)),
                 Err(assets::AssetError::Io { path, source }) => {

@@ -422,8 +422,16 @@ fn a_kill_mid_qa_resumes_where_the_reads_stopped_and_buys_no_image_twice() {
     let regenerations = qa_sum(&m, "regenerations");
     let reads = qa_sum(&m, "reads");
     let s = emu.stats();
-    // No image is bought twice: one per job plus its recorded regenerations.
-    assert_eq!(s.billed_images, 6 + regenerations, "{s:?}");
+    // No image is bought twice: one per job plus its recorded
+    // regenerations, and at most the one image call that was in flight in
+    // the image pool (`--concurrency 1`) when the read pool's kill came:
+    // the documented realtime exception ("What a crash can and cannot do").
+    let bought = 6 + regenerations;
+    assert!(
+        (bought..=bought + 1).contains(&s.billed_images),
+        "{} images billed, {bought} recorded: {s:?}",
+        s.billed_images
+    );
     // Only the read in flight at the kill is paid again.
     assert!(
         s.reads_billed <= reads + 1,
@@ -777,4 +785,44 @@ fn gpt_image_images_are_read_by_a_gemini_reader_and_every_job_ends() {
     let m = ws.manifest();
     assert_eq!(m["totals"]["qa_pass"].as_u64(), Some(4), "{}", m["totals"]);
     assert!(emu.stats().read_calls >= 4, "{:?}", emu.stats());
+}
+
+#[test]
+fn a_reader_is_sent_exactly_the_copy_the_stored_image_gives_at_both_vendors() {
+    // The reader's copy is made from the pixels the provider decoded when
+    // the answer came in, not from the stored file: it must be the same
+    // bytes the stored file gives, or QA would read an image nobody ships.
+    for model in ["gemini-3.1-flash-image", "gpt-image-2.6-sunburst"] {
+        let emu = Emu::start(Faults::default());
+        let ws = Workspace::new();
+        let r = rows(4);
+        qa_campaign(&ws, &borrowed(&r), "realtime", "");
+        ws.edit(
+            "campaign.toml",
+            "model = \"gemini-3.1-flash-image\"",
+            &format!("model = \"{model}\""),
+        );
+        let o = ws.adloc_with(&emu.both_env(), &["run", "campaigns/example"]);
+        assert_eq!(code(&o), 0, "{model}: {}\n{}", stdout(&o), stderr(&o));
+        let m = ws.manifest();
+        let s = emu.stats();
+        let assets = m["assets"].as_array().unwrap();
+        assert_eq!(assets.len(), 4, "{model}");
+        for a in assets {
+            let bytes = std::fs::read(ws.out().join(a["path"].as_str().unwrap())).unwrap();
+            let small = adloc::bench::for_reading(&bytes, adloc::bench::READ_MAX_SIDE_PX).unwrap();
+            assert!(
+                small.size.0.max(small.size.1) == adloc::bench::READ_MAX_SIDE_PX,
+                "{model}: the master was not larger than a read: {:?}",
+                small.size
+            );
+            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&small.bytes));
+            assert!(
+                s.read_images.contains(&sha),
+                "{model}: {} was read as another image than its stored file gives",
+                a["path"]
+            );
+        }
+        assert_eq!(s.read_images.len(), 4, "{model}: {s:?}");
+    }
 }

@@ -39,7 +39,7 @@ type Keyed<T> = (String, Result<T, ProviderError>);
 type Interpret<T> = for<'r> fn(GenerateContentResponse<'r>) -> Result<T, ProviderError>;
 
 fn interpret_image(resp: GenerateContentResponse<'_>) -> Result<Generated, ProviderError> {
-    response::interpret(resp, None)
+    response::interpret(resp, None, None)
 }
 
 /// Parse one results-file line into an outcome matched by `key`.

@@ -172,7 +172,7 @@ impl GeminiProvider {
             }
         }
         let per_image = req.model.family().image_tokens(req.image_size);
-        response::interpret(parsed, Some(per_image))
+        response::interpret(parsed, Some(per_image), req.read_copy_side)
     }
 }
 

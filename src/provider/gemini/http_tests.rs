@@ -104,6 +104,7 @@ fn request(model: &str) -> ImageRequest {
         grounding: false,
         proof: ProofText::default(),
         edit: None,
+        read_copy_side: None,
     }
 }
 

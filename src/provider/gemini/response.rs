@@ -64,6 +64,7 @@ fn is_block_finish(reason: &str) -> bool {
 pub fn interpret(
     resp: GenerateContentResponse<'_>,
     per_image_tokens: Option<u64>,
+    read_side: Option<u32>,
 ) -> Result<Generated, ProviderError> {
     let feedback_block = resp
         .prompt_feedback
@@ -182,7 +183,8 @@ pub fn interpret(
         mime_type,
         dims,
         preview_jpeg,
-    } = decode_image(data, blob.mime_type.as_deref())?;
+        read_copy,
+    } = decode_image(data, blob.mime_type.as_deref(), read_side)?;
     let per_image =
         per_image_tokens.or_else(|| estimate_image_tokens(resp.model_version.as_deref(), dims));
     let usage = resp
@@ -196,6 +198,7 @@ pub fn interpret(
         model_version: resp.model_version.clone(),
         verified_dims: Some(dims),
         preview_jpeg,
+        read_copy,
         model_turn: chosen.map(|c| model_turn(&resp, c)),
         // Gemini states no limits in headers: paced on 429s alone.
         limits: None,
@@ -306,12 +309,16 @@ pub struct DecodedImage {
     pub dims: (u32, u32),
     /// [`crate::imaging::preview_jpeg`] of the decoded pixels.
     pub preview_jpeg: Option<Vec<u8>>,
+    /// [`crate::imaging::reader_copy`] of them, when asked and larger.
+    pub read_copy: Option<crate::imaging::Downscaled>,
 }
 
-/// Base64-decode, check the bytes are the declared format, decode them.
+/// Base64-decode, check the bytes are the declared format, decode them;
+/// from the pixels, the review preview and (`read_side`) a reader's copy.
 pub fn decode_image(
     data: &str,
     declared_mime: Option<&str>,
+    read_side: Option<u32>,
 ) -> Result<DecodedImage, ProviderError> {
     // Some encoders wrap base64 lines; strip whitespace only when present,
     // so the common case decodes straight from the borrowed input.
@@ -354,12 +361,14 @@ pub fn decode_image(
     let dims = (img.width(), img.height());
     // Best effort: without a preview the thumbnail is made from the master.
     let preview_jpeg = crate::imaging::preview_jpeg(&img).ok();
+    let read_copy = crate::provider::read_copy_of(&img, actual, read_side);
     drop(img);
     Ok(DecodedImage {
         bytes,
         mime_type: mime,
         dims,
         preview_jpeg,
+        read_copy,
     })
 }
 
@@ -445,7 +454,7 @@ pub(crate) mod tests {
 
     fn run(json: &str) -> Result<Generated, ProviderError> {
         let resp: GenerateContentResponse<'_> = serde_json::from_str(json).unwrap();
-        interpret(resp, Some(1290))
+        interpret(resp, Some(1290), None)
     }
 
     fn png_b64() -> String {
@@ -488,7 +497,7 @@ pub(crate) mod tests {
         let mut png = Cursor::new(Vec::new());
         img.write_to(&mut png, ImageFormat::Png).unwrap();
         let png = png.into_inner();
-        let d = decode_image(&STANDARD.encode(&png), Some("image/png")).unwrap();
+        let d = decode_image(&STANDARD.encode(&png), Some("image/png"), None).unwrap();
         let preview = d.preview_jpeg.expect("a preview of the decoded pixels");
         let small = image::load_from_memory(&preview).unwrap();
         assert_eq!((small.width(), small.height()), (320, 179));
@@ -513,7 +522,7 @@ pub(crate) mod tests {
             png = png_b64()
         );
         let resp: GenerateContentResponse<'_> = serde_json::from_str(&json).unwrap();
-        let g = interpret(resp, Some(2000)).unwrap();
+        let g = interpret(resp, Some(2000), None).unwrap();
         assert_eq!(g.mime_type, "image/jpeg");
         assert_eq!(g.bytes, jpeg_bytes());
         let u = g.usage.unwrap();

@@ -851,6 +851,7 @@ mod tests {
             grounding,
             proof: ProofText::default(),
             edit: None,
+            read_copy_side: None,
         }
     }
 

@@ -85,7 +85,7 @@ fn line_result(
     match (response, error) {
         (Some(resp), err) if resp.status_code.is_none_or(|s| (200..300).contains(&s)) => {
             match resp.body {
-                Some(body) => response::interpret(body),
+                Some(body) => response::interpret(body, None),
                 None => match err {
                     Some(e) => Err(classify_line_error(e)),
                     None => Err(ProviderError::retryable(

@@ -235,7 +235,8 @@ impl OpenAiProvider {
             .map_err(|e| self.scrub(classify_transport(&e)))?;
         let parsed: ImagesResponse<'_> = serde_json::from_slice(body.as_ref())
             .map_err(|e| classify_json_error(&e, "images response"))?;
-        let mut generated = response::interpret(parsed).map_err(|e| self.scrub(e))?;
+        let mut generated =
+            response::interpret(parsed, req.read_copy_side).map_err(|e| self.scrub(e))?;
         generated.limits = limits;
         Ok(generated)
     }

@@ -118,6 +118,7 @@ fn request(refs: usize) -> ImageRequest {
         grounding: false,
         proof: ProofText::default(),
         edit: None,
+        read_copy_side: None,
     }
 }
 

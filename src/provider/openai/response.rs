@@ -27,7 +27,10 @@ fn undecodable(detail: impl Into<String>) -> ProviderError {
 /// (a fresh attempt usually yields a good image; the run layer's attempt
 /// limit stops a repeat offender). A body with no image is `BadResponse`,
 /// unless it carries an error envelope, which is classified by its code.
-pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
+pub fn interpret(
+    resp: ImagesResponse<'_>,
+    read_side: Option<u32>,
+) -> Result<Generated, ProviderError> {
     let Some(data) = resp
         .data
         .first()
@@ -68,6 +71,7 @@ pub fn interpret(resp: ImagesResponse<'_>) -> Result<Generated, ProviderError> {
         model_version: None,
         verified_dims: Some((checked.width, checked.height)),
         preview_jpeg: crate::imaging::preview_jpeg(&pixels).ok(),
+        read_copy: crate::provider::read_copy_of(&pixels, image::ImageFormat::Png, read_side),
         // GPT Image returns no signature; an edit sends the image itself.
         model_turn: None,
         limits: None,
@@ -110,8 +114,10 @@ pub fn fit_to_frame(g: Generated, (w, h): (u32, u32)) -> Result<Generated, Provi
         bytes: framed.bytes,
         mime_type: OUTPUT_MIME.to_string(),
         verified_dims: Some((w, h)),
-        // The review thumbnail is made from the stored master instead.
+        // The review thumbnail and a reader's copy are made from the
+        // stored master instead.
         preview_jpeg: None,
+        read_copy: None,
         ..g
     })
 }
@@ -175,7 +181,7 @@ pub(crate) mod tests {
     }
 
     fn run(json: &str) -> Result<Generated, ProviderError> {
-        interpret(serde_json::from_str(json).unwrap())
+        interpret(serde_json::from_str(json).unwrap(), None)
     }
 
     #[test]
@@ -198,6 +204,7 @@ pub(crate) mod tests {
             model_version: None,
             verified_dims: Some((1536, 1024)),
             preview_jpeg: Some(vec![1]),
+            read_copy: None,
             model_turn: None,
             limits: None,
         };
