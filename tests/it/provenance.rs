@@ -488,13 +488,7 @@ fn a_tampered_file_fails_adloc_verify() {
     let at = bytes.len() - 100;
     bytes[at] ^= 0x01;
     std::fs::write(&file, &bytes).unwrap();
-    let o = ws.adloc_with(&env, &["verify", "example"]);
-    assert_eq!(code(&o), 3, "{}", stdout(&o));
-    let line = stdout(&o)
-        .lines()
-        .find(|l| l.contains(&rel))
-        .unwrap()
-        .to_string();
+    let (o, line) = verify_failing(&ws, &env, &rel);
     assert!(line.starts_with("FAIL"), "{line}");
     assert!(stdout(&o).contains(", 1 failed"), "{}", stdout(&o));
 
@@ -506,13 +500,7 @@ fn a_tampered_file_fails_adloc_verify() {
     let old_sha = sha_of_listed(&ws.manifest(), &rel);
     assert_ne!(old_sha, tampered_sha);
     std::fs::write(&manifest_file, text.replace(&old_sha, &tampered_sha)).unwrap();
-    let o = ws.adloc_with(&env, &["verify", "example"]);
-    assert_eq!(code(&o), 3, "{}", stdout(&o));
-    let line = stdout(&o)
-        .lines()
-        .find(|l| l.contains(&rel))
-        .unwrap()
-        .to_string();
+    let (_, line) = verify_failing(&ws, &env, &rel);
     assert!(
         line.starts_with("FAIL") && line.contains("C2PA") && !line.contains("sha256"),
         "{line}"
@@ -574,6 +562,23 @@ fn a_time_stamp_authority_adloc_cannot_reach_is_refused_before_anything_is_bough
     }
     assert_eq!(emu.stats().generate_calls, 0, "nothing bought");
     assert!(!ws.out().join("example/en-US").exists(), "nothing written");
+}
+
+/// `adloc verify example`, which must exit 3: its output and its line
+/// about `rel`.
+fn verify_failing(
+    ws: &Workspace,
+    env: &[(&'static str, String)],
+    rel: &str,
+) -> (std::process::Output, String) {
+    let o = ws.adloc_with(env, &["verify", "example"]);
+    assert_eq!(code(&o), 3, "{}", stdout(&o));
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.contains(rel))
+        .unwrap_or_else(|| panic!("no line about {rel}: {}", stdout(&o)))
+        .to_string();
+    (o, line)
 }
 
 /// The sha256 the manifest lists for the file at `rel`.
