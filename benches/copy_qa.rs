@@ -5,7 +5,11 @@
 //! - the cost of QA (reads) plus regenerations as a share of the image
 //!   spend (goal <= 15 %), from the run's manifest;
 //! - the wall time of the run with QA against the same run without `[qa]`
-//!   measured first, in the same process (goal <= 1.2x).
+//!   measured first, in the same process (goal <= 1.2x);
+//! - the CPU each side used (adloc, and the emulator painting and reading
+//!   in this process), against the cores' capacity over the wall time:
+//!   when the two together fill the cores, the run is bound by this
+//!   machine's CPU, not by the 300 ms latency.
 //!
 //! Run: `cargo bench --bench copy_qa` (`ADLOC_BENCH_JOBS` for a smaller run).
 
@@ -36,12 +40,23 @@ fn main() {
     println!(
         "copy QA: {jobs} images, 10% misspelled, 300 ms latency, concurrency {concurrency}, realtime"
     );
-    let (base_secs, base) = run(&emu, jobs, concurrency, false);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu = |label: &str, wall: f64, used: Cpu| {
+        println!(
+            "  {label} CPU: adloc {:.2} s, emulator {:.2} s = {:.0}% of {cores} cores over the wall",
+            used.adloc,
+            used.emulator,
+            100.0 * (used.adloc + used.emulator) / (wall * cores as f64)
+        )
+    };
+    let (base_secs, base, base_cpu) = run(&emu, jobs, concurrency, false);
     println!(
         "  without QA: wall {base_secs:.2} s, image spend ${:.4}",
         base["totals"]["cost_usd"].as_f64().unwrap()
     );
-    let (qa_secs, m) = run(&emu, jobs, concurrency, true);
+    cpu("without QA", base_secs, base_cpu);
+    let (qa_secs, m, qa_cpu) = run(&emu, jobs, concurrency, true);
+    cpu("with QA", qa_secs, qa_cpu);
     let t = &m["totals"];
     let image = t["cost_usd"].as_f64().unwrap();
     let reads = t["qa_cost_usd"].as_f64().unwrap();
@@ -61,13 +76,52 @@ fn main() {
     rt.block_on(emu.shutdown());
 }
 
-/// One fresh campaign through the binary; returns wall seconds and the manifest.
+/// CPU seconds used during one run.
+#[derive(Clone, Copy)]
+struct Cpu {
+    /// The adloc process (a waited-for child).
+    adloc: f64,
+    /// This process: the emulator's painting, reading and serving.
+    emulator: f64,
+}
+
+/// `(own, waited-for children)` CPU seconds so far, from `/proc/self/stat`
+/// (utime + stime, cutime + cstime; proc(5)); zeros where there is none.
+fn cpu_now(tick: f64) -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return (0.0, 0.0);
+    };
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // rest[0] is field 3 (state): utime is field 14, cstime field 17.
+    let at = |field: usize| f.get(field - 3).copied().unwrap_or(0.0) / tick;
+    (at(14) + at(15), at(16) + at(17))
+}
+
+/// Clock ticks per second, as `getconf CLK_TCK` says (100 on Linux).
+fn clock_tick() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// One fresh campaign through the binary; returns wall seconds, the
+/// manifest and the CPU both sides used.
 fn run(
     emu: &adloc_emulator::EmulatorHandle,
     jobs: usize,
     concurrency: usize,
     qa: bool,
-) -> (f64, serde_json::Value) {
+) -> (f64, serde_json::Value, Cpu) {
+    let tick = clock_tick();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("campaigns/qa");
     std::fs::create_dir_all(dir.join("templates")).unwrap();
@@ -99,6 +153,7 @@ fn run(
         let _ = writeln!(csv, "r{i:05},Own the ridge {i}.");
     }
     std::fs::write(dir.join("rows.csv"), csv).unwrap();
+    let (own0, child0) = cpu_now(tick);
     let t = Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_adloc"))
         .current_dir(tmp.path())
@@ -111,6 +166,11 @@ fn run(
         .output()
         .unwrap();
     let secs = t.elapsed().as_secs_f64();
+    let (own1, child1) = cpu_now(tick);
+    let used = Cpu {
+        adloc: child1 - child0,
+        emulator: own1 - own0,
+    };
     // Exit 3 is a QA failure after the regenerations allowed: still measured.
     assert!(
         matches!(out.status.code(), Some(0 | 3)),
@@ -118,5 +178,5 @@ fn run(
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(tmp.path().join("out/qa/manifest.json")).unwrap();
-    (secs, serde_json::from_str(&text).unwrap())
+    (secs, serde_json::from_str(&text).unwrap(), used)
 }

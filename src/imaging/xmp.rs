@@ -193,19 +193,73 @@ const JPEG_APP11: u8 = 0xEB;
 /// Whether `bytes` embed a C2PA manifest store (JPEG APP11 JUMBF, PNG
 /// `caBX`, WebP `C2PA`: C2PA 2.2 Appendix A "Embedding manifests").
 pub fn has_c2pa(bytes: &[u8]) -> bool {
-    let b = Bytes::copy_from_slice(bytes);
+    // Walked over the container's headers only: parsing the whole file
+    // (img-parts scans a JPEG's entropy-coded data for its end) made this
+    // check, run on every parent of every derivative, cost more than the
+    // C2PA signature itself (perf, 2026-12-07).
     match image::guess_format(bytes) {
-        Ok(image::ImageFormat::Jpeg) => Jpeg::from_bytes(b).is_ok_and(|j| {
-            j.segments()
-                .iter()
-                .any(|s| s.marker() == JPEG_APP11 && s.contents().starts_with(b"JP"))
-        }),
-        Ok(image::ImageFormat::Png) => {
-            Png::from_bytes(b).is_ok_and(|p| p.chunk_by_type(*b"caBX").is_some())
-        }
-        Ok(image::ImageFormat::WebP) => WebP::from_bytes(b).is_ok_and(|w| w.has_chunk(*b"C2PA")),
+        Ok(image::ImageFormat::Jpeg) => jpeg_has_c2pa(bytes),
+        Ok(image::ImageFormat::Png) => png_has_c2pa(bytes),
+        Ok(image::ImageFormat::WebP) => webp_has_c2pa(bytes),
         _ => false,
     }
+}
+
+/// An APP11 segment holding JUMBF (`JP`) before the first scan: the C2PA
+/// specification embeds the manifest store in APP11 segments among the
+/// header segments, where every writer (the SDK included) puts it.
+fn jpeg_has_c2pa(b: &[u8]) -> bool {
+    let mut at = 2; // after SOI
+    while at + 4 <= b.len() {
+        if b[at] != 0xFF {
+            return false;
+        }
+        let marker = b[at + 1];
+        match marker {
+            0xFF => at += 1, // fill byte
+            0x01 | 0xD0..=0xD8 => at += 2,
+            0xD9 | 0xDA => return false, // end of image, start of scan
+            _ => {
+                let len = usize::from(u16::from_be_bytes([b[at + 2], b[at + 3]]));
+                let Some(contents) = b.get(at + 4..at + 2 + len) else {
+                    return false;
+                };
+                if marker == JPEG_APP11 && contents.starts_with(b"JP") {
+                    return true;
+                }
+                at += 2 + len;
+            }
+        }
+    }
+    false
+}
+
+/// A `caBX` chunk.
+fn png_has_c2pa(b: &[u8]) -> bool {
+    let mut at = 8; // after the signature
+    while let Some(head) = b.get(at..at + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        match &head[4..8] {
+            b"caBX" => return true,
+            b"IEND" => return false,
+            _ => at = at.saturating_add(12).saturating_add(len),
+        }
+    }
+    false
+}
+
+/// A `C2PA` chunk in the RIFF container.
+fn webp_has_c2pa(b: &[u8]) -> bool {
+    let mut at = 12; // after "RIFF" size "WEBP"
+    while let Some(head) = b.get(at..at + 8) {
+        if &head[0..4] == b"C2PA" {
+            return true;
+        }
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        // Chunks are padded to an even length.
+        at = at.saturating_add(8).saturating_add(len + (len & 1));
+    }
+    false
 }
 
 /// `bytes` without an embedded C2PA manifest store. Adding our XMP
