@@ -73,6 +73,22 @@ pub(crate) fn read_copy_of(
     crate::imaging::reader_copy(img, format, side).ok()
 }
 
+/// `decode` (parsing an answer and decoding its image, with the reader's
+/// copy: tens of ms of CPU per image) on the blocking pool. On the async
+/// workers it held up every other call in flight: their answers were read
+/// late and the pools' slots held longer (copy QA bench, 2026-12-07).
+pub(crate) async fn off_the_runtime<T: Send + 'static>(
+    decode: impl FnOnce() -> Result<T, ProviderError> + Send + 'static,
+) -> Result<T, ProviderError> {
+    tokio::task::spawn_blocking(decode).await.map_err(|e| {
+        ProviderError::retryable(
+            Reason::Other,
+            format!("response decoder task failed: {e}"),
+            None,
+        )
+    })?
+}
+
 /// What the retry layer should do with a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {

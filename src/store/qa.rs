@@ -506,10 +506,28 @@ impl Store {
     }
 
     /// Apply a read's outcome (and record its attempt, with its cost, as a
-    /// read) in one transaction. Returns false when the job was no longer
-    /// ours: nothing changes.
+    /// read) in one transaction, shared with other settlements arriving at
+    /// the same time as [`Store::settle`]'s are. Returns false when the job
+    /// was no longer ours: nothing changes.
     pub async fn settle_read(
         &self,
+        job: JobId,
+        reader: Option<ReaderModel>,
+        settlement: &ReadSettlement,
+        attempt: Option<&AttemptRecord>,
+        run: Option<RunId>,
+    ) -> Result<bool> {
+        let what = super::settle_group::Outcome::Read {
+            reader,
+            settlement: settlement.clone(),
+        };
+        self.settle_grouped(job, run, what, attempt).await
+    }
+
+    /// [`Store::settle_read`] inside `tx`.
+    pub(super) async fn settle_read_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         job: JobId,
         reader: Option<ReaderModel>,
         settlement: &ReadSettlement,
@@ -568,7 +586,6 @@ impl Store {
             // the newer claim's (its cost is still recorded below).
             super::lease_held("$14")
         );
-        let mut tx = self.write_tx().await?;
         let res = sqlx::query(AssertSqlSafe(sql))
             .bind(to.as_str())
             .bind(not_before)
@@ -584,16 +601,15 @@ impl Store {
             .bind(job)
             .bind(overlay)
             .bind(run)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(self.err())?;
         let settled = res.rows_affected() == 1;
         if let Some(a) = attempt.filter(|a| Store::paid_by_this_settlement(a, settled)) {
-            Store::record_attempt(&mut tx, job, run, a)
+            Store::record_attempt(tx, job, run, a)
                 .await
                 .map_err(self.err())?;
         }
-        tx.commit().await.map_err(self.err())?;
         Ok(settled)
     }
 }

@@ -1,4 +1,5 @@
-//! Group commit for [`Store::settle`]: settlements that arrive while
+//! Group commit for [`Store::settle`] and [`Store::settle_read`]:
+//! settlements (of images and of copy QA's reads alike) that arrive while
 //! another commit is under way wait for it and then share one transaction,
 //! so a run storing many results at once pays one durable commit (one
 //! fsync of the SQLite WAL, or one PostgreSQL commit under the write lock)
@@ -9,8 +10,19 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
-use super::{AttemptRecord, JobId, RunId, Settlement, Store};
-use crate::domain::Result;
+use super::{AttemptRecord, JobId, ReadSettlement, RunId, Settlement, Store};
+use crate::domain::{ReaderModel, Result};
+
+/// What a waiting settlement does to its job.
+pub(super) enum Outcome {
+    /// An image call's result ([`Store::settle`]).
+    Image(Settlement),
+    /// A read's result ([`Store::settle_read`]).
+    Read {
+        reader: Option<ReaderModel>,
+        settlement: ReadSettlement,
+    },
+}
 
 /// The settlements waiting and the right to commit them.
 #[derive(Default)]
@@ -23,7 +35,7 @@ pub(super) struct SettleGroup {
 struct Waiting {
     job: JobId,
     run: Option<RunId>,
-    settlement: Settlement,
+    outcome: Outcome,
     attempt: Option<AttemptRecord>,
     reply: oneshot::Sender<Result<bool>>,
 }
@@ -43,6 +55,18 @@ impl Store {
         settlement: &Settlement,
         attempt: Option<&AttemptRecord>,
     ) -> Result<bool> {
+        let what = Outcome::Image(settlement.clone());
+        self.settle_grouped(job, run, what, attempt).await
+    }
+
+    /// Queue `outcome` for the next group commit and wait for its answer.
+    pub(super) async fn settle_grouped(
+        &self,
+        job: JobId,
+        run: Option<RunId>,
+        outcome: Outcome,
+        attempt: Option<&AttemptRecord>,
+    ) -> Result<bool> {
         let (reply, answer) = oneshot::channel();
         self.settles
             .waiting
@@ -51,7 +75,7 @@ impl Store {
             .push(Waiting {
                 job,
                 run,
-                settlement: settlement.clone(),
+                outcome,
                 attempt: attempt.cloned(),
                 reply,
             });
@@ -115,10 +139,14 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let mut settled = Vec::with_capacity(group.len());
         for w in group {
-            settled.push(
-                self.settle_in(&mut tx, w.job, w.run, &w.settlement, w.attempt.as_ref())
-                    .await?,
-            );
+            let attempt = w.attempt.as_ref();
+            settled.push(match &w.outcome {
+                Outcome::Image(s) => self.settle_in(&mut tx, w.job, w.run, s, attempt).await?,
+                Outcome::Read { reader, settlement } => {
+                    self.settle_read_in(&mut tx, w.job, *reader, settlement, attempt, w.run)
+                        .await?
+                }
+            });
         }
         tx.commit().await.map_err(self.err())?;
         Ok(settled)

@@ -162,17 +162,21 @@ impl GeminiProvider {
         })?;
         let url = self.api_url(&format!("models/{}:generateContent", req.model.as_str()));
         let body = self.post_json(url, body, Site::Model).await?;
-        let parsed: GenerateContentResponse<'_> = serde_json::from_slice(body.as_ref())
-            .map_err(|e| classify_json_error(&e, "generateContent response"))?;
-        if parsed.candidates.is_empty() && parsed.prompt_feedback.is_none() {
-            // Some relays wrap an error envelope in a 200: classify it as
-            // the status it names rather than as an empty answer.
-            if let Some(err) = embedded_error(body.as_ref()) {
-                return Err(err);
-            }
-        }
         let per_image = req.model.family().image_tokens(req.image_size);
-        response::interpret(parsed, Some(per_image), req.read_copy_side)
+        let read_side = req.read_copy_side;
+        crate::provider::off_the_runtime(move || {
+            let parsed: GenerateContentResponse<'_> = serde_json::from_slice(body.as_ref())
+                .map_err(|e| classify_json_error(&e, "generateContent response"))?;
+            if parsed.candidates.is_empty() && parsed.prompt_feedback.is_none() {
+                // Some relays wrap an error envelope in a 200: classify it as
+                // the status it names rather than as an empty answer.
+                if let Some(err) = embedded_error(body.as_ref()) {
+                    return Err(err);
+                }
+            }
+            response::interpret(parsed, Some(per_image), read_side)
+        })
+        .await
     }
 }
 

@@ -233,10 +233,14 @@ impl OpenAiProvider {
             .bytes()
             .await
             .map_err(|e| self.scrub(classify_transport(&e)))?;
-        let parsed: ImagesResponse<'_> = serde_json::from_slice(body.as_ref())
-            .map_err(|e| classify_json_error(&e, "images response"))?;
-        let mut generated =
-            response::interpret(parsed, req.read_copy_side).map_err(|e| self.scrub(e))?;
+        let read_side = req.read_copy_side;
+        let mut generated = crate::provider::off_the_runtime(move || {
+            let parsed: ImagesResponse<'_> = serde_json::from_slice(body.as_ref())
+                .map_err(|e| classify_json_error(&e, "images response"))?;
+            response::interpret(parsed, read_side)
+        })
+        .await
+        .map_err(|e| self.scrub(e))?;
         generated.limits = limits;
         Ok(generated)
     }
