@@ -92,6 +92,7 @@ fn main() {
         pki.chain_pem.as_bytes(),
         "bench.key",
         pki.key_pem.as_bytes(),
+        None,
     )
     .unwrap();
     let master = textured(2752, 1536);

@@ -63,6 +63,9 @@ pub struct Faults {
     /// the time until one is allowed). A token bucket of one second's
     /// worth, see the `limits` module. `None`: no limit.
     pub rpm_limit: Option<u32>,
+    /// The test time-stamp authority (`POST /tsa`) answers 503 once it has
+    /// granted this many tokens (an outage that starts mid-run).
+    pub tsa_fail_after: Option<u64>,
     /// Batch and Files faults.
     pub batch: BatchFaults,
     /// Faults of the OpenAI surface (`[openai]`).

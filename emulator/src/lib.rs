@@ -295,6 +295,7 @@ mod openai;
 mod paint;
 pub mod pki;
 mod read;
+pub mod tsa;
 mod wire;
 
 #[cfg(test)]
@@ -405,6 +406,12 @@ pub struct EmulatorStats {
     /// (realtime reads and batch reader lines), in arrival order.
     #[serde(default)]
     pub read_images: Vec<String>,
+    /// Requests to the test time-stamp authority (`POST /tsa`), any outcome.
+    #[serde(default)]
+    pub tsa_requests: u64,
+    /// Time-stamp tokens it granted.
+    #[serde(default)]
+    pub tsa_granted: u64,
 }
 
 /// The turns of one Gemini edit request, as received.
@@ -863,6 +870,50 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `POST /tsa`: the test RFC 3161 time-stamp authority ([`tsa`]).
+async fn time_stamp(
+    s: &Arc<Shared>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    s.with_stats(|st| st.tsa_requests += 1);
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type != tsa::QUERY_CONTENT_TYPE {
+        return Ok((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected Content-Type {}", tsa::QUERY_CONTENT_TYPE),
+        )
+            .into_response());
+    }
+    if let Some(n) = s.faults().tsa_fail_after
+        && s.with_stats(|st| st.tsa_granted) >= n
+    {
+        s.with_stats(|st| st.faults_injected += 1);
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "time stamp service unavailable",
+        )
+            .into_response());
+    }
+    // A TimeStampReq is a few hundred bytes.
+    let Ok(request) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Ok((StatusCode::PAYLOAD_TOO_LARGE, "request too large").into_response());
+    };
+    let (reply, answer) = tsa::answer(&request, jiff::Timestamp::now().as_second());
+    if answer == tsa::Answer::Granted {
+        s.with_stats(|st| st.tsa_granted += 1);
+    }
+    Ok((
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, tsa::REPLY_CONTENT_TYPE)],
+        reply,
+    )
+        .into_response())
+}
+
 fn is_version(v: &str) -> bool {
     v == "v1" || v == "v1beta"
 }
@@ -895,6 +946,7 @@ async fn dispatch(State(s): State<Arc<Shared>>, req: Request) -> Response {
             Ok(json_response(StatusCode::OK, &json!(s.faults())))
         }
         (&Method::POST, ["_emulator", "faults"]) => set_faults_http(&s, body).await,
+        (&Method::POST, ["tsa"]) => time_stamp(&s, &headers, body).await,
         (_, ["openai", "v1", rest @ ..]) => {
             return openai::route(&s, &method, rest, &headers, &query, body).await;
         }

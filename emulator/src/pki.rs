@@ -82,3 +82,60 @@ pub fn issue(ca: &str, signer: &str, flaw: Flaw) -> Result<Pki, rcgen::Error> {
         key_pem: key.serialize_pem(),
     })
 }
+
+/// A time-stamp authority's certificate and key, and its CA.
+pub struct TsaPki {
+    /// The TSA's signing key.
+    pub key: KeyPair,
+    /// The TSA certificate (DER).
+    pub cert_der: Vec<u8>,
+    /// The CA certificate (DER).
+    pub ca_der: Vec<u8>,
+    /// The CA certificate (PEM): the trust anchor.
+    pub ca_pem: String,
+}
+
+/// Issue a fresh CA named `ca` and a TSA certificate `tsa` under it, with
+/// the profile RFC 3161 §2.3 requires: `id-kp-timeStamping` as the only
+/// extended key usage, in a critical extension (rcgen marks its own EKU
+/// extension non-critical, so it is written by hand).
+pub fn issue_tsa(ca: &str, tsa: &str) -> Result<TsaPki, rcgen::Error> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.distinguished_name.push(DnType::CommonName, ca);
+    ca_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "adloc test PKI");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    ca_params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, tsa);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "adloc test PKI");
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // extKeyUsage (2.5.29.37) = SEQUENCE { id-kp-timeStamping 1.3.6.1.5.5.7.3.8 }.
+    let eku = vec![
+        0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08,
+    ];
+    let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 37], eku);
+    ext.set_criticality(true);
+    params.custom_extensions = vec![ext];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = rcgen::date_time_ymd(2020, 6, 1);
+    params.not_after = rcgen::date_time_ymd(2098, 1, 1);
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(TsaPki {
+        key,
+        cert_der: cert.der().to_vec(),
+        ca_der: ca_cert.der().to_vec(),
+        ca_pem: ca_cert.pem(),
+    })
+}

@@ -184,6 +184,12 @@ impl From<AssetError> for crate::domain::Error {
             AssetError::Io { path, source } => crate::domain::Error::io(path, source),
             AssetError::Image(e) => crate::domain::Error::Internal(e.to_string()),
             AssetError::Compose(f) => crate::domain::Error::Internal(f.detail),
+            AssetError::Provenance(provenance::ProvenanceError::Sign(e)) => {
+                crate::domain::Error::run_terminal(
+                    crate::domain::Reason::SigningFailed,
+                    e.to_string(),
+                )
+            }
             AssetError::Provenance(e) => crate::domain::Error::Internal(e.to_string()),
         }
     }

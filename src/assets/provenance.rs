@@ -11,6 +11,9 @@
 use crate::domain::provenance::{C2paState, ProvenanceEntry};
 use crate::imaging::xmp::{self, DigitalSourceType};
 
+mod tsa;
+pub use tsa::TimeStampAuthority;
+
 /// What adloc did to make a delivered file (the C2PA action it records).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -170,6 +173,9 @@ pub struct Signer {
     inner: c2pa::BoxedSigner,
     /// Subject of the signing certificate, for the run summary.
     pub subject: String,
+    /// The time-stamp authority every signature is stamped by (its URL
+    /// without credentials), if one is configured.
+    pub time_stamps: Option<String>,
     /// Parent ingredients already read, by their bytes' [`ParentKey`].
     parents: ParentCache,
 }
@@ -239,9 +245,9 @@ pub fn install_signer(signer: Signer) {
     let _ = SIGNER.set(signer);
 }
 
-/// Is a signer installed (files written now will be `signed`)?
-pub fn signing() -> bool {
-    SIGNER.get().is_some()
+/// The installed signer, for what `plan` says about it.
+pub fn installed() -> Option<&'static Signer> {
+    SIGNER.get()
 }
 
 /// Why a signer could not be configured, or a file could not be signed.
@@ -264,6 +270,15 @@ pub enum SignError {
         /// The key file.
         path: String,
         /// What is wrong.
+        detail: String,
+    },
+    /// The time-stamp authority gave no usable token (its URL is shown
+    /// without credentials).
+    #[error("ADLOC_C2PA_TSA_URL {url}: no time stamp: {detail}")]
+    TimeStamp {
+        /// The TSA, as it may be printed.
+        url: String,
+        /// What went wrong.
         detail: String,
     },
     /// The C2PA SDK refused to sign.
@@ -397,23 +412,42 @@ impl Signer {
     /// [`check_chain`] says, and one test signature read back valid, so a
     /// key that does not match the certificate is an input error before
     /// anything is bought.
+    ///
+    /// With `tsa`, every claim signature carries its RFC 3161 time stamp;
+    /// one is asked for here first, so a TSA that does not answer, or
+    /// answers with a token that does not verify, is an input error
+    /// before anything is bought.
     pub fn from_pem(
         cert_path: &str,
         cert_pem: &[u8],
         key_path: &str,
         key_pem: &[u8],
+        tsa: Option<TimeStampAuthority>,
     ) -> Result<Signer, SignError> {
         let now = jiff::Timestamp::now().as_second();
         let (alg, subject) = check_chain(cert_path, cert_pem, now)?;
-        let inner = c2pa::create_signer::from_keys(cert_pem, key_pem, alg, None).map_err(|e| {
+        let key = c2pa::create_signer::from_keys(cert_pem, key_pem, alg, None).map_err(|e| {
             SignError::Key {
                 path: key_path.to_string(),
                 detail: format!("not a private key for the certificate's algorithm ({e})"),
             }
         })?;
+        let (inner, time_stamps): (c2pa::BoxedSigner, _) = match tsa {
+            None => (key, None),
+            Some(tsa) => {
+                tsa.stamp(b"adloc: time stamp authority check")
+                    .map_err(|e| SignError::TimeStamp {
+                        url: tsa.shown().to_string(),
+                        detail: e.to_string(),
+                    })?;
+                let shown = tsa.shown().to_string();
+                (Box::new(tsa::Stamped { key, tsa }), Some(shown))
+            }
+        };
         let signer = Signer {
             inner,
             subject,
+            time_stamps,
             parents: ParentCache::default(),
         };
         // One signature read back: a key that is not the certificate's
@@ -684,6 +718,7 @@ mod tests {
             pki.chain_pem.as_bytes(),
             "unit.key",
             pki.key_pem.as_bytes(),
+            None,
         )
         .expect("test signer")
     }

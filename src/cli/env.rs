@@ -134,15 +134,21 @@ pub(super) fn reviewer() -> String {
 }
 
 /// The C2PA signer from `ADLOC_C2PA_CERT` and `ADLOC_C2PA_KEY` (PEM
-/// paths), checked (chain, expiry,
-/// signing usage, key matches): `Ok(None)` when neither is set, a usage
-/// error (exit 2, before anything is bought) when only one is, or when
-/// either is unusable. A key file others can read is a warning. The key's
+/// paths) and the optional `ADLOC_C2PA_TSA_URL`, checked (chain, expiry,
+/// signing usage, key matches, a time stamp had and verified): `Ok(None)`
+/// when none is set, a usage error (exit 2, before anything is bought)
+/// when only one of the pair is, or the TSA alone, or when any is
+/// unusable. A key file others can read is a warning. The key's
 /// bytes go into the signer and nowhere else.
 pub(super) fn c2pa_signer()
 -> Result<Option<crate::assets::provenance::Signer>, crate::domain::Error> {
     use crate::domain::Error;
     let (cert, key) = match (var("ADLOC_C2PA_CERT"), var("ADLOC_C2PA_KEY")) {
+        (None, None) if var("ADLOC_C2PA_TSA_URL").is_some() => {
+            return Err(Error::Usage(
+                "ADLOC_C2PA_TSA_URL is set but there is nothing to time-stamp: set ADLOC_C2PA_CERT and ADLOC_C2PA_KEY to sign, or unset it".into(),
+            ));
+        }
         (None, None) => return Ok(None),
         (Some(c), Some(k)) => (c, k),
         (Some(_), None) => {
@@ -158,15 +164,15 @@ pub(super) fn c2pa_signer()
             ));
         }
     };
-    // The C2PA SDK is built without an HTTP client (no second reqwest and
-    // TLS stack in the binary), so it cannot fetch an RFC 3161 time stamp:
-    // a user who asked for one is told so before anything is bought,
-    // rather than handed files without the trusted time they expect.
-    if var("ADLOC_C2PA_TSA_URL").is_some() {
-        return Err(Error::Usage(
-            "ADLOC_C2PA_TSA_URL is set, but this adloc cannot fetch RFC 3161 time stamps: unset it to sign without a trusted time stamp (each claim still records its signing time)".into(),
-        ));
-    }
+    // The time-stamp authority's URL may carry an account's credentials:
+    // from here on it is shown without them.
+    let tsa = match var("ADLOC_C2PA_TSA_URL") {
+        None => None,
+        Some(url) => Some(
+            crate::assets::provenance::TimeStampAuthority::new(&url)
+                .map_err(|e| Error::Usage(format!("ADLOC_C2PA_TSA_URL: {e}")))?,
+        ),
+    };
     let cert_pem =
         std::fs::read(&cert).map_err(|e| Error::Usage(format!("ADLOC_C2PA_CERT {cert}: {e}")))?;
     let key_pem = secrecy::SecretBox::new(Box::new(
@@ -186,9 +192,15 @@ pub(super) fn c2pa_signer()
         }
     }
     use secrecy::ExposeSecret;
-    crate::assets::provenance::Signer::from_pem(&cert, &cert_pem, &key, key_pem.expose_secret())
-        .map(Some)
-        .map_err(|e| Error::Usage(e.to_string()))
+    crate::assets::provenance::Signer::from_pem(
+        &cert,
+        &cert_pem,
+        &key,
+        key_pem.expose_secret(),
+        tsa,
+    )
+    .map(Some)
+    .map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// The PEM trust anchors `adloc verify` checks signers against.

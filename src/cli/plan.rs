@@ -116,10 +116,20 @@ pub(super) async fn plan(a: PlanArgs) -> Result<ExitCode, Error> {
     }
     // Once per plan: the EU AI Act's marking is met by the IPTC XMP alone,
     // but platforms that show Content Credentials need the signed manifest.
-    if !crate::assets::provenance::signing() {
-        println!(
+    match crate::assets::provenance::installed() {
+        None => println!(
             "  warning: assets will be delivered unsigned (IPTC AI marking only, no C2PA Content Credentials); set ADLOC_C2PA_CERT and ADLOC_C2PA_KEY to sign them"
-        );
+        ),
+        Some(signer) => match &signer.time_stamps {
+            Some(tsa) => println!(
+                "  signing: C2PA Content Credentials as {}, time-stamped by {tsa}",
+                signer.subject
+            ),
+            None => println!(
+                "  signing: C2PA Content Credentials as {} (no trusted time stamp: set ADLOC_C2PA_TSA_URL for one)",
+                signer.subject
+            ),
+        },
     }
     // Overlay savings, every copy fallback (once per row × locale × column)
     // and the overlay fit check.

@@ -67,6 +67,7 @@ reasons! {
     InvalidInput => "invalid_input": "Bad campaign input or command-line usage: nothing was written or sent.",
     IoError => "io_error": "A file could not be read or written.",
     UploadFailed => "upload_failed": "An object could not be uploaded to the --out bucket, or did not read back with its sha256: the manifest there was not replaced.",
+    SigningFailed => "signing_failed": "A delivered file could not be signed: the C2PA signer or its time-stamp authority (ADLOC_C2PA_TSA_URL) failed. The run stops (exit 4) rather than deliver it unsigned or buy more; rerun when it answers.",
     InternalError => "internal_error": "The state database or adloc itself failed.",
     Other => "other": "Anything the provider could not classify; the detail says what it said.",
 }

@@ -265,8 +265,15 @@ pub(crate) async fn settle(
             }
             match res {
                 Ok(asset) => Ok((asset, usage)),
-                Err(assets::AssetError::Io { path, source }) => {
-                    return Err(Error::io(path, source));
+                Err(
+                    e @ (assets::AssetError::Io { .. }
+                    | assets::AssetError::Provenance(assets::provenance::ProvenanceError::Sign(
+                        _,
+                    ))),
+                ) => {
+                    // The disk or the signer (its TSA), not the vendor:
+                    // stop rather than buy the image again.
+                    return Err(e.into());
                 }
                 // Copy that does not fit its box will not fit next time
                 // either: terminal, with the reason the overlay uses.

@@ -162,7 +162,7 @@ pub(crate) fn duplicates(emu: &Emu) -> u64 {
         .sum()
 }
 
-fn kill_after(mut child: Child, ms: u64) -> bool {
+pub(crate) fn kill_after(mut child: Child, ms: u64) -> bool {
     std::thread::sleep(Duration::from_millis(ms));
     let killed = matches!(child.try_wait(), Ok(None));
     let _ = child.kill(); // SIGKILL

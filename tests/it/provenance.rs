@@ -271,11 +271,12 @@ fn test_signer(ws: &Workspace, flaw: adloc_emulator::pki::Flaw) -> TestSigner {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    // Trust: our CA for adloc's claims and the emulator's vendor CA for
-    // the parent ingredients.
+    // Trust: our CA for adloc's claims, the emulator's vendor CA for the
+    // parent ingredients and its TSA's CA for time stamps.
     let anchors = dir.join("anchors.pem");
     let vendor = adloc_emulator::c2pa_sign::vendor_ca_pem().unwrap();
-    std::fs::write(&anchors, format!("{}{}", pki.ca_pem, vendor)).unwrap();
+    let tsa = adloc_emulator::tsa::tsa_ca_pem().unwrap();
+    std::fs::write(&anchors, format!("{}{vendor}{tsa}", pki.ca_pem)).unwrap();
     TestSigner {
         cert,
         key,
@@ -562,6 +563,274 @@ fn a_time_stamp_authority_adloc_cannot_reach_is_refused_before_anything_is_bough
     }
     assert_eq!(emu.stats().generate_calls, 0, "nothing bought");
     assert!(!ws.out().join("example/en-US").exists(), "nothing written");
+}
+
+#[test]
+fn with_a_time_stamp_authority_every_signed_file_carries_a_trusted_rfc3161_time_and_no_url_secret()
+{
+    let ws = Workspace::new();
+    signed_example(&ws);
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let signer = test_signer(&ws, adloc_emulator::pki::Flaw::None);
+    let mut env = signing_env(&emu, &signer);
+    // Credentials in the URL, as a paid TSA account may have them: they
+    // reach the TSA and nothing else.
+    let port = emu.base_url().rsplit(':').next().unwrap().to_string();
+    let shown = format!("http://127.0.0.1:{port}/tsa");
+    env.push((
+        "ADLOC_C2PA_TSA_URL",
+        format!("http://acct:s3cret-pw@127.0.0.1:{port}/tsa?token=t0k3n"),
+    ));
+    let started = jiff::Timestamp::now().as_second();
+    let plan = ws.adloc_with(&env, &["plan", "campaigns/example"]);
+    assert_eq!(code(&plan), 0, "stderr: {}", stderr(&plan));
+    assert!(
+        stdout(&plan).contains(&format!("time-stamped by {shown}")),
+        "{}",
+        stdout(&plan)
+    );
+    let run = ws.adloc_with(&env, &["run", "campaigns/example"]);
+    assert_eq!(code(&run), 0, "stderr: {}", stderr(&run));
+    let finished = jiff::Timestamp::now().as_second();
+    let m = ws.manifest();
+    let files = delivered_files(&m);
+    assert!(files.len() >= 4, "{files:?}");
+    // Trust in our CA, the vendor's and the TSA's.
+    let anchors = std::fs::read_to_string(&signer.anchors).unwrap();
+    let trusted = c2pa::Context::new()
+        .with_settings(
+            c2pa::Settings::new()
+                .with_value("trust.trust_anchors", anchors.clone())
+                .unwrap()
+                .with_value("verify.verify_trust", true)
+                .unwrap(),
+        )
+        .unwrap();
+    let trusted = std::sync::Arc::new(trusted);
+    for (rel, ..) in &files {
+        let bytes = std::fs::read(ws.out().join(rel)).unwrap();
+        let mime = match image::guess_format(&bytes).unwrap() {
+            image::ImageFormat::Jpeg => "image/jpeg",
+            image::ImageFormat::Png => "image/png",
+            _ => "image/webp",
+        };
+        let reader = c2pa::Reader::from_shared_context(&trusted)
+            .with_stream(mime, std::io::Cursor::new(bytes))
+            .unwrap();
+        assert_eq!(
+            reader.validation_state(),
+            c2pa::ValidationState::Trusted,
+            "{rel}: {:?}",
+            reader.validation_status()
+        );
+        let info = reader.active_manifest().unwrap().signature_info().unwrap();
+        let time = info
+            .time
+            .as_deref()
+            .unwrap_or_else(|| panic!("{rel}: no time stamp"));
+        let at = time
+            .parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{rel}: {time}: {e}"))
+            .as_second();
+        assert!(
+            (started - 2..=finished + 2).contains(&at),
+            "{rel}: stamped {time}, run {started}..{finished}"
+        );
+        let results = reader.validation_results().unwrap();
+        let codes: Vec<&str> = results
+            .active_manifest()
+            .unwrap()
+            .success()
+            .iter()
+            .map(|s| s.code())
+            .collect();
+        assert!(codes.contains(&"timeStamp.trusted"), "{rel}: {codes:?}");
+    }
+    // Every delivered file's signature was stamped once, plus the start-up
+    // checks of `plan` and `run`.
+    let stats = emu.stats();
+    assert_eq!(stats.tsa_requests, stats.tsa_granted);
+    assert!(
+        stats.tsa_granted >= files.len() as u64 + 2,
+        "{} tokens for {} files",
+        stats.tsa_granted,
+        files.len()
+    );
+    // adloc verify trusts them too.
+    let mut venv = env.clone();
+    venv.push((
+        "ADLOC_C2PA_TRUST_ANCHORS",
+        signer.anchors.display().to_string(),
+    ));
+    let o = ws.adloc_with(&venv, &["verify", "example"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // The URL's secrets are nowhere adloc wrote or printed.
+    for text in [stdout(&plan), stderr(&plan), stdout(&run), stderr(&run)] {
+        assert!(
+            !text.contains("s3cret-pw") && !text.contains("t0k3n"),
+            "{text}"
+        );
+    }
+    for (path, bytes) in ws.all_bytes() {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("s3cret-pw") && !text.contains("t0k3n"),
+            "{} holds the TSA credentials",
+            path.display()
+        );
+    }
+}
+
+/// Every image under a delivered name in `ws`'s output is whole and
+/// carries a C2PA manifest that is not invalid (temporary files, the
+/// vendor's kept bytes and review thumbnails aside).
+fn assert_every_file_on_disk_whole_and_signed(ws: &Workspace) {
+    let mut stack = vec![ws.out()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                // The vendor's own bytes are theirs, not adloc's;
+                // review thumbnails are rebuilt when missing, and
+                // never delivered.
+                if name != ".vendor" && name != "review" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
+            if name.contains(".adloc-tmp-") || !matches!(ext, "jpg" | "png" | "webp") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            image::load_from_memory(&bytes)
+                .unwrap_or_else(|e| panic!("{}: not a whole image: {e}", path.display()));
+            let mime = match image::guess_format(&bytes).unwrap() {
+                image::ImageFormat::Jpeg => "image/jpeg",
+                image::ImageFormat::Png => "image/png",
+                _ => "image/webp",
+            };
+            let reader = c2pa::Reader::from_context(c2pa::Context::new())
+                .with_stream(mime, std::io::Cursor::new(bytes))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_ne!(
+                reader.validation_state(),
+                c2pa::ValidationState::Invalid,
+                "{}: {:?}",
+                path.display(),
+                reader.validation_status()
+            );
+        }
+    }
+}
+
+#[test]
+fn runs_killed_while_signing_and_time_stamping_leave_no_half_signed_file() {
+    let ws = Workspace::new();
+    signed_example(&ws);
+    let emu = Emu::start(adloc_emulator::Faults {
+        latency_ms: 30,
+        ..adloc_emulator::Faults::default()
+    });
+    let signer = test_signer(&ws, adloc_emulator::pki::Flaw::None);
+    let mut env = signing_env(&emu, &signer);
+    // A round trip to the TSA inside every signature widens the window a
+    // kill lands in while a file is being signed.
+    env.push(("ADLOC_C2PA_TSA_URL", format!("{}/tsa", emu.base_url())));
+    let mut rng = fastrand::Rng::with_seed(0x5167);
+    let mut kills = 0;
+    for _ in 0..5 {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_adloc"));
+        cmd.current_dir(ws.path())
+            .args(["run", "campaigns/example"])
+            .env_remove("GEMINI_API_KEY")
+            .env_remove("GOOGLE_API_KEY")
+            .env_remove("OPENAI_API_KEY")
+            .env("ADLOC_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        if crate::crash::kill_after(cmd.spawn().unwrap(), rng.u64(300..2500)) {
+            kills += 1;
+        }
+        assert_every_file_on_disk_whole_and_signed(&ws);
+    }
+    assert!(kills >= 2, "too few kills landed mid-run ({kills})");
+    let o = ws.adloc_with(&env, &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let mut venv = env.clone();
+    venv.push((
+        "ADLOC_C2PA_TRUST_ANCHORS",
+        signer.anchors.display().to_string(),
+    ));
+    let o = ws.adloc_with(&venv, &["verify", "example"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        temporaries(ws.path()).is_empty(),
+        "temporary files left behind"
+    );
+}
+
+#[test]
+fn a_time_stamp_authority_that_fails_mid_run_stops_the_run_with_signing_failed_and_nothing_unsigned()
+ {
+    let ws = Workspace::new();
+    signed_example(&ws);
+    let emu = Emu::start(adloc_emulator::Faults {
+        // The start-up check and three files get their tokens; then 503s.
+        tsa_fail_after: Some(4),
+        ..adloc_emulator::Faults::default()
+    });
+    let signer = test_signer(&ws, adloc_emulator::pki::Flaw::None);
+    let mut env = signing_env(&emu, &signer);
+    let tsa = format!("{}/tsa", emu.base_url());
+    env.push(("ADLOC_C2PA_TSA_URL", tsa.clone()));
+    let o = ws.adloc_with(&env, &["run", "campaigns/example"]);
+    assert_eq!(
+        code(&o),
+        4,
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let err = stderr(&o);
+    assert!(err.contains(&tsa) && err.contains("503"), "{err}");
+    assert!(err.contains("signing_failed"), "{err}");
+    // Retried before giving up, then nothing more asked of it.
+    let stats = emu.stats();
+    assert_eq!(stats.tsa_granted, 4);
+    assert!(stats.tsa_requests > 5, "{stats:?}");
+    assert_every_file_on_disk_whole_and_signed(&ws);
+    // The TSA is back: the rerun finishes and every file verifies.
+    emu.set_faults(adloc_emulator::Faults::default());
+    let o = ws.adloc_with(&env, &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
+    let mut venv = env.clone();
+    venv.push((
+        "ADLOC_C2PA_TRUST_ANCHORS",
+        signer.anchors.display().to_string(),
+    ));
+    let o = ws.adloc_with(&venv, &["verify", "example"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn a_time_stamp_authority_url_without_a_signer_is_refused() {
+    let ws = Workspace::new();
+    signed_example(&ws);
+    let emu = Emu::start(adloc_emulator::Faults::default());
+    let mut env = emu.both_env();
+    env.push(("ADLOC_C2PA_TSA_URL", format!("{}/tsa", emu.base_url())));
+    let o = ws.adloc_with(&env, &["run", "campaigns/example"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("ADLOC_C2PA_CERT"), "{}", stderr(&o));
+    assert_eq!(emu.stats().generate_calls, 0, "nothing bought");
 }
 
 /// `adloc verify example`, which must exit 3: its output and its line
