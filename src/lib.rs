@@ -54,7 +54,9 @@ pub mod bench {
 
     /// The provenance step, for `benches/provenance.rs`.
     pub mod provenance {
-        pub use crate::assets::provenance::{Action, Signer, Step, finalize_with};
+        pub use crate::assets::provenance::{
+            Action, Signer, Step, TimeStampAuthority, finalize_with,
+        };
         pub use crate::assets::write_atomic;
         pub use crate::imaging::encode_jpeg;
     }

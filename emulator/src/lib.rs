@@ -26,6 +26,7 @@
 //! | `POST /upload/{ver}/files?upload_id=…` | chunks: `upload`, `upload, finalize`, `query`, `cancel` |
 //! | `GET /{ver}/files`, `GET`/`DELETE /{ver}/files/{id}` | Files API list/get/delete |
 //! | `GET /{ver}/files/{id}:download?alt=media`, `GET /download/{ver}/files/{id}:download?alt=media` | raw bytes of generated files |
+//! | `POST /tsa` | a test RFC 3161 time-stamp authority ([`tsa`]): `application/timestamp-query` in, `application/timestamp-reply` out |
 //! | `GET /_emulator/stats` | [`EmulatorStats`] as JSON |
 //! | `GET`/`POST /_emulator/faults` | read / replace the [`Faults`] (JSON) |
 //!
@@ -181,6 +182,7 @@
 //!                             #   client: over it, the per-minute quota 429 with RetryInfo
 //!                             #   (bucket of one second's worth; counted in `rate_limited`)
 //! # image_mime = "image/png"  # Gemini images in this format instead of the model's own
+//! # tsa_fail_after = 10       # the test TSA (`POST /tsa`) answers 503 once it granted 10 tokens
 //! [batch]
 //! latency_ms = 0              # same HTTP knobs, for batchGenerateContent (create) only:
 //! rate_429 = 0.0              #   rate_429/500/503/504/reset, latency_jitter_ms

@@ -13,7 +13,6 @@
 use std::io::Cursor;
 
 use async_trait::async_trait;
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder, Rgba, RgbaImage};
 use sha2::{Digest, Sha256};
@@ -228,11 +227,15 @@ fn paint_background(img: &mut RgbaImage, seed: &[u8; 32], pal: &Palette, footer_
             .enumerate()
             .skip(x0)
             .take(x1 + 1 - x0);
+        // Inside the soft edge the disc is one colour per row.
+        let inner = to_px(finish(mix(base, pal.accent, DISC_ALPHA)));
         for (x, px) in chord {
             let d2 = (x as f32 - cx).powi(2) + dy2;
-            let cover = if d2 <= r2_in {
-                1.0
-            } else if d2 >= r2_out {
+            if d2 <= r2_in {
+                px.copy_from_slice(&inner);
+                continue;
+            }
+            let cover = if d2 >= r2_out {
                 0.0
             } else {
                 (r2_out - d2) / (r2_out - r2_in)
@@ -473,26 +476,26 @@ fn draw_footer(
 }
 
 fn encode(img: RgbaImage, jpeg: bool) -> Result<Vec<u8>, ProviderError> {
-    // Proofs are opaque; the real service returns RGB too.
-    let rgb = image::DynamicImage::ImageRgba8(img).into_rgb8();
-    let (w, h) = rgb.dimensions();
-    let mut out = Cursor::new(Vec::with_capacity(rgb.len() / 8));
-    let result = if jpeg {
-        JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY).write_image(
-            rgb.as_raw(),
-            w,
-            h,
-            ExtendedColorType::Rgb8,
-        )
-    } else {
-        PngEncoder::new(&mut out).write_image(rgb.as_raw(), w, h, ExtendedColorType::Rgb8)
-    };
-    result.map_err(|e| {
+    let failed = |e: String| {
         ProviderError::job_terminal(
             Reason::Other,
             format!("local renderer could not encode: {e}"),
         )
-    })?;
+    };
+    // Proofs are opaque; the real service returns RGB too.
+    let rgb = image::DynamicImage::ImageRgba8(img).into_rgb8();
+    if jpeg {
+        // The JPEG writer every other file goes through: image's own
+        // encoder was about half of a no-key example run's CPU (perf,
+        // 2026-12-07).
+        return crate::imaging::encode_jpeg(&image::DynamicImage::ImageRgb8(rgb), JPEG_QUALITY)
+            .map_err(failed);
+    }
+    let (w, h) = rgb.dimensions();
+    let mut out = Cursor::new(Vec::with_capacity(rgb.len() / 8));
+    PngEncoder::new(&mut out)
+        .write_image(rgb.as_raw(), w, h, ExtendedColorType::Rgb8)
+        .map_err(|e| failed(e.to_string()))?;
     Ok(out.into_inner())
 }
 

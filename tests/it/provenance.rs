@@ -732,8 +732,9 @@ fn assert_every_file_on_disk_whole_and_signed(ws: &Workspace) {
 fn runs_killed_while_signing_and_time_stamping_leave_no_half_signed_file() {
     let ws = Workspace::new();
     signed_example(&ws);
+    // Slow enough answers that most kills land mid-run on a fast machine.
     let emu = Emu::start(adloc_emulator::Faults {
-        latency_ms: 30,
+        latency_ms: 150,
         ..adloc_emulator::Faults::default()
     });
     let signer = test_signer(&ws, adloc_emulator::pki::Flaw::None);
@@ -756,7 +757,7 @@ fn runs_killed_while_signing_and_time_stamping_leave_no_half_signed_file() {
         for (k, v) in &env {
             cmd.env(k, v);
         }
-        if crate::crash::kill_after(cmd.spawn().unwrap(), rng.u64(300..2500)) {
+        if crate::crash::kill_after(cmd.spawn().unwrap(), rng.u64(200..2000)) {
             kills += 1;
         }
         assert_every_file_on_disk_whole_and_signed(&ws);
@@ -783,7 +784,8 @@ fn a_time_stamp_authority_that_fails_mid_run_stops_the_run_with_signing_failed_a
     let ws = Workspace::new();
     signed_example(&ws);
     let emu = Emu::start(adloc_emulator::Faults {
-        // The start-up check and three files get their tokens; then 503s.
+        // Two tokens at start-up (the TSA check, then the signer's test
+        // signature) and two files get theirs; then 503s.
         tsa_fail_after: Some(4),
         ..adloc_emulator::Faults::default()
     });
