@@ -42,7 +42,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
 # cargo-nextest (on the CI machines) runs every test in a process of its
 # own, two at a time across all four test binaries: the same tests as
 # `cargo test --workspace`. On 2026-12-07 (2 cores) it ran all 621 in
-# 821 s; libtest took 1231 s for the `it` binary alone the day before, its
+# 821 s; libtest had taken 1231 s for the `it` binary alone earlier that day, its
 # tests (1573 s in all by nextest's clock) overlapping only 1.3 at a time.
 # Without nextest, libtest runs them all the same.
 if cargo nextest --version >/dev/null 2>&1; then

@@ -33,38 +33,48 @@ pub enum Flaw {
     NoSigningUsage,
 }
 
-/// Issue a fresh CA named `ca` and a signer `signer` under it.
-pub fn issue(ca: &str, signer: &str, flaw: Flaw) -> Result<Pki, rcgen::Error> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, ca);
-    ca_params
+/// A self-signed CA named `name` (2020–2099) and the issuer it signs with.
+fn new_ca(name: &str) -> Result<(rcgen::Certificate, Issuer<'static, KeyPair>), rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params
         .distinguished_name
         .push(DnType::OrganizationName, "adloc test PKI");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    ca_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    ca_params.not_after = rcgen::date_time_ymd(2099, 1, 1);
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+    let cert = params.self_signed(&key)?;
+    Ok((cert, Issuer::new(params, key)))
+}
 
-    let key = KeyPair::generate()?;
+/// End-entity parameters for `name`: not a CA, digitalSignature only.
+fn end_entity(name: &str) -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name.push(DnType::CommonName, signer);
+    params.distinguished_name.push(DnType::CommonName, name);
     params
         .distinguished_name
         .push(DnType::OrganizationName, "adloc test PKI");
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+/// Issue a fresh CA named `ca` and a signer `signer` under it.
+pub fn issue(ca: &str, signer: &str, flaw: Flaw) -> Result<Pki, rcgen::Error> {
+    let (ca_cert, issuer) = new_ca(ca)?;
+    let key = KeyPair::generate()?;
+    let mut params = end_entity(signer)?;
     params.extended_key_usages = match flaw {
         Flaw::NoSigningUsage => vec![ExtendedKeyUsagePurpose::ServerAuth],
         _ => vec![ExtendedKeyUsagePurpose::EmailProtection],
     };
-    params.use_authority_key_identifier_extension = true;
     (params.not_before, params.not_after) = match flaw {
         Flaw::Expired => (
             rcgen::date_time_ymd(2020, 6, 1),
@@ -100,27 +110,9 @@ pub struct TsaPki {
 /// extended key usage, in a critical extension (rcgen marks its own EKU
 /// extension non-critical, so it is written by hand).
 pub fn issue_tsa(ca: &str, tsa: &str) -> Result<TsaPki, rcgen::Error> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, ca);
-    ca_params
-        .distinguished_name
-        .push(DnType::OrganizationName, "adloc test PKI");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    ca_params.not_after = rcgen::date_time_ymd(2099, 1, 1);
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-
+    let (ca_cert, issuer) = new_ca(ca)?;
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name.push(DnType::CommonName, tsa);
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "adloc test PKI");
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let mut params = end_entity(tsa)?;
     // extKeyUsage (2.5.29.37) = SEQUENCE { id-kp-timeStamping 1.3.6.1.5.5.7.3.8 }.
     let eku = vec![
         0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08,
@@ -128,7 +120,6 @@ pub fn issue_tsa(ca: &str, tsa: &str) -> Result<TsaPki, rcgen::Error> {
     let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 37], eku);
     ext.set_criticality(true);
     params.custom_extensions = vec![ext];
-    params.use_authority_key_identifier_extension = true;
     params.not_before = rcgen::date_time_ymd(2020, 6, 1);
     params.not_after = rcgen::date_time_ymd(2098, 1, 1);
     let cert = params.signed_by(&key, &issuer)?;

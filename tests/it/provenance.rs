@@ -305,6 +305,23 @@ fn signed_example(ws: &Workspace) {
     ws.edit("campaign.toml", "mode = \"batch\"", "mode = \"realtime\"");
 }
 
+/// `adloc verify example` with `env` and trust in `signer`'s anchors
+/// exits 0; its output.
+fn assert_verifies(
+    ws: &Workspace,
+    env: &[(&'static str, String)],
+    signer: &TestSigner,
+) -> std::process::Output {
+    let mut venv = env.to_vec();
+    venv.push((
+        "ADLOC_C2PA_TRUST_ANCHORS",
+        signer.anchors.display().to_string(),
+    ));
+    let o = ws.adloc_with(&venv, &["verify", "example"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    o
+}
+
 /// The active manifest of `bytes`, read with the c2pa crate.
 fn c2pa_reader(bytes: &[u8]) -> c2pa::Reader {
     let mime = match image::guess_format(bytes).unwrap() {
@@ -420,13 +437,7 @@ fn a_signed_run_carries_adloc_manifests_with_the_vendor_as_parent_and_verifies()
         assert_eq!(p["vendor_validation"], "valid", "{p}");
     }
     // adloc verify, trusting our CA and the vendor's: every file verifies.
-    let mut venv = env.clone();
-    venv.push((
-        "ADLOC_C2PA_TRUST_ANCHORS",
-        signer.anchors.display().to_string(),
-    ));
-    let o = ws.adloc_with(&venv, &["verify", "example"]);
-    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = assert_verifies(&ws, &env, &signer);
     let n = files.len();
     assert!(
         stdout(&o).contains(&format!(
@@ -657,13 +668,7 @@ fn with_a_time_stamp_authority_every_signed_file_carries_a_trusted_rfc3161_time_
         files.len()
     );
     // adloc verify trusts them too.
-    let mut venv = env.clone();
-    venv.push((
-        "ADLOC_C2PA_TRUST_ANCHORS",
-        signer.anchors.display().to_string(),
-    ));
-    let o = ws.adloc_with(&venv, &["verify", "example"]);
-    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert_verifies(&ws, &env, &signer);
     // The URL's secrets are nowhere adloc wrote or printed.
     for text in [stdout(&plan), stderr(&plan), stdout(&run), stderr(&run)] {
         assert!(
@@ -765,13 +770,7 @@ fn runs_killed_while_signing_and_time_stamping_leave_no_half_signed_file() {
     assert!(kills >= 2, "too few kills landed mid-run ({kills})");
     let o = ws.adloc_with(&env, &["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
-    let mut venv = env.clone();
-    venv.push((
-        "ADLOC_C2PA_TRUST_ANCHORS",
-        signer.anchors.display().to_string(),
-    ));
-    let o = ws.adloc_with(&venv, &["verify", "example"]);
-    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert_verifies(&ws, &env, &signer);
     assert!(
         temporaries(ws.path()).is_empty(),
         "temporary files left behind"
@@ -813,13 +812,7 @@ fn a_time_stamp_authority_that_fails_mid_run_stops_the_run_with_signing_failed_a
     emu.set_faults(adloc_emulator::Faults::default());
     let o = ws.adloc_with(&env, &["run", "campaigns/example"]);
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
-    let mut venv = env.clone();
-    venv.push((
-        "ADLOC_C2PA_TRUST_ANCHORS",
-        signer.anchors.display().to_string(),
-    ));
-    let o = ws.adloc_with(&venv, &["verify", "example"]);
-    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert_verifies(&ws, &env, &signer);
 }
 
 #[test]
